@@ -1,0 +1,68 @@
+//! Liveness and readiness endpoints shared by every service.
+//!
+//! `/healthz` answers while the process runs; `/readyz` answers 200 only while every
+//! registered [`ReadinessCheck`] passes, and 503 with the failing checks otherwise, so an
+//! orchestrator routes traffic only to instances that can do their work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::future::BoxFuture;
+use serde_json::json;
+
+/// One condition a service needs to do its work.
+pub trait ReadinessCheck: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// `Ok` when ready, otherwise why not.
+    fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+impl Readiness {
+    pub fn with(mut self, check: impl ReadinessCheck) -> Self {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// Runs every check, each bounded so one hung dependency cannot hang the probe.
+    pub async fn evaluate(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let mut results = Vec::with_capacity(self.checks.len());
+        for c in &self.checks {
+            let r = match tokio::time::timeout(Duration::from_secs(3), c.check()).await {
+                Ok(r) => r,
+                Err(_) => Err("check timed out".to_owned()),
+            };
+            results.push((c.name(), r));
+        }
+        results
+    }
+}
+
+/// `/healthz` and `/readyz`, to merge into a service's router.
+pub fn router(readiness: Readiness) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "alive"}))
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> Response {
+    let results = readiness.evaluate().await;
+    let ready = results.iter().all(|(_, r)| r.is_ok());
+    let checks: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, r)| (name.to_owned(), match r { Ok(()) => json!("ok"), Err(e) => json!(e) }))
+        .collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"status": if ready { "ready" } else { "not ready" }, "checks": checks}))).into_response()
+}

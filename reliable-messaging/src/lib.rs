@@ -1,0 +1,39 @@
+//! Reliable Kafka messaging: the machinery that lets a service promise
+//! "an accepted message is never lost" by writing a single handler.
+//!
+//! The pieces, in the order a message meets them:
+//!
+//! * [`producer::DurableProducer`] publishes with `acks=all` and idempotence and only
+//!   reports success once the broker has the record durably.
+//! * [`consumer::ReliableConsumer`] polls a batch, hands it to your [`Handler`], and commits
+//!   offsets only after every message in the batch has a durable outcome:
+//!   stored by the handler, or handed to the dead-letter topic.
+//! * [`outcome::Outcome`] is how a handler classifies each message: done, rejected for a
+//!   business reason, or failed transiently / permanently.
+//! * [`dead_letter::DeadLetterPublisher`] writes failed messages to `<topic>-dlq` with
+//!   [`retry_metadata`] (headers, or the JSON wrapper of the original article).
+//! * [`backoff::Backoff`] computes retry delays; [`parking::ParkingLot`] stores messages that
+//!   must not be retried any more, where an operator can inspect and replay them.
+//!
+//! A new consumer with retries, DLQ and parking is a few dozen lines: see
+//! `examples/minimal_consumer.rs`.
+
+pub mod backoff;
+pub mod consumer;
+pub mod dead_letter;
+pub mod delivery;
+pub mod health;
+pub mod outcome;
+pub mod parking;
+pub mod producer;
+pub mod request_status;
+pub mod retry_metadata;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use consumer::{CommitPolicy, ConsumerSettings, Handler, ReliableConsumer};
+pub use delivery::Delivery;
+pub use outcome::{FailureKind, Outcome};
+pub use producer::DurableProducer;
+pub use settings::KafkaSettings;

@@ -1,0 +1,71 @@
+//! What a handler decided about one message, and so where the message goes next.
+
+use std::fmt;
+
+/// The result of handling one message.
+///
+/// | outcome | what the consumer does next |
+/// |---|---|
+/// | `Done` | commit |
+/// | `Rejected` | commit; the handler recorded the business decision (never retried) |
+/// | `Failed(Transient)` | short in-place retry, then the dead-letter topic, then commit |
+/// | `Failed(Permanent)` | straight to the dead-letter topic marked permanent, where the DLQ worker parks it |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Rejected { reason: String },
+    Failed(Failure),
+}
+
+impl Outcome {
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Outcome::Rejected { reason: reason.into() }
+    }
+    pub fn transient(message: impl Into<String>) -> Self {
+        Outcome::Failed(Failure { kind: FailureKind::Transient, message: message.into() })
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Outcome::Failed(Failure { kind: FailureKind::Permanent, message: message.into() })
+    }
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Outcome::Failed(Failure { kind: FailureKind::Transient, .. }))
+    }
+}
+
+/// Why a message could not be handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// Transient failures may succeed later (database down, lock timeout); permanent ones never
+/// will (the payload is not JSON, the schema is unknown), so retrying them is pointless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    Transient,
+    Permanent,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Transient => "transient",
+            FailureKind::Permanent => "permanent",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "transient" => Some(FailureKind::Transient),
+            "permanent" => Some(FailureKind::Permanent),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
