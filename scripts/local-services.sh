@@ -1,0 +1,716 @@
+#!/usr/bin/env bash
+# local-services.sh - start/stop the real local infrastructure that the
+# project's tests and demo talk to:
+#
+#   * Apache Kafka 4.x, single node, KRaft (combined broker + controller),
+#     on localhost:9092 (controller listener on localhost:9093);
+#   * MariaDB 10.11 on 127.0.0.1:3306 with a password-less development user
+#     `registrations` and a database of the same name.
+#
+# Why this script and not docker compose: our machines (developers' and CI)
+# have no Docker engine and reach no network except the package registries.
+# So Kafka's jars come from Maven Central (via mvn and scripts/kafka/pom.xml)
+# and run on the machine's Java 17, and MariaDB comes from Debian's packages.
+# Everything we download or write (jars, data, logs, pid files) lives under
+# <repo>/.local/ which is git-ignored; nothing is installed as a system
+# service (a distro MariaDB that grabs port 3306 is stopped).
+#
+# Usage: scripts/local-services.sh COMMAND
+#   up           install what is missing, start Kafka and MariaDB, wait until
+#                both really answer, print the env lines (idempotent; a
+#                second `up` while running is a fast no-op)
+#   down         stop both (Kafka: SIGTERM, SIGKILL after 30 s); idempotent
+#   status       one line per service; exit 0 only if both are running
+#   reset        down, then delete the local data dirs (downloads are kept)
+#   env          print the export lines:  eval "$(scripts/local-services.sh env)"
+#   kafka-start | kafka-stop   start/stop only the broker (data is kept)
+#   db-start    | db-stop      start/stop only MariaDB (data is kept)
+#   kafka-tool MAIN_CLASS [ARGS...]
+#                run a Kafka CLI class with the broker's classpath, e.g.
+#                kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server localhost:9092 --list
+#                kafka-tool org.apache.kafka.tools.ProducerPerformance ...
+#
+# Exit codes: 0 ok; 1 a service is not running (status) or other error;
+# 2 usage; 3 installing a prerequisite failed; 4 Kafka failed to start or
+# stop; 5 MariaDB failed to start or stop; 6 a port we need is taken by
+# something that is not ours.
+#
+# Tunables (environment): KAFKA_START_TIMEOUT (90 s), KAFKA_STOP_TIMEOUT (30 s),
+# DB_START_TIMEOUT (60 s), KAFKA_HEAP_OPTS (-Xms256m -Xmx512m).
+
+set -euo pipefail
+
+readonly EX_NOT_RUNNING=1 EX_USAGE=2 EX_INSTALL=3 EX_KAFKA=4 EX_DB=5 EX_PORT=6
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+readonly SCRIPTS="$ROOT/scripts"
+readonly LOCAL="$ROOT/.local"
+
+# Debian keeps mariadbd and friends in sbin, which is not on every PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+# ---------------------------------------------------------------- Kafka paths
+readonly KAFKA_PORT=9092
+readonly KAFKA_CONTROLLER_PORT=9093
+readonly KAFKA_HOME="$LOCAL/kafka"
+readonly KAFKA_LIBS="$KAFKA_HOME/libs"
+readonly KAFKA_LIBS_MARKER="$KAFKA_LIBS/.fetched"
+readonly KAFKA_CONFIG_DIR="$KAFKA_HOME/config"
+readonly KAFKA_CONFIG="$KAFKA_CONFIG_DIR/server.properties"
+readonly KAFKA_DATA="$KAFKA_HOME/data"
+readonly KAFKA_LOGS="$KAFKA_HOME/logs"
+readonly KAFKA_PID_FILE="$KAFKA_HOME/kafka.pid"
+readonly KAFKA_CLUSTER_ID_FILE="$KAFKA_HOME/cluster.id"
+readonly KAFKA_POM="$SCRIPTS/kafka/pom.xml"
+readonly KAFKA_TEMPLATE="$SCRIPTS/kafka/server.properties"
+readonly KAFKA_LOG4J="$SCRIPTS/kafka/log4j2.yaml"
+readonly KAFKA_TOOLS_LOG4J="$SCRIPTS/kafka/tools-log4j2.yaml"
+KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+
+# -------------------------------------------------------------- MariaDB paths
+readonly DB_PORT=3306
+readonly DB_NAME=registrations
+readonly DB_USER=registrations
+readonly DB_HOME="$LOCAL/mariadb"
+readonly DB_DATA="$DB_HOME/data"
+readonly DB_CNF="$DB_HOME/my.cnf"
+readonly DB_PID_FILE="$DB_HOME/mariadbd.pid"
+readonly DB_LOGS="$DB_HOME/logs"
+readonly DB_TMP="$DB_HOME/tmp"
+readonly DB_INIT_MARKER="$DB_HOME/.initialized"
+DB_START_TIMEOUT="${DB_START_TIMEOUT:-60}"
+# A unix socket path must stay under ~107 bytes; deep checkouts fall back to
+# a per-checkout name in the temp dir.
+DB_SOCKET="$DB_HOME/mariadbd.sock"
+if ((${#DB_SOCKET} > 100)); then
+  DB_SOCKET="${TMPDIR:-/tmp}/local-services-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1).sock"
+fi
+readonly DB_SOCKET
+
+readonly ENV_KAFKA="export KAFKA_BOOTSTRAP_SERVERS=localhost:$KAFKA_PORT"
+readonly ENV_DB="export DATABASE_URL=mysql://$DB_USER@127.0.0.1:$DB_PORT/$DB_NAME"
+
+# ===================================================================== helpers
+
+log() { printf '[local-services] %s\n' "$*" >&2; }
+die() {
+  local code=$1
+  shift
+  log "ERROR: $*"
+  exit "$code"
+}
+
+now() { date +%s; }
+
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# proc_cmdline PID: the process's argv joined with spaces (empty if gone).
+proc_cmdline() {
+  local -a argv=()
+  mapfile -d '' argv <"/proc/$1/cmdline" 2>/dev/null || return 0
+  printf '%s' "${argv[*]}"
+}
+
+proc_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
+
+# proc_zombie PID: the process has exited and only waits to be reaped.
+proc_zombie() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} == Z ]]
+}
+
+# find_pids COMM NEEDLE: pids of live processes named COMM whose command line
+# contains NEEDLE (an absolute path inside this checkout, so it only matches
+# processes this script started for this checkout).
+find_pids() {
+  local comm=$1 needle=$2 dir pid
+  for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
+    [[ $pid == "$$" ]] && continue
+    [[ "$(proc_comm "$pid")" == "$comm" ]] || continue
+    proc_zombie "$pid" && continue
+    [[ "$(proc_cmdline "$pid")" == *"$needle"* ]] && printf '%s\n' "$pid"
+  done
+  return 0
+}
+
+# service_pid PIDFILE COMM NEEDLE: the pid of our running service or nothing.
+# The pid file is only a hint: it is checked against /proc (pid reuse), and a
+# lost pid file does not make us lose track of a running process.
+service_pid() {
+  local pid_file=$1 comm=$2 needle=$3 pid=""
+  if [[ -s $pid_file ]]; then
+    pid=$(tr -dc '0-9' <"$pid_file")
+    if [[ -n $pid && "$(proc_comm "$pid")" == "$comm" && "$(proc_cmdline "$pid")" == *"$needle"* ]]; then
+      printf '%s\n' "$pid"
+      return 0
+    fi
+  fi
+  find_pids "$comm" "$needle" | head -n1
+}
+
+pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null && ! proc_zombie "$1"; }
+
+# wait_gone PID SECONDS: 0 once PID has exited, 1 on timeout.
+wait_gone() {
+  local pid=$1 deadline=$(($(now) + $2))
+  while pid_alive "$pid"; do
+    proc_zombie "$pid" && return 0
+    (($(now) >= deadline)) && return 1
+    sleep 0.5
+  done
+  return 0
+}
+
+# terminate PID NAME TIMEOUT: SIGTERM, wait, then SIGKILL.
+terminate() {
+  local pid=$1 name=$2 timeout=$3
+  pid_alive "$pid" || return 0
+  log "stopping $name (pid $pid, SIGTERM)"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" "$timeout"; then
+    log "$name (pid $pid) still running after ${timeout}s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || return 1
+  fi
+}
+
+# launch PIDFILE OUTFILE CMD...: start CMD as a daemon in its own session
+# (so it survives the caller's terminal and process group being killed),
+# with stdin from /dev/null, stdout+stderr to OUTFILE and no other inherited
+# file descriptors (an inherited pipe would keep callers like `$(...)`
+# waiting, an inherited lock fd would block the next `up`). The launcher
+# writes its own pid and then execs CMD, so PIDFILE holds CMD's pid.
+launch() {
+  local pid_file=$1 out=$2
+  shift 2
+  # shellcheck disable=SC2016  # the inner script expands its own variables
+  setsid bash -c '
+    pid_file=$1 out=$2; shift 2
+    for fd in /proc/$$/fd/*; do
+      fd=${fd##*/}
+      if [[ $fd =~ ^[0-9]+$ ]] && (( fd > 2 )); then eval "exec $fd>&-"; fi
+    done
+    echo $$ >"$pid_file"
+    exec "$@" </dev/null >>"$out" 2>&1
+  ' local-services-launch "$pid_file" "$out" "$@" </dev/null >/dev/null 2>&1 &
+  # Give the launcher a moment to write the pid file.
+  local _
+  for _ in $(seq 1 50); do
+    [[ -s $pid_file ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# port_taken PORT LABEL COMM PATTERN EXIT_CODE: fail clearly when PORT is
+# served by something that is not ours, naming candidate processes (e.g. the
+# same service started from another checkout).
+port_taken() {
+  local port=$1 label=$2 comm=$3 pattern=$4 code=$5 who pid
+  port_open "$port" || return 0
+  who=""
+  for pid in $(find_pids "$comm" "$pattern"); do
+    who+=" [pid $pid: $(proc_cmdline "$pid" | cut -c1-300)]"
+  done
+  die "$code" "port $port is already in use by a process that is not this checkout's ${label}${who:+; candidates:$who}"
+}
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then
+    "$@"
+  elif have sudo; then
+    sudo "$@"
+  else
+    die "$EX_INSTALL" "need root to run: $*"
+  fi
+}
+
+APT_UPDATED=""
+apt_install() {
+  have apt-get || die "$EX_INSTALL" "apt-get not found; install $* by hand"
+  local apt_opts=(-o DPkg::Lock::Timeout=600 -q)
+  if [[ -z $APT_UPDATED ]]; then
+    log "apt-get update"
+    as_root apt-get "${apt_opts[@]}" update >&2 || die "$EX_INSTALL" "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >&2 ||
+    die "$EX_INSTALL" "apt-get install $* failed"
+}
+
+# with_lock CMD...: serialise state-changing commands (two `up`s at once).
+with_lock() {
+  mkdir -p "$LOCAL"
+  exec 9>"$LOCAL/.lock"
+  if ! flock -w 900 9; then
+    die 1 "another local-services.sh is still busy (lock $LOCAL/.lock)"
+  fi
+  "$@"
+  exec 9>&-
+}
+
+# ======================================================================= Kafka
+
+kafka_pid() { service_pid "$KAFKA_PID_FILE" java "kafka.Kafka $KAFKA_CONFIG"; }
+
+ensure_java() {
+  if ! have java; then
+    apt_install openjdk-17-jre-headless
+  fi
+  local v
+  v=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2; exit}')
+  if ! [[ ${v%%.*} =~ ^[0-9]+$ ]] || ((${v%%.*} < 17)); then
+    die "$EX_INSTALL" "Kafka 4.x needs Java 17 or newer; 'java' is version ${v:-unknown}"
+  fi
+}
+
+pom_digest() { cksum <"$KAFKA_POM" | cut -d' ' -f1; }
+
+# Download the broker + tools jars once (again only when the pom changes).
+ensure_kafka_libs() {
+  local want
+  want=$(pom_digest)
+  if [[ -f $KAFKA_LIBS_MARKER && "$(cat "$KAFKA_LIBS_MARKER")" == "$want" ]] &&
+    compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null; then
+    return 0
+  fi
+  have mvn || apt_install maven
+  log "fetching Kafka jars from Maven Central (scripts/kafka/pom.xml) into .local/kafka/libs"
+  local tmp="$KAFKA_HOME/libs.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$KAFKA_HOME"
+  mkdir -p "$KAFKA_LOGS"
+  if ! mvn -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
+    -DoutputDirectory="$tmp" -DincludeScope=runtime </dev/null >"$KAFKA_LOGS/mvn.log" 2>&1; then
+    rm -rf "$tmp"
+    grep -E 'ERROR|FAIL' "$KAFKA_LOGS/mvn.log" | tail -n 20 >&2 || tail -n 20 "$KAFKA_LOGS/mvn.log" >&2
+    die "$EX_INSTALL" "mvn could not fetch the Kafka jars (see .local/kafka/logs/mvn.log)"
+  fi
+  compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || die "$EX_INSTALL" "mvn ran but no kafka_2.13 jar arrived"
+  printf '%s\n' "$want" >"$tmp/.fetched"
+  rm -rf "$KAFKA_LIBS"
+  mv "$tmp" "$KAFKA_LIBS"
+  log "Kafka jars ready: $(basename "$(compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" | head -n1)")"
+}
+
+# run_kafka_class MAIN_CLASS ARGS...: a Kafka CLI class, quiet logging.
+run_kafka_class() {
+  java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$KAFKA_TOOLS_LOG4J" \
+    -cp "$KAFKA_LIBS/*" "$@"
+}
+
+sed_escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+
+write_kafka_config() {
+  mkdir -p "$KAFKA_CONFIG_DIR" "$KAFKA_DATA" "$KAFKA_LOGS"
+  local tmp="$KAFKA_CONFIG.tmp"
+  sed -e "s|@DATA_DIR@|$(sed_escape "$KAFKA_DATA")|g" \
+    -e "s|@BROKER_PORT@|$KAFKA_PORT|g" \
+    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    "$KAFKA_TEMPLATE" >"$tmp"
+  mv "$tmp" "$KAFKA_CONFIG"
+}
+
+# Format the KRaft storage once (a fresh data dir has no meta.properties).
+ensure_kafka_formatted() {
+  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
+  local cluster_id
+  if [[ -s $KAFKA_CLUSTER_ID_FILE ]]; then
+    cluster_id=$(cat "$KAFKA_CLUSTER_ID_FILE")
+  else
+    cluster_id=$(run_kafka_class kafka.tools.StorageTool random-uuid | tail -n1)
+    [[ -n $cluster_id ]] || die "$EX_KAFKA" "could not generate a KRaft cluster id"
+    printf '%s\n' "$cluster_id" >"$KAFKA_CLUSTER_ID_FILE"
+  fi
+  log "formatting KRaft storage (cluster id $cluster_id)"
+  run_kafka_class kafka.tools.StorageTool format --standalone \
+    -t "$cluster_id" -c "$KAFKA_CONFIG" >&2 ||
+    die "$EX_KAFKA" "formatting the KRaft storage failed"
+}
+
+kafka_fail() {
+  log "Kafka did not come up: $*"
+  log "---- last lines of .local/kafka/logs/server.log ----"
+  tail -n 40 "$KAFKA_LOGS/server.log" >&2 2>/dev/null || true
+  log "---- last lines of .local/kafka/logs/kafka.out ----"
+  tail -n 20 "$KAFKA_LOGS/kafka.out" >&2 2>/dev/null || true
+  local pid
+  pid=$(kafka_pid)
+  [[ -n $pid ]] && log "the broker process (pid $pid) was left running for inspection; '$0 kafka-stop' stops it"
+  exit "$EX_KAFKA"
+}
+
+kafka_start() {
+  local pid
+  pid=$(kafka_pid)
+  if [[ -n $pid ]] && port_open "$KAFKA_PORT"; then
+    log "Kafka already running (pid $pid, localhost:$KAFKA_PORT)"
+    return 0
+  fi
+  local t0
+  t0=$(now)
+  if [[ -z $pid ]]; then
+    port_taken "$KAFKA_PORT" Kafka java kafka.Kafka "$EX_PORT"
+    port_taken "$KAFKA_CONTROLLER_PORT" Kafka java kafka.Kafka "$EX_PORT"
+    ensure_java
+    ensure_kafka_libs
+    write_kafka_config
+    ensure_kafka_formatted
+    rm -f "$KAFKA_PID_FILE"
+    log "starting Kafka on localhost:$KAFKA_PORT"
+    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
+    launch "$KAFKA_PID_FILE" "$KAFKA_LOGS/kafka.out" \
+      java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+      -XX:MaxInlineLevel=15 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+      -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$KAFKA_LOG4J" \
+      -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONFIG" ||
+      kafka_fail "the launcher did not write $KAFKA_PID_FILE"
+    pid=$(cat "$KAFKA_PID_FILE")
+  else
+    log "Kafka process $pid exists but does not accept connections yet; waiting"
+  fi
+  # Ready = a real admin client gets metadata back, not just an open port.
+  local deadline=$((t0 + KAFKA_START_TIMEOUT))
+  while :; do
+    pid_alive "$pid" || kafka_fail "the broker process (pid $pid) exited"
+    if port_open "$KAFKA_PORT" &&
+      timeout 30 java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Dlog4j2.configurationFile="$KAFKA_TOOLS_LOG4J" -cp "$KAFKA_LIBS/*" \
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "localhost:$KAFKA_PORT" \
+        --list >/dev/null 2>&1; then
+      break
+    fi
+    (($(now) >= deadline)) && kafka_fail "no metadata from localhost:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s"
+    sleep 1
+  done
+  log "Kafka ready (pid $pid, localhost:$KAFKA_PORT) after $(($(now) - t0))s"
+}
+
+kafka_stop() {
+  local pid
+  pid=$(kafka_pid)
+  if [[ -z $pid ]]; then
+    rm -f "$KAFKA_PID_FILE"
+    log "Kafka is not running"
+    return 0
+  fi
+  terminate "$pid" Kafka "$KAFKA_STOP_TIMEOUT" || die "$EX_KAFKA" "could not stop Kafka (pid $pid)"
+  # Anything else of ours still around (e.g. a second broker after a lost pid file).
+  local other
+  for other in $(find_pids java "kafka.Kafka $KAFKA_CONFIG"); do
+    terminate "$other" Kafka "$KAFKA_STOP_TIMEOUT" || die "$EX_KAFKA" "could not stop Kafka (pid $other)"
+  done
+  rm -f "$KAFKA_PID_FILE"
+  log "Kafka stopped"
+}
+
+kafka_status() {
+  local pid
+  pid=$(kafka_pid)
+  if [[ -n $pid ]] && port_open "$KAFKA_PORT"; then
+    echo "kafka: running (pid $pid, localhost:$KAFKA_PORT)"
+  elif [[ -n $pid ]]; then
+    echo "kafka: starting or unhealthy (pid $pid, localhost:$KAFKA_PORT not accepting connections)"
+    return 1
+  else
+    echo "kafka: stopped"
+    return 1
+  fi
+}
+
+# ===================================================================== MariaDB
+
+db_pid() { service_pid "$DB_PID_FILE" mariadbd "--defaults-file=$DB_CNF"; }
+
+db_server_bin() {
+  if have mariadbd; then command -v mariadbd; elif have mysqld; then command -v mysqld; fi
+}
+
+# mariadb-admin / mariadb as root over our socket (unix_socket auth), ignoring
+# any system-wide client configuration.
+db_admin() { mariadb-admin --no-defaults --socket="$DB_SOCKET" -u root "$@"; }
+db_sql() { mariadb --no-defaults --socket="$DB_SOCKET" -u root "$@"; }
+
+# Processes of a distro MariaDB/MySQL (not started by us for this checkout).
+foreign_db_pids() {
+  local dir pid comm
+  for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
+    comm=$(proc_comm "$pid")
+    case $comm in
+      mariadbd | mysqld | mysqld_safe | mariadbd-safe | mariadb-safe) ;;
+      *) continue ;;
+    esac
+    proc_zombie "$pid" && continue
+    # Ours, or another checkout's copy of this script: not a system server.
+    [[ "$(proc_cmdline "$pid")" == *"--defaults-file="*"/.local/mariadb/my.cnf"* ]] && continue
+    printf '%s %s\n' "$pid" "$comm"
+  done
+  return 0
+}
+
+# Stop a distro MariaDB (e.g. started by the package's postinst) so that ours
+# owns port 3306. The *_safe wrappers go first: they would restart mariadbd.
+stop_foreign_db() {
+  local procs
+  procs=$(foreign_db_pids)
+  [[ -z $procs ]] && return 0
+  log "a system MariaDB/MySQL is running ($(echo "$procs" | tr '\n' ' ')); stopping it so ours owns port $DB_PORT"
+  if have service; then
+    timeout 60 service mariadb stop >&2 2>&1 || timeout 60 service mysql stop >&2 2>&1 || true
+  fi
+  local pid comm
+  while read -r pid comm; do
+    [[ $comm == *safe ]] && { terminate "$pid" "system $comm" 10 || true; }
+  done < <(foreign_db_pids)
+  while read -r pid comm; do
+    terminate "$pid" "system $comm" 30 || true
+  done < <(foreign_db_pids)
+  [[ -z $(foreign_db_pids) ]] || die "$EX_PORT" "could not stop the system MariaDB: $(foreign_db_pids | tr '\n' ' ')"
+}
+
+# Install Debian's MariaDB without letting its postinst start a system
+# server (policy-rc.d exit 101 = "do not start services"), if needed.
+ensure_mariadb_installed() {
+  if [[ -n $(db_server_bin) ]] && have mariadb && have mariadb-admin && have mariadb-install-db; then
+    return 0
+  fi
+  local policy=/usr/sbin/policy-rc.d added_policy=""
+  if [[ ! -e $policy && $(id -u) == 0 ]]; then
+    printf '#!/bin/sh\n# temporary, from local-services.sh: do not start services on install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    added_policy=1
+  fi
+  local rc=0
+  (apt_install mariadb-server mariadb-client) || rc=$?
+  [[ -n $added_policy ]] && rm -f "$policy"
+  ((rc == 0)) || exit "$rc"
+  [[ -n $(db_server_bin) ]] || die "$EX_INSTALL" "mariadb-server installed but no mariadbd found"
+  stop_foreign_db
+}
+
+write_db_config() {
+  mkdir -p "$DB_DATA" "$DB_LOGS" "$DB_TMP"
+  local user
+  user=$(id -un)
+  cat >"$DB_CNF.tmp" <<EOF
+# Generated by scripts/local-services.sh on every start; edit the script, not this file.
+# Local development/test MariaDB: loopback only, data under .local/mariadb.
+[mysqld]
+user                    = $user
+port                    = $DB_PORT
+bind-address            = 127.0.0.1
+socket                  = $DB_SOCKET
+pid-file                = $DB_PID_FILE
+datadir                 = $DB_DATA
+tmpdir                  = $DB_TMP
+log-error               = $DB_LOGS/mariadb.err
+character-set-server    = utf8mb4
+collation-server        = utf8mb4_unicode_ci
+skip-name-resolve
+max_connections         = 500
+innodb_buffer_pool_size = 256M
+innodb_log_file_size    = 64M
+# Commits are written to the OS at once and flushed to disk every second:
+# survives a killed mariadbd (chaos tests), not a machine crash; much faster tests.
+innodb_flush_log_at_trx_commit = 2
+EOF
+  mv "$DB_CNF.tmp" "$DB_CNF"
+}
+
+# Create the system tables once.
+ensure_db_initialised() {
+  [[ -f $DB_INIT_MARKER && -d $DB_DATA/mysql ]] && return 0
+  log "initialising MariaDB data directory .local/mariadb/data"
+  rm -rf "$DB_DATA"
+  mkdir -p "$DB_DATA"
+  if ! mariadb-install-db --defaults-file="$DB_CNF" --user="$(id -un)" --datadir="$DB_DATA" \
+    --auth-root-authentication-method=socket --skip-test-db \
+    --skip-name-resolve >"$DB_LOGS/install-db.log" 2>&1; then
+    tail -n 30 "$DB_LOGS/install-db.log" >&2 || true
+    die "$EX_DB" "mariadb-install-db failed (see .local/mariadb/logs/install-db.log)"
+  fi
+  touch "$DB_INIT_MARKER"
+}
+
+db_fail() {
+  log "MariaDB did not come up: $*"
+  log "---- last lines of .local/mariadb/logs/mariadb.err ----"
+  tail -n 30 "$DB_LOGS/mariadb.err" >&2 2>/dev/null || true
+  local pid
+  pid=$(db_pid)
+  [[ -n $pid ]] && log "mariadbd (pid $pid) was left running for inspection; '$0 db-stop' stops it"
+  exit "$EX_DB"
+}
+
+# The development user: no password, from anywhere (loopback-only server),
+# all privileges because tests create throwaway databases. Idempotent.
+provision_db() {
+  db_sql --batch <<EOF || die "$EX_DB" "creating database/user '$DB_USER' failed"
+CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+DROP USER IF EXISTS ''@'localhost';
+CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1';
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost';
+CREATE USER IF NOT EXISTS '$DB_USER'@'%';
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'localhost';
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'%';
+FLUSH PRIVILEGES;
+EOF
+}
+
+db_start() {
+  local pid
+  pid=$(db_pid)
+  if [[ -n $pid ]] && port_open "$DB_PORT" && db_admin ping >/dev/null 2>&1; then
+    log "MariaDB already running (pid $pid, 127.0.0.1:$DB_PORT)"
+    return 0
+  fi
+  local t0
+  t0=$(now)
+  if [[ -z $pid ]]; then
+    ensure_mariadb_installed
+    stop_foreign_db
+    port_taken "$DB_PORT" MariaDB mariadbd --defaults-file "$EX_PORT"
+    write_db_config
+    ensure_db_initialised
+    rm -f "$DB_PID_FILE" "$DB_SOCKET"
+    log "starting MariaDB on 127.0.0.1:$DB_PORT"
+    launch "$DB_PID_FILE" "$DB_LOGS/mariadbd.out" "$(db_server_bin)" --defaults-file="$DB_CNF" ||
+      db_fail "the launcher did not write $DB_PID_FILE"
+    pid=$(cat "$DB_PID_FILE")
+  else
+    log "MariaDB process $pid exists but does not answer yet; waiting"
+  fi
+  local deadline=$((t0 + DB_START_TIMEOUT))
+  until db_admin ping >/dev/null 2>&1 && port_open "$DB_PORT"; do
+    pid_alive "$pid" || db_fail "mariadbd (pid $pid) exited"
+    (($(now) >= deadline)) && db_fail "no answer on $DB_SOCKET within ${DB_START_TIMEOUT}s"
+    sleep 0.5
+  done
+  provision_db
+  log "MariaDB ready (pid $pid, 127.0.0.1:$DB_PORT) after $(($(now) - t0))s"
+}
+
+db_stop() {
+  local pid
+  pid=$(db_pid)
+  if [[ -z $pid ]]; then
+    rm -f "$DB_PID_FILE"
+    log "MariaDB is not running"
+    return 0
+  fi
+  log "stopping MariaDB (pid $pid)"
+  timeout 60 mariadb-admin --no-defaults --socket="$DB_SOCKET" -u root --shutdown-timeout=50 \
+    shutdown >/dev/null 2>&1 || true
+  if ! wait_gone "$pid" 30; then
+    terminate "$pid" MariaDB 30 || die "$EX_DB" "could not stop MariaDB (pid $pid)"
+  fi
+  local other
+  for other in $(find_pids mariadbd "--defaults-file=$DB_CNF"); do
+    terminate "$other" MariaDB 30 || die "$EX_DB" "could not stop MariaDB (pid $other)"
+  done
+  rm -f "$DB_PID_FILE"
+  log "MariaDB stopped"
+}
+
+db_status() {
+  local pid
+  pid=$(db_pid)
+  if [[ -n $pid ]] && port_open "$DB_PORT"; then
+    echo "mariadb: running (pid $pid, 127.0.0.1:$DB_PORT)"
+  elif [[ -n $pid ]]; then
+    echo "mariadb: starting or unhealthy (pid $pid, 127.0.0.1:$DB_PORT not accepting connections)"
+    return 1
+  else
+    echo "mariadb: stopped"
+    return 1
+  fi
+}
+
+# ==================================================================== commands
+
+print_env() {
+  echo "$ENV_KAFKA"
+  echo "$ENV_DB"
+}
+
+cmd_up() {
+  local t0
+  t0=$(now)
+  db_start
+  kafka_start
+  log "all services up after $(($(now) - t0))s"
+  print_env
+}
+
+cmd_down() {
+  kafka_stop
+  db_stop
+}
+
+cmd_reset() {
+  cmd_down
+  log "deleting Kafka and MariaDB data (downloaded jars are kept)"
+  rm -rf "$KAFKA_DATA" "$KAFKA_CLUSTER_ID_FILE" "$KAFKA_CONFIG_DIR" "$KAFKA_LOGS" \
+    "$DB_DATA" "$DB_INIT_MARKER" "$DB_LOGS" "$DB_TMP" "$DB_CNF"
+}
+
+cmd_status() {
+  local rc=0
+  kafka_status || rc=$EX_NOT_RUNNING
+  db_status || rc=$EX_NOT_RUNNING
+  return "$rc"
+}
+
+cmd_kafka_tool() {
+  (($# >= 1)) || die "$EX_USAGE" "usage: $0 kafka-tool MAIN_CLASS [ARGS...]"
+  ensure_java
+  [[ -f $KAFKA_LIBS_MARKER ]] || with_lock ensure_kafka_libs
+  run_kafka_class "$@"
+}
+
+usage() {
+  sed -n '/^# Usage:/,/^# Exit codes/p' "${BASH_SOURCE[0]}" | sed -e 's/^# \{0,1\}//' -e '$d' >&2
+}
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  case $cmd in
+    up) with_lock cmd_up ;;
+    down) with_lock cmd_down ;;
+    reset) with_lock cmd_reset ;;
+    status) cmd_status ;;
+    env) print_env ;;
+    kafka-start) with_lock kafka_start ;;
+    kafka-stop) with_lock kafka_stop ;;
+    db-start) with_lock db_start ;;
+    db-stop) with_lock db_stop ;;
+    kafka-tool) cmd_kafka_tool "$@" ;;
+    -h | --help | help)
+      usage
+      ;;
+    *)
+      usage
+      exit "$EX_USAGE"
+      ;;
+  esac
+}
+
+main "$@"
