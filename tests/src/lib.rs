@@ -1,0 +1,15 @@
+//! Support shared by the integration tests: where the real Kafka broker and MySQL server are
+//! ([`environment`]), a fresh migrated database per test ([`database`]), topics ([`kafka`]),
+//! the service binaries as OS processes that can be killed ([`processes`]), and a TCP proxy
+//! that cuts the database connection on demand ([`tcp_proxy`]).
+//!
+//! Nothing here mocks Kafka or MySQL: every test talks to real servers.
+
+pub mod database;
+pub mod environment;
+pub mod kafka;
+pub mod processes;
+pub mod tcp_proxy;
+pub mod wait;
+
+pub use environment::{test_env, TestEnv};
