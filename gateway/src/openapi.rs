@@ -1,0 +1,218 @@
+//! The OpenAPI 3.1 description of the gateway, written by hand: six routes do not need a
+//! generator, and the integration test checks it against the routes actually served.
+
+use serde_json::{json, Value};
+
+use crate::idempotency::MAX_KEY_LEN;
+use crate::json_body::MAX_BODY_BYTES;
+
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Registration gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Sign-up over HTTP. A registration is answered 202 only after the message broker \
+                            has acknowledged it durably; its outcome is then available at the Location returned. \
+                            Every error is an RFC 9457 problem document (application/problem+json)."
+        },
+        "paths": {
+            "/registrations": {
+                "post": {
+                    "operationId": "register",
+                    "summary": "Request a registration",
+                    "parameters": [{
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": false,
+                        "description": "Retries with the same key get the same request id and never create a \
+                                        second user. Reusing a key with a different body is a 409.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": "^[\\x20-\\x7E]+$"}
+                    }],
+                    "requestBody": {
+                        "required": true,
+                        "description": format!("At most {MAX_BODY_BYTES} bytes."),
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegistrationRequest"}}}
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Accepted: the broker has the registration durably.",
+                            "headers": {
+                                "Location": {"description": "Where to ask for the outcome.", "schema": {"type": "string"}},
+                                "x-request-id": {"schema": {"type": "string", "format": "uuid"}}
+                            },
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}
+                        },
+                        "400": problem_response("Malformed JSON or invalid Idempotency-Key."),
+                        "409": problem_response("Idempotency-Key reused with a different request."),
+                        "413": problem_response("Request body too large."),
+                        "415": problem_response("Content-Type is not application/json."),
+                        "422": problem_response("Invalid fields, listed one by one in `errors`."),
+                        "503": retry_response("Not accepted: the broker did not acknowledge in time, or too many \
+                                               requests are being processed. Retry after Retry-After seconds.")
+                    }
+                }
+            },
+            "/registrations/{request_id}": {
+                "get": {
+                    "operationId": "registrationStatus",
+                    "summary": "The outcome of a registration",
+                    "parameters": [{
+                        "name": "request_id",
+                        "in": "path",
+                        "required": true,
+                        "schema": {"type": "string", "format": "uuid"}
+                    }],
+                    "responses": {
+                        "200": {
+                            "description": "The current status.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegistrationStatus"}}}
+                        },
+                        "400": problem_response("Not a UUID."),
+                        "404": problem_response("No registration with this id was accepted here."),
+                        "503": retry_response("The status store is unreachable.")
+                    }
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "liveness",
+                    "summary": "Liveness: the process answers",
+                    "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {"type": "object"}}}}}
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readiness",
+                    "summary": "Readiness: the message broker is reachable",
+                    "responses": {
+                        "200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
+                        "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}
+                    }
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "Text exposition format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}}
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "RegistrationRequest": {
+                    "type": "object",
+                    "required": ["email", "name", "password"],
+                    "properties": {
+                        "email": {"type": "string", "format": "email", "maxLength": 254,
+                                  "description": "Trimmed and lower-cased before use."},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 100,
+                                 "description": "Trimmed; no control characters."},
+                        "password": {"type": "string", "minLength": 8, "maxLength": 128, "writeOnly": true}
+                    }
+                },
+                "Accepted": {
+                    "type": "object",
+                    "required": ["request_id", "status"],
+                    "properties": {
+                        "request_id": {"type": "string", "format": "uuid"},
+                        "status": {"const": "pending"}
+                    }
+                },
+                "RegistrationStatus": {
+                    "type": "object",
+                    "required": ["request_id", "status", "retry_count", "reason", "updated_at"],
+                    "properties": {
+                        "request_id": {"type": "string", "format": "uuid"},
+                        "status": {"enum": ["pending", "completed", "rejected", "retrying", "parked"]},
+                        "retry_count": {"type": "integer", "minimum": 0},
+                        "reason": {"type": ["string", "null"]},
+                        "updated_at": {"type": ["string", "null"], "format": "date-time"}
+                    }
+                },
+                "Readiness": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"enum": ["ready", "not ready"]},
+                        "checks": {"type": "object", "additionalProperties": {"type": "string"}}
+                    }
+                },
+                "Problem": {
+                    "type": "object",
+                    "description": "RFC 9457 problem details.",
+                    "required": ["type", "title", "status"],
+                    "properties": {
+                        "type": {"type": "string", "format": "uri-reference"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "instance": {"type": "string", "format": "uri-reference"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "message"],
+                                "properties": {"field": {"type": "string"}, "message": {"type": "string"}}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn retry_response(description: &str) -> Value {
+    let mut response = problem_response(description);
+    response["headers"] = json!({
+        "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
+    });
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        for (i, _) in text.match_indices("#/components/schemas/") {
+            let name: String = text[i + 21..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
+            assert!(
+                doc["components"]["schemas"].get(&name).is_some(),
+                "dangling $ref to {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn post_registrations_lists_its_responses() {
+        let doc = document();
+        let responses = doc["paths"]["/registrations"]["post"]["responses"]
+            .as_object()
+            .unwrap();
+        for code in ["202", "400", "409", "413", "415", "422", "503"] {
+            assert!(responses.contains_key(code), "missing {code}");
+        }
+    }
+}

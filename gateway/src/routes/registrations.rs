@@ -1,0 +1,232 @@
+//! `POST /registrations`: validate, hash, publish, and answer 202 only once the broker has
+//! acknowledged the record. Next stop of an accepted registration: the registrations topic,
+//! read by the registration-service.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSION};
+use reliable_messaging::delivery::Header;
+use reliable_messaging::producer::OutboundRecord;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app_state::AppState;
+use crate::domain::{FieldError, NewRegistration, RegistrationForm};
+use crate::idempotency::{self, Claim, Fingerprint, IdempotencyKey};
+use crate::json_body::{BodyRejection, JsonBody};
+use crate::metrics::RejectReason;
+use crate::password_hashing::HashError;
+use crate::problem::{types, Problem};
+
+/// How long a client is asked to wait before retrying when hashing is saturated.
+const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// ... and when the broker did not acknowledge.
+const NOT_ACKNOWLEDGED_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<RegistrationForm>, BodyRejection>,
+) -> Response {
+    let started = Instant::now();
+    match accept(&state, &headers, body).await {
+        Ok(accepted) => {
+            state.metrics.accepted(started.elapsed());
+            accepted.into_response()
+        }
+        Err(error) => {
+            state.metrics.rejected(error.reason());
+            if matches!(error, RegistrationError::NotAcknowledged(_)) {
+                state.metrics.publish_failed();
+            }
+            error.into_response()
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<JsonBody<RegistrationForm>, BodyRejection>,
+) -> Result<Accepted, RegistrationError> {
+    let JsonBody(form) = body?;
+    let key = idempotency_key(headers)?;
+    let registration = NewRegistration::try_from(form).map_err(RegistrationError::InvalidFields)?;
+
+    let request_id = match &key {
+        None => state.request_ids.random(),
+        Some(key) => {
+            let fingerprint = Fingerprint::of(&registration, &state.secret);
+            if state.idempotency.claim(key, fingerprint) == Claim::Conflict {
+                return Err(RegistrationError::IdempotencyKeyReused);
+            }
+            // A repeat publishes again under the same id: harmless, the consumer upserts.
+            state.request_ids.for_idempotency_key(key.as_str())
+        }
+    };
+
+    let password_hash = state.hasher.hash(&registration.password).await?;
+    let event = RegistrationRequested {
+        schema_version: SCHEMA_VERSION,
+        request_id,
+        email: registration.email.as_str().to_owned(),
+        name: registration.name.as_str().to_owned(),
+        password_hash,
+        requested_at: Utc::now(),
+    };
+    let record = OutboundRecord {
+        topic: state.registrations_topic.to_string(),
+        // Keyed by email: all requests for one address stay in order on one partition.
+        key: Some(event.email.clone().into_bytes()),
+        payload: Some(event.to_json()),
+        headers: vec![Header {
+            key: REQUEST_ID_HEADER.to_owned(),
+            value: Some(request_id.to_string().into_bytes()),
+        }],
+    };
+    // librdkafka bounds the acknowledgement by the same timeout; this outer bound also covers
+    // a full local queue, so the answer never comes later than promised.
+    let stored = match tokio::time::timeout(state.publish_timeout, state.producer.send(&record))
+        .await
+    {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(error)) => {
+            tracing::warn!(%request_id, %error, "registration not acknowledged by the broker");
+            return Err(RegistrationError::NotAcknowledged(error.to_string()));
+        }
+        Err(_elapsed) => {
+            tracing::warn!(%request_id, timeout = ?state.publish_timeout, "registration not acknowledged in time");
+            return Err(RegistrationError::NotAcknowledged(format!(
+                "no acknowledgement within {} ms",
+                state.publish_timeout.as_millis()
+            )));
+        }
+    };
+    tracing::info!(%request_id, partition = stored.partition, offset = stored.offset, "registration accepted");
+    Ok(Accepted { request_id })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, RegistrationError> {
+    let mut values = headers.get_all(idempotency::HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RegistrationError::InvalidIdempotencyKey(
+            "must be sent at most once".into(),
+        ));
+    }
+    IdempotencyKey::parse(value.as_bytes())
+        .map(Some)
+        .map_err(RegistrationError::InvalidIdempotencyKey)
+}
+
+/// 202 with where to ask for the outcome.
+struct Accepted {
+    request_id: Uuid,
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        let location = format!("/registrations/{}", self.request_id);
+        let mut response = (
+            StatusCode::ACCEPTED,
+            Json(json!({"request_id": self.request_id, "status": "pending"})),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::LOCATION,
+            HeaderValue::from_str(&location).expect("uuid path is a valid header"),
+        );
+        headers.insert(
+            REQUEST_ID_HEADER,
+            HeaderValue::from_str(&self.request_id.to_string()).expect("uuid is a valid header"),
+        );
+        response
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RegistrationError {
+    #[error(transparent)]
+    Body(#[from] BodyRejection),
+    #[error("invalid Idempotency-Key: {0}")]
+    InvalidIdempotencyKey(String),
+    #[error("{} invalid field(s)", .0.len())]
+    InvalidFields(Vec<FieldError>),
+    #[error("Idempotency-Key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Hashing(#[from] HashError),
+    #[error("the broker did not acknowledge the registration: {0}")]
+    NotAcknowledged(String),
+}
+
+impl RegistrationError {
+    fn reason(&self) -> RejectReason {
+        match self {
+            RegistrationError::Body(BodyRejection::UnsupportedMediaType) => {
+                RejectReason::UnsupportedMediaType
+            }
+            RegistrationError::Body(BodyRejection::TooLarge) => RejectReason::PayloadTooLarge,
+            RegistrationError::Body(BodyRejection::Unreadable(_) | BodyRejection::Malformed(_)) => {
+                RejectReason::MalformedJson
+            }
+            RegistrationError::Body(BodyRejection::WrongShape) => RejectReason::InvalidFields,
+            RegistrationError::InvalidIdempotencyKey(_) => RejectReason::InvalidIdempotencyKey,
+            RegistrationError::InvalidFields(_) => RejectReason::InvalidFields,
+            RegistrationError::IdempotencyKeyReused => RejectReason::IdempotencyConflict,
+            RegistrationError::Hashing(HashError::Overloaded) => RejectReason::Overloaded,
+            RegistrationError::Hashing(HashError::Failed(_)) => RejectReason::HashingFailed,
+            RegistrationError::NotAcknowledged(_) => RejectReason::NotAcknowledged,
+        }
+    }
+}
+
+impl IntoResponse for RegistrationError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            RegistrationError::Body(rejection) => Problem::from(rejection),
+            RegistrationError::InvalidIdempotencyKey(message) => {
+                Problem::new(StatusCode::BAD_REQUEST, types::INVALID_IDEMPOTENCY_KEY, "Invalid Idempotency-Key")
+                    .detail(format!("Idempotency-Key {message}"))
+                    .errors(vec![FieldError::new("Idempotency-Key", message)])
+            }
+            RegistrationError::InvalidFields(errors) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, types::INVALID_FIELDS, "Invalid fields")
+                    .detail(format!("{} field(s) are invalid", errors.len()))
+                    .errors(errors)
+            }
+            RegistrationError::IdempotencyKeyReused => Problem::new(
+                StatusCode::CONFLICT,
+                types::IDEMPOTENCY_KEY_REUSED,
+                "Idempotency-Key reused with a different request",
+            )
+            .detail("this Idempotency-Key was already used with a different email, name or password; use a new key"),
+            RegistrationError::Hashing(HashError::Overloaded) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::OVERLOADED, "Too many requests in progress")
+                    .detail("the registration was not accepted; retry later")
+                    .retry_after(OVERLOADED_RETRY_AFTER)
+            }
+            RegistrationError::Hashing(HashError::Failed(error)) => {
+                tracing::error!(%error, "password hashing failed");
+                Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            RegistrationError::NotAcknowledged(_) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::NOT_ACCEPTED, "Registration not accepted")
+                    .detail(
+                        "the message broker did not acknowledge the registration in time; it may not have been \
+                         recorded. Retry with the same Idempotency-Key.",
+                    )
+                    .retry_after(NOT_ACKNOWLEDGED_RETRY_AFTER)
+            }
+        };
+        problem.instance("/registrations").into_response()
+    }
+}

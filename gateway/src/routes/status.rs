@@ -1,0 +1,138 @@
+//! `GET /registrations/{request_id}`: what became of a registration.
+//!
+//! The id's tag is checked first, without the database: an id this gateway never issued is
+//! 404, so a guessed or foreign id can never be reported as completed. Then the outcome is
+//! read from where the services downstream record it: a row in `users` (written by the
+//! registration-service in the same transaction as the user) means completed; a row in
+//! `request_status` (rejected, retrying, parked) tells the other outcomes; no row yet means
+//! the request is still pending.
+
+use std::time::Duration;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use reliable_messaging::request_status;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::app_state::AppState;
+use crate::problem::{types, Problem};
+
+/// How long a client is asked to wait when the database cannot be reached.
+const DB_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RegistrationStatus {
+    pub request_id: Uuid,
+    /// `pending`, `completed`, `rejected`, `retrying` or `parked`.
+    pub status: String,
+    pub retry_count: u32,
+    pub reason: Option<String>,
+    /// When the status last changed; null while pending.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+pub async fn registration_status(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RegistrationStatus>, Problem> {
+    let raw = match path {
+        Ok(Path(raw)) => raw,
+        Err(rejection) => {
+            return Err(invalid_id(None).detail(rejection.body_text()));
+        }
+    };
+    let instance = format!("/registrations/{raw}");
+    let request_id = Uuid::parse_str(&raw).map_err(|_| invalid_id(Some(&instance)))?;
+    if !state.request_ids.verify(&request_id) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            types::UNKNOWN_REQUEST,
+            "Unknown request",
+        )
+        .detail("no registration with this request id was accepted here")
+        .instance(instance));
+    }
+    lookup(&state, request_id)
+        .await
+        .map(Json)
+        .map_err(|error| database_problem(error, instance))
+}
+
+async fn lookup(state: &AppState, request_id: Uuid) -> Result<RegistrationStatus, sqlx::Error> {
+    let created_at: Option<NaiveDateTime> =
+        sqlx::query_scalar("SELECT created_at FROM users WHERE request_id = ?")
+            .bind(request_id.as_bytes().to_vec())
+            .fetch_optional(&state.db)
+            .await?;
+    let recorded = request_status::fetch(&state.db, request_id).await?;
+    let status = match (created_at, recorded) {
+        // The user row is the proof of success; retries it took are still worth telling.
+        (Some(created_at), recorded) => RegistrationStatus {
+            request_id,
+            status: "completed".into(),
+            retry_count: recorded.map_or(0, |r| r.retry_count),
+            reason: None,
+            updated_at: Some(created_at.and_utc()),
+        },
+        (None, Some(recorded)) => RegistrationStatus {
+            request_id,
+            status: recorded.status,
+            retry_count: recorded.retry_count,
+            reason: recorded.reason,
+            updated_at: Some(recorded.updated_at.and_utc()),
+        },
+        (None, None) => RegistrationStatus {
+            request_id,
+            status: "pending".into(),
+            retry_count: 0,
+            reason: None,
+            updated_at: None,
+        },
+    };
+    Ok(status)
+}
+
+fn invalid_id(instance: Option<&str>) -> Problem {
+    let problem = Problem::new(
+        StatusCode::BAD_REQUEST,
+        types::INVALID_REQUEST_ID,
+        "Invalid request id",
+    )
+    .detail("the request id must be a UUID as returned by POST /registrations");
+    match instance {
+        Some(instance) => problem.instance(instance),
+        None => problem,
+    }
+}
+
+/// The database is only a window on the outcome: when it cannot be reached the answer is
+/// "ask again later", not an error of the request.
+fn database_problem(error: sqlx::Error, instance: String) -> Problem {
+    let unreachable = matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+    );
+    if unreachable {
+        tracing::warn!(%error, "status database unreachable");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            types::STATUS_UNAVAILABLE,
+            "Status temporarily unavailable",
+        )
+        .detail("the status store cannot be reached; the registration itself is not affected")
+        .retry_after(DB_RETRY_AFTER)
+        .instance(instance)
+    } else {
+        tracing::error!(%error, "reading the registration status failed");
+        Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).instance(instance)
+    }
+}

@@ -1,0 +1,215 @@
+//! Wiring: build every part from [`Settings`], bind the listener, serve until told to stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures::future::BoxFuture;
+use reliable_messaging::health::{self, Readiness, ReadinessCheck};
+use reliable_messaging::producer::PublishError;
+use reliable_messaging::DurableProducer;
+use sqlx::mysql::MySqlPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app_state::AppState;
+use crate::configuration::Settings;
+use crate::idempotency::IdempotencyStore;
+use crate::json_body::MAX_BODY_BYTES;
+use crate::metrics::Metrics;
+use crate::password_hashing::{InvalidParams, PasswordHasher};
+use crate::problem::{self, types, Problem};
+use crate::request_id::RequestIds;
+use crate::routes::{self, RouteTable, ServedRoute};
+
+/// How long shutdown waits for records still in the producer's queue.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the readiness probe waits for the broker's metadata.
+const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Producer(#[from] PublishError),
+    #[error("invalid DATABASE_URL: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error(transparent)]
+    Hashing(#[from] InvalidParams),
+}
+
+/// A gateway bound to its port, ready to serve.
+pub struct Application {
+    port: u16,
+    listener: TcpListener,
+    router: Router,
+    routes: Vec<ServedRoute>,
+    producer: DurableProducer,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let producer = DurableProducer::new(&settings.kafka, settings.publish_timeout)?;
+        // Lazy: the gateway starts, and accepts registrations, while the database is down;
+        // only the status route needs it, and it waits at most `db_acquire_timeout`.
+        let db = MySqlPoolOptions::new()
+            .max_connections(5)
+            .acquire_timeout(settings.db_acquire_timeout)
+            .connect_lazy(&settings.database_url)
+            .map_err(StartupError::Database)?;
+        spawn_migrations(db.clone());
+
+        let state = AppState {
+            producer: producer.clone(),
+            registrations_topic: Arc::from(settings.registrations_topic.as_str()),
+            publish_timeout: settings.publish_timeout,
+            hasher: Arc::new(PasswordHasher::new(&settings.hashing)?),
+            request_ids: RequestIds::new(settings.request_id_secret.clone()),
+            secret: settings.request_id_secret.clone(),
+            idempotency: Arc::new(IdempotencyStore::new(settings.idempotency)),
+            db,
+            metrics: Arc::new(Metrics::new()),
+        };
+        let readiness = Readiness::default().with(BrokerReachable {
+            producer: producer.clone(),
+        });
+        let (router, routes) = router(state, readiness, settings.request_timeout);
+
+        let listener =
+            TcpListener::bind(&settings.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.addr.clone(),
+                    source,
+                })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.addr,
+                source,
+            })?
+            .port();
+        Ok(Self {
+            port,
+            listener,
+            router,
+            routes,
+            producer,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every method and path the router serves.
+    pub fn routes(&self) -> &[ServedRoute] {
+        &self.routes
+    }
+
+    /// Serves until `shutdown` is cancelled, lets requests in flight finish (each one waits
+    /// for its broker acknowledgement), then flushes the producer.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(port = self.port, "gateway listening");
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        let producer = self.producer;
+        let _ = tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT)).await;
+        tracing::info!("gateway stopped");
+        served
+    }
+}
+
+fn router(
+    state: AppState,
+    readiness: Readiness,
+    request_timeout: Duration,
+) -> (Router, Vec<ServedRoute>) {
+    let (router, routes) = RouteTable::new()
+        .post("/registrations", routes::register)
+        .get("/registrations/{request_id}", routes::registration_status)
+        .get("/metrics", routes::metrics)
+        .get("/openapi.json", routes::openapi)
+        .with_state(state)
+        .merge(
+            health::router(readiness),
+            &[(Method::GET, "/healthz"), (Method::GET, "/readyz")],
+        )
+        .into_parts();
+    let router = router
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(request_timeout, timeout))
+        .layer(CatchPanicLayer::custom(problem::from_panic))
+        .layer(middleware::from_fn(problem::ensure_problem_body))
+        // Default spans hold method, URI and version; never headers or bodies.
+        .layer(TraceLayer::new_for_http());
+    (router, routes)
+}
+
+/// Bounds every request. A registration cut off here is answered 503 (not accepted), like
+/// one the broker did not acknowledge: never a 202 that was not earned.
+async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            types::NOT_ACCEPTED,
+            "Request timed out",
+        )
+        .detail(format!(
+            "the request took longer than {} ms and was abandoned",
+            limit.as_millis()
+        ))
+        .retry_after(Duration::from_secs(5))
+        .into_response(),
+    }
+}
+
+/// Every service applies the shared migrations at start. The gateway only reads, and must
+/// start while the database is down, so it tries once in the background and only warns.
+fn spawn_migrations(db: sqlx::MySqlPool) {
+    tokio::spawn(async move {
+        if let Err(error) = sqlx::migrate!("../migrations").run(&db).await {
+            tracing::warn!(%error, "could not apply database migrations; the status route may fail until they are");
+        }
+    });
+}
+
+/// Ready when the broker answers a metadata request: without it nothing can be accepted.
+struct BrokerReachable {
+    producer: DurableProducer,
+}
+
+impl ReadinessCheck for BrokerReachable {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            // librdkafka's metadata call blocks its thread.
+            let reachable = tokio::task::spawn_blocking(move || {
+                producer.broker_reachable(BROKER_PROBE_TIMEOUT)
+            })
+            .await
+            .unwrap_or(false);
+            if reachable {
+                Ok(())
+            } else {
+                Err("broker unreachable".to_owned())
+            }
+        })
+    }
+}
