@@ -125,6 +125,33 @@ pub struct ConsumerStats {
     pub assigned_partitions: AtomicUsize,
 }
 
+impl ConsumerStats {
+    /// The counters in Prometheus text format, names prefixed with `prefix`.
+    pub fn render_prometheus(&self, prefix: &str) -> String {
+        let counters: [(&str, &str, &AtomicU64); 7] = [
+            ("consumed_total", "Messages polled from Kafka", &self.consumed),
+            ("done_total", "Messages handled successfully", &self.done),
+            ("rejected_total", "Messages rejected for a business reason (recorded, not retried)", &self.rejected),
+            ("dead_lettered_transient_total", "Messages handed to the DLQ after transient failures", &self.dead_lettered_transient),
+            ("dead_lettered_permanent_total", "Messages handed to the DLQ as permanent failures (parked)", &self.dead_lettered_permanent),
+            ("in_place_retries_total", "In-place retries of transient failures", &self.in_place_retries),
+            ("commits_total", "Successful synchronous offset commits", &self.commits),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in counters {
+            out.push_str(&format!(
+                "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} counter\n{prefix}_{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP {prefix}_assigned_partitions Partitions currently assigned\n# TYPE {prefix}_assigned_partitions gauge\n{prefix}_assigned_partitions {}\n",
+            self.assigned_partitions.load(Ordering::Relaxed)
+        ));
+        out
+    }
+}
+
 /// Tracks the assignment (for readiness) and logs rebalances.
 pub struct AssignmentTracker {
     stats: Arc<ConsumerStats>,
@@ -164,7 +191,18 @@ impl<H: Handler> ReliableConsumer<H> {
         handler: H,
         dead_letters: DeadLetterPublisher,
     ) -> Result<Self, ConsumerError> {
-        let stats = Arc::new(ConsumerStats::default());
+        Self::with_stats(kafka, settings, handler, dead_letters, Arc::default())
+    }
+
+    /// Like [`ReliableConsumer::new`], counting into `stats`, which the caller may already
+    /// serve on `/metrics` and `/readyz` before the consumer exists.
+    pub fn with_stats(
+        kafka: &KafkaSettings,
+        settings: ConsumerSettings,
+        handler: H,
+        dead_letters: DeadLetterPublisher,
+        stats: Arc<ConsumerStats>,
+    ) -> Result<Self, ConsumerError> {
         let mut config = kafka.client_config();
         config
             .set("group.id", &settings.group_id)

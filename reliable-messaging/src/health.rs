@@ -66,3 +66,49 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({"status": if ready { "ready" } else { "not ready" }, "checks": checks}))).into_response()
 }
+
+/// Ready while the broker answers a metadata request.
+pub struct BrokerCheck(pub crate::producer::DurableProducer);
+
+impl ReadinessCheck for BrokerCheck {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let producer = self.0.clone();
+        Box::pin(async move {
+            // librdkafka's metadata call blocks its thread.
+            let reachable = tokio::task::spawn_blocking(move || producer.broker_reachable(Duration::from_secs(2)))
+                .await
+                .unwrap_or(false);
+            if reachable { Ok(()) } else { Err("broker unreachable".to_owned()) }
+        })
+    }
+}
+
+/// Ready while the database answers `SELECT 1`.
+pub struct DatabaseCheck(pub sqlx::MySqlPool);
+
+impl ReadinessCheck for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| format!("database unreachable: {e}"))
+        })
+    }
+}
+
+/// Ready while the consumer owns at least one partition (it is in the group and can work).
+pub struct AssignmentCheck(pub Arc<crate::consumer::ConsumerStats>);
+
+impl ReadinessCheck for AssignmentCheck {
+    fn name(&self) -> &'static str {
+        "partitions"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let assigned = self.0.assigned_partitions.load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move { if assigned > 0 { Ok(()) } else { Err("no partitions assigned".to_owned()) } })
+    }
+}

@@ -23,6 +23,7 @@ pub mod consumer;
 pub mod dead_letter;
 pub mod delivery;
 pub mod health;
+pub mod offset_tracker;
 pub mod outcome;
 pub mod parking;
 pub mod producer;
@@ -30,6 +31,7 @@ pub mod request_status;
 pub mod retry_metadata;
 pub mod settings;
 pub mod shutdown;
+pub mod sql_failures;
 pub mod telemetry;
 
 pub use consumer::{CommitPolicy, ConsumerSettings, Handler, ReliableConsumer};

@@ -38,3 +38,16 @@ impl KafkaSettings {
         config
     }
 }
+
+/// Reads `name` from the environment and parses it, or returns `default` when unset.
+/// The error names the variable and the bad value, so a typo fails at start-up, loudly.
+pub fn env_or<T>(name: &str, default: T) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(raw) => raw.trim().parse().map_err(|e| format!("{name}={raw:?} is invalid: {e}")),
+        Err(_) => Ok(default),
+    }
+}

@@ -124,3 +124,30 @@ pub async fn produce_with(
     }
     producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce");
 }
+
+impl TestEnv {
+    /// Offsets committed by consumer `group` on `topic`, per partition (missing = none yet).
+    pub fn committed_offsets(&self, group: &str, topic: &str) -> HashMap<i32, i64> {
+        let consumer: StreamConsumer = self.config().set("group.id", group).create().expect("offset reader");
+        let partitions: Vec<i32> = self.end_offsets(topic).keys().copied().collect();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).expect("committed offsets");
+        committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `group` has committed up to the end of every partition of `topic`.
+    pub fn group_caught_up(&self, group: &str, topic: &str) -> bool {
+        let committed = self.committed_offsets(group, topic);
+        self.end_offsets(topic).iter().all(|(p, end)| *end == 0 || committed.get(p) == Some(end))
+    }
+}

@@ -8,7 +8,9 @@
 pub mod database;
 pub mod environment;
 pub mod kafka;
+pub mod ledger;
 pub mod processes;
+pub mod registrations;
 pub mod tcp_proxy;
 pub mod wait;
 

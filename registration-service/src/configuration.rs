@@ -1,0 +1,64 @@
+//! Settings from the environment, with defaults that run against the local services.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reliable_messaging::backoff::Backoff;
+use reliable_messaging::retry_metadata::MetadataFormat;
+use reliable_messaging::settings::env_or;
+use reliable_messaging::{CommitPolicy, ConsumerSettings, KafkaSettings};
+
+pub const DEFAULT_DATABASE_URL: &str = "mysql://registrations@127.0.0.1:3306/registrations";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub consumer: ConsumerSettings,
+    pub database_url: String,
+    pub database_pool_size: u32,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub http_addr: SocketAddr,
+    /// Format of the retry metadata written to the DLQ.
+    pub dead_letter_format: MetadataFormat,
+    /// The DLQ retry schedule: sets `x-not-before` of dead-lettered messages.
+    pub retry_schedule: Backoff,
+    /// How long a DLQ write may wait for `acks=all`.
+    pub publish_timeout: Duration,
+}
+
+impl Settings {
+    /// | variable | default |
+    /// |---|---|
+    /// | `KAFKA_BOOTSTRAP_SERVERS` | `localhost:9092` |
+    /// | `DATABASE_URL` | local MariaDB, database `registrations` |
+    /// | `REGISTRATIONS_TOPIC` | `user-registrations` |
+    /// | `CONSUMER_GROUP` | `registration-service` |
+    /// | `REGISTRATION_SERVICE_ADDR` | `127.0.0.1:8081` |
+    /// | `BATCH_SIZE` / `BATCH_WAIT_MS` | 500 / 20 |
+    /// | `IN_PLACE_RETRIES` | 3 (then the DLQ) |
+    /// | `IN_PLACE_BACKOFF_*` | exponential 200 ms ×2, cap 2 s |
+    /// | `RETRY_BACKOFF_*` | exponential 1 s ×2, cap 60 s (the DLQ schedule) |
+    /// | `RETRY_METADATA_FORMAT` | `headers` (or `wrapper`) |
+    /// | `COMMIT_POLICY` | `after-durable-outcome` (`unsafe-auto-commit` only for the negative-control test) |
+    /// | `DATABASE_POOL_SIZE` | 5 |
+    pub fn from_env() -> Result<Self, String> {
+        let topic: String = env_or("REGISTRATIONS_TOPIC", registration_events::REGISTRATIONS_TOPIC.to_owned())?;
+        let group: String = env_or("CONSUMER_GROUP", "registration-service".to_owned())?;
+        let mut consumer = ConsumerSettings::new(group, &[topic.as_str()]);
+        consumer.max_batch_size = env_or("BATCH_SIZE", consumer.max_batch_size)?.max(1);
+        consumer.max_batch_wait = Duration::from_millis(env_or("BATCH_WAIT_MS", 20u64)?);
+        consumer.in_place_retries = env_or("IN_PLACE_RETRIES", consumer.in_place_retries)?;
+        consumer.in_place_backoff = Backoff::from_env("IN_PLACE", consumer.in_place_backoff)?;
+        consumer.commit_policy = CommitPolicy::from_env()?;
+        Ok(Settings {
+            kafka: KafkaSettings::from_env("registration-service"),
+            consumer,
+            database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
+            database_pool_size: env_or("DATABASE_POOL_SIZE", 5u32)?.max(1),
+            http_addr: env_or("REGISTRATION_SERVICE_ADDR", "127.0.0.1:8081".parse().expect("literal address"))?,
+            dead_letter_format: MetadataFormat::from_env()?,
+            retry_schedule: Backoff::from_env("RETRY", Backoff::default())?,
+            publish_timeout: Duration::from_millis(env_or("PUBLISH_TIMEOUT_MS", 10_000u64)?),
+        })
+    }
+}

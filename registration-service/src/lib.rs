@@ -1,0 +1,12 @@
+//! The registration-service: consumes `user-registrations` and stores each user in MySQL,
+//! exactly once per request, without ever losing an accepted registration.
+//!
+//! * [`registration_handler`] decides what each event means (stored, rejected, failed);
+//! * [`user_store`] is the idempotent MySQL write;
+//! * [`startup`] wires them into a `reliable_messaging::ReliableConsumer`, which commits
+//!   offsets only after the outcome is durable and routes failures to `user-registrations-dlq`.
+
+pub mod configuration;
+pub mod registration_handler;
+pub mod startup;
+pub mod user_store;

@@ -1,0 +1,15 @@
+//! `registration-service`: see the crate docs in `lib.rs`.
+
+use anyhow::Context;
+use registration_service::configuration::Settings;
+use registration_service::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    reliable_messaging::telemetry::init("registration-service");
+    let settings = Settings::from_env().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    let shutdown = reliable_messaging::shutdown::on_termination_signal();
+    let app = Application::build(settings).await?;
+    tracing::info!(http_port = app.http_port(), "registration-service starting");
+    app.run_until_stopped(shutdown).await
+}

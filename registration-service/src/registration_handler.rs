@@ -1,0 +1,76 @@
+//! Decides the outcome of each `RegistrationRequested` event.
+
+use registration_events::RegistrationRequested;
+use reliable_messaging::outcome::FailureKind;
+use reliable_messaging::sql_failures;
+use reliable_messaging::{Delivery, Handler, Outcome};
+
+use crate::user_store::{Stored, UserStore, EMAIL_TAKEN_REASON};
+
+/// Parses events (malformed ones are permanent failures: poison, parked at once) and stores
+/// the rest in one transaction per batch.
+pub struct RegistrationHandler {
+    store: UserStore,
+}
+
+impl RegistrationHandler {
+    pub fn new(store: UserStore) -> Self {
+        Self { store }
+    }
+
+    async fn store(&self, events: &[&RegistrationRequested]) -> Vec<Outcome> {
+        match self.store.store_batch(events).await {
+            Ok(results) => results.into_iter().map(to_outcome).collect(),
+            Err(e) => {
+                let kind = sql_failures::classify(&e);
+                if kind == FailureKind::Permanent && events.len() > 1 {
+                    // One bad row fails the whole statement; store one by one so only the
+                    // poison event fails and the rest go through.
+                    tracing::warn!(error = %e, "batch hit a permanent error; isolating the bad event");
+                    let mut outcomes = Vec::with_capacity(events.len());
+                    for event in events {
+                        outcomes.push(Box::pin(self.store(std::slice::from_ref(event))).await.remove(0));
+                    }
+                    return outcomes;
+                }
+                let message = format!("storing the user failed: {e}");
+                events
+                    .iter()
+                    .map(|_| match kind {
+                        FailureKind::Transient => Outcome::transient(message.clone()),
+                        FailureKind::Permanent => Outcome::permanent(message.clone()),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn to_outcome(stored: Stored) -> Outcome {
+    match stored {
+        Stored::Registered => Outcome::Done,
+        Stored::EmailTaken => Outcome::rejected(EMAIL_TAKEN_REASON),
+    }
+}
+
+impl Handler for RegistrationHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.handle_batch(std::slice::from_ref(delivery)).await.remove(0)
+    }
+
+    async fn handle_batch(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let parsed: Vec<Result<RegistrationRequested, Outcome>> = batch
+            .iter()
+            .map(|d| RegistrationRequested::parse(d.payload.as_deref()).map_err(|e| Outcome::permanent(e.to_string())))
+            .collect();
+        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut stored = self.store(&valid).await.into_iter();
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => stored.next().expect("one outcome per stored event"),
+                Err(poison) => poison,
+            })
+            .collect()
+    }
+}
