@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the fast test suite against real servers, from a bare machine if need be:
+# starts (installing on first use) the local Kafka broker and MariaDB, builds the service
+# binaries that the crash tests run as OS processes, then runs every test of the workspace.
+# Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
+# CI runs exactly this (.ci/run). The long chaos suite is scripts/chaos.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+command -v cc >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q build-essential; }
+
+scripts/local-services.sh up
+eval "$(scripts/local-services.sh env)"
+export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+
+cargo build --locked --workspace --bins
+cargo test --locked --workspace -- "$@"
