@@ -31,6 +31,7 @@ pub mod types {
     pub const NOT_ACCEPTED: &str = "/problems/not-accepted";
     pub const OVERLOADED: &str = "/problems/overloaded";
     pub const STATUS_UNAVAILABLE: &str = "/problems/status-unavailable";
+    pub const TIMED_OUT: &str = "/problems/timed-out";
 }
 
 /// One problem document, plus the `Retry-After` header some of them carry.

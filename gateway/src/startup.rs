@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -163,12 +163,12 @@ async fn timeout(State(limit): State<Duration>, request: Request, next: Next) ->
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Problem::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            types::NOT_ACCEPTED,
+            StatusCode::SERVICE_UNAVAILABLE,
+            types::TIMED_OUT,
             "Request timed out",
         )
         .detail(format!(
-            "the request took longer than {} ms and was abandoned",
+            "the request took longer than {} ms and was abandoned; a registration was not accepted",
             limit.as_millis()
         ))
         .retry_after(Duration::from_secs(5))

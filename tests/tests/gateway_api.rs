@@ -1,0 +1,744 @@
+//! The gateway's HTTP contract, against a real Kafka broker and a real MySQL/MariaDB.
+//!
+//! Each test runs its own gateway in-process on a random port, with its own topic and its own
+//! database. No registration-service runs here: the status tests write the rows it would write.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use gateway::configuration::{HashingSettings, Settings};
+use gateway::startup::Application;
+use integration_tests::database::TestDatabase;
+use integration_tests::{test_env, TestEnv};
+use registration_events::RegistrationRequested;
+use reliable_messaging::request_status::{self, Status, Transition};
+use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A gateway of one test, and what it writes to.
+struct TestGateway {
+    base: String,
+    client: reqwest::Client,
+    topic: String,
+    db: TestDatabase,
+    routes: Vec<gateway::routes::ServedRoute>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Cheap argon2 so tests stay fast; one test keeps the OWASP defaults.
+fn cheap_hashing() -> HashingSettings {
+    HashingSettings {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+        concurrency: 2,
+        queue_limit: 128,
+    }
+}
+
+async fn spawn_gateway(env: &TestEnv, customise: impl FnOnce(&mut Settings)) -> TestGateway {
+    let topic = env.unique_topic("gateway-registrations");
+    env.create_topics(&[&topic], 1).await;
+    let db = env.fresh_database().await;
+    let mut settings = Settings::local_defaults();
+    settings.addr = "127.0.0.1:0".into();
+    settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
+    settings.registrations_topic = topic.clone();
+    settings.database_url = db.url.clone();
+    // Generous: the first send of a fresh idempotent producer waits for its producer id.
+    settings.publish_timeout = Duration::from_secs(15);
+    settings.request_timeout = Duration::from_secs(30);
+    settings.hashing = cheap_hashing();
+    customise(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("build the gateway");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let routes = app.routes().to_vec();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestGateway {
+        base,
+        client: reqwest::Client::new(),
+        topic,
+        db,
+        routes,
+        shutdown,
+        task,
+    }
+}
+
+impl TestGateway {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn register(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/registrations")).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("POST /registrations")
+    }
+
+    /// Registers a valid unique user and returns its request id (asserting the 202).
+    async fn register_ok(&self) -> Uuid {
+        let response = self.register(&valid_body(&unique_email()), None).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        accepted_id(response).await
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Records on this gateway's topic, across partitions.
+    fn records_on_topic(&self, env: &TestEnv) -> i64 {
+        env.end_offsets(&self.topic).values().sum()
+    }
+
+    /// Graceful stop; asserts the server shut down cleanly.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        result
+            .expect("gateway stops within 20 s")
+            .expect("task joins")
+            .expect("server ends without error");
+    }
+}
+
+fn unique_email() -> String {
+    format!("user-{}@example.com", Uuid::new_v4().simple())
+}
+
+fn valid_body(email: &str) -> Value {
+    json!({"email": email, "name": "Ada Lovelace", "password": PASSWORD})
+}
+
+async fn accepted_id(response: reqwest::Response) -> Uuid {
+    let body: Value = response.json().await.expect("JSON body");
+    Uuid::parse_str(body["request_id"].as_str().expect("request_id")).expect("UUID")
+}
+
+/// Asserts an RFC 9457 problem document with `status`, and returns it.
+async fn expect_problem(response: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .expect("Content-Type")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Value = response.json().await.expect("problem is JSON");
+    assert_eq!(problem["status"], status.as_u16(), "{problem}");
+    assert!(
+        problem["type"].is_string() && problem["title"].is_string(),
+        "{problem}"
+    );
+    problem
+}
+
+/// A port nothing listens on: bound, then released.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn accepted_registration_is_on_the_topic_with_a_hash_and_never_the_password() {
+    let env = test_env().await;
+    // OWASP defaults here (19 MiB, t=2, p=1): the one test that pays for real hashing.
+    let gateway = spawn_gateway(env, |s| s.hashing = HashingSettings::owasp()).await;
+    let body = json!({"email": "  Ada.Lovelace@Example.COM ", "name": " Ada Lovelace ", "password": PASSWORD});
+
+    let response = gateway.register(&body, None).await;
+
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .expect("Location")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["status"], "pending");
+    let request_id = Uuid::parse_str(answer["request_id"].as_str().unwrap()).unwrap();
+    assert_eq!(location, format!("/registrations/{request_id}"));
+    assert_eq!(request_id.get_version_num(), 8);
+
+    // The 202 came after the broker's acknowledgement, so the record is in the log already.
+    // (A 202 sent before the acknowledgement is caught by the broker-down test below.)
+    assert_eq!(
+        gateway.records_on_topic(env),
+        1,
+        "202 before the record was stored"
+    );
+    let records = env
+        .read_topic(&gateway.topic, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(records.len(), 1, "exactly one record on the topic");
+    let record = &records[0];
+    assert_eq!(
+        record.key.as_deref(),
+        Some(b"ada.lovelace@example.com".as_slice())
+    );
+    assert_eq!(
+        record.header("x-request-id"),
+        Some(request_id.to_string().as_bytes())
+    );
+    let payload = record.payload.as_deref().expect("payload");
+    assert!(
+        !String::from_utf8_lossy(payload).contains(PASSWORD),
+        "plaintext password on Kafka"
+    );
+    let event = RegistrationRequested::parse(Some(payload)).expect("a valid RegistrationRequested");
+    assert_eq!(event.request_id, request_id);
+    assert_eq!(event.email, "ada.lovelace@example.com");
+    assert_eq!(event.name, "Ada Lovelace");
+    assert!(
+        event
+            .password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{}",
+        event.password_hash
+    );
+
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn every_bad_registration_is_a_problem_document_and_publishes_nothing() {
+    let env = test_env().await;
+    let gateway = spawn_gateway(env, |_| {}).await;
+    let post = || gateway.client.post(gateway.url("/registrations"));
+
+    let malformed = post()
+        .header(CONTENT_TYPE, "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(malformed, StatusCode::BAD_REQUEST).await;
+    assert_eq!(problem["type"], "/problems/malformed-json");
+
+    let no_content_type = post()
+        .body(valid_body(&unique_email()).to_string())
+        .send()
+        .await
+        .unwrap();
+    expect_problem(no_content_type, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    let form = post()
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("email=a")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(form, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+
+    let huge =
+        json!({"email": unique_email(), "name": "x".repeat(17 * 1024), "password": PASSWORD});
+    let too_large = post().json(&huge).send().await.unwrap();
+    expect_problem(too_large, StatusCode::PAYLOAD_TOO_LARGE).await;
+
+    let invalid = gateway
+        .register(
+            &json!({"email": "not-an-address", "name": "  ", "password": "short"}),
+            None,
+        )
+        .await;
+    let problem = expect_problem(invalid, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "name", "password"], "{problem}");
+    assert!(problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())));
+    assert!(
+        !problem.to_string().contains("short"),
+        "the password is not echoed back"
+    );
+
+    let missing = gateway
+        .register(
+            &json!({"email": unique_email(), "password": 12345678}),
+            None,
+        )
+        .await;
+    let problem = expect_problem(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        problem["errors"],
+        json!([
+            {"field": "name", "message": "is required"},
+            {"field": "password", "message": "must be a string"}
+        ])
+    );
+
+    let not_an_object = gateway.register(&json!(["ada@example.com"]), None).await;
+    expect_problem(not_an_object, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    let long_key = "k".repeat(256);
+    let bad_key = gateway
+        .register(&valid_body(&unique_email()), Some(&long_key))
+        .await;
+    let problem = expect_problem(bad_key, StatusCode::BAD_REQUEST).await;
+    assert_eq!(problem["type"], "/problems/invalid-idempotency-key");
+
+    let wrong_method = gateway
+        .client
+        .delete(gateway.url("/registrations"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
+    expect_problem(gateway.get("/no-such-route").await, StatusCode::NOT_FOUND).await;
+
+    assert_eq!(
+        gateway.records_on_topic(env),
+        0,
+        "a refused registration must not be published"
+    );
+
+    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics
+        .contains("gateway_registrations_rejected_total{reason=\"unsupported_media_type\"} 2\n"));
+    assert!(
+        metrics.contains("gateway_registrations_rejected_total{reason=\"payload_too_large\"} 1\n")
+    );
+    assert!(
+        metrics.contains("gateway_registrations_accepted_total 0\n"),
+        "{metrics}"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn status_of_a_malformed_or_foreign_id_is_400_or_404() {
+    let env = test_env().await;
+    let gateway = spawn_gateway(env, |_| {}).await;
+
+    let problem = expect_problem(
+        gateway.get("/registrations/not-a-uuid").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(problem["type"], "/problems/invalid-request-id");
+
+    // Well-formed UUIDs this gateway never issued: a v4, and a v8 with a forged tag.
+    let v4 = Uuid::new_v4();
+    let problem = expect_problem(
+        gateway.get(&format!("/registrations/{v4}")).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(problem["type"], "/problems/unknown-request");
+    let issued = gateway.register_ok().await;
+    let forged = Uuid::from_u128(issued.as_u128() ^ 1);
+    // Even with a user row under the forged id, it must never be reported as completed.
+    insert_user(&gateway.db, forged).await;
+    expect_problem(
+        gateway.get(&format!("/registrations/{forged}")).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // An id issued by another gateway (another secret) is unknown here too.
+    let other = spawn_gateway(env, |_| {}).await;
+    let foreign = other.register_ok().await;
+    expect_problem(
+        gateway.get(&format!("/registrations/{foreign}")).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        gateway
+            .get(&format!("/registrations/{issued}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn same_idempotency_key_gets_the_same_request_id() {
+    let env = test_env().await;
+    let gateway = spawn_gateway(env, |_| {}).await;
+    let body = valid_body(&unique_email());
+
+    let first = gateway.register(&body, Some("signup-7f3a")).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first_id = accepted_id(first).await;
+    let retry = gateway.register(&body, Some("signup-7f3a")).await;
+    assert_eq!(retry.status(), StatusCode::ACCEPTED);
+    assert_eq!(accepted_id(retry).await, first_id);
+
+    // The retry was published again under the same id; the consumer's upsert makes it one user.
+    let records = env
+        .read_topic(&gateway.topic, 2, Duration::from_secs(10))
+        .await;
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert_eq!(
+            record.header("x-request-id"),
+            Some(first_id.to_string().as_bytes())
+        );
+    }
+
+    let other_key = gateway
+        .register(&valid_body(&unique_email()), Some("signup-other"))
+        .await;
+    assert_eq!(other_key.status(), StatusCode::ACCEPTED);
+    assert_ne!(accepted_id(other_key).await, first_id);
+    let no_key = gateway.register(&body, None).await;
+    assert_eq!(no_key.status(), StatusCode::ACCEPTED);
+    assert_ne!(
+        accepted_id(no_key).await,
+        first_id,
+        "without a key every request is new"
+    );
+}
+
+#[tokio::test]
+async fn same_idempotency_key_with_a_different_request_is_409() {
+    let env = test_env().await;
+    let gateway = spawn_gateway(env, |_| {}).await;
+    let email = unique_email();
+    let first = gateway
+        .register(&valid_body(&email), Some("signup-42"))
+        .await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+
+    let other_name = json!({"email": email, "name": "Someone Else", "password": PASSWORD});
+    let problem = expect_problem(
+        gateway.register(&other_name, Some("signup-42")).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        problem["title"],
+        "Idempotency-Key reused with a different request"
+    );
+    let other_password =
+        json!({"email": email, "name": "Ada Lovelace", "password": "another password"});
+    expect_problem(
+        gateway.register(&other_password, Some("signup-42")).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    // Normalisation makes these the same request, not a different one.
+    let same_normalised =
+        json!({"email": email.to_uppercase(), "name": " Ada Lovelace", "password": PASSWORD});
+    assert_eq!(
+        gateway
+            .register(&same_normalised, Some("signup-42"))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+
+    assert_eq!(
+        gateway.records_on_topic(env),
+        2,
+        "the conflicting requests were not published"
+    );
+    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .contains("gateway_registrations_rejected_total{reason=\"idempotency_conflict\"} 2\n"),
+        "{metrics}"
+    );
+}
+
+async fn insert_user(db: &TestDatabase, request_id: Uuid) {
+    sqlx::query("INSERT INTO users (request_id, email, name, password_hash, requested_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(request_id.as_bytes().to_vec())
+        .bind(unique_email())
+        .bind("Ada Lovelace")
+        .bind("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG")
+        .bind(Utc::now().naive_utc())
+        .execute(&db.pool)
+        .await
+        .expect("insert user");
+}
+
+async fn record(
+    db: &TestDatabase,
+    request_id: Uuid,
+    status: Status,
+    retry_count: u32,
+    reason: &str,
+) {
+    let transition = Transition {
+        request_id,
+        status,
+        retry_count,
+        reason: Some(reason.into()),
+        at: Utc::now(),
+    };
+    request_status::record(&db.pool, &[transition])
+        .await
+        .expect("record status");
+}
+
+#[tokio::test]
+async fn status_reports_pending_completed_rejected_retrying_and_parked() {
+    let env = test_env().await;
+    let gateway = spawn_gateway(env, |_| {}).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(gateway.register_ok().await);
+    }
+    let (pending, completed, rejected, retrying, parked) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
+    insert_user(&gateway.db, completed).await;
+    record(&gateway.db, completed, Status::Retrying, 1, "deadlock").await;
+    record(
+        &gateway.db,
+        rejected,
+        Status::Rejected,
+        0,
+        "email already registered",
+    )
+    .await;
+    record(
+        &gateway.db,
+        retrying,
+        Status::Retrying,
+        2,
+        "database unavailable",
+    )
+    .await;
+    record(&gateway.db, parked, Status::Parked, 5, "retries exhausted").await;
+
+    let status = |id: Uuid| {
+        let gateway = &gateway;
+        async move {
+            let response = gateway.get(&format!("/registrations/{id}")).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["request_id"], id.to_string());
+            body
+        }
+    };
+
+    let body = status(pending).await;
+    assert_eq!(
+        body,
+        json!({"request_id": pending, "status": "pending", "retry_count": 0, "reason": null, "updated_at": null})
+    );
+
+    let body = status(completed).await;
+    assert_eq!(
+        (body["status"].as_str(), body["retry_count"].as_u64()),
+        (Some("completed"), Some(1))
+    );
+    assert!(body["reason"].is_null());
+    assert!(
+        body["updated_at"]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+        "{body}"
+    );
+
+    let body = status(rejected).await;
+    assert_eq!(body["status"], "rejected");
+    assert_eq!(body["reason"], "email already registered");
+    assert!(body["updated_at"].is_string());
+
+    let body = status(retrying).await;
+    assert_eq!(
+        (body["status"].as_str(), body["retry_count"].as_u64()),
+        (Some("retrying"), Some(2))
+    );
+
+    let body = status(parked).await;
+    assert_eq!(body["status"], "parked");
+    assert_eq!(body["retry_count"], 5);
+    assert_eq!(body["reason"], "retries exhausted");
+}
+
+#[tokio::test]
+async fn database_down_fails_only_the_status_route_with_503() {
+    let env = test_env().await;
+    let dead_db = format!(
+        "mysql://registrations@127.0.0.1:{}/registrations",
+        closed_port()
+    );
+    let gateway = spawn_gateway(env, |s| s.database_url = dead_db).await;
+
+    // Registering needs no database.
+    let id = gateway.register_ok().await;
+
+    let started = std::time::Instant::now();
+    let response = gateway.get(&format!("/registrations/{id}")).await;
+    assert!(
+        response.headers().get(RETRY_AFTER).is_some(),
+        "Retry-After on 503"
+    );
+    expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by the acquire timeout"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn broker_unavailable_is_503_with_retry_after_never_202() {
+    let env = test_env().await;
+    let dead_broker = format!("127.0.0.1:{}", closed_port());
+    let gateway = spawn_gateway(env, |s| {
+        s.kafka.bootstrap_servers = dead_broker;
+        s.publish_timeout = Duration::from_millis(1500);
+    })
+    .await;
+
+    for key in [None, Some("signup-while-down")] {
+        let started = std::time::Instant::now();
+        let response = gateway.register(&valid_body(&unique_email()), key).await;
+        let elapsed = started.elapsed();
+        assert!(
+            response.headers().get(RETRY_AFTER).is_some(),
+            "Retry-After on 503"
+        );
+        let problem = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert_eq!(problem["type"], "/problems/not-accepted");
+        assert!(
+            elapsed >= Duration::from_millis(1000),
+            "waited for the acknowledgement: {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "bounded by the publish timeout: {elapsed:?}"
+        );
+    }
+
+    let ready = gateway.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        gateway.get("/healthz").await.status(),
+        StatusCode::OK,
+        "alive, just not ready"
+    );
+    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("gateway_publish_failures_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_registrations_accepted_total 0\n"),
+        "{metrics}"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
+    let env = test_env().await;
+    let gateway = spawn_gateway(env, |_| {}).await;
+    let response = gateway.get("/openapi.json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = gateway
+        .routes
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    assert_eq!(
+        documented, served,
+        "the OpenAPI document and the router disagree"
+    );
+    for route in [
+        ("POST", "/registrations"),
+        ("GET", "/registrations/{request_id}"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+    ] {
+        assert!(
+            documented.contains(&(route.0.to_owned(), route.1.to_owned())),
+            "{route:?} is documented"
+        );
+    }
+    let post = &doc["paths"]["/registrations"]["post"]["responses"];
+    for code in ["202", "400", "409", "413", "415", "422", "503"] {
+        assert!(
+            post.get(code).is_some(),
+            "POST /registrations documents {code}"
+        );
+    }
+    assert_eq!(
+        post["422"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    assert!(doc["components"]["schemas"]["Problem"]["properties"]["errors"].is_object());
+
+    // Every documented route exists and answers (a 404 or 405 would mean it does not).
+    let issued = gateway.register_ok().await;
+    for (method, path) in &documented {
+        let concrete = path.replace("{request_id}", &issued.to_string());
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = gateway
+            .client
+            .request(method.clone(), gateway.url(&concrete));
+        if method == Method::POST {
+            request = request.json(&valid_body(&unique_email()));
+        }
+        let status = request.send().await.unwrap().status();
+        assert!(status.is_success(), "{method} {concrete} answered {status}");
+    }
+    // ... and the probe can tell: an undocumented route is 404.
+    assert_eq!(
+        gateway.get("/registrations/x/y").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_a_503_problem_not_a_202() {
+    let env = test_env().await;
+    // Hashing plus a broker round trip (the producer lingers 2 ms alone) cannot fit in 1 ms.
+    let gateway = spawn_gateway(env, |s| s.request_timeout = Duration::from_millis(1)).await;
+
+    let response = gateway.register(&valid_body(&unique_email()), None).await;
+
+    assert!(response.headers().get(RETRY_AFTER).is_some(), "Retry-After on 503");
+    let problem = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem["type"], "/problems/timed-out");
+    gateway.stop().await;
+}
