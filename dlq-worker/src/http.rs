@@ -1,0 +1,78 @@
+//! The worker's HTTP port: `/healthz`, `/readyz`, `/metrics`, and the admin API when a token is
+//! configured.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{middleware, Router};
+use futures::future::BoxFuture;
+use reliable_messaging::health::{self, Readiness, ReadinessCheck};
+use sqlx::MySqlPool;
+
+use crate::admin::{self, AdminState};
+use crate::metrics::Metrics;
+use crate::problem::{ensure_problem_body, Problem};
+use crate::topics::TopicCatalog;
+
+pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminState, String)>) -> Router {
+    let mut router = Router::new()
+        .route("/metrics", get(render_metrics).with_state(metrics))
+        .merge(health::router(readiness));
+    if let Some((state, token)) = admin {
+        router = router.merge(admin::router(state, token));
+    }
+    router
+        .fallback(|| async { Problem::not_found("no such route".to_owned()) })
+        .layer(middleware::from_fn(ensure_problem_body))
+}
+
+async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
+}
+
+/// The broker answers metadata requests.
+pub struct BrokerReachable(pub TopicCatalog);
+
+impl ReadinessCheck for BrokerReachable {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if self.0.broker_reachable().await {
+                Ok(())
+            } else {
+                Err("broker unreachable".to_owned())
+            }
+        })
+    }
+}
+
+/// The dead-letter subscription is in place (partitions may be none: no DLQ topic exists yet).
+pub struct Subscribed(pub Arc<Metrics>);
+
+impl ReadinessCheck for Subscribed {
+    fn name(&self) -> &'static str {
+        "subscription"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let ok = self.0.subscribed.load(Ordering::Relaxed) || self.0.assigned_partitions.load(Ordering::Relaxed) > 0;
+        Box::pin(async move { if ok { Ok(()) } else { Err("not subscribed".to_owned()) } })
+    }
+}
+
+/// The parking lot's database answers.
+pub struct DatabaseReachable(pub MySqlPool);
+
+impl ReadinessCheck for DatabaseReachable {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| e.to_string()) })
+    }
+}

@@ -1,0 +1,30 @@
+//! `dlq-worker` runs the worker; `dlq-worker parked ...` operates the parking lot.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use dlq_worker::cli::{self, Cli, Command};
+use dlq_worker::{Application, Settings};
+use reliable_messaging::{shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = Cli::parse();
+    let settings = Settings::from_env().map_err(anyhow::Error::msg).context("reading the configuration")?;
+    match args.command {
+        None => {
+            telemetry::init("dlq-worker");
+            let application = Application::build(settings).await?;
+            application.run_until_stopped(shutdown::on_termination_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Parked(command)) => {
+            // Results go to stdout; logs (warnings only, unless RUST_LOG says otherwise) to stderr.
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            cli::run(command, settings).await
+        }
+    }
+}

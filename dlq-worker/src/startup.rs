@@ -1,0 +1,118 @@
+//! Wires the worker together: database, producer, consumer, HTTP port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use reliable_messaging::health::Readiness;
+use reliable_messaging::parking::{ParkingLot, Redriver};
+use reliable_messaging::DurableProducer;
+use sqlx::mysql::MySqlPoolOptions;
+use sqlx::MySqlPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::Actions;
+use crate::admin::AdminState;
+use crate::configuration::Settings;
+use crate::http::{self, BrokerReachable, DatabaseReachable, Subscribed};
+use crate::metrics::Metrics;
+use crate::topics::TopicCatalog;
+use crate::worker::DlqWorker;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    worker: DlqWorker,
+    producer: DurableProducer,
+    metrics: Arc<Metrics>,
+}
+
+impl Application {
+    /// Connects, migrates, subscribes and binds the HTTP port (`DLQ_WORKER_ADDR`; port 0 picks a
+    /// free one, see [`Application::address`]). Nothing is consumed before
+    /// [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = connect(&settings).await?;
+        sqlx::migrate!("../migrations").run(&pool).await.context("running the database migrations")?;
+        let producer = redrive_producer(&settings)?;
+        let topics = TopicCatalog::new(&settings.kafka).context("creating the metadata client")?;
+        let metrics = Arc::new(Metrics::default());
+        let parking = ParkingLot::new(pool.clone());
+        let actions = Actions {
+            producer: producer.clone(),
+            format: settings.metadata_format,
+            topics: topics.clone(),
+            parking: parking.clone(),
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+        };
+        let worker = DlqWorker::new(&settings, actions, metrics.clone()).context("creating the DLQ consumer")?;
+        let readiness = Readiness::default()
+            .with(BrokerReachable(topics))
+            .with(Subscribed(metrics.clone()))
+            .with(DatabaseReachable(pool));
+        let admin = settings.admin_token.clone().map(|token| {
+            let state = AdminState {
+                redriver: Redriver::new(parking.clone(), producer.clone(), settings.metadata_format),
+                parking,
+                default_rate: settings.redrive_rate,
+                metrics: metrics.clone(),
+            };
+            (state, token)
+        });
+        if admin.is_none() {
+            tracing::info!("ADMIN_TOKEN is not set: the admin API is off");
+        }
+        let router = http::router(readiness, metrics.clone(), admin);
+        let listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP port {}", settings.http_addr))?;
+        Ok(Self { listener, router, worker, producer, metrics })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address().port()
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves and works until `shutdown` is cancelled, then stops polling, lets re-sends in
+    /// flight finish, commits what is done, and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(address = %self.address(), "dlq-worker listening");
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+        self.worker.run(shutdown).await;
+        let producer = self.producer;
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+        server.await.context("HTTP server task")?.context("HTTP server")?;
+        Ok(())
+    }
+}
+
+pub async fn connect(settings: &Settings) -> anyhow::Result<MySqlPool> {
+    MySqlPoolOptions::new()
+        .max_connections(settings.database_pool_size)
+        // Short: a database outage must fail a parking attempt quickly so it is retried, and
+        // must never hold up re-sends.
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(&settings.database_url)
+        .await
+        .context("connecting to the database (DATABASE_URL)")
+}
+
+/// The producer for re-sends and redrives. It never auto-creates a topic: a message whose topic
+/// is gone is parked, not published into a new topic nobody reads.
+pub fn redrive_producer(settings: &Settings) -> anyhow::Result<DurableProducer> {
+    DurableProducer::with_overrides(&settings.kafka, settings.publish_timeout, &[("allow.auto.create.topics", "false")])
+        .context("creating the Kafka producer")
+}

@@ -1,0 +1,274 @@
+//! The worker loop: read dead-letter topics, decide each record's fate, re-send or park it when
+//! its time comes, and commit only what is durably done.
+//!
+//! ```text
+//!  *-dlq ──recv──▶ triage ──▶ Park ───────────────────────────▶ parking lot ─┐
+//!                     └────▶ Resend ─▶ waiting (by due time) ─▶ original topic ─┴▶ offset done ─▶ commit prefix
+//! ```
+//!
+//! Polling never stops while messages wait, so a message due in 1 s is not held up by one due in
+//! 30 s on the same partition; commits cover only the contiguous prefix of finished offsets, so
+//! a crash re-sends at worst and never loses. When too many messages wait, the partitions are
+//! paused until the backlog drains.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use reliable_messaging::offset_tracker::TopicPartition;
+use reliable_messaging::Delivery;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::{Actions, Finished, Scheduled};
+use crate::configuration::Settings;
+use crate::metrics::Metrics;
+use crate::rebalance::{commit_list, lock, SharedState, WorkerContext};
+use crate::triage::{triage, Decision, RetryPolicy};
+
+/// Bounds on memory and concurrency.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_scheduled: usize,
+    pub resume_below: usize,
+    pub max_in_flight: usize,
+    pub commit_interval: Duration,
+    /// How long shutdown waits for re-sends in flight.
+    pub drain_timeout: Duration,
+}
+
+/// A finished task: which record, and how it ended.
+struct TaskDone {
+    partition: TopicPartition,
+    offset: i64,
+    finished: Finished,
+}
+
+pub struct DlqWorker {
+    consumer: Arc<StreamConsumer<WorkerContext>>,
+    state: SharedState,
+    actions: Actions,
+    policy: RetryPolicy,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
+impl DlqWorker {
+    /// Creates the consumer and subscribes to the dead-letter topic pattern.
+    pub fn new(settings: &Settings, actions: Actions, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
+        let state = SharedState::default();
+        let mut config = settings.kafka.client_config();
+        config
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // New dead-letter topics matching the pattern are picked up within this interval.
+            .set("topic.metadata.refresh.interval.ms", settings.metadata_refresh.as_millis().to_string())
+            .set("allow.auto.create.topics", "false")
+            // A crashed worker is noticed after this long; short so a restart resumes quickly.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1500");
+        let consumer: StreamConsumer<WorkerContext> =
+            config.create_with_context(WorkerContext { state: state.clone(), metrics: metrics.clone() })?;
+        consumer.subscribe(&[settings.topic_pattern.as_str()])?;
+        metrics.subscribed.store(true, Ordering::Relaxed);
+        tracing::info!(pattern = %settings.topic_pattern, group = %settings.group_id, "subscribed to dead-letter topics");
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            state,
+            actions,
+            policy: RetryPolicy { threshold: settings.retry_threshold, schedule: settings.retry_schedule.clone() },
+            limits: Limits {
+                max_scheduled: settings.max_scheduled,
+                resume_below: settings.resume_below,
+                max_in_flight: settings.max_in_flight,
+                commit_interval: settings.commit_interval,
+                drain_timeout: settings.publish_timeout + Duration::from_secs(1),
+            },
+            metrics,
+        })
+    }
+
+    /// Runs until `shutdown`; then lets re-sends in flight finish (bounded), commits the finished
+    /// prefix and returns. Messages still waiting are redelivered to the next worker.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tasks: JoinSet<TaskDone> = JoinSet::new();
+        let task_shutdown = shutdown.child_token();
+        let mut commit_tick = tokio::time::interval(self.limits.commit_interval);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_due = lock(&self.state).waiting.next_due();
+            let may_dispatch = next_due.is_some() && tasks.len() < self.limits.max_in_flight;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(joined) = tasks.join_next() => match joined {
+                    Ok(done) => self.settle(done),
+                    Err(e) => tracing::error!(error = %e, "a re-send task failed; its offset stays uncommitted"),
+                },
+                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if may_dispatch => {
+                    self.dispatch_due(&mut tasks, &task_shutdown);
+                }
+                _ = commit_tick.tick() => self.commit().await,
+                message = self.consumer.recv() => self.intake(message, &mut tasks, &task_shutdown),
+            }
+            self.metrics.in_flight.store(tasks.len(), Ordering::Relaxed);
+            self.apply_back_pressure(tasks.len());
+        }
+        tracing::info!(in_flight = tasks.len(), "stopping: finishing re-sends in flight");
+        task_shutdown.cancel();
+        let drained = tokio::time::timeout(self.limits.drain_timeout, async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok(done) = joined {
+                    self.settle(done);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(abandoned = tasks.len(), "re-sends still in flight at shutdown; they will be redelivered");
+            tasks.abort_all();
+        }
+        self.commit().await;
+        tracing::info!(waiting = lock(&self.state).waiting.len(), "dlq-worker stopped; waiting messages will be redelivered");
+    }
+
+    /// Tracks a new record and either parks it or schedules its re-send.
+    fn intake(
+        &self,
+        message: Result<BorrowedMessage<'_>, KafkaError>,
+        tasks: &mut JoinSet<TaskDone>,
+        shutdown: &CancellationToken,
+    ) {
+        let delivery = match message {
+            Ok(m) => Delivery::from_message(&m),
+            Err(e) => {
+                tracing::warn!(error = %e, "poll failed");
+                return;
+            }
+        };
+        self.metrics.consumed.fetch_add(1, Ordering::Relaxed);
+        let partition = TopicPartition::new(delivery.topic.clone(), delivery.partition);
+        let now_ms = Utc::now().timestamp_millis();
+        let mut state = lock(&self.state);
+        state.offsets.track(&partition, delivery.offset);
+        match triage(&delivery, &self.policy, now_ms) {
+            Decision::Park { source_topic, reason, explanation } => {
+                drop(state);
+                tracing::info!(position = %delivery.position(), %reason, %explanation, "parking");
+                let actions = self.actions.clone();
+                let shutdown = shutdown.clone();
+                let offset = delivery.offset;
+                tasks.spawn(async move {
+                    let finished = actions.park(&delivery, &source_topic, reason, &explanation, shutdown).await;
+                    TaskDone { partition, offset, finished }
+                });
+            }
+            Decision::Resend { target_topic, due_ms } => {
+                let wait = Duration::from_millis(u64::try_from(due_ms.saturating_sub(now_ms)).unwrap_or(0));
+                tracing::debug!(position = %delivery.position(), %target_topic, ?wait, "scheduled");
+                state.waiting.push(Instant::now() + wait, partition, Scheduled { delivery, target_topic, failed_sends: 0 });
+                self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Starts the re-sends that are due, as many as the in-flight limit allows.
+    fn dispatch_due(&self, tasks: &mut JoinSet<TaskDone>, shutdown: &CancellationToken) {
+        let room = self.limits.max_in_flight.saturating_sub(tasks.len());
+        let due = {
+            let mut state = lock(&self.state);
+            let due = state.waiting.pop_due(Instant::now(), room);
+            self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
+            due
+        };
+        for (partition, entry) in due {
+            let actions = self.actions.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                let offset = entry.delivery.offset;
+                let finished = actions.resend(entry, shutdown).await;
+                TaskDone { partition, offset, finished }
+            });
+        }
+    }
+
+    fn settle(&self, done: TaskDone) {
+        let mut state = lock(&self.state);
+        match done.finished {
+            Finished::Settled => {
+                state.offsets.complete(&done.partition, done.offset);
+            }
+            Finished::RetryLater(entry, delay) => {
+                // Only if the partition is still ours: after a revocation the new owner has it.
+                if state.offsets.is_outstanding(&done.partition, done.offset) {
+                    state.waiting.push(Instant::now() + delay, done.partition, *entry);
+                    self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
+                }
+            }
+            Finished::Abandoned => {}
+        }
+    }
+
+    /// Commits the finished prefix of every partition that moved.
+    async fn commit(&self) {
+        let positions = lock(&self.state).offsets.to_commit();
+        if positions.is_empty() {
+            return;
+        }
+        let list = match commit_list(&positions) {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::error!(error = %e, "could not build the commit list");
+                return;
+            }
+        };
+        let consumer = self.consumer.clone();
+        match tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync)).await {
+            Ok(Ok(())) => {
+                lock(&self.state).offsets.mark_committed(&positions);
+                self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(?positions, "committed");
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+            Err(e) => tracing::warn!(error = %e, "offset commit task failed"),
+        }
+    }
+
+    /// Pauses every assigned partition while more than `max_scheduled` messages wait, and
+    /// resumes them once fewer than `resume_below` do: memory stays bounded however large the
+    /// dead-letter backlog.
+    fn apply_back_pressure(&self, in_flight: usize) {
+        let mut state = lock(&self.state);
+        let load = state.waiting.len() + in_flight;
+        let pause = !state.paused && load > self.limits.max_scheduled;
+        let resume = state.paused && load <= self.limits.resume_below;
+        if !pause && !resume {
+            return;
+        }
+        let assignment = match self.consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the assignment");
+                return;
+            }
+        };
+        let result = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+        match result {
+            Ok(()) => {
+                state.paused = pause;
+                let paused = if pause { assignment.count() } else { 0 };
+                self.metrics.paused_partitions.store(paused, Ordering::Relaxed);
+                tracing::info!(waiting = load, partitions = assignment.count(), paused = pause, "back-pressure");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not pause/resume partitions"),
+        }
+    }
+
+}
