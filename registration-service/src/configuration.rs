@@ -41,6 +41,7 @@ impl Settings {
     /// | `RETRY_METADATA_FORMAT` | `headers` (or `wrapper`) |
     /// | `COMMIT_POLICY` | `after-durable-outcome` (`unsafe-auto-commit` only for the negative-control test) |
     /// | `DATABASE_POOL_SIZE` | 5 |
+    /// | `CONSUMER_INSTANCE_ID` | unset (dynamic membership); set for static membership |
     pub fn from_env() -> Result<Self, String> {
         let topic: String = env_or("REGISTRATIONS_TOPIC", registration_events::REGISTRATIONS_TOPIC.to_owned())?;
         let group: String = env_or("CONSUMER_GROUP", "registration-service".to_owned())?;
@@ -50,6 +51,7 @@ impl Settings {
         consumer.in_place_retries = env_or("IN_PLACE_RETRIES", consumer.in_place_retries)?;
         consumer.in_place_backoff = Backoff::from_env("IN_PLACE", consumer.in_place_backoff)?;
         consumer.commit_policy = CommitPolicy::from_env()?;
+        consumer.instance_id = std::env::var("CONSUMER_INSTANCE_ID").ok().filter(|id| !id.is_empty());
         Ok(Settings {
             kafka: KafkaSettings::from_env("registration-service"),
             consumer,

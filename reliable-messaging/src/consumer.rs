@@ -88,6 +88,9 @@ pub struct ConsumerSettings {
     pub in_place_retries: u32,
     pub in_place_backoff: Backoff,
     pub commit_policy: CommitPolicy,
+    /// Static group membership (`group.instance.id`): a restarted instance with the same id
+    /// gets its partitions back at once instead of waiting for a rebalance.
+    pub instance_id: Option<String>,
 }
 
 impl ConsumerSettings {
@@ -100,6 +103,7 @@ impl ConsumerSettings {
             in_place_retries: 3,
             in_place_backoff: Backoff::exponential(Duration::from_millis(200), 2.0, Duration::from_secs(2)),
             commit_policy: CommitPolicy::AfterDurableOutcome,
+            instance_id: None,
         }
     }
 }
@@ -210,6 +214,9 @@ impl<H: Handler> ReliableConsumer<H> {
             // A crashed member is noticed after this long; short so a restart resumes quickly.
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1500");
+        if let Some(id) = &settings.instance_id {
+            config.set("group.instance.id", id);
+        }
         match settings.commit_policy {
             CommitPolicy::AfterDurableOutcome => {
                 config.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
