@@ -151,3 +151,34 @@ impl TestEnv {
         self.end_offsets(topic).iter().all(|(p, end)| *end == 0 || committed.get(p) == Some(end))
     }
 }
+
+impl TestEnv {
+    /// Every record of `topic` from `from` (per partition; missing = from the start) up to the
+    /// current end.
+    pub async fn records_after(&self, topic: &str, from: &HashMap<i32, i64>) -> Vec<Delivery> {
+        let ends = self.end_offsets(topic);
+        let consumer: StreamConsumer = self
+            .config()
+            .set("group.id", format!("test-reader-{}", Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        let mut expected = 0i64;
+        for (p, end) in &ends {
+            let start = from.get(p).copied().unwrap_or(0);
+            expected += (end - start).max(0);
+            tpl.add_partition_offset(topic, *p, rdkafka::Offset::Offset(start)).expect("offset");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut records = Vec::new();
+        while (records.len() as i64) < expected {
+            match tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await {
+                Ok(Ok(m)) => records.push(Delivery::from_message(&m)),
+                Ok(Err(e)) => panic!("reading {topic}: {e}"),
+                Err(_) => break,
+            }
+        }
+        records
+    }
+}

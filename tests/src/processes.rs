@@ -17,10 +17,12 @@ pub struct ServiceProcess {
     pub log_path: PathBuf,
 }
 
-/// `target/<profile>/` of the running test binary (which lives in `target/<profile>/deps/`).
+/// `target/<profile>/` of the running binary: test binaries live in `target/<profile>/deps/`,
+/// the chaos and benchmark binaries in `target/<profile>/` itself.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
+    let dir = exe.parent().expect("binary directory");
+    if dir.file_name().is_some_and(|n| n == "deps") { dir.parent().expect("target dir") } else { dir }.to_path_buf()
 }
 
 /// Path of a workspace binary; panics with the command to build it when missing.
@@ -84,4 +86,9 @@ impl ServiceProcess {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+}
+
+/// A loopback port that is free right now, for a service that must be told its port up front.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }

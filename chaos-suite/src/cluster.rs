@@ -1,0 +1,248 @@
+//! The system under test as separate OS processes: one gateway, N registration-service
+//! instances and a dlq-worker, on their own topic and their own database, with the database
+//! reached through a fault-injecting proxy so a scenario can take it away.
+
+use std::time::Duration;
+
+use integration_tests::database::TestDatabase;
+use integration_tests::ledger::{self, LedgerReport};
+use integration_tests::processes::{free_port, ServiceProcess};
+use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
+use integration_tests::{test_env, wait, TestEnv};
+use reliable_messaging::dead_letter::dead_letter_topic;
+use uuid::Uuid;
+
+/// Shape of one cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub commit_policy: &'static str,
+    pub registration_instances: usize,
+    /// DLQ retry schedule: `constant` or `exponential`, and its first delay in ms.
+    pub retry_backoff: (&'static str, u64),
+    pub batch_size: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { commit_policy: "after-durable-outcome", registration_instances: 1, retry_backoff: ("exponential", 1_000), batch_size: 50 }
+    }
+}
+
+pub struct Cluster {
+    pub env: &'static TestEnv,
+    pub db: TestDatabase,
+    pub proxy: TcpProxy,
+    pub topic: String,
+    pub gateway_url: String,
+    gateway: ServiceProcess,
+    /// One slot per instance ever started; `None` once killed for good.
+    registration: Vec<Option<ServiceProcess>>,
+    registration_ports: Vec<u16>,
+    dlq_worker: ServiceProcess,
+    wiring: Wiring,
+}
+
+/// What the consumers' environment is made of.
+struct Wiring {
+    kafka_bootstrap: String,
+    /// The database as the consumers reach it: through the proxy.
+    database_url: String,
+    topic: String,
+    dlq_worker_port: u16,
+    config: ClusterConfig,
+}
+
+impl Cluster {
+    pub async fn start(config: ClusterConfig) -> Cluster {
+        let env = test_env().await;
+        let db = env.fresh_database().await;
+        let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
+        let topic = env.unique_topic("chaos-registrations");
+        env.create_topics(&[&topic, &dead_letter_topic(&topic)], 3).await;
+
+        let gateway_port = free_port();
+        let secret: String = Uuid::new_v4().simple().to_string() + &Uuid::new_v4().simple().to_string();
+        let gateway_env = vec![
+            ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
+            ("KAFKA_BOOTSTRAP_SERVERS", env.kafka_bootstrap.clone()),
+            ("DATABASE_URL", db.url.clone()),
+            ("REGISTRATIONS_TOPIC", topic.clone()),
+            ("REQUEST_ID_SECRET", secret),
+            // Cheap hashing: these scenarios are about loss, not password cost.
+            ("ARGON2_MEMORY_KIB", "1024".to_owned()),
+            ("ARGON2_ITERATIONS", "1".to_owned()),
+            ("PUBLISH_TIMEOUT_MS", "3000".to_owned()),
+        ];
+        let gateway = ServiceProcess::spawn("gateway", &gateway_env);
+        let wiring = Wiring {
+            kafka_bootstrap: env.kafka_bootstrap.clone(),
+            database_url: proxy.rewrite_url(&db.url),
+            topic: topic.clone(),
+            dlq_worker_port: free_port(),
+            config: config.clone(),
+        };
+        let dlq_worker = ServiceProcess::spawn("dlq-worker", &wiring.dlq_worker_env());
+        let mut cluster = Cluster {
+            env,
+            db,
+            proxy,
+            topic,
+            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            gateway,
+            registration: Vec::new(),
+            registration_ports: Vec::new(),
+            dlq_worker,
+            wiring,
+        };
+        for _ in 0..config.registration_instances {
+            cluster.add_registration_instance();
+        }
+        cluster.wait_ready(&format!("{}/readyz", cluster.gateway_url)).await;
+        for port in cluster.registration_ports.clone() {
+            cluster.wait_ready(&format!("http://127.0.0.1:{port}/healthz")).await;
+        }
+        cluster.wait_ready(&format!("http://127.0.0.1:{}/healthz", cluster.wiring.dlq_worker_port)).await;
+        // Every instance in the group with partitions before the load starts.
+        let ports = cluster.registration_ports.clone();
+        wait::until(Duration::from_secs(60), "registration-service instances own partitions", || {
+            let ports = ports.clone();
+            async move {
+                let mut ready = 0;
+                for p in &ports {
+                    if ok(&format!("http://127.0.0.1:{p}/readyz")).await {
+                        ready += 1;
+                    }
+                }
+                ready == ports.len().min(3)
+            }
+        })
+        .await;
+        cluster
+    }
+
+    /// Starts one more registration-service instance; returns its slot.
+    pub fn add_registration_instance(&mut self) -> usize {
+        let port = free_port();
+        let process = ServiceProcess::spawn("registration-service", &self.wiring.registration_env(port));
+        self.registration.push(Some(process));
+        self.registration_ports.push(port);
+        self.registration.len() - 1
+    }
+
+    /// SIGKILL of instance `slot`.
+    pub async fn kill_registration(&mut self, slot: usize) {
+        if let Some(p) = self.registration[slot].as_mut() {
+            p.kill_9().await;
+        }
+        self.registration[slot] = None;
+    }
+
+    /// A new process in slot `slot` (after a kill or a stop).
+    pub fn restart_registration(&mut self, slot: usize) {
+        let port = free_port();
+        self.registration_ports[slot] = port;
+        self.registration[slot] = Some(ServiceProcess::spawn("registration-service", &self.wiring.registration_env(port)));
+    }
+
+    /// SIGTERM of instance `slot`; whether it exited cleanly.
+    pub async fn terminate_registration(&mut self, slot: usize) -> bool {
+        let clean = match self.registration[slot].as_mut() {
+            Some(p) => p.terminate(Duration::from_secs(30)).await,
+            None => true,
+        };
+        self.registration[slot] = None;
+        clean
+    }
+
+    pub async fn kill_dlq_worker(&mut self) {
+        self.dlq_worker.kill_9().await;
+    }
+
+    pub fn restart_dlq_worker(&mut self) {
+        self.dlq_worker = ServiceProcess::spawn("dlq-worker", &self.wiring.dlq_worker_env());
+    }
+
+    pub fn gateway_is_running(&mut self) -> bool {
+        self.gateway.is_running()
+    }
+
+    async fn wait_ready(&self, url: &str) {
+        let url = url.to_owned();
+        wait::until(Duration::from_secs(60), &format!("{url} answers 200"), || {
+            let url = url.clone();
+            async move { ok(&url).await }
+        })
+        .await;
+    }
+
+    /// Waits until every accepted request reached an end state (or `timeout`), and returns the
+    /// ledger.
+    pub async fn settle(&self, accepted: &[Uuid], timeout: Duration) -> LedgerReport {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let report = ledger::check(&self.db, accepted).await;
+            if report.lost.is_empty() || tokio::time::Instant::now() >= deadline {
+                return report;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Stops every process gracefully; returns the names of those that did not exit cleanly.
+    pub async fn stop(mut self) -> Vec<String> {
+        let mut unclean = Vec::new();
+        for slot in 0..self.registration.len() {
+            if !self.terminate_registration(slot).await {
+                unclean.push(format!("registration-service[{slot}]"));
+            }
+        }
+        if !self.dlq_worker.terminate(Duration::from_secs(30)).await {
+            unclean.push("dlq-worker".to_owned());
+        }
+        if !self.gateway.terminate(Duration::from_secs(30)).await {
+            unclean.push("gateway".to_owned());
+        }
+        unclean
+    }
+}
+
+impl Wiring {
+    fn registration_env(&self, port: u16) -> Vec<(&'static str, String)> {
+        let (kind, initial) = self.config.retry_backoff;
+        vec![
+            ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap.clone()),
+            ("DATABASE_URL", self.database_url.clone()),
+            ("REGISTRATIONS_TOPIC", self.topic.clone()),
+            ("CONSUMER_GROUP", "registration-service".to_owned()),
+            ("REGISTRATION_SERVICE_ADDR", format!("127.0.0.1:{port}")),
+            ("COMMIT_POLICY", self.config.commit_policy.to_owned()),
+            ("BATCH_SIZE", self.config.batch_size.to_string()),
+            ("IN_PLACE_RETRIES", "2".to_owned()),
+            ("IN_PLACE_BACKOFF", "constant".to_owned()),
+            ("IN_PLACE_BACKOFF_INITIAL_MS", "200".to_owned()),
+            ("RETRY_BACKOFF", kind.to_owned()),
+            ("RETRY_BACKOFF_INITIAL_MS", initial.to_string()),
+        ]
+    }
+
+    fn dlq_worker_env(&self) -> Vec<(&'static str, String)> {
+        let (kind, initial) = self.config.retry_backoff;
+        vec![
+            ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap.clone()),
+            ("DATABASE_URL", self.database_url.clone()),
+            ("DLQ_TOPIC_PATTERN", format!("^{}$", dead_letter_topic(&self.topic))),
+            ("DLQ_CONSUMER_GROUP", format!("dlq-worker-{}", self.topic)),
+            ("DLQ_WORKER_ADDR", format!("127.0.0.1:{}", self.dlq_worker_port)),
+            ("RETRY_THRESHOLD", "5".to_owned()),
+            ("RETRY_BACKOFF", kind.to_owned()),
+            ("RETRY_BACKOFF_INITIAL_MS", initial.to_string()),
+        ]
+    }
+}
+
+async fn ok(url: &str) -> bool {
+    match reqwest::Client::new().get(url).timeout(Duration::from_secs(3)).send().await {
+        Ok(r) => r.status().is_success(),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,73 @@
+//! `chaos`: runs the chaos and bad-input scenarios against the real services (separate OS
+//! processes, real Kafka, real MariaDB), checks the ledger after each, prints a table and
+//! exits non-zero on any violation.
+//!
+//! ```text
+//! scripts/chaos.sh              # the long suite (many kills)
+//! scripts/chaos.sh --short      # what CI runs
+//! scripts/chaos.sh --scenario db-outage-10s --kills 5
+//! ```
+//!
+//! Scenarios restart the shared broker: run the suite on its own, not beside other tests.
+
+mod bad_input;
+mod cluster;
+mod load;
+mod report;
+mod scenarios;
+
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::report::Verdict;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Chaos and bad-input suite with a ledger; exits non-zero on any violation")]
+pub struct Options {
+    /// A quick pass over every scenario (CI); default is the long run.
+    #[arg(long)]
+    pub short: bool,
+    /// SIGKILLs per kill scenario (default: 3 short, 25 long).
+    #[arg(long)]
+    pub kills: Option<u32>,
+    /// Sign-ups per second of the background load.
+    #[arg(long, default_value_t = 40)]
+    pub rate: u32,
+    /// Run only the scenarios whose name contains this.
+    #[arg(long)]
+    pub scenario: Option<String>,
+}
+
+impl Options {
+    pub fn kills(&self) -> u32 {
+        self.kills.unwrap_or(if self.short { 3 } else { 25 })
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let options = Options::parse();
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for scenario in scenarios::all() {
+        if options.scenario.as_deref().is_some_and(|s| !scenario.name.contains(s)) {
+            continue;
+        }
+        eprintln!("=== {} — {}", scenario.name, scenario.what);
+        let t = Instant::now();
+        let mut result = (scenario.run)(options.clone()).await;
+        result.seconds = t.elapsed().as_secs_f64();
+        eprintln!("    {}: {}", result.verdict, result.summary());
+        results.push(result);
+    }
+    println!("{}", report::table(&results));
+    let failed = results.iter().filter(|r| r.verdict == Verdict::Fail).count();
+    println!("chaos suite finished in {:.0} s", started.elapsed().as_secs_f64());
+    println!("chaos: {} passed, {} failed", results.len() - failed, failed);
+    if failed == 0 && !results.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The chaos and bad-input suite: crashes, outages, a broker restart and poison input against
+# the real services, each checked by the ledger. Prints a table; exits non-zero on any
+# violation. Restarts the shared local broker, so run it alone.
+#
+#   scripts/chaos.sh                 # long run: 25 kills per kill scenario (about 30 minutes)
+#   scripts/chaos.sh --short         # what CI runs (a few minutes)
+#   scripts/chaos.sh --kills 100 --scenario registration-kills
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/local-services.sh up
+eval "$(scripts/local-services.sh env)"
+export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+cargo build --locked --workspace --bins
+exec target/debug/chaos "$@"
