@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Re-sends and parkings running now.
     pub in_flight: AtomicUsize,
     pub paused_partitions: AtomicUsize,
+    /// Times the partitions were paused because too many messages waited.
+    pub pauses: AtomicU64,
     pub assigned_partitions: AtomicUsize,
     /// Whether the regex subscription is in place.
     pub subscribed: AtomicBool,
@@ -109,6 +111,12 @@ impl Metrics {
             "gauge",
             "Partitions paused because too many messages wait.",
             vec![(String::new(), gauge(&self.paused_partitions))],
+        );
+        metric(
+            "dlq_pauses_total",
+            "counter",
+            "Times the partitions were paused because too many messages waited.",
+            vec![(String::new(), load(&self.pauses))],
         );
         metric(
             "dlq_assigned_partitions",

@@ -263,6 +263,9 @@ impl DlqWorker {
         match result {
             Ok(()) => {
                 state.paused = pause;
+                if pause {
+                    self.metrics.pauses.fetch_add(1, Ordering::Relaxed);
+                }
                 let paused = if pause { assignment.count() } else { 0 };
                 self.metrics.paused_partitions.store(paused, Ordering::Relaxed);
                 tracing::info!(waiting = load, partitions = assignment.count(), paused = pause, "back-pressure");

@@ -1,0 +1,121 @@
+//! The dlq-worker binary as a real OS process: `kill -9` while messages wait loses none of them,
+//! and SIGTERM commits exactly the finished prefix before exiting.
+//!
+//! Needs the binary: `cargo build -p dlq-worker` (scripts/test.sh builds every binary).
+
+mod dlq_support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use dlq_support::{free_port, metric, process_env, Scope};
+use integration_tests::processes::ServiceProcess;
+use integration_tests::{test_env, wait, TestEnv};
+use reliable_messaging::dead_letter::dead_letter_topic;
+use reliable_messaging::retry_metadata::header;
+
+async fn scrape(port: u16) -> Option<String> {
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.ok()?;
+    response.text().await.ok()
+}
+
+async fn metric_at_least(port: u16, name: &str, n: f64) -> bool {
+    scrape(port).await.and_then(|page| metric(&page, name)).is_some_and(|v| v >= n)
+}
+
+/// Produces a dead-lettered record with payload `m-<i>` due at `due_ms`.
+async fn produce_due(env: &TestEnv, dlq: &str, origin: &str, i: usize, due_ms: i64) {
+    let due = due_ms.to_string();
+    let payload = format!("m-{i}");
+    let key = format!("k-{i}");
+    let headers = [
+        (header::RETRY_COUNT, &b"1"[..]),
+        (header::ORIGINAL_TOPIC, origin.as_bytes()),
+        (header::ERROR_KIND, b"transient"),
+        (header::NOT_BEFORE, due.as_bytes()),
+    ];
+    env.produce(dlq, Some(key.as_bytes()), Some(payload.as_bytes()), &headers).await;
+}
+
+/// The distinct payloads on `topic` so far.
+async fn distinct_payloads(env: &TestEnv, topic: &str) -> BTreeSet<String> {
+    let total: i64 = env.end_offsets(topic).values().sum();
+    let records = env.read_topic(topic, usize::try_from(total).unwrap(), Duration::from_secs(10)).await;
+    records.iter().filter_map(|r| r.payload.as_deref()).map(|p| String::from_utf8_lossy(p).into_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_messages_wait_loses_none_of_them() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    let dlq = dead_letter_topic(&origin);
+    env.create_topics(&[&origin, &dlq], 3).await;
+
+    let port = free_port();
+    let mut worker = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, port));
+    // Half due at once, half in 20 s, interleaved so every partition has both kinds.
+    let now = Utc::now().timestamp_millis();
+    for i in 0..20 {
+        let due = if i % 2 == 0 { now } else { now + 20_000 };
+        produce_due(env, &dlq, &origin, i, due).await;
+    }
+    wait::until(Duration::from_secs(30), "the early half is re-sent and the late half waits", || async {
+        metric_at_least(port, "dlq_redriven_total", 10.0).await && metric_at_least(port, "dlq_scheduled", 10.0).await
+    })
+    .await;
+    worker.kill_9().await;
+    let after_kill = distinct_payloads(env, &origin).await;
+    assert_eq!(after_kill.len(), 10, "only the early half was sent before the crash: {after_kill:?}");
+
+    let mut restarted = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, free_port()));
+    let expected: BTreeSet<String> = (0..20).map(|i| format!("m-{i}")).collect();
+    let all_arrived = wait::within(Duration::from_secs(60), || async {
+        distinct_payloads(env, &origin).await == expected
+    })
+    .await;
+    let arrived = distinct_payloads(env, &origin).await;
+    assert!(
+        all_arrived,
+        "missing after restart: {:?}\nworker log:\n{}",
+        expected.difference(&arrived).collect::<Vec<_>>(),
+        restarted.log()
+    );
+    wait::until(Duration::from_secs(15), "every DLQ offset is committed", || async {
+        env.group_caught_up(&scope.group, &dlq)
+    })
+    .await;
+    assert!(restarted.terminate(Duration::from_secs(20)).await, "clean exit on SIGTERM:\n{}", restarted.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_commits_exactly_the_finished_prefix_and_exits_cleanly() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    let dlq = dead_letter_topic(&origin);
+    env.create_topics(&[&origin, &dlq], 1).await;
+    let now = Utc::now().timestamp_millis();
+    for i in 0..3 {
+        produce_due(env, &dlq, &origin, i, now).await;
+    }
+    produce_due(env, &dlq, &origin, 3, now + 600_000).await;
+
+    let port = free_port();
+    let mut worker = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, port));
+    wait::until(Duration::from_secs(30), "three are re-sent and one waits", || async {
+        metric_at_least(port, "dlq_redriven_total", 3.0).await && metric_at_least(port, "dlq_scheduled", 1.0).await
+    })
+    .await;
+    assert!(worker.terminate(Duration::from_secs(20)).await, "clean exit on SIGTERM:\n{}", worker.log());
+    let committed = env.committed_offsets(&scope.group, &dlq);
+    assert_eq!(
+        committed.get(&0),
+        Some(&3),
+        "offsets 0-2 are done and committed; offset 3 still waited, so it is not:\n{}",
+        worker.log()
+    );
+}

@@ -1,0 +1,167 @@
+//! The dlq-worker when things keep going wrong: a message that fails after every redrive ends in
+//! the parking lot again (never a loop), a database outage delays parking without losing the
+//! message or holding up re-sends, and a large backlog pauses the partitions instead of filling
+//! memory.
+
+mod dlq_support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use dlq_support::{settings, wait_parked, RunningWorker, Scope};
+use integration_tests::kafka::produce_with;
+use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
+use integration_tests::{test_env, wait};
+use reliable_messaging::backoff::Backoff;
+use reliable_messaging::dead_letter::{dead_letter_topic, DeadLetterPublisher};
+use reliable_messaging::parking::{ParkedState, ParkingLot, RedriveOutcome, Redriver};
+use reliable_messaging::request_status::REQUEST_ID_HEADER;
+use reliable_messaging::retry_metadata::{header, MetadataFormat};
+use reliable_messaging::{ConsumerSettings, Delivery, DurableProducer, Handler, KafkaSettings, Outcome, ReliableConsumer};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A consumer whose every attempt fails transiently, as with a dependency that never recovers.
+struct AlwaysFailing;
+
+impl Handler for AlwaysFailing {
+    async fn handle(&self, _delivery: &Delivery) -> Outcome {
+        Outcome::transient("dependency still down")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_is_parked_again_after_a_redrive_and_never_loops() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    let dlq = dead_letter_topic(&origin);
+    env.create_topics(&[&origin, &dlq], 1).await;
+
+    let kafka = KafkaSettings::new(env.kafka_bootstrap.clone(), "failing-consumer");
+    let producer = DurableProducer::new(&kafka, Duration::from_secs(10)).unwrap();
+    let dead_letters =
+        DeadLetterPublisher::new(producer.clone(), MetadataFormat::Headers, Backoff::constant(Duration::from_millis(200)));
+    let mut consumer_settings = ConsumerSettings::new(format!("{}-consumer", scope.prefix), &[origin.as_str()]);
+    consumer_settings.in_place_retries = 0;
+    let consumer = ReliableConsumer::new(&kafka, consumer_settings, AlwaysFailing, dead_letters).unwrap();
+    let consumer_stop = CancellationToken::new();
+    let consumer_task = tokio::spawn(consumer.run(consumer_stop.clone()));
+    let worker = RunningWorker::start(settings(env, &scope, &db.url)).await;
+
+    let request_id = Uuid::new_v4().to_string();
+    env.produce(&origin, Some(b"k"), Some(b"order 1"), &[(REQUEST_ID_HEADER, request_id.as_bytes())]).await;
+    // First attempt + 5 re-sends fail, the sixth DLQ record (count 5) is parked.
+    let rows = wait_parked(&db.pool, 1, Duration::from_secs(60)).await;
+    assert_eq!((rows[0].retry_count, rows[0].reason.as_str()), (5, "retries_exhausted"));
+    assert_eq!(rows[0].error_message.as_deref(), Some("dependency still down; retry budget of 5 exhausted"));
+
+    let lot = ParkingLot::new(db.pool.clone());
+    let redriver = Redriver::new(lot.clone(), producer, MetadataFormat::Headers);
+    let redriven = redriver.redrive(rows[0].id, "test", Some("dependency fixed (it was not)")).await.unwrap();
+    assert!(matches!(redriven, RedriveOutcome::Redriven { .. }), "{redriven:?}");
+
+    // The redriven copy gets a fresh budget, fails 6 more times, and is parked again as a new row.
+    let rows = wait_parked(&db.pool, 2, Duration::from_secs(60)).await;
+    assert_eq!(rows[0].state, ParkedState::Redriven);
+    assert_eq!(rows[1].state, ParkedState::Parked);
+    assert_eq!(rows[1].retry_count, 5);
+    assert_eq!(rows[1].first_failure_at, rows[0].first_failure_at, "the failure history survives the redrive");
+    assert_eq!(lot.audit_trail(rows[0].id).await.unwrap().len(), 1);
+
+    // And then it stays quiet: no loop between the topic, the DLQ and the worker.
+    let written = |t: &str| env.end_offsets(t).values().sum::<i64>();
+    let (origin_before, dlq_before) = (written(&origin), written(&dlq));
+    assert_eq!(origin_before, 12, "1 original + 5 re-sends, 1 redrive + 5 re-sends");
+    assert_eq!(dlq_before, 12, "6 failures before each parking");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!((written(&origin), written(&dlq)), (origin_before, dlq_before), "nothing moves any more");
+
+    worker.stop().await;
+    consumer_stop.cancel();
+    consumer_task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_delays_parking_without_losing_the_message_or_holding_up_re_sends() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    let dlq = dead_letter_topic(&origin);
+    env.create_topics(&[&origin, &dlq], 1).await;
+    let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
+    let worker = RunningWorker::start(settings(env, &scope, &proxy.rewrite_url(&db.url))).await;
+
+    proxy.cut();
+    let request_id = Uuid::new_v4().to_string();
+    env.produce(&dlq, Some(b"poison"), Some(b"x"), &[(header::RETRY_COUNT, b"0"), (header::ERROR_KIND, b"permanent")])
+        .await;
+    env.produce(
+        &dlq,
+        Some(b"retry-me"),
+        Some(b"y"),
+        &[(header::RETRY_COUNT, b"0"), (header::ERROR_KIND, b"transient"), (REQUEST_ID_HEADER, request_id.as_bytes())],
+    )
+    .await;
+
+    // The re-send does not need the database (its status update is best effort).
+    let resent = env.read_topic(&origin, 1, Duration::from_secs(30)).await;
+    assert_eq!(resent.len(), 1, "re-sends go on while the database is down");
+    wait::until(Duration::from_secs(15), "parking has failed and is being retried", || async {
+        worker.metrics.parking_failures.load(Ordering::Relaxed) >= 2
+    })
+    .await;
+    assert!(dlq_support::parked(&db.pool).await.is_empty());
+    let committed = env.committed_offsets(&scope.group, &dlq);
+    assert_eq!(committed.get(&0).copied().unwrap_or(0), 0, "the unparked message blocks the commit: {committed:?}");
+
+    proxy.restore();
+    let rows = wait_parked(&db.pool, 1, Duration::from_secs(30)).await;
+    assert_eq!(rows[0].key.as_deref(), Some(&b"poison"[..]));
+    wait::until(Duration::from_secs(10), "both offsets are committed", || async { env.group_caught_up(&scope.group, &dlq) })
+        .await;
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_pauses_the_partitions_until_it_drains() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    let dlq = dead_letter_topic(&origin);
+    env.create_topics(&[&origin, &dlq], 2).await;
+    let due = (Utc::now().timestamp_millis() + 10_000).to_string();
+    let producer = env.producer();
+    for i in 0..40 {
+        let key = format!("k-{i}");
+        let headers = [(header::RETRY_COUNT, &b"0"[..]), (header::NOT_BEFORE, due.as_bytes())];
+        produce_with(&producer, &dlq, Some(key.as_bytes()), Some(b"backlog"), &headers).await;
+    }
+    let mut config = settings(env, &scope, &db.url);
+    config.max_scheduled = 10;
+    config.resume_below = 5;
+    let worker = RunningWorker::start(config).await;
+    wait::until(Duration::from_secs(30), "the partitions are paused", || async {
+        worker.metrics.paused_partitions.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    // While paused (everything waits for its due time), nothing more is read.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = worker.metrics.scheduled.load(Ordering::Relaxed);
+    eprintln!("waiting while paused: {waiting}");
+    assert!(waiting < 40, "pausing bounds what is held in memory: {waiting} waiting");
+    assert!(worker.metrics.paused_partitions.load(Ordering::Relaxed) > 0, "still paused until the backlog drains");
+
+    let resent = env.read_topic(&origin, 40, Duration::from_secs(60)).await;
+    assert_eq!(resent.len(), 40, "everything is re-sent once the backlog drains");
+    wait::until(Duration::from_secs(10), "the partitions are resumed and all is committed", || async {
+        worker.metrics.paused_partitions.load(Ordering::Relaxed) == 0 && env.group_caught_up(&scope.group, &dlq)
+    })
+    .await;
+    assert!(worker.metrics.pauses.load(Ordering::Relaxed) >= 1);
+    worker.stop().await;
+}
