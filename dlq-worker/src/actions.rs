@@ -73,12 +73,8 @@ impl Actions {
         let mut next = current.next_attempt();
         next.original_topic.get_or_insert_with(|| entry.target_topic.clone());
         let (payload, headers) = retry_metadata::encode(&entry.delivery, &next, self.format);
-        let record = OutboundRecord {
-            topic: entry.target_topic.clone(),
-            key: entry.delivery.key.clone(),
-            payload,
-            headers,
-        };
+        let record =
+            OutboundRecord { topic: entry.target_topic.clone(), key: entry.delivery.key.clone(), payload, headers };
         match self.producer.send(&record).await {
             Ok(stored) => {
                 self.metrics.redriven.fetch_add(1, Ordering::Relaxed);

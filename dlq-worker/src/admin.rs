@@ -201,7 +201,14 @@ async fn redrive(
         .map(|(id, result)| match result {
             Ok(RedriveOutcome::Redriven { id, topic, partition, offset }) => {
                 state.metrics.operator_redrives.fetch_add(1, Ordering::Relaxed);
-                ItemResult { id, outcome: "redriven", detail: None, topic: Some(topic), partition: Some(partition), offset: Some(offset) }
+                ItemResult {
+                    id,
+                    outcome: "redriven",
+                    detail: None,
+                    topic: Some(topic),
+                    partition: Some(partition),
+                    offset: Some(offset),
+                }
             }
             Ok(RedriveOutcome::NotParked { id, state }) => {
                 ItemResult::plain(id, "not_parked", Some(format!("already {state}")))
@@ -264,7 +271,11 @@ mod tests {
         assert!(bad.into_filter().is_err());
         let bad_state = FilterParams { state: Some("gone".into()), ..Default::default() };
         assert!(bad_state.into_filter().is_err());
-        let ok = FilterParams { since: Some("2026-11-26T10:00:00Z".into()), state: Some("parked".into()), ..Default::default() };
+        let ok = FilterParams {
+            since: Some("2026-11-26T10:00:00Z".into()),
+            state: Some("parked".into()),
+            ..Default::default()
+        };
         let f = ok.into_filter().unwrap();
         assert_eq!(f.state, Some(ParkedState::Parked));
         assert!(f.since.is_some());

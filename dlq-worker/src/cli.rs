@@ -155,7 +155,9 @@ pub async fn run(command: ParkedCommand, settings: Settings) -> anyhow::Result<E
                     let filter = filter.to_filter(None, Some(MAX_FILTERED_REDRIVE));
                     redriver.redrive_matching(&filter, &who.actor, reason.as_deref(), rate).await?
                 }
-                (true, true) => anyhow::bail!("give ids, a filter (--topic, --error-kind, --park-reason, --since) or --all"),
+                (true, true) => {
+                    anyhow::bail!("give ids, a filter (--topic, --error-kind, --park-reason, --since) or --all")
+                }
                 (false, false) => anyhow::bail!("give either ids or a filter, not both"),
             };
             for (id, result) in results {
@@ -192,7 +194,10 @@ pub async fn run(command: ParkedCommand, settings: Settings) -> anyhow::Result<E
 }
 
 fn print_table(items: &[ParkedSummary]) {
-    println!("{:>8}  {:<10}  {:<24}  {:<17}  {:<9}  {:>7}  {:<24}  ERROR", "ID", "STATE", "TOPIC", "REASON", "KIND", "RETRIES", "PARKED AT");
+    println!(
+        "{:>8}  {:<10}  {:<24}  {:<17}  {:<9}  {:>7}  {:<24}  ERROR",
+        "ID", "STATE", "TOPIC", "REASON", "KIND", "RETRIES", "PARKED AT"
+    );
     for i in items {
         let error = i.error_message.as_deref().unwrap_or("").replace('\n', " ");
         println!(
@@ -224,7 +229,9 @@ mod tests {
 
     #[test]
     fn list_takes_filters() {
-        let cli = parse(&["parked", "list", "--topic", "orders", "--since", "2026-11-26T10:00:00Z", "--state", "parked"]).unwrap();
+        let cli =
+            parse(&["parked", "list", "--topic", "orders", "--since", "2026-11-26T10:00:00Z", "--state", "parked"])
+                .unwrap();
         match cli.command {
             Some(Command::Parked(ParkedCommand::List { filter, state, .. })) => {
                 assert_eq!(filter.topic.as_deref(), Some("orders"));

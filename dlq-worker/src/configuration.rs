@@ -68,7 +68,9 @@ impl Settings {
     pub fn from_env() -> Result<Self, String> {
         let topic_pattern: String = env_or("DLQ_TOPIC_PATTERN", "^.*-dlq$".to_owned())?;
         if !topic_pattern.starts_with('^') {
-            return Err(format!("DLQ_TOPIC_PATTERN must start with ^ (librdkafka regex subscription), got {topic_pattern:?}"));
+            return Err(format!(
+                "DLQ_TOPIC_PATTERN must start with ^ (librdkafka regex subscription), got {topic_pattern:?}"
+            ));
         }
         let max_scheduled = env_or("DLQ_MAX_SCHEDULED", 10_000usize)?.max(1);
         Ok(Settings {

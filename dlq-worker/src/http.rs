@@ -19,9 +19,8 @@ use crate::problem::{ensure_problem_body, Problem};
 use crate::topics::TopicCatalog;
 
 pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminState, String)>) -> Router {
-    let mut router = Router::new()
-        .route("/metrics", get(render_metrics).with_state(metrics))
-        .merge(health::router(readiness));
+    let mut router =
+        Router::new().route("/metrics", get(render_metrics).with_state(metrics)).merge(health::router(readiness));
     if let Some((state, token)) = admin {
         router = router.merge(admin::router(state, token));
     }
@@ -61,7 +60,13 @@ impl ReadinessCheck for Subscribed {
     }
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         let ok = self.0.subscribed.load(Ordering::Relaxed) || self.0.assigned_partitions.load(Ordering::Relaxed) > 0;
-        Box::pin(async move { if ok { Ok(()) } else { Err("not subscribed".to_owned()) } })
+        Box::pin(async move {
+            if ok {
+                Ok(())
+            } else {
+                Err("not subscribed".to_owned())
+            }
+        })
     }
 }
 

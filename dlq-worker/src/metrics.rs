@@ -64,7 +64,12 @@ impl Metrics {
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let gauge = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
-        metric("dlq_consumed_total", "counter", "Records read from dead-letter topics.", vec![(String::new(), load(&self.consumed))]);
+        metric(
+            "dlq_consumed_total",
+            "counter",
+            "Records read from dead-letter topics.",
+            vec![(String::new(), load(&self.consumed))],
+        );
         metric(
             "dlq_redriven_total",
             "counter",
@@ -105,7 +110,12 @@ impl Metrics {
             "Messages waiting for their re-send time.",
             vec![(String::new(), gauge(&self.scheduled))],
         );
-        metric("dlq_in_flight", "gauge", "Re-sends and parkings running now.", vec![(String::new(), gauge(&self.in_flight))]);
+        metric(
+            "dlq_in_flight",
+            "gauge",
+            "Re-sends and parkings running now.",
+            vec![(String::new(), gauge(&self.in_flight))],
+        );
         metric(
             "dlq_paused_partitions",
             "gauge",

@@ -30,7 +30,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, problem_type: &str, title: &str, detail: impl Into<Option<String>>) -> Self {
-        Problem { problem_type: problem_type.to_owned(), title: title.to_owned(), status: status.as_u16(), detail: detail.into() }
+        Problem {
+            problem_type: problem_type.to_owned(),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
     }
 
     pub fn unauthorized() -> Self {

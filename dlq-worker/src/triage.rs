@@ -31,11 +31,7 @@ pub fn origin_topic(delivery: &Delivery) -> Option<String> {
     if let Some(topic) = delivery.retry.as_ref().and_then(|r| r.original_topic.clone()) {
         return Some(topic);
     }
-    delivery
-        .topic
-        .strip_suffix(DEAD_LETTER_SUFFIX)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
+    delivery.topic.strip_suffix(DEAD_LETTER_SUFFIX).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
 pub fn triage(delivery: &Delivery, policy: &RetryPolicy, now_ms: i64) -> Decision {
@@ -54,7 +50,10 @@ pub fn triage(delivery: &Delivery, policy: &RetryPolicy, now_ms: i64) -> Decisio
         );
     };
     if target_topic == delivery.topic {
-        return park(ParkReason::Poison, format!("retry metadata names the dead-letter topic {target_topic} itself as the origin"));
+        return park(
+            ParkReason::Poison,
+            format!("retry metadata names the dead-letter topic {target_topic} itself as the origin"),
+        );
     }
     let retry = delivery.retry.as_ref();
     let last_error = retry.and_then(|r| r.error_message.clone());
@@ -79,11 +78,8 @@ fn due_ms(delivery: &Delivery, policy: &RetryPolicy, now_ms: i64) -> i64 {
     if let Some(not_before) = retry.and_then(|r| r.not_before_ms) {
         return not_before;
     }
-    let failed_at = retry
-        .and_then(|r| r.last_failure_at)
-        .map(|t| t.timestamp_millis())
-        .or(delivery.timestamp_ms)
-        .unwrap_or(now_ms);
+    let failed_at =
+        retry.and_then(|r| r.last_failure_at).map(|t| t.timestamp_millis()).or(delivery.timestamp_ms).unwrap_or(now_ms);
     let delay = policy.schedule.delay(delivery.retry_count());
     failed_at.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
 }

@@ -136,7 +136,10 @@ impl DlqWorker {
             tasks.abort_all();
         }
         self.commit().await;
-        tracing::info!(waiting = lock(&self.state).waiting.len(), "dlq-worker stopped; waiting messages will be redelivered");
+        tracing::info!(
+            waiting = lock(&self.state).waiting.len(),
+            "dlq-worker stopped; waiting messages will be redelivered"
+        );
     }
 
     /// Tracks a new record and either parks it or schedules its re-send.
@@ -173,7 +176,11 @@ impl DlqWorker {
             Decision::Resend { target_topic, due_ms } => {
                 let wait = Duration::from_millis(u64::try_from(due_ms.saturating_sub(now_ms)).unwrap_or(0));
                 tracing::debug!(position = %delivery.position(), %target_topic, ?wait, "scheduled");
-                state.waiting.push(Instant::now() + wait, partition, Scheduled { delivery, target_topic, failed_sends: 0 });
+                state.waiting.push(
+                    Instant::now() + wait,
+                    partition,
+                    Scheduled { delivery, target_topic, failed_sends: 0 },
+                );
                 self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
             }
         }
@@ -273,5 +280,4 @@ impl DlqWorker {
             Err(e) => tracing::warn!(error = %e, "could not pause/resume partitions"),
         }
     }
-
 }

@@ -17,9 +17,7 @@ mod redrive;
 mod store;
 
 pub use headers_json::{headers_from_json, headers_to_json};
-pub use message::{
-    AuditEntry, NewParkedMessage, ParkReason, ParkedFilter, ParkedMessage, ParkedState, ParkedSummary,
-};
+pub use message::{AuditEntry, NewParkedMessage, ParkReason, ParkedFilter, ParkedMessage, ParkedState, ParkedSummary};
 pub use redrive::{Rate, RedriveOutcome, Redriver};
 pub use store::{DiscardOutcome, Parked, ParkingError, ParkingLot};
 

@@ -72,10 +72,8 @@ async fn kill_9_while_messages_wait_loses_none_of_them() {
 
     let mut restarted = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, free_port()));
     let expected: BTreeSet<String> = (0..20).map(|i| format!("m-{i}")).collect();
-    let all_arrived = wait::within(Duration::from_secs(60), || async {
-        distinct_payloads(env, &origin).await == expected
-    })
-    .await;
+    let all_arrived =
+        wait::within(Duration::from_secs(60), || async { distinct_payloads(env, &origin).await == expected }).await;
     let arrived = distinct_payloads(env, &origin).await;
     assert!(
         all_arrived,

@@ -18,7 +18,9 @@ use reliable_messaging::dead_letter::{dead_letter_topic, DeadLetterPublisher};
 use reliable_messaging::parking::{ParkedState, ParkingLot, RedriveOutcome, Redriver};
 use reliable_messaging::request_status::REQUEST_ID_HEADER;
 use reliable_messaging::retry_metadata::{header, MetadataFormat};
-use reliable_messaging::{ConsumerSettings, Delivery, DurableProducer, Handler, KafkaSettings, Outcome, ReliableConsumer};
+use reliable_messaging::{
+    ConsumerSettings, Delivery, DurableProducer, Handler, KafkaSettings, Outcome, ReliableConsumer,
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -42,8 +44,11 @@ async fn a_message_that_keeps_failing_is_parked_again_after_a_redrive_and_never_
 
     let kafka = KafkaSettings::new(env.kafka_bootstrap.clone(), "failing-consumer");
     let producer = DurableProducer::new(&kafka, Duration::from_secs(10)).unwrap();
-    let dead_letters =
-        DeadLetterPublisher::new(producer.clone(), MetadataFormat::Headers, Backoff::constant(Duration::from_millis(200)));
+    let dead_letters = DeadLetterPublisher::new(
+        producer.clone(),
+        MetadataFormat::Headers,
+        Backoff::constant(Duration::from_millis(200)),
+    );
     let mut consumer_settings = ConsumerSettings::new(format!("{}-consumer", scope.prefix), &[origin.as_str()]);
     consumer_settings.in_place_retries = 0;
     let consumer = ReliableConsumer::new(&kafka, consumer_settings, AlwaysFailing, dead_letters).unwrap();
@@ -121,8 +126,10 @@ async fn a_database_outage_delays_parking_without_losing_the_message_or_holding_
     proxy.restore();
     let rows = wait_parked(&db.pool, 1, Duration::from_secs(30)).await;
     assert_eq!(rows[0].key.as_deref(), Some(&b"poison"[..]));
-    wait::until(Duration::from_secs(10), "both offsets are committed", || async { env.group_caught_up(&scope.group, &dlq) })
-        .await;
+    wait::until(Duration::from_secs(10), "both offsets are committed", || async {
+        env.group_caught_up(&scope.group, &dlq)
+    })
+    .await;
     worker.stop().await;
 }
 

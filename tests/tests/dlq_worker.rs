@@ -157,8 +157,10 @@ async fn permanent_failure_is_parked_at_once() {
     assert_eq!(rows[0].reason, "permanent");
     assert_eq!(rows[0].retry_count, 0, "parked without a single retry");
     assert_eq!(rows[0].error_message.as_deref(), Some("payload is not JSON: expected value at line 1 column 1"));
-    wait::until(Duration::from_secs(10), "the DLQ offset is committed", || async { env.group_caught_up(&scope.group, &dlq) })
-        .await;
+    wait::until(Duration::from_secs(10), "the DLQ offset is committed", || async {
+        env.group_caught_up(&scope.group, &dlq)
+    })
+    .await;
     assert!(env.read_topic(&origin, 1, Duration::from_secs(2)).await.is_empty(), "never re-sent");
     worker.stop().await;
 }
@@ -183,7 +185,9 @@ async fn poison_records_are_parked_with_a_readable_reason_and_the_next_record_st
     rows.sort_by_key(|r| r.dlq_offset);
     let reasons: Vec<(&str, &str)> = rows
         .iter()
-        .map(|r| (r.key.as_deref().map(|k| std::str::from_utf8(k).unwrap()).unwrap(), r.error_message.as_deref().unwrap()))
+        .map(|r| {
+            (r.key.as_deref().map(|k| std::str::from_utf8(k).unwrap()).unwrap(), r.error_message.as_deref().unwrap())
+        })
         .collect();
     assert!(rows.iter().all(|r| r.reason == "poison" && r.source_topic == origin), "{rows:#?}");
     assert!(reasons[0].1.contains("\"abc\" is not a number"), "{reasons:?}");
@@ -298,14 +302,17 @@ async fn missing_target_topic_is_parked_and_never_created() {
     let ghost = scope.topic("ghost");
     let dlq = dead_letter_topic(&ghost);
     env.create_topics(&[&dlq], 1).await;
-    env.produce(&dlq, Some(b"g"), Some(b"boo"), &[(header::RETRY_COUNT, b"0"), (header::ERROR_KIND, b"transient")]).await;
+    env.produce(&dlq, Some(b"g"), Some(b"boo"), &[(header::RETRY_COUNT, b"0"), (header::ERROR_KIND, b"transient")])
+        .await;
     let worker = RunningWorker::start(settings(env, &scope, &db.url)).await;
     let rows = wait_parked(&db.pool, 1, Duration::from_secs(30)).await;
     assert_eq!(rows[0].reason, "missing_topic");
     assert_eq!(rows[0].source_topic, ghost);
     assert_eq!(rows[0].error_message.as_deref(), Some(format!("target topic {ghost} does not exist").as_str()));
-    wait::until(Duration::from_secs(10), "the DLQ offset is committed", || async { env.group_caught_up(&scope.group, &dlq) })
-        .await;
+    wait::until(Duration::from_secs(10), "the DLQ offset is committed", || async {
+        env.group_caught_up(&scope.group, &dlq)
+    })
+    .await;
     worker.stop().await;
     assert!(!topic_exists(env, &ghost), "the worker must not create {ghost}");
 }
@@ -349,7 +356,9 @@ async fn a_message_due_sooner_is_not_held_up_by_an_earlier_one_on_the_same_parti
     let both = env.read_topic(&origin, 2, Duration::from_secs(30)).await;
     assert_eq!(both.len(), 2, "the slow one is sent when due");
     assert!(start.elapsed() >= Duration::from_secs(18), "the slow one waited its time: {:?}", start.elapsed());
-    wait::until(Duration::from_secs(10), "both offsets are committed", || async { env.group_caught_up(&scope.group, &dlq) })
-        .await;
+    wait::until(Duration::from_secs(10), "both offsets are committed", || async {
+        env.group_caught_up(&scope.group, &dlq)
+    })
+    .await;
     worker.stop().await;
 }

@@ -152,7 +152,8 @@ async fn cli_list_then_redrive_puts_the_message_back_with_count_zero_and_an_audi
     let table = stdout(&cli(env, &db.url, &["list"]));
     assert!(table.contains(&origin) && table.contains("retries_exhausted"), "{table}");
 
-    let out = stdout(&cli(env, &db.url, &["redrive", &id.to_string(), "--actor", "alice", "--reason", "database fixed"]));
+    let out =
+        stdout(&cli(env, &db.url, &["redrive", &id.to_string(), "--actor", "alice", "--reason", "database fixed"]));
     assert!(out.starts_with(&format!("{id}\tredriven\t{origin}/0@")), "{out}");
     let back = env.read_topic(&origin, 1, Duration::from_secs(15)).await;
     assert_eq!(back.len(), 1, "the message is back on {origin}");
@@ -230,7 +231,8 @@ async fn cli_redrive_by_filter_is_rate_limited() {
     assert_eq!(out.lines().filter(|l| l.contains("\tredriven\t")).count(), 4, "{out}");
     assert!(took >= Duration::from_millis(600), "4 redrives at 5/s take at least 0.6 s, took {took:?}");
     assert_eq!(env.read_topic(&origin, 4, Duration::from_secs(15)).await.len(), 4);
-    let still_parked = lot.list(&ParkedFilter { state: Some(ParkedState::Parked), ..Default::default() }).await.unwrap();
+    let still_parked =
+        lot.list(&ParkedFilter { state: Some(ParkedState::Parked), ..Default::default() }).await.unwrap();
     assert_eq!(still_parked.len(), 1, "the other topic's message is untouched");
 }
 
@@ -340,8 +342,13 @@ async fn admin_api_lists_shows_redrives_and_discards() {
     assert_eq!(row.state, ParkedState::Discarded);
     let audit = lot.audit_trail(b).await.unwrap();
     assert_eq!((audit[0].action.as_str(), audit[0].reason.as_deref()), ("discard", Some("obsolete order")));
-    let no_reason =
-        client.post(worker.url("/admin/parked/discard")).bearer_auth("tok").json(&json!({"ids": [b]})).send().await.unwrap();
+    let no_reason = client
+        .post(worker.url("/admin/parked/discard"))
+        .bearer_auth("tok")
+        .json(&json!({"ids": [b]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_reason.status(), 400, "a discard without a reason is refused");
 
     let metrics = client.get(worker.url("/metrics")).send().await.unwrap().text().await.unwrap();

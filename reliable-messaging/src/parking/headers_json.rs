@@ -44,7 +44,8 @@ fn printable_text(bytes: &[u8]) -> Option<&str> {
 
 /// Reads headers back; `Err` names what is wrong with the stored text.
 pub fn headers_from_json(text: &str) -> Result<Vec<Header>, String> {
-    let stored: Vec<StoredHeader> = serde_json::from_str(text).map_err(|e| format!("stored headers are not valid: {e}"))?;
+    let stored: Vec<StoredHeader> =
+        serde_json::from_str(text).map_err(|e| format!("stored headers are not valid: {e}"))?;
     stored
         .into_iter()
         .map(|h| {

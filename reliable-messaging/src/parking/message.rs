@@ -172,7 +172,10 @@ impl ParkedMessage {
             first_failure_at: self.first_failure_at,
             last_failure_at: self.last_failure_at,
             error_kind: crate::outcome::FailureKind::parse(&self.error_kind),
-            error_message: self.error_message.as_deref().map(|m| retry_metadata::truncate(m, retry_metadata::MAX_ERROR_MESSAGE_BYTES)),
+            error_message: self
+                .error_message
+                .as_deref()
+                .map(|m| retry_metadata::truncate(m, retry_metadata::MAX_ERROR_MESSAGE_BYTES)),
             not_before_ms: None,
             source: retry_metadata::MetadataSource::Headers,
         }

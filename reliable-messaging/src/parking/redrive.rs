@@ -21,9 +21,17 @@ use crate::retry_metadata::MetadataFormat;
 /// What one redrive did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedriveOutcome {
-    Redriven { id: u64, topic: String, partition: i32, offset: i64 },
+    Redriven {
+        id: u64,
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
     /// Not parked any more (redriven or discarded before): nothing was published.
-    NotParked { id: u64, state: ParkedState },
+    NotParked {
+        id: u64,
+        state: ParkedState,
+    },
 }
 
 /// How fast a bulk redrive publishes, so replaying a thousand parked messages does not hit a
@@ -99,7 +107,11 @@ impl Redriver {
             return Ok(RedriveOutcome::NotParked { id, state: message.state });
         }
         let record = message.redrive_record(self.format);
-        let stored = self.producer.send(&record).await.map_err(|source| ParkingError::Publish { id, source })?;
+        let stored = self
+            .producer
+            .send(&record)
+            .await
+            .map_err(|source| ParkingError::Publish { id, source: Box::new(source) })?;
         set_state(&mut tx, id, ParkedState::Redriven, "redrive", actor, reason).await?;
         tx.commit().await?;
         tracing::info!(target: super::LOG_TARGET, event = "message_redriven", parked_id = id, actor,

@@ -23,7 +23,7 @@ pub enum ParkingError {
     #[error("parked message {id} is corrupt: {detail}")]
     Corrupt { id: u64, detail: String },
     #[error("could not re-publish parked message {id}: {source}")]
-    Publish { id: u64, source: PublishError },
+    Publish { id: u64, source: Box<PublishError> },
 }
 
 /// The result of parking.
@@ -126,7 +126,8 @@ impl ParkingLot {
 
     /// Parked messages matching `filter`, oldest first.
     pub async fn list(&self, filter: &ParkedFilter) -> Result<Vec<ParkedSummary>, ParkingError> {
-        let mut qb: QueryBuilder<'_, MySql> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM parked_messages WHERE 1 = 1"));
+        let mut qb: QueryBuilder<'_, MySql> =
+            QueryBuilder::new(format!("SELECT {COLUMNS} FROM parked_messages WHERE 1 = 1"));
         if let Some(topic) = &filter.source_topic {
             qb.push(" AND source_topic = ").push_bind(topic.clone());
         }
@@ -205,7 +206,10 @@ pub(super) async fn lock_state(tx: &mut sqlx::Transaction<'_, MySql>, id: u64) -
 }
 
 /// Reads a whole parked message and locks its row until the transaction ends.
-pub(super) async fn lock_message(tx: &mut sqlx::Transaction<'_, MySql>, id: u64) -> Result<ParkedMessage, ParkingError> {
+pub(super) async fn lock_message(
+    tx: &mut sqlx::Transaction<'_, MySql>,
+    id: u64,
+) -> Result<ParkedMessage, ParkingError> {
     let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM parked_messages WHERE id = ? FOR UPDATE"))
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -227,14 +231,16 @@ pub(super) async fn set_state(
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("INSERT INTO parked_message_audit (parked_message_id, action, actor, reason, at) VALUES (?, ?, ?, ?, ?)")
-        .bind(id)
-        .bind(action)
-        .bind(crate::retry_metadata::truncate(actor, 128))
-        .bind(reason.map(|r| crate::retry_metadata::truncate(r, 1024)))
-        .bind(Utc::now().naive_utc())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO parked_message_audit (parked_message_id, action, actor, reason, at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(action)
+    .bind(crate::retry_metadata::truncate(actor, 128))
+    .bind(reason.map(|r| crate::retry_metadata::truncate(r, 1024)))
+    .bind(Utc::now().naive_utc())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -162,5 +162,6 @@ pub fn topic_exists(env: &TestEnv, topic: &str) -> bool {
 
 /// The value of an unlabelled metric in a Prometheus text page.
 pub fn metric(page: &str, name: &str) -> Option<f64> {
-    page.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    page.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
 }
