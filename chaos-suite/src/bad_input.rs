@@ -17,7 +17,7 @@ use reliable_messaging::dead_letter::dead_letter_topic;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::cluster::{Cluster, ClusterConfig};
+use integration_tests::cluster::{Cluster, ClusterConfig};
 use crate::report::ScenarioResult;
 use crate::Options;
 

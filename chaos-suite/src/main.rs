@@ -11,7 +11,6 @@
 //! Scenarios restart the shared broker: run the suite on its own, not beside other tests.
 
 mod bad_input;
-mod cluster;
 mod load;
 mod report;
 mod scenarios;

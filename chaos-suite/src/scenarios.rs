@@ -10,7 +10,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::bad_input;
-use crate::cluster::{Cluster, ClusterConfig};
+use integration_tests::cluster::{Cluster, ClusterConfig};
 use crate::load::{Load, LoadStats};
 use crate::report::ScenarioResult;
 use crate::Options;
@@ -78,11 +78,15 @@ async fn finish(mut result: ScenarioResult, cluster: Cluster) -> ScenarioResult 
 async fn kill_registration_repeatedly(cluster: &mut Cluster, kills: u32) -> u32 {
     let mut injected = 0;
     while injected < kills {
+        // A restarted member gets partitions only after the killed one's session expires;
+        // a kill before that would hit an idle process and prove nothing.
+        cluster.wait_registration_assigned(0).await;
         match injected % 3 {
             0 => pause(300..2_000).await,
             1 => {
+                // Inside the in-place retry window, after auto-commit's 100 ms interval.
                 cluster.proxy.cut();
-                tokio::time::sleep(Duration::from_millis(1_200)).await;
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
             }
             _ => {
                 // Kill, restart, and kill again while the new member joins the group.
@@ -96,7 +100,6 @@ async fn kill_registration_repeatedly(cluster: &mut Cluster, kills: u32) -> u32 
         cluster.proxy.restore();
         cluster.restart_registration(0);
         injected += 1;
-        pause(500..1_500).await;
     }
     injected
 }
@@ -179,8 +182,13 @@ async fn db_outage_10s(o: Options) -> ScenarioResult {
 }
 
 async fn db_outage_beyond_budget(o: Options) -> ScenarioResult {
-    // Constant 300 ms between DLQ rounds: the whole budget (5 rounds) is about 2 s.
-    let config = ClusterConfig { retry_backoff: ("constant", 300), ..ClusterConfig::default() };
+    // A short budget: no in-place retries, a 300 ms connection timeout and 300 ms between DLQ
+    // rounds make the six attempts take about 4 s, well inside the 12 s outage.
+    let config = ClusterConfig {
+        retry_backoff: ("constant", 300),
+        extra_env: vec![("IN_PLACE_RETRIES", "0".into()), ("DATABASE_ACQUIRE_TIMEOUT_MS", "300".into())],
+        ..ClusterConfig::default()
+    };
     let mut cluster = Cluster::start(config).await;
     let load = start_load(&cluster, o.rate).await;
     let faults = {

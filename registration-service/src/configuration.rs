@@ -16,6 +16,9 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     pub database_url: String,
     pub database_pool_size: u32,
+    /// How long a handler waits for a database connection before the attempt counts as a
+    /// transient failure.
+    pub database_acquire_timeout: Duration,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub http_addr: SocketAddr,
     /// Format of the retry metadata written to the DLQ.
@@ -41,6 +44,7 @@ impl Settings {
     /// | `RETRY_METADATA_FORMAT` | `headers` (or `wrapper`) |
     /// | `COMMIT_POLICY` | `after-durable-outcome` (`unsafe-auto-commit` only for the negative-control test) |
     /// | `DATABASE_POOL_SIZE` | 5 |
+    /// | `DATABASE_ACQUIRE_TIMEOUT_MS` | 2000 |
     /// | `CONSUMER_INSTANCE_ID` | unset (dynamic membership); set for static membership |
     pub fn from_env() -> Result<Self, String> {
         let topic: String = env_or("REGISTRATIONS_TOPIC", registration_events::REGISTRATIONS_TOPIC.to_owned())?;
@@ -57,6 +61,7 @@ impl Settings {
             consumer,
             database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             database_pool_size: env_or("DATABASE_POOL_SIZE", 5u32)?.max(1),
+            database_acquire_timeout: Duration::from_millis(env_or("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000u64)?.max(1)),
             http_addr: env_or("REGISTRATION_SERVICE_ADDR", "127.0.0.1:8081".parse().expect("literal address"))?,
             dead_letter_format: MetadataFormat::from_env()?,
             retry_schedule: Backoff::from_env("RETRY", Backoff::default())?,

@@ -37,7 +37,7 @@ impl Application {
             .max_connections(settings.database_pool_size)
             // Short, so an unreachable database surfaces as a transient failure quickly
             // instead of stalling the partition.
-            .acquire_timeout(Duration::from_secs(2))
+            .acquire_timeout(settings.database_acquire_timeout)
             .connect_lazy_with(options);
         let dead_letter_producer =
             DurableProducer::new(&settings.kafka, settings.publish_timeout).context("create the DLQ producer")?;

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use integration_tests::database::TestDatabase;
-use integration_tests::ledger::{self, LedgerReport};
-use integration_tests::processes::{free_port, ServiceProcess};
-use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
-use integration_tests::{test_env, wait, TestEnv};
+use crate::database::TestDatabase;
+use crate::ledger::{self, LedgerReport};
+use crate::processes::{free_port, ServiceProcess};
+use crate::tcp_proxy::{database_socket_addr, TcpProxy};
+use crate::{test_env, wait, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use uuid::Uuid;
 
@@ -20,11 +20,19 @@ pub struct ClusterConfig {
     /// DLQ retry schedule: `constant` or `exponential`, and its first delay in ms.
     pub retry_backoff: (&'static str, u64),
     pub batch_size: u32,
+    /// Extra variables for every service (e.g. `RUST_LOG=debug`).
+    pub extra_env: Vec<(&'static str, String)>,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { commit_policy: "after-durable-outcome", registration_instances: 1, retry_backoff: ("exponential", 1_000), batch_size: 50 }
+        Self {
+            commit_policy: "after-durable-outcome",
+            registration_instances: 1,
+            retry_backoff: ("exponential", 1_000),
+            batch_size: 50,
+            extra_env: Vec::new(),
+        }
     }
 }
 
@@ -40,6 +48,8 @@ pub struct Cluster {
     registration_ports: Vec<u16>,
     dlq_worker: ServiceProcess,
     wiring: Wiring,
+    /// Logs of every process this cluster started, killed ones included.
+    log_paths: Vec<std::path::PathBuf>,
 }
 
 /// What the consumers' environment is made of.
@@ -62,7 +72,7 @@ impl Cluster {
 
         let gateway_port = free_port();
         let secret: String = Uuid::new_v4().simple().to_string() + &Uuid::new_v4().simple().to_string();
-        let gateway_env = vec![
+        let mut gateway_env = vec![
             ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
             ("KAFKA_BOOTSTRAP_SERVERS", env.kafka_bootstrap.clone()),
             ("DATABASE_URL", db.url.clone()),
@@ -73,6 +83,7 @@ impl Cluster {
             ("ARGON2_ITERATIONS", "1".to_owned()),
             ("PUBLISH_TIMEOUT_MS", "3000".to_owned()),
         ];
+        gateway_env.extend(config.extra_env.iter().cloned());
         let gateway = ServiceProcess::spawn("gateway", &gateway_env);
         let wiring = Wiring {
             kafka_bootstrap: env.kafka_bootstrap.clone(),
@@ -82,6 +93,7 @@ impl Cluster {
             config: config.clone(),
         };
         let dlq_worker = ServiceProcess::spawn("dlq-worker", &wiring.dlq_worker_env());
+        let log_paths = vec![gateway.log_path.clone(), dlq_worker.log_path.clone()];
         let mut cluster = Cluster {
             env,
             db,
@@ -93,6 +105,7 @@ impl Cluster {
             registration_ports: Vec::new(),
             dlq_worker,
             wiring,
+            log_paths,
         };
         for _ in 0..config.registration_instances {
             cluster.add_registration_instance();
@@ -124,9 +137,16 @@ impl Cluster {
     pub fn add_registration_instance(&mut self) -> usize {
         let port = free_port();
         let process = ServiceProcess::spawn("registration-service", &self.wiring.registration_env(port));
+        self.log_paths.push(process.log_path.clone());
         self.registration.push(Some(process));
         self.registration_ports.push(port);
         self.registration.len() - 1
+    }
+
+    /// Waits until instance `slot` owns partitions (its `/readyz` answers 200), so a fault
+    /// injected next hits a consumer that is actually working.
+    pub async fn wait_registration_assigned(&self, slot: usize) {
+        self.wait_ready(&format!("http://127.0.0.1:{}/readyz", self.registration_ports[slot])).await;
     }
 
     /// SIGKILL of instance `slot`.
@@ -141,7 +161,9 @@ impl Cluster {
     pub fn restart_registration(&mut self, slot: usize) {
         let port = free_port();
         self.registration_ports[slot] = port;
-        self.registration[slot] = Some(ServiceProcess::spawn("registration-service", &self.wiring.registration_env(port)));
+        let process = ServiceProcess::spawn("registration-service", &self.wiring.registration_env(port));
+        self.log_paths.push(process.log_path.clone());
+        self.registration[slot] = Some(process);
     }
 
     /// SIGTERM of instance `slot`; whether it exited cleanly.
@@ -160,6 +182,12 @@ impl Cluster {
 
     pub fn restart_dlq_worker(&mut self) {
         self.dlq_worker = ServiceProcess::spawn("dlq-worker", &self.wiring.dlq_worker_env());
+        self.log_paths.push(self.dlq_worker.log_path.clone());
+    }
+
+    /// Everything every process of this cluster logged so far.
+    pub fn all_logs(&self) -> String {
+        self.log_paths.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n")
     }
 
     pub fn gateway_is_running(&mut self) -> bool {
@@ -217,12 +245,17 @@ impl Wiring {
             ("REGISTRATION_SERVICE_ADDR", format!("127.0.0.1:{port}")),
             ("COMMIT_POLICY", self.config.commit_policy.to_owned()),
             ("BATCH_SIZE", self.config.batch_size.to_string()),
-            ("IN_PLACE_RETRIES", "2".to_owned()),
+            // About 1.5 s of in-place retries before the DLQ: the window in which a crash
+            // finds a polled batch not yet stored (see kill_registration_repeatedly).
+            ("IN_PLACE_RETRIES", "3".to_owned()),
             ("IN_PLACE_BACKOFF", "constant".to_owned()),
-            ("IN_PLACE_BACKOFF_INITIAL_MS", "200".to_owned()),
+            ("IN_PLACE_BACKOFF_INITIAL_MS", "500".to_owned()),
             ("RETRY_BACKOFF", kind.to_owned()),
             ("RETRY_BACKOFF_INITIAL_MS", initial.to_string()),
         ]
+        .into_iter()
+        .chain(self.config.extra_env.iter().cloned())
+        .collect()
     }
 
     fn dlq_worker_env(&self) -> Vec<(&'static str, String)> {
@@ -237,6 +270,9 @@ impl Wiring {
             ("RETRY_BACKOFF", kind.to_owned()),
             ("RETRY_BACKOFF_INITIAL_MS", initial.to_string()),
         ]
+        .into_iter()
+        .chain(self.config.extra_env.iter().cloned())
+        .collect()
     }
 }
 

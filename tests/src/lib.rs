@@ -1,10 +1,12 @@
 //! Support shared by the integration tests: where the real Kafka broker and MySQL server are
 //! ([`environment`]), a fresh migrated database per test ([`database`]), topics ([`kafka`]),
 //! the service binaries as OS processes that can be killed ([`processes`]), and a TCP proxy
-//! that cuts the database connection on demand ([`tcp_proxy`]).
+//! that cuts the database connection on demand ([`tcp_proxy`]), the whole system as OS
+//! processes ([`cluster`]), and the loss check every scenario ends with ([`ledger`]).
 //!
 //! Nothing here mocks Kafka or MySQL: every test talks to real servers.
 
+pub mod cluster;
 pub mod database;
 pub mod environment;
 pub mod kafka;
