@@ -172,3 +172,46 @@ async fn a_large_backlog_pauses_the_partitions_until_it_drains() {
     assert!(worker.metrics.pauses.load(Ordering::Relaxed) >= 1);
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_hands_waiting_messages_to_the_new_owner_without_losing_any() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    let dlq = dead_letter_topic(&origin);
+    env.create_topics(&[&origin, &dlq], 4).await;
+    let due = (Utc::now().timestamp_millis() + 8_000).to_string();
+    let producer = env.producer();
+    for i in 0..20 {
+        let (key, payload) = (format!("k-{i}"), format!("m-{i}"));
+        let headers = [(header::RETRY_COUNT, &b"0"[..]), (header::NOT_BEFORE, due.as_bytes())];
+        produce_with(&producer, &dlq, Some(key.as_bytes()), Some(payload.as_bytes()), &headers).await;
+    }
+    let first = RunningWorker::start(settings(env, &scope, &db.url)).await;
+    wait::until(Duration::from_secs(30), "the first worker holds all 20", || async {
+        first.metrics.scheduled.load(Ordering::Relaxed) == 20
+    })
+    .await;
+
+    let second = RunningWorker::start(settings(env, &scope, &db.url)).await;
+    wait::until(Duration::from_secs(30), "the partitions are shared", || async {
+        let (a, b) = (
+            first.metrics.assigned_partitions.load(Ordering::Relaxed),
+            second.metrics.assigned_partitions.load(Ordering::Relaxed),
+        );
+        a > 0 && b > 0 && a + b == 4
+    })
+    .await;
+    assert!(first.metrics.scheduled.load(Ordering::Relaxed) < 20, "revoked partitions' waiting messages were dropped");
+
+    let resent = env.read_topic(&origin, 20, Duration::from_secs(60)).await;
+    let distinct: std::collections::BTreeSet<_> = resent.iter().filter_map(|r| r.payload.clone()).collect();
+    assert_eq!(distinct.len(), 20, "every message is re-sent by one owner or the other");
+    wait::until(Duration::from_secs(15), "every DLQ offset is committed", || async {
+        env.group_caught_up(&scope.group, &dlq)
+    })
+    .await;
+    first.stop().await;
+    second.stop().await;
+}

@@ -362,3 +362,20 @@ async fn a_message_due_sooner_is_not_held_up_by_an_earlier_one_on_the_same_parti
     .await;
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_topic_created_after_start_is_drained_within_seconds() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let worker = RunningWorker::start(settings(env, &scope, &db.url)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (origin, dlq) = topic_pair(&scope, "late-comer", 2).await;
+    env.produce(&dlq, Some(b"k"), Some(b"new topic"), &[(header::RETRY_COUNT, b"0")]).await;
+    let started = Instant::now();
+    let resent = env.read_topic(&origin, 1, Duration::from_secs(30)).await;
+    assert_eq!(resent.len(), 1, "the new {dlq} is subscribed by pattern");
+    assert!(started.elapsed() < Duration::from_secs(15), "picked up within seconds: {:?}", started.elapsed());
+    worker.stop().await;
+}
