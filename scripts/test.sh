@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the fast test suite against real servers, from a bare machine if need be:
-# starts (installing on first use) the local Kafka broker and MariaDB, builds the service
-# binaries that the crash tests run as OS processes, then runs every test of the workspace.
+# Runs the test suite against real servers, from a bare machine if need be: starts
+# (installing on first use) the local Kafka broker and MariaDB, builds the service binaries
+# that the crash tests run as OS processes, runs every test of the workspace, then the short
+# chaos suite (every scenario with a few faults; the long run is scripts/chaos.sh).
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
-# CI runs exactly this (.ci/run). The long chaos suite is scripts/chaos.sh.
+# CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,5 @@ export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 
 cargo build --locked --workspace --bins
 cargo test --locked --workspace -- "$@"
+# Last, because it restarts the shared broker.
+target/debug/chaos --short
