@@ -1,5 +1,6 @@
 //! The dlq-worker binary as a real OS process: `kill -9` while messages wait loses none of them,
-//! and SIGTERM commits exactly the finished prefix before exiting.
+//! SIGTERM commits exactly the finished prefix before exiting, and parking writes the one JSON
+//! log line that log-based alerting picks up.
 //!
 //! Needs the binary: `cargo build -p dlq-worker` (scripts/test.sh builds every binary).
 
@@ -116,4 +117,53 @@ async fn sigterm_commits_exactly_the_finished_prefix_and_exits_cleanly() {
         "offsets 0-2 are done and committed; offset 3 still waited, so it is not:\n{}",
         worker.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parking_writes_one_structured_log_line_without_the_payload() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    let dlq = dead_letter_topic(&origin);
+    env.create_topics(&[&origin, &dlq], 1).await;
+    env.produce(
+        &dlq,
+        Some(b"grace@example.com"),
+        Some(b"SECRET-PAYLOAD"),
+        &[
+            (header::RETRY_COUNT, b"5"),
+            (header::ORIGINAL_TOPIC, origin.as_bytes()),
+            (header::ORIGINAL_PARTITION, b"0"),
+            (header::ORIGINAL_OFFSET, b"12"),
+            (header::FIRST_FAILURE_AT, b"2026-11-26T10:00:00.000Z"),
+            (header::LAST_FAILURE_AT, b"2026-11-26T10:09:00.000Z"),
+            (header::ERROR_KIND, b"transient"),
+            (header::ERROR_MESSAGE, b"database unreachable"),
+        ],
+    )
+    .await;
+    let mut worker = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, free_port()));
+    dlq_support::wait_parked(&db.pool, 1, Duration::from_secs(30)).await;
+    assert!(worker.terminate(Duration::from_secs(20)).await);
+
+    let log = worker.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["event"] == "message_parked")
+        .collect();
+    assert_eq!(lines.len(), 1, "exactly one parking line:\n{log}");
+    let line = &lines[0];
+    assert_eq!(line["target"], "parking_lot");
+    assert_eq!(line["source_topic"], origin.as_str());
+    assert_eq!((line["partition"].as_i64(), line["offset"].as_i64()), (Some(0), Some(12)));
+    assert_eq!(line["key"], "grace@example.com");
+    assert_eq!(line["error_kind"], "transient");
+    assert_eq!(line["error_message"], "database unreachable; retry budget of 5 exhausted");
+    assert_eq!(line["retry_count"], 5);
+    assert_eq!(line["first_failure_at"], "2026-11-26T10:00:00.000Z");
+    assert_eq!(line["last_failure_at"], "2026-11-26T10:09:00.000Z");
+    assert!(line["parked_id"].as_u64().is_some());
+    assert!(!log.contains("SECRET-PAYLOAD"), "the payload stays in the database, out of the logs");
 }
