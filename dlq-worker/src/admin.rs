@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::metrics::Metrics;
-use crate::problem::Problem;
+use crate::problem::{self, Problem};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -62,7 +62,7 @@ async fn require_bearer(token: &str, request: Request, next: Next) -> Response {
         .map(str::trim);
     match presented {
         Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => next.run(request).await,
-        _ => Problem::unauthorized().into_response(),
+        _ => problem::unauthorized().into_response(),
     }
 }
 
@@ -77,10 +77,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 fn storage_problem(e: ParkingError) -> Problem {
     match e {
-        ParkingError::NotFound(id) => Problem::not_found(format!("parked message {id} does not exist")),
+        ParkingError::NotFound(id) => problem::not_found(format!("parked message {id} does not exist")),
         other => {
             tracing::error!(error = %other, "admin request failed");
-            Problem::unavailable(other.to_string())
+            problem::unavailable(other.to_string())
         }
     }
 }
@@ -102,8 +102,8 @@ impl FilterParams {
             .since
             .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)))
             .transpose()
-            .map_err(|e| Problem::invalid(format!("since must be an RFC 3339 time: {e}")))?;
-        let state = self.state.map(|s| s.parse::<ParkedState>()).transpose().map_err(Problem::invalid)?;
+            .map_err(|e| problem::invalid(format!("since must be an RFC 3339 time: {e}")))?;
+        let state = self.state.map(|s| s.parse::<ParkedState>()).transpose().map_err(problem::invalid)?;
         Ok(ParkedFilter {
             source_topic: self.topic,
             error_kind: self.error_kind,
@@ -119,7 +119,7 @@ async fn list(
     State(state): State<AdminState>,
     query: Result<Query<FilterParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let Query(params) = query.map_err(|e| Problem::invalid(e.body_text()))?;
+    let Query(params) = query.map_err(|e| problem::invalid(e.body_text()))?;
     let filter = params.into_filter()?;
     let items = state.parking.list(&filter).await.map_err(storage_problem)?;
     Ok(Json(json!({ "items": items })))
@@ -129,9 +129,9 @@ async fn show(
     State(state): State<AdminState>,
     id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let Path(id) = id.map_err(|e| Problem::invalid(e.body_text()))?;
+    let Path(id) = id.map_err(|e| problem::invalid(e.body_text()))?;
     let message = state.parking.get(id).await.map_err(storage_problem)?;
-    let message = message.ok_or_else(|| Problem::not_found(format!("parked message {id} does not exist")))?;
+    let message = message.ok_or_else(|| problem::not_found(format!("parked message {id} does not exist")))?;
     let audit = state.parking.audit_trail(id).await.map_err(storage_problem)?;
     let mut body = message.to_json();
     body["audit"] = serde_json::to_value(audit).expect("audit serialises");
@@ -181,9 +181,9 @@ async fn redrive(
     State(state): State<AdminState>,
     body: Result<Json<RedriveRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let Json(request) = body.map_err(|e| Problem::invalid(e.body_text()))?;
+    let Json(request) = body.map_err(|e| problem::invalid(e.body_text()))?;
     let rate = match request.rate.as_deref() {
-        Some(r) => r.parse::<Rate>().map_err(Problem::invalid)?,
+        Some(r) => r.parse::<Rate>().map_err(problem::invalid)?,
         None => state.default_rate,
     };
     let actor = request.actor.unwrap_or_else(|| "admin-api".to_owned());
@@ -194,7 +194,7 @@ async fn redrive(
             let filter = filter.into_filter()?;
             state.redriver.redrive_matching(&filter, &actor, reason, rate).await.map_err(storage_problem)?
         }
-        _ => return Err(Problem::invalid("give either ids or a filter")),
+        _ => return Err(problem::invalid("give either ids or a filter")),
     };
     let items: Vec<ItemResult> = results
         .into_iter()
@@ -231,12 +231,12 @@ async fn discard(
     State(state): State<AdminState>,
     body: Result<Json<DiscardRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let Json(request) = body.map_err(|e| Problem::invalid(e.body_text()))?;
+    let Json(request) = body.map_err(|e| problem::invalid(e.body_text()))?;
     if request.reason.trim().is_empty() {
-        return Err(Problem::invalid("a discard needs a reason"));
+        return Err(problem::invalid("a discard needs a reason"));
     }
     if request.ids.is_empty() {
-        return Err(Problem::invalid("give the ids to discard"));
+        return Err(problem::invalid("give the ids to discard"));
     }
     let actor = request.actor.unwrap_or_else(|| "admin-api".to_owned());
     let mut items = Vec::with_capacity(request.ids.len());

@@ -15,7 +15,7 @@ use sqlx::MySqlPool;
 
 use crate::admin::{self, AdminState};
 use crate::metrics::Metrics;
-use crate::problem::{ensure_problem_body, Problem};
+use crate::problem::{self, ensure_problem_body};
 use crate::topics::TopicCatalog;
 
 pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminState, String)>) -> Router {
@@ -25,7 +25,7 @@ pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminS
         router = router.merge(admin::router(state, token));
     }
     router
-        .fallback(|| async { Problem::not_found("no such route".to_owned()) })
+        .fallback(|| async { problem::not_found("no such route") })
         .layer(middleware::from_fn(ensure_problem_body))
 }
 

@@ -1,6 +1,8 @@
 //! Turning the request body into a [`NewRegistration`], collecting every field's problem.
 
 use serde::Deserialize;
+
+pub use reliable_messaging::problem::FieldError;
 use serde_json::Value;
 
 use super::{DisplayName, EmailAddress, Password};
@@ -13,21 +15,6 @@ pub struct NewRegistration {
     pub password: Password,
 }
 
-/// One invalid field, as listed in the problem document's `errors`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// The body as received: any JSON object. Fields are raw values so that a missing field or
 /// a number where a string belongs becomes a field error (422) like any other, instead of a
