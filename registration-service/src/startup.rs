@@ -6,7 +6,7 @@ use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
 use reliable_messaging::consumer::ConsumerStats;
-use reliable_messaging::dead_letter::DeadLetterPublisher;
+use reliable_messaging::dead_letter::{dead_letter_topic, DeadLetterPublisher};
 use reliable_messaging::health::{self, AssignmentCheck, BrokerCheck, DatabaseCheck, Readiness};
 use reliable_messaging::{backoff::Backoff, DurableProducer, ReliableConsumer};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
@@ -58,6 +58,7 @@ impl Application {
         if !migrate_when_reachable(&pool, &shutdown).await {
             return Ok(());
         }
+        declare_topics(&settings).await;
         let dead_letters =
             DeadLetterPublisher::new(dead_letter_producer.clone(), settings.dead_letter_format, settings.retry_schedule.clone());
         let handler = RegistrationHandler::new(UserStore::new(pool.clone()));
@@ -69,6 +70,17 @@ impl Application {
         let _ = http.await;
         pool.close().await;
         Ok(())
+    }
+}
+
+/// Creates the topic and its DLQ when missing. A failure is logged, not fatal: the broker may
+/// be down right now, and consuming simply waits for the topic to appear.
+async fn declare_topics(settings: &Settings) {
+    let mut topics: Vec<String> = settings.consumer.topics.clone();
+    topics.extend(settings.consumer.topics.iter().map(|t| dead_letter_topic(t)));
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    if let Err(e) = reliable_messaging::topics::ensure_exist(&settings.kafka, &names).await {
+        tracing::warn!(error = %e, ?topics, "could not declare topics; continuing");
     }
 }
 

@@ -34,6 +34,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod sql_failures;
 pub mod telemetry;
+pub mod topics;
 
 pub use consumer::{CommitPolicy, ConsumerSettings, Handler, ReliableConsumer};
 pub use delivery::Delivery;
