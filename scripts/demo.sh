@@ -70,6 +70,9 @@ export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 [[ -s .local/request-id-secret ]] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >.local/request-id-secret
 REQUEST_ID_SECRET=$(cat .local/request-id-secret)
 export REQUEST_ID_SECRET
+# The local broker also keeps the test suites' *-dlq topics; the demo's worker drains only the
+# demo's own (a deployed worker keeps the default ^.*-dlq$ and serves every service's DLQ).
+export DLQ_TOPIC_PATTERN='^user-registrations-dlq$'
 
 log "building the services"
 cargo build --locked --workspace --bins
