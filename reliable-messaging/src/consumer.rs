@@ -127,7 +127,13 @@ pub struct ConsumerStats {
     pub in_place_retries: AtomicU64,
     pub commits: AtomicU64,
     pub assigned_partitions: AtomicUsize,
+    /// Messages of the assigned partitions past the committed offsets (high watermark minus
+    /// committed offset), refreshed every [`LAG_REFRESH`]; `None` until first computed.
+    pub consumer_lag: std::sync::Mutex<Option<u64>>,
 }
+
+/// How often [`ConsumerStats::consumer_lag`] is recomputed while the consumer runs.
+pub const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 impl ConsumerStats {
     /// The counters in Prometheus text format, names prefixed with `prefix`.
@@ -152,6 +158,11 @@ impl ConsumerStats {
             "# HELP {prefix}_assigned_partitions Partitions currently assigned\n# TYPE {prefix}_assigned_partitions gauge\n{prefix}_assigned_partitions {}\n",
             self.assigned_partitions.load(Ordering::Relaxed)
         ));
+        if let Some(lag) = *self.consumer_lag.lock().expect("consumer lag lock") {
+            out.push_str(&format!(
+                "# HELP {prefix}_consumer_lag Messages on the assigned partitions not yet committed\n# TYPE {prefix}_consumer_lag gauge\n{prefix}_consumer_lag {lag}\n"
+            ));
+        }
         out
     }
 }
@@ -245,6 +256,7 @@ impl<H: Handler> ReliableConsumer<H> {
     /// and committed before this returns; nothing is left uncommitted-but-stored.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
         tracing::info!(topics = ?self.settings.topics, group = %self.settings.group_id, "consumer started");
+        let lag_monitor = tokio::spawn(monitor_lag(self.consumer.clone(), self.stats.clone(), shutdown.clone()));
         while let Some(batch) = self.next_batch(&shutdown).await {
             if batch.is_empty() {
                 continue;
@@ -259,6 +271,7 @@ impl<H: Handler> ReliableConsumer<H> {
                 self.commit(&batch).await;
             }
         }
+        lag_monitor.abort();
         tracing::info!("consumer stopped");
         Ok(())
     }
@@ -431,6 +444,41 @@ impl<H: Handler> ReliableConsumer<H> {
     }
 }
 
+/// Keeps [`ConsumerStats::consumer_lag`] current until `shutdown`. The offset and watermark
+/// queries block on broker round trips, so they run on a blocking thread, off the runtime.
+async fn monitor_lag(consumer: Arc<StreamConsumer<AssignmentTracker>>, stats: Arc<ConsumerStats>, shutdown: CancellationToken) {
+    loop {
+        let c = consumer.clone();
+        if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || consumer_lag(&c)).await {
+            *stats.consumer_lag.lock().expect("consumer lag lock") = Some(lag);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(LAG_REFRESH) => {}
+        }
+    }
+}
+
+/// Sum over the assigned partitions of high watermark minus committed offset (the low
+/// watermark where nothing is committed yet). `None` without an assignment or an answer.
+fn consumer_lag(consumer: &StreamConsumer<AssignmentTracker>) -> Option<u64> {
+    let timeout = Duration::from_secs(2);
+    let committed = consumer.committed(timeout).ok()?;
+    if committed.count() == 0 {
+        return None;
+    }
+    let mut lag = 0u64;
+    for p in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(p.topic(), p.partition(), timeout).ok()?;
+        let from = match p.offset() {
+            Offset::Offset(o) => o,
+            _ => low,
+        };
+        lag += u64::try_from(high - from).unwrap_or(0);
+    }
+    Some(lag)
+}
+
 /// For each partition in the batch, the offset after the highest one seen.
 fn next_offsets(batch: &[Delivery]) -> KafkaResult<TopicPartitionList> {
     let mut highest: BTreeMap<(&str, i32), i64> = BTreeMap::new();
@@ -443,4 +491,17 @@ fn next_offsets(batch: &[Delivery]) -> KafkaResult<TopicPartitionList> {
         tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
     }
     Ok(tpl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_lag_is_rendered_once_known() {
+        let stats = ConsumerStats::default();
+        assert!(!stats.render_prometheus("svc").contains("svc_consumer_lag"));
+        *stats.consumer_lag.lock().unwrap() = Some(42);
+        assert!(stats.render_prometheus("svc").contains("# TYPE svc_consumer_lag gauge\nsvc_consumer_lag 42\n"));
+    }
 }
