@@ -1,0 +1,204 @@
+//! Request → row committed, with the gateway and the registration-service running together
+//! under an open-loop load of half the gateway's maximum rate.
+//!
+//! Method: a poller asks the database every [`POLL_EVERY`] which rows appeared recently (a
+//! row is visible only once its transaction committed) and stamps each request id with the
+//! wall-clock time it was first seen. The latency is first-seen minus the request's intended
+//! send time, so it includes hashing, the broker round trip, consumer batching and the commit,
+//! and over-states the truth by at most one poll interval plus one query. The row's own
+//! `created_at` (DATETIME(6), UTC, set when the INSERT statement starts, i.e. just before
+//! the commit) gives a lower bound that is reported next to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use hdrhistogram::Histogram;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::gateway::GatewayUnderTest;
+use super::{poll_until, registration_service_env, Context, READY_TIMEOUT};
+use crate::load;
+use crate::services::Service;
+
+const POLL_EVERY: Duration = Duration::from_millis(20);
+/// Rows are looked for among those created this recently (a cheap query while polling).
+const RECENT: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+pub struct EndToEnd {
+    pub rate: f64,
+    /// Intended send → row first seen committed, in µs.
+    pub committed_us: Histogram<u64>,
+    /// Intended send → `created_at`, in µs (lower bound).
+    pub created_us: Histogram<u64>,
+    /// 202 received → row first seen committed, in µs.
+    pub after_202_us: Histogram<u64>,
+    pub accepted: usize,
+    pub not_accepted: u64,
+    /// Rows the poller missed (committed more than [`RECENT`] after their `created_at`);
+    /// their `created_at` stands in.
+    pub missed_by_poller: usize,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
+}
+
+pub async fn run(
+    ctx: &Context<'_>,
+    gw: &mut GatewayUnderTest,
+    max_rate: f64,
+) -> anyhow::Result<EndToEnd> {
+    let group = format!("{}-e2e", gw.topic);
+    let env = registration_service_env(ctx, &gw.topic, &group, &gw.db.url);
+    let mut service = Service::spawn(
+        ctx.binaries,
+        "registration-service",
+        "REGISTRATION_SERVICE_ADDR",
+        &env,
+    )?;
+    service.wait_ready(READY_TIMEOUT).await?;
+    ctx.env.adopt_topic(format!("{}-dlq", gw.topic));
+
+    // First drain what the gateway's own measurements left on the topic.
+    let accepted_so_far = gw
+        .service
+        .scrape()
+        .await?
+        .require("gateway_registrations_accepted_total")? as i64;
+    let db = &gw.db;
+    poll_until(
+        "the registration-service caught up with the earlier sign-ups",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || async { Ok((db.count_users().await? >= accepted_so_far).then_some(())) },
+    )
+    .await?;
+
+    let seen: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let poller = tokio::spawn(poll_rows(db.pool.clone(), seen.clone(), stop.clone()));
+
+    let rate = max_rate / 2.0;
+    let result = load::open_loop(&gw.signups, rate, ctx.plan.end_to_end_load).await;
+    let expected: Vec<Uuid> = result.accepted.iter().map(|a| a.request_id).collect();
+    let all_seen = poll_until(
+        "every accepted sign-up has its row",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let seen = seen.clone();
+            let expected = &expected;
+            async move {
+                let seen = seen.lock().expect("seen lock");
+                Ok(expected
+                    .iter()
+                    .all(|id| seen.contains_key(id))
+                    .then_some(()))
+            }
+        },
+    )
+    .await;
+    stop.cancel();
+    poller.await.context("row poller")??;
+    service.ensure_running()?;
+    service.stop().await;
+
+    let mut committed_us = histogram();
+    let mut created_us = histogram();
+    let mut after_202_us = histogram();
+    let mut missed_by_poller = 0;
+    let created = created_times(&gw.db.pool, &expected).await?;
+    let seen = seen.lock().expect("seen lock");
+    for a in &result.accepted {
+        let Some(created_at) = created.get(&a.request_id) else {
+            // all_seen below reports the missing rows.
+            continue;
+        };
+        let first_seen = match seen.get(&a.request_id) {
+            Some(first_seen) => *first_seen,
+            None => {
+                missed_by_poller += 1;
+                *created_at
+            }
+        };
+        let micros = |from: DateTime<Utc>, to: DateTime<Utc>| {
+            (to - from).num_microseconds().unwrap_or(0).max(1) as u64
+        };
+        committed_us.saturating_record(micros(a.intended_at, first_seen));
+        created_us.saturating_record(micros(a.intended_at, *created_at));
+        after_202_us.saturating_record(micros(a.answered_at, first_seen));
+    }
+    if created.len() < expected.len() {
+        all_seen.with_context(|| {
+            format!(
+                "{} of {} accepted sign-ups have no row",
+                expected.len() - created.len(),
+                expected.len()
+            )
+        })?;
+    }
+    Ok(EndToEnd {
+        rate,
+        committed_us,
+        created_us,
+        after_202_us,
+        accepted: expected.len(),
+        not_accepted: result.not_accepted(),
+        missed_by_poller,
+    })
+}
+
+/// Stamps every newly visible row with the time it was first seen, until stopped.
+async fn poll_rows(
+    pool: sqlx::MySqlPool,
+    seen: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    while !stop.is_cancelled() {
+        let since = (Utc::now() - RECENT).naive_utc();
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT request_id FROM users WHERE created_at >= ?")
+                .bind(since)
+                .fetch_all(&pool)
+                .await?;
+        let now = Utc::now();
+        {
+            let mut seen = seen.lock().expect("seen lock");
+            for id in rows {
+                if let Ok(id) = Uuid::from_slice(&id) {
+                    seen.entry(id).or_insert(now);
+                }
+            }
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+    Ok(())
+}
+
+async fn created_times(
+    pool: &sqlx::MySqlPool,
+    ids: &[Uuid],
+) -> anyhow::Result<HashMap<Uuid, DateTime<Utc>>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
+            "SELECT request_id, created_at FROM users WHERE request_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_bytes().to_vec());
+        }
+        q.push(")");
+        let rows: Vec<(Vec<u8>, NaiveDateTime)> = q.build_query_as().fetch_all(pool).await?;
+        for (id, created_at) in rows {
+            if let Ok(id) = Uuid::from_slice(&id) {
+                out.insert(id, created_at.and_utc());
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,143 @@
+//! The gateway binary: how fast it starts, its memory idle and under load, the most sign-ups it
+//! accepts per second (every one costs an argon2id hash, so the raw hash rate is the ceiling),
+//! and its latency under an open-loop load of half that rate.
+
+use std::time::{Duration, Instant};
+
+use gateway::configuration::HashingSettings;
+
+use super::{Context, READY_TIMEOUT};
+use crate::environment::BenchDatabase;
+use crate::load::{self, LoadResult, SignUps};
+use crate::services::Service;
+
+/// A running gateway with its own topic and database.
+pub struct GatewayUnderTest {
+    pub service: Service,
+    pub topic: String,
+    pub db: BenchDatabase,
+    pub ready_after: Duration,
+    pub idle_rss_mib: f64,
+    pub signups: SignUps,
+}
+
+pub struct MaxRate {
+    /// Accepted sign-ups per second, from the gateway's own `accepted` counter.
+    pub accepted_per_sec: f64,
+    pub load: LoadResult,
+    pub peak_rss_mib: f64,
+}
+
+pub struct HalfLoad {
+    pub rate: f64,
+    pub load: LoadResult,
+    pub peak_rss_mib: f64,
+}
+
+/// Clients of the saturation test: enough to keep every hashing slot busy with requests
+/// queued behind them, well under the gateway's queue limit (64 per slot).
+pub fn saturating_clients() -> usize {
+    4 * std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
+    let topic = ctx.env.create_topic("registrations", 3).await?;
+    let db = ctx.env.fresh_database("gateway").await?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let env = vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", ctx.env.kafka_bootstrap.clone()),
+        ("DATABASE_URL", db.url.clone()),
+        ("REGISTRATIONS_TOPIC", topic.clone()),
+        ("REQUEST_ID_SECRET", secret),
+        // Stated explicitly so that the raw hash rate and the gateway use the same cost
+        // whatever the caller's environment says.
+        (
+            "ARGON2_MEMORY_KIB",
+            HashingSettings::OWASP_MEMORY_KIB.to_string(),
+        ),
+        (
+            "ARGON2_ITERATIONS",
+            HashingSettings::OWASP_ITERATIONS.to_string(),
+        ),
+        (
+            "ARGON2_PARALLELISM",
+            HashingSettings::OWASP_PARALLELISM.to_string(),
+        ),
+    ];
+    let mut service = Service::spawn(ctx.binaries, "gateway", "GATEWAY_ADDR", &env)?;
+    let ready_after = service.wait_ready(READY_TIMEOUT).await?;
+    // Let background start-up work (migrations, producer connections) settle before "idle".
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss_mib = service.rss_mib()?;
+    let signups = SignUps::new(&service.base_url, &ctx.env.run_id)?;
+    Ok(GatewayUnderTest {
+        service,
+        topic,
+        db,
+        ready_after,
+        idle_rss_mib,
+        signups,
+    })
+}
+
+const ACCEPTED: &str = "gateway_registrations_accepted_total";
+
+/// Saturates the gateway; the rate is the `accepted` counter's growth over the window after
+/// the warm-up, so start-up effects and the tail of the run do not count.
+pub async fn max_rate(ctx: &Context<'_>, gw: &mut GatewayUnderTest) -> anyhow::Result<MaxRate> {
+    let (warmup, window) = (ctx.plan.gateway_warmup, ctx.plan.gateway_max_window);
+    let rss = gw.service.sample_rss();
+    let signups = gw.signups.clone();
+    let total = warmup + window + Duration::from_millis(500);
+    let load =
+        tokio::spawn(async move { load::saturate(&signups, saturating_clients(), total).await });
+    tokio::time::sleep(warmup).await;
+    let (a1, t1) = (
+        gw.service.scrape().await?.require(ACCEPTED)?,
+        Instant::now(),
+    );
+    tokio::time::sleep(window).await;
+    let (a2, t2) = (
+        gw.service.scrape().await?.require(ACCEPTED)?,
+        Instant::now(),
+    );
+    let load = load.await?;
+    gw.service.ensure_running()?;
+    let accepted_per_sec = (a2 - a1) / (t2 - t1).as_secs_f64();
+    if accepted_per_sec <= 0.0 {
+        anyhow::bail!(
+            "the gateway accepted nothing under load (answers other than 202: {:?})",
+            load.other
+        );
+    }
+    Ok(MaxRate {
+        accepted_per_sec,
+        load,
+        peak_rss_mib: rss.peak_mib(),
+    })
+}
+
+/// Open-loop load at half the maximum rate.
+pub async fn half_load(
+    ctx: &Context<'_>,
+    gw: &mut GatewayUnderTest,
+    max_rate: f64,
+) -> anyhow::Result<HalfLoad> {
+    let rate = max_rate / 2.0;
+    let rss = gw.service.sample_rss();
+    let load = load::open_loop(&gw.signups, rate, ctx.plan.gateway_half_load).await;
+    gw.service.ensure_running()?;
+    if load.accepted.is_empty() {
+        anyhow::bail!(
+            "no request was accepted at {rate:.1}/s (answers: {:?})",
+            load.other
+        );
+    }
+    Ok(HalfLoad {
+        rate,
+        load,
+        peak_rss_mib: rss.peak_mib(),
+    })
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# bench.sh - THE benchmark command (issue 6): measures the services against the raw limits of
+# this machine, measured in the same run, and prints one table (figure | ours | raw limit |
+# ratio | goal | met?). See BENCHMARKS.md for the last recorded table and how to read it.
+#
+#   scripts/bench.sh            full run, ~10 minutes on a 2-core machine
+#   scripts/bench.sh --quick    ~2 minutes, smaller samples (noisier)
+#   scripts/bench.sh --keep     keep the run's topics and databases for inspection
+#
+# It builds the service binaries and the harness in release mode, starts the local Kafka and
+# MariaDB (scripts/local-services.sh up; a no-op when they already run), then runs the harness
+# (benchmarks/, binary `bench`). The harness spawns the release binaries itself, each with its
+# own ports, topics and fresh database, and removes what it created when it ends.
+# The table goes to stdout and to target/bench/last-run.md; progress and logs to stderr and
+# target/release/bench-logs/.
+#
+# Exit codes: 0 every goal met; 1 a goal was missed or could not be measured; 2 the harness
+# could not run (e.g. services down); other codes come from the build or local-services.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 2; }
+
+echo "[bench.sh] building release binaries (gateway, registration-service, dlq-worker, bench)" >&2
+cargo build --release --locked -p gateway -p registration-service -p dlq-worker -p benchmark-harness >&2
+
+scripts/local-services.sh up >/dev/null
+eval "$(scripts/local-services.sh env)"
+export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+
+mkdir -p target/bench
+exec target/release/bench --output target/bench/last-run.md "$@"
