@@ -34,6 +34,10 @@ impl TcpProxy {
                 let mut cuts = generation.subscribe();
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(target).await else { return };
+                    // Without this, Nagle's algorithm meets delayed ACKs on every small
+                    // request/response pair and each database round trip stalls ~40 ms.
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
                     let (mut ri, mut wi) = inbound.into_split();
                     let (mut ro, mut wo) = outbound.into_split();
                     tokio::select! {
