@@ -30,6 +30,10 @@ pub struct Settings {
     /// Format of the retry metadata on re-sent messages.
     pub metadata_format: MetadataFormat,
     /// Above this many waiting messages the worker pauses its partitions...
+    ///
+    /// 20,000 by default: a backlog of 10,000 long delays must leave room for new arrivals,
+    /// or a 1 s retry waits until thousands of hour-long ones expire (paused partitions);
+    /// 10,000 waiting cost ~30 MiB of RSS, so 20,000 stay well within the memory budget.
     pub max_scheduled: usize,
     /// ...and resumes them once fewer than this many wait.
     pub resume_below: usize,
@@ -58,7 +62,7 @@ impl Settings {
     /// | `RETRY_THRESHOLD` | 5 |
     /// | `RETRY_BACKOFF_*` | exponential 1 s ×2, cap 60 s (see `Backoff::from_env`) |
     /// | `RETRY_METADATA_FORMAT` | `headers` (or `wrapper`) |
-    /// | `DLQ_MAX_SCHEDULED` / `DLQ_RESUME_BELOW` | 10000 / half of it |
+    /// | `DLQ_MAX_SCHEDULED` / `DLQ_RESUME_BELOW` | 20000 / half of it |
     /// | `DLQ_MAX_IN_FLIGHT` | 64 |
     /// | `DLQ_COMMIT_INTERVAL_MS` | 500 |
     /// | `PUBLISH_TIMEOUT_MS` | 10000 |
@@ -72,7 +76,7 @@ impl Settings {
                 "DLQ_TOPIC_PATTERN must start with ^ (librdkafka regex subscription), got {topic_pattern:?}"
             ));
         }
-        let max_scheduled = env_or("DLQ_MAX_SCHEDULED", 10_000usize)?.max(1);
+        let max_scheduled = env_or("DLQ_MAX_SCHEDULED", 20_000usize)?.max(1);
         Ok(Settings {
             kafka: KafkaSettings::from_env("dlq-worker"),
             database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
