@@ -35,6 +35,8 @@ pub struct Results {
     pub gateway: Measured<GatewayFigures>,
     pub drain: Measured<Drain>,
     pub single: Measured<Drain>,
+    /// The batched drain through the TCP proxy: the outage's baseline.
+    pub proxied_drain: Measured<Drain>,
     pub outage: Measured<Outage>,
     pub dlq: Measured<DlqPunctuality>,
 }
@@ -196,7 +198,11 @@ pub fn report(r: &Results) -> Report {
             millis(u.one_commit)
         ));
     }
-    for (label, d) in [("batched", &r.drain), ("BATCH_SIZE=1", &r.single)] {
+    for (label, d) in [
+        ("batched", &r.drain),
+        ("BATCH_SIZE=1", &r.single),
+        ("batched via the TCP proxy", &r.proxied_drain),
+    ] {
         if let Ok(d) = d {
             report.note(format!(
                 "Drain {label}: {} messages pre-filled on 3 partitions, {:.0} rows/s (ready {:.2} s after start, \
@@ -270,15 +276,17 @@ pub fn report(r: &Results) -> Report {
         ));
     }
 
-    // 7. Drain after an outage.
+    // 7. Drain after an outage, against the same service's drain over the same path.
+    let outage_figure =
+        "drain rate after a 10 s database outage ÷ max drain rate (both via the TCP proxy)";
     report.push(both(
-        "drain rate after a 10 s database outage ÷ max drain rate",
+        outage_figure,
         "≥ 0.8",
         &r.outage,
-        &r.drain,
+        &r.proxied_drain,
         |o, d| {
             Row::ratio(
-                "drain rate after a 10 s database outage ÷ max drain rate",
+                outage_figure,
                 Measure::per_second(o.rows_per_sec_after),
                 Measure::per_second(d.rows_per_sec),
                 Goal::AtLeast(0.8),
@@ -288,11 +296,14 @@ pub fn report(r: &Results) -> Report {
     if let Ok(o) = &r.outage {
         report.note(format!(
             "Outage: database unreachable (TcpProxy cut) for {:.1} s; {:.0} messages went to the DLQ meanwhile \
-             (in-place retries exhausted); backlog after the restore: {}, drained at {:.0}/s counted from the restore.",
+             (in-place retries exhausted); backlog after the restore: {}, drained at {:.0}/s counted from the restore: \
+             {:.2} s until the first new outcome, then {:.0}/s.",
             o.outage.as_secs_f64(),
             o.dead_lettered,
             o.backlog,
-            o.rows_per_sec_after
+            o.rows_per_sec_after,
+            o.recovery.as_secs_f64(),
+            o.rows_per_sec_once_recovered
         ));
     }
 

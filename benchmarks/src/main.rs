@@ -70,6 +70,19 @@ struct Args {
     /// Also write the table (Markdown) to this file.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Run only these phases (for profiling one of them); the raw argon2id rate always runs.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Phase>,
+}
+
+/// The parts of a run, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    Raw,
+    Gateway,
+    Drain,
+    Outage,
+    Dlq,
 }
 
 /// No run may take longer than this, whatever hangs.
@@ -128,7 +141,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     };
     let started = Instant::now();
     let outcome = tokio::select! {
-        results = measure(&ctx, &tools) => Ok(results),
+        results = measure(&ctx, &tools, &args.only) => Ok(results),
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         _ = tokio::time::sleep(HARD_LIMIT) => Err(anyhow::anyhow!("the run took longer than {HARD_LIMIT:?}")),
     };
@@ -156,7 +169,7 @@ fn phase(name: &str) {
     eprintln!("[bench] {name}");
 }
 
-async fn measure(ctx: &Context<'_>, tools: &KafkaTools) -> Results {
+async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase]) -> Results {
     let plan = ctx.plan;
     let run_id = &ctx.env.run_id;
 
@@ -170,64 +183,100 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools) -> Results {
             .await
             .expect("the hashing threads do not panic");
 
-    phase("raw: batched and row-by-row upserts");
+    let runs = |phase: Phase| only.is_empty() || only.contains(&phase);
     let batch_size = reliable_messaging::ConsumerSettings::new("", &[]).max_batch_size;
-    let upsert = timed("raw upserts", Duration::from_secs(300), async {
-        let db = ctx.env.fresh_database("raw").await?;
-        raw::database::measure(
-            &db,
-            run_id,
-            batch_size,
-            plan.raw_batched_rows,
-            plan.raw_single_rows,
-        )
-        .await
-    })
-    .await;
-
-    phase("raw: Kafka ProducerPerformance and EndToEndLatency");
     let record_size = events::record_size(run_id);
-    let producer_perf = timed("ProducerPerformance", Duration::from_secs(200), async {
-        let topic = ctx.env.create_topic("producer-performance", 3).await?;
-        tools
-            .producer_performance(&topic, plan.producer_perf_records, record_size)
+    let (upsert, producer_perf, kafka_end_to_end) = if runs(Phase::Raw) {
+        phase("raw: batched and row-by-row upserts");
+        let upsert = timed("raw upserts", Duration::from_secs(300), async {
+            let db = ctx.env.fresh_database("raw").await?;
+            raw::database::measure(
+                &db,
+                run_id,
+                batch_size,
+                plan.raw_batched_rows,
+                plan.raw_single_rows,
+            )
             .await
-    })
-    .await;
-    let kafka_end_to_end = timed("EndToEndLatency", Duration::from_secs(200), async {
-        let topic = ctx.env.create_topic("end-to-end-latency", 1).await?;
-        tools
-            .end_to_end_latency(&topic, plan.end_to_end_messages, record_size)
-            .await
-    })
-    .await;
+        })
+        .await;
+        phase("raw: Kafka ProducerPerformance and EndToEndLatency");
+        let producer_perf = timed("ProducerPerformance", Duration::from_secs(200), async {
+            let topic = ctx.env.create_topic("producer-performance", 3).await?;
+            tools
+                .producer_performance(&topic, plan.producer_perf_records, record_size)
+                .await
+        })
+        .await;
+        let kafka_end_to_end = timed("EndToEndLatency", Duration::from_secs(200), async {
+            let topic = ctx.env.create_topic("end-to-end-latency", 1).await?;
+            tools
+                .end_to_end_latency(&topic, plan.end_to_end_messages, record_size)
+                .await
+        })
+        .await;
+        (upsert, producer_perf, kafka_end_to_end)
+    } else {
+        (skipped(), skipped(), skipped())
+    };
 
-    phase("gateway: start, saturation, 50% open loop, end to end");
-    let gateway = timed("gateway", Duration::from_secs(600), measure_gateway(ctx)).await;
+    let gateway = if runs(Phase::Gateway) {
+        phase("gateway: start, saturation, 50% open loop, end to end");
+        timed("gateway", Duration::from_secs(600), measure_gateway(ctx)).await
+    } else {
+        skipped()
+    };
 
-    phase("registration-service: drain a pre-filled topic (batched)");
-    let drain = timed(
-        "batched drain",
-        Duration::from_secs(300),
-        scenarios::drain::run(ctx, "drain", plan.drain_messages, None),
-    )
-    .await;
-    phase("registration-service: drain a pre-filled topic (BATCH_SIZE=1)");
-    let single = timed(
-        "row-by-row drain",
-        Duration::from_secs(300),
-        scenarios::drain::run(ctx, "drain-single", plan.single_drain_messages, Some(1)),
-    )
-    .await;
-    phase("registration-service: drain after a database outage");
-    let outage = timed(
-        "outage",
-        Duration::from_secs(300),
-        scenarios::outage::run(ctx),
-    )
-    .await;
-    phase("dlq-worker: re-send punctuality with 10,000 waiting");
-    let dlq = timed("dlq", Duration::from_secs(300), scenarios::dlq::run(ctx)).await;
+    let (drain, single) = if runs(Phase::Drain) {
+        phase("registration-service: drain a pre-filled topic (batched)");
+        let drain = timed(
+            "batched drain",
+            Duration::from_secs(300),
+            scenarios::drain::run(ctx, "drain", plan.drain_messages, None, false),
+        )
+        .await;
+        phase("registration-service: drain a pre-filled topic (BATCH_SIZE=1)");
+        let single = timed(
+            "row-by-row drain",
+            Duration::from_secs(300),
+            scenarios::drain::run(
+                ctx,
+                "drain-single",
+                plan.single_drain_messages,
+                Some(1),
+                false,
+            ),
+        )
+        .await;
+        (drain, single)
+    } else {
+        (skipped(), skipped())
+    };
+    let (proxied_drain, outage) = if runs(Phase::Outage) {
+        phase("registration-service: drain through the TCP proxy (the outage's baseline)");
+        let proxied = timed(
+            "drain through the proxy",
+            Duration::from_secs(300),
+            scenarios::drain::run(ctx, "drain-proxied", plan.outage_messages, None, true),
+        )
+        .await;
+        phase("registration-service: drain after a database outage");
+        let outage = timed(
+            "outage",
+            Duration::from_secs(300),
+            scenarios::outage::run(ctx),
+        )
+        .await;
+        (proxied, outage)
+    } else {
+        (skipped(), skipped())
+    };
+    let dlq = if runs(Phase::Dlq) {
+        phase("dlq-worker: re-send punctuality with 10,000 waiting");
+        timed("dlq", Duration::from_secs(300), scenarios::dlq::run(ctx)).await
+    } else {
+        skipped()
+    };
 
     Results {
         hash,
@@ -238,6 +287,7 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools) -> Results {
         gateway,
         drain,
         single,
+        proxied_drain,
         outage,
         dlq,
     }
@@ -268,6 +318,11 @@ async fn measure_gateway(ctx: &Context<'_>) -> anyhow::Result<GatewayFigures> {
     };
     gw.service.stop().await;
     Ok(figures)
+}
+
+/// The result of a phase left out with `--only`: its figures show as ERROR rows saying so.
+fn skipped<T>() -> anyhow::Result<T> {
+    Err(anyhow::anyhow!("skipped (--only)"))
 }
 
 /// Bounds a measurement and labels its error.

@@ -1,11 +1,13 @@
 //! The registration-service draining a pre-filled topic: rows per second, batched (its
-//! default batch size) and row by row (`BATCH_SIZE=1`), and its memory while it works.
+//! default batch size) and row by row (`BATCH_SIZE=1`), and its memory while it works;
+//! optionally through the TCP proxy, as the baseline of the outage scenario.
 
 use std::time::{Duration, Instant};
 
 use super::{poll_until, registration_service_env, settled, Context, READY_TIMEOUT};
 use crate::events;
 use crate::services::Service;
+use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 
 pub struct Drain {
     pub messages: usize,
@@ -27,6 +29,7 @@ pub async fn run(
     name: &str,
     messages: usize,
     batch_size: Option<usize>,
+    via_proxy: bool,
 ) -> anyhow::Result<Drain> {
     let topic = ctx.env.create_topic(name, 3).await?;
     ctx.env.adopt_topic(format!("{topic}-dlq"));
@@ -38,7 +41,16 @@ pub async fn run(
     )
     .await?;
 
-    let mut env = registration_service_env(ctx, &topic, &format!("{topic}-group"), &db.url);
+    // The outage scenario reaches the database through the TCP proxy; its baseline does too,
+    // so that the comparison measures the outage and not the proxy.
+    let proxy = match via_proxy {
+        true => Some(TcpProxy::start(database_socket_addr(&db.url)).await),
+        false => None,
+    };
+    let url = proxy
+        .as_ref()
+        .map_or(db.url.clone(), |p| p.rewrite_url(&db.url));
+    let mut env = registration_service_env(ctx, &topic, &format!("{topic}-group"), &url);
     if let Some(size) = batch_size {
         env.push(("BATCH_SIZE", size.to_string()));
     }
@@ -51,7 +63,7 @@ pub async fn run(
     let rss = service.sample_rss();
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
 
-    let rows_per_sec = measure_drain(&service, messages as f64).await?;
+    let rows_per_sec = measure_drain(&service, messages as f64).await?.rate;
 
     let rows = db.count_users().await?;
     if rows != messages as i64 {
@@ -87,26 +99,38 @@ pub async fn run(
     })
 }
 
-/// Samples the service's settled count until it reaches `target`; the rate is measured between
-/// the first sample that shows progress and the one that shows the topic drained, so start-up
-/// and the sampling edges are excluded.
-pub async fn measure_drain(service: &Service, target: f64) -> anyhow::Result<f64> {
+/// How a drain went, from `/metrics` samples.
+pub struct DrainTiming {
+    /// Settled per second between the first sample that showed progress and the one that
+    /// showed the topic drained: start-up and the sampling edges are excluded.
+    pub rate: f64,
+    pub first_progress: Instant,
+    pub drained: Instant,
+}
+
+/// Samples the service's settled count until it reaches `target`.
+pub async fn measure_drain(service: &Service, target: f64) -> anyhow::Result<DrainTiming> {
     let timeout = Duration::from_secs(60) + Duration::from_secs_f64(target / 50.0);
     let deadline = Instant::now() + timeout;
+    let baseline = settled(&service.scrape().await?)?;
     let mut first: Option<(Instant, f64)> = None;
     loop {
         let now = Instant::now();
         let n = settled(&service.scrape().await?)?;
-        if n > 0.0 && first.is_none() {
+        if n > baseline && first.is_none() {
             first = Some((now, n));
         }
         if n >= target {
-            let (start, at_start) = first.expect("progress was seen");
+            let (start, at_start) = first.unwrap_or((now, n));
             let elapsed = (now - start).as_secs_f64();
             if elapsed <= 0.0 {
                 anyhow::bail!("the drain finished between two samples; use more messages");
             }
-            return Ok((n - at_start) / elapsed);
+            return Ok(DrainTiming {
+                rate: (n - at_start) / elapsed,
+                first_progress: start,
+                drained: now,
+            });
         }
         if now > deadline {
             anyhow::bail!("only {n} of {target} messages settled after {timeout:?}");

@@ -22,6 +22,10 @@ pub struct Outage {
     pub backlog: usize,
     /// Settled per second from the restore until the backlog was gone.
     pub rows_per_sec_after: f64,
+    /// From the restore to the first new outcome.
+    pub recovery: Duration,
+    /// Settled per second once it was draining again.
+    pub rows_per_sec_once_recovered: f64,
     /// Messages handed to the DLQ while the database was away.
     pub dead_lettered: f64,
     pub ready_after: Duration,
@@ -57,6 +61,7 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<Outage> {
     let produced = events::produce_all(&producer, records).await;
     tokio::time::sleep(ctx.plan.outage.saturating_sub(cut_at.elapsed())).await;
     proxy.restore();
+    let restored_at = Instant::now();
     let outage = cut_at.elapsed();
     produced?;
     if outage > ctx.plan.outage + Duration::from_secs(2) {
@@ -67,17 +72,18 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<Outage> {
     let dead_lettered = at_restore.require("registration_service_dead_lettered_transient_total")?;
     let settled_at_restore = settled(&at_restore)?;
     let backlog = ctx.plan.outage_messages as f64 - settled_at_restore;
-    let restored_at = Instant::now();
-    // measure_drain starts its clock at the first progress it sees; the time until then (the
-    // recovery) must count against the rate, so the rate is recomputed from the restore.
-    measure_drain(&service, ctx.plan.outage_messages as f64).await?;
-    let drained_after = restored_at.elapsed().as_secs_f64();
+    let timing = measure_drain(&service, ctx.plan.outage_messages as f64).await?;
+    // The rate counts from the restore: the time until the first new outcome (the recovery)
+    // is part of what this figure measures.
+    let drained_after = (timing.drained - restored_at).as_secs_f64();
     service.ensure_running()?;
     service.stop().await;
     Ok(Outage {
         outage,
         backlog: backlog.max(0.0) as usize,
         rows_per_sec_after: backlog / drained_after,
+        recovery: timing.first_progress.saturating_duration_since(restored_at),
+        rows_per_sec_once_recovered: timing.rate,
         dead_lettered,
         ready_after,
         idle_rss_mib,
