@@ -89,7 +89,7 @@ fn fuzz_value(name: &str, schema: &Value, rng: &mut impl Rng) -> (Option<Value>,
         _ => "v".repeat(min.max(1).max(8).min(max)),
     };
     match rng.gen_range(0..8) {
-        0 | 1 | 2 => (Some(Value::String(valid_string())), true),
+        0..=2 => (Some(Value::String(valid_string())), true),
         3 => (None, false),
         4 => (Some([json!(42), json!(true), Value::Null, json!([]), json!({})].choose(rng).cloned().expect("non-empty")), false),
         5 => (Some(Value::String("x".repeat(max + 1))), false),

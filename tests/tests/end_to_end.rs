@@ -93,7 +93,8 @@ async fn an_outage_longer_than_the_retry_budget_parks_each_message_after_exactly
     let report = cluster.settle(&ids, Duration::from_secs(60)).await;
     report.assert_clean();
     assert_eq!(report.parked, 5, "{report}");
-    let rows: Vec<(String, u32, String, Option<i32>, Option<i64>, Option<String>)> = sqlx::query_as(
+    type ParkedRow = (String, u32, String, Option<i32>, Option<i64>, Option<String>);
+    let rows: Vec<ParkedRow> = sqlx::query_as(
         "SELECT source_topic, retry_count, error_kind, original_partition, original_offset, error_message FROM parked_messages",
     )
     .fetch_all(&cluster.db.pool)

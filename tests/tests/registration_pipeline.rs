@@ -55,7 +55,7 @@ async fn a_redelivered_event_never_makes_a_second_row() {
         db_ref.count("SELECT COUNT(*) FROM users").await == 1
     })
     .await;
-    produce_events(env, &topic, &[event.clone()]).await;
+    produce_events(env, &topic, std::slice::from_ref(&event)).await;
     wait::until(Duration::from_secs(30), "all three copies are consumed", || async {
         env.group_caught_up("registration-service", &topic)
     })
@@ -103,7 +103,7 @@ async fn a_poison_message_goes_to_the_dlq_as_permanent_and_the_next_one_is_store
     let good = sample_event();
     // Same key, so both land on one partition, poison first.
     env.produce(&topic, Some(good.email.as_bytes()), Some(b"{not json"), &[("traceparent", b"00-1")]).await;
-    produce_events(env, &topic, &[good.clone()]).await;
+    produce_events(env, &topic, std::slice::from_ref(&good)).await;
 
     let service = InProcessService::start(service_settings(env, &topic, "registration-service", &db.url)).await;
     let db_ref = &db;
