@@ -37,21 +37,28 @@ fn hash_once(hasher: &Argon2<'_>, password: &[u8]) {
     std::hint::black_box(hash);
 }
 
-/// Blocking: run it on a blocking thread.
-pub fn measure(threads: usize, duration: Duration, single_samples: usize) -> HashLimits {
+/// Median time of `samples` hashes on one thread (after one warm-up hash). Blocking.
+pub fn one_hash(samples: usize) -> Duration {
     let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, gateway_params());
-    // Warm-up: page in the 19 MiB working memory once per thread before timing.
     hash_once(&hasher, b"warm-up password");
-
-    let mut singles: Vec<Duration> = (0..single_samples.max(1))
+    let mut times: Vec<Duration> = (0..samples.max(1))
         .map(|i| {
             let t = Instant::now();
             hash_once(&hasher, format!("single password {i}").as_bytes());
             t.elapsed()
         })
         .collect();
-    singles.sort();
-    let one_hash = singles[singles.len() / 2];
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Blocking: run it on a blocking thread.
+pub fn measure(threads: usize, duration: Duration, single_samples: usize) -> HashLimits {
+    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, gateway_params());
+    // Warm-up: page in the 19 MiB working memory once per thread before timing.
+    hash_once(&hasher, b"warm-up password");
+
+    let one_hash = one_hash(single_samples);
 
     let started = Instant::now();
     let counts: Vec<u64> = std::thread::scope(|scope| {

@@ -30,6 +30,9 @@ pub struct MaxRate {
 
 pub struct HalfLoad {
     pub rate: f64,
+    /// One hash (median, one thread) measured right before this load, on the same machine
+    /// state: the machine's speed drifts over a run on a shared host.
+    pub one_hash: Duration,
     pub load: LoadResult,
     pub peak_rss_mib: f64,
 }
@@ -126,6 +129,9 @@ pub async fn half_load(
     max_rate: f64,
 ) -> anyhow::Result<HalfLoad> {
     let rate = max_rate / 2.0;
+    let samples = ctx.plan.single_hashes;
+    let one_hash =
+        tokio::task::spawn_blocking(move || crate::raw::argon2::one_hash(samples)).await?;
     let rss = gw.service.sample_rss();
     let load = load::open_loop(&gw.signups, rate, ctx.plan.gateway_half_load).await;
     gw.service.ensure_running()?;
@@ -137,6 +143,7 @@ pub async fn half_load(
     }
     Ok(HalfLoad {
         rate,
+        one_hash,
         load,
         peak_rss_mib: rss.peak_mib(),
     })
