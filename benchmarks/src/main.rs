@@ -92,7 +92,7 @@ const HARD_LIMIT: Duration = Duration::from_secs(25 * 60);
 async fn main() -> ExitCode {
     let args = Args::parse();
     match run(args).await {
-        Ok(missed) if missed == 0 => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {
             eprintln!("[bench] ERROR: {e:#}");
@@ -142,7 +142,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let started = Instant::now();
     let outcome = tokio::select! {
         results = measure(&ctx, &tools, &args.only) => Ok(results),
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
         _ = tokio::time::sleep(HARD_LIMIT) => Err(anyhow::anyhow!("the run took longer than {HARD_LIMIT:?}")),
     };
     // Dropping the measurement (on interrupt) has killed its processes; now the data.
@@ -162,6 +162,20 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report.missed_or_failed())
+}
+
+/// Waits for Ctrl-C or SIGTERM (e.g. from `timeout`), so the run can stop its processes and
+/// delete its topics and databases before it exits.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 /// Logs a phase to stderr (the table goes to stdout).
