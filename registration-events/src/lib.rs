@@ -58,6 +58,14 @@ impl RegistrationRequested {
     /// against other producers and corrupted records, which are poison, not retries.
     pub fn parse(payload: Option<&[u8]>) -> Result<Self, ContractViolation> {
         let bytes = payload.ok_or(ContractViolation::MissingPayload)?;
+        // Fast path: a well-formed event deserialises straight into the struct. Only when it
+        // does not is it parsed again, loosely, to say precisely what is wrong.
+        if let Ok(event) = serde_json::from_slice::<RegistrationRequested>(bytes) {
+            if event.schema_version == SCHEMA_VERSION {
+                event.check_fields()?;
+                return Ok(event);
+            }
+        }
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| ContractViolation::NotJson(e.to_string()))?;
         match value.get("schema_version").and_then(serde_json::Value::as_u64) {

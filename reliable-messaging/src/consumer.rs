@@ -145,7 +145,7 @@ impl ConsumerStats {
             ("dead_lettered_transient_total", "Messages handed to the DLQ after transient failures", &self.dead_lettered_transient),
             ("dead_lettered_permanent_total", "Messages handed to the DLQ as permanent failures (parked)", &self.dead_lettered_permanent),
             ("in_place_retries_total", "In-place retries of transient failures", &self.in_place_retries),
-            ("commits_total", "Successful synchronous offset commits", &self.commits),
+            ("commits_total", "Offset commits the broker confirmed", &self.commits),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
@@ -175,6 +175,15 @@ pub struct AssignmentTracker {
 impl ClientContext for AssignmentTracker {}
 
 impl ConsumerContext for AssignmentTracker {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "offset commit failed; the batch may be redelivered"),
+        }
+    }
+
     fn post_rebalance(&self, _base: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
@@ -257,21 +266,46 @@ impl<H: Handler> ReliableConsumer<H> {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
         tracing::info!(topics = ?self.settings.topics, group = %self.settings.group_id, "consumer started");
         let lag_monitor = tokio::spawn(monitor_lag(self.consumer.clone(), self.stats.clone(), shutdown.clone()));
-        while let Some(batch) = self.next_batch(&shutdown).await {
+        let mut committed = CommittedOffsets::default();
+        let mut prefetched: Option<Vec<Delivery>> = None;
+        loop {
+            let batch = match prefetched.take() {
+                Some(batch) => batch,
+                None => match self.next_batch(&shutdown).await {
+                    Some(batch) => batch,
+                    None => break,
+                },
+            };
             if batch.is_empty() {
                 continue;
             }
             self.stats.consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if !self.settle(&batch, &shutdown).await? {
+            // The next batch is polled while this one is handled, so the poll's round trips
+            // and copying overlap the handler's database work. This batch's offsets are
+            // committed as soon as its outcomes are durable, whatever the poll is doing.
+            let (settled, next) = tokio::join!(
+                async {
+                    let durable = self.settle(&batch, &shutdown).await?;
+                    if durable && self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
+                        self.commit(&batch, &mut committed);
+                    }
+                    Ok::<bool, ConsumerError>(durable)
+                },
+                self.next_batch(&shutdown)
+            );
+            if !settled? {
                 // Shutdown arrived while a failed message could not reach the DLQ: leave its
                 // offset uncommitted so it is redelivered, never dropped.
                 break;
             }
-            if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
-                self.commit(&batch).await;
+            match next {
+                Some(batch) => prefetched = Some(batch),
+                None => break,
             }
         }
         lag_monitor.abort();
+        // Commits are sent asynchronously; make the last position durable before leaving.
+        self.commit_before_exit(committed).await;
         tracing::info!("consumer stopped");
         Ok(())
     }
@@ -420,27 +454,59 @@ impl<H: Handler> ReliableConsumer<H> {
         true
     }
 
-    /// Commits the next offset of every partition in the batch, synchronously.
+    /// Commits the next offset of every partition in the batch. Asynchronous: the request is
+    /// queued and the loop moves on (the result arrives in [`AssignmentTracker`]'s commit
+    /// callback); at-least-once holds because the outcomes are already durable.
     ///
-    /// A failed commit is logged, not fatal: the outcomes are durable, so the worst case is
-    /// a redelivery that the idempotent handler absorbs.
-    async fn commit(&self, batch: &[Delivery]) {
-        let tpl = match next_offsets(batch) {
-            Ok(tpl) => tpl,
-            Err(e) => {
-                tracing::error!(error = %e, "could not build the commit list");
-                return;
+    /// A failed commit is logged, not fatal: the worst case is a redelivery that the
+    /// idempotent handler absorbs.
+    fn commit(&self, batch: &[Delivery], committed: &mut CommittedOffsets) {
+        committed.advance(batch);
+        match next_offsets(batch) {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                    tracing::warn!(error = %e, "offset commit failed; the batch may be redelivered");
+                }
             }
+            Err(e) => tracing::error!(error = %e, "could not build the commit list"),
+        }
+    }
+
+    /// One synchronous commit of everything committed asynchronously so far, so a graceful
+    /// stop leaves no stored-but-uncommitted batch behind.
+    async fn commit_before_exit(&self, committed: CommittedOffsets) {
+        let tpl = match committed.to_list() {
+            Ok(tpl) if tpl.count() > 0 => tpl,
+            Ok(_) => return,
+            Err(e) => return tracing::error!(error = %e, "could not build the final commit list"),
         };
         let consumer = self.consumer.clone();
-        let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
-        match result {
-            Ok(Ok(())) => {
-                self.stats.commits.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "offset commit failed; the batch may be redelivered"),
-            Err(e) => tracing::warn!(error = %e, "offset commit task failed"),
+        match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "final offset commit failed; the last batch may be redelivered"),
+            Err(e) => tracing::warn!(error = %e, "final offset commit task failed"),
         }
+    }
+}
+
+/// The next offset to consume of every partition this consumer has committed.
+#[derive(Debug, Default)]
+struct CommittedOffsets(BTreeMap<(String, i32), i64>);
+
+impl CommittedOffsets {
+    fn advance(&mut self, batch: &[Delivery]) {
+        for d in batch {
+            let next = self.0.entry((d.topic.clone(), d.partition)).or_insert(d.offset + 1);
+            *next = (*next).max(d.offset + 1);
+        }
+    }
+
+    fn to_list(&self) -> KafkaResult<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::with_capacity(self.0.len());
+        for ((topic, partition), next) in &self.0 {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        }
+        Ok(tpl)
     }
 }
 
