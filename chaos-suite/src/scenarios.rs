@@ -133,7 +133,13 @@ async fn negative_control(o: Options) -> ScenarioResult {
 }
 
 async fn dlq_worker_kills(o: Options) -> ScenarioResult {
-    let mut cluster = Cluster::start(ClusterConfig::default()).await;
+    // No in-place retries and a short connection timeout: while the database is cut, every
+    // batch goes to the DLQ at once, so the worker has plenty scheduled when it is killed.
+    let config = ClusterConfig {
+        extra_env: vec![("IN_PLACE_RETRIES", "0".into()), ("DATABASE_ACQUIRE_TIMEOUT_MS", "300".into())],
+        ..ClusterConfig::default()
+    };
+    let mut cluster = Cluster::start(config).await;
     let kills = o.kills();
     let load = start_load(&cluster, o.rate).await;
     let faults = {
