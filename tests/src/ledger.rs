@@ -5,7 +5,7 @@
 //! none of them is **lost**; a request id with two user rows is **duplicated**; a user row
 //! whose request id was never accepted is **unexpected**.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use uuid::Uuid;
@@ -92,9 +92,4 @@ async fn parked_request_ids(db: &TestDatabase) -> HashSet<Uuid> {
     let mut parked = ids(db, "SELECT request_id FROM request_status WHERE status = 'parked'").await;
     parked.extend(ids(db, "SELECT request_id FROM parked_messages WHERE request_id IS NOT NULL AND state = 'parked'").await);
     parked
-}
-
-/// Counts of user rows per id, for tests that only need the raw numbers.
-pub async fn user_rows(db: &TestDatabase) -> HashMap<Uuid, i64> {
-    db.user_rows_by_request().await
 }
