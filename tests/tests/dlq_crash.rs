@@ -10,10 +10,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use dlq_support::{free_port, metric, process_env, Scope};
+use dlq_support::{free_port, metric, process_env, topic_pair, Scope};
 use integration_tests::processes::ServiceProcess;
 use integration_tests::{test_env, wait, TestEnv};
-use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::retry_metadata::header;
 
 async fn scrape(port: u16) -> Option<String> {
@@ -51,9 +50,7 @@ async fn kill_9_while_messages_wait_loses_none_of_them() {
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
-    let origin = scope.topic("orders");
-    let dlq = dead_letter_topic(&origin);
-    env.create_topics(&[&origin, &dlq], 3).await;
+    let (origin, dlq) = topic_pair(&scope, "orders", 3).await;
 
     let port = free_port();
     let mut worker = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, port));
@@ -94,9 +91,7 @@ async fn sigterm_commits_exactly_the_finished_prefix_and_exits_cleanly() {
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
-    let origin = scope.topic("orders");
-    let dlq = dead_letter_topic(&origin);
-    env.create_topics(&[&origin, &dlq], 1).await;
+    let (origin, dlq) = topic_pair(&scope, "orders", 1).await;
     let now = Utc::now().timestamp_millis();
     for i in 0..3 {
         produce_due(env, &dlq, &origin, i, now).await;
@@ -124,9 +119,7 @@ async fn parking_writes_one_structured_log_line_without_the_payload() {
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
-    let origin = scope.topic("orders");
-    let dlq = dead_letter_topic(&origin);
-    env.create_topics(&[&origin, &dlq], 1).await;
+    let (origin, dlq) = topic_pair(&scope, "orders", 1).await;
     env.produce(
         &dlq,
         Some(b"grace@example.com"),

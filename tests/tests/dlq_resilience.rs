@@ -9,12 +9,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
-use dlq_support::{settings, wait_parked, RunningWorker, Scope};
+use dlq_support::{settings, topic_pair, wait_parked, RunningWorker, Scope};
 use integration_tests::kafka::produce_with;
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait};
 use reliable_messaging::backoff::Backoff;
-use reliable_messaging::dead_letter::{dead_letter_topic, DeadLetterPublisher};
+use reliable_messaging::dead_letter::DeadLetterPublisher;
 use reliable_messaging::parking::{ParkedState, ParkingLot, RedriveOutcome, Redriver};
 use reliable_messaging::request_status::REQUEST_ID_HEADER;
 use reliable_messaging::retry_metadata::{header, MetadataFormat};
@@ -38,9 +38,7 @@ async fn a_message_that_keeps_failing_is_parked_again_after_a_redrive_and_never_
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
-    let origin = scope.topic("orders");
-    let dlq = dead_letter_topic(&origin);
-    env.create_topics(&[&origin, &dlq], 1).await;
+    let (origin, dlq) = topic_pair(&scope, "orders", 1).await;
 
     let kafka = KafkaSettings::new(env.kafka_bootstrap.clone(), "failing-consumer");
     let producer = DurableProducer::new(&kafka, Duration::from_secs(10)).unwrap();
@@ -94,9 +92,7 @@ async fn a_database_outage_delays_parking_without_losing_the_message_or_holding_
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
-    let origin = scope.topic("orders");
-    let dlq = dead_letter_topic(&origin);
-    env.create_topics(&[&origin, &dlq], 1).await;
+    let (origin, dlq) = topic_pair(&scope, "orders", 1).await;
     let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
     let worker = RunningWorker::start(settings(env, &scope, &proxy.rewrite_url(&db.url))).await;
 
@@ -138,9 +134,7 @@ async fn a_large_backlog_pauses_the_partitions_until_it_drains() {
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
-    let origin = scope.topic("orders");
-    let dlq = dead_letter_topic(&origin);
-    env.create_topics(&[&origin, &dlq], 2).await;
+    let (origin, dlq) = topic_pair(&scope, "orders", 2).await;
     let due = (Utc::now().timestamp_millis() + 10_000).to_string();
     let producer = env.producer();
     for i in 0..40 {
@@ -178,9 +172,7 @@ async fn a_rebalance_hands_waiting_messages_to_the_new_owner_without_losing_any(
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
-    let origin = scope.topic("orders");
-    let dlq = dead_letter_topic(&origin);
-    env.create_topics(&[&origin, &dlq], 4).await;
+    let (origin, dlq) = topic_pair(&scope, "orders", 4).await;
     let due = (Utc::now().timestamp_millis() + 8_000).to_string();
     let producer = env.producer();
     for i in 0..20 {

@@ -8,20 +8,13 @@ mod dlq_support;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dlq_support::{settings, topic_exists, wait_parked, RunningWorker, Scope};
+use dlq_support::{settings, topic_exists, topic_pair, wait_parked, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::request_status::{self, REQUEST_ID_HEADER};
 use reliable_messaging::retry_metadata::{header, MetadataFormat, MetadataSource};
 use uuid::Uuid;
 
-/// Creates `<prefix>-<name>` and its `-dlq`, with `partitions` each.
-async fn topic_pair(scope: &Scope, name: &str, partitions: i32) -> (String, String) {
-    let origin = scope.topic(name);
-    let dlq = dead_letter_topic(&origin);
-    test_env().await.create_topics(&[&origin, &dlq], partitions).await;
-    (origin, dlq)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failure_is_resent_to_its_origin_with_the_count_incremented() {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use dlq_worker::metrics::Metrics;
 use dlq_worker::{Application, Settings};
-use integration_tests::TestEnv;
+use integration_tests::{test_env, TestEnv};
+use reliable_messaging::dead_letter::dead_letter_topic;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use reliable_messaging::backoff::Backoff;
@@ -164,4 +165,12 @@ pub fn topic_exists(env: &TestEnv, topic: &str) -> bool {
 pub fn metric(page: &str, name: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+}
+
+/// Creates `<prefix>-<name>` and its `-dlq`, with `partitions` each.
+pub async fn topic_pair(scope: &Scope, name: &str, partitions: i32) -> (String, String) {
+    let origin = scope.topic(name);
+    let dlq = dead_letter_topic(&origin);
+    test_env().await.create_topics(&[&origin, &dlq], partitions).await;
+    (origin, dlq)
 }
