@@ -7,7 +7,7 @@ use reliable_messaging::DurableProducer;
 use sqlx::MySqlPool;
 
 use crate::configuration::RequestIdSecret;
-use crate::idempotency::IdempotencyStore;
+use crate::idempotency::IdempotencyClaims;
 use crate::metrics::Metrics;
 use crate::password_hashing::PasswordHasher;
 use crate::request_id::RequestIds;
@@ -22,8 +22,9 @@ pub struct AppState {
     pub request_ids: RequestIds,
     /// Also keys the idempotency fingerprints.
     pub secret: RequestIdSecret,
-    pub idempotency: Arc<IdempotencyStore>,
-    /// Lazily connected: only the status route needs the database.
+    pub idempotency: Arc<IdempotencyClaims>,
+    /// Lazily connected: the status route and the shared Idempotency-Key claims use it;
+    /// accepting a sign-up never waits for it longer than the claim timeout.
     pub db: MySqlPool,
     pub metrics: Arc<Metrics>,
 }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::idempotency::ClaimSource;
 use std::time::Duration;
 
 /// Why a `POST /registrations` was not accepted (the `reason` label).
@@ -58,6 +60,9 @@ pub struct Metrics {
     accepted: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     publish_failures: AtomicU64,
+    /// Idempotency-Key claims decided by the shared table / by this instance's fallback map.
+    idempotency_claims_shared: AtomicU64,
+    idempotency_claims_local_fallback: AtomicU64,
     /// Non-cumulative per bucket, plus one for +Inf; cumulated on rendering.
     latency_buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
@@ -96,6 +101,15 @@ impl Metrics {
         self.publish_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An Idempotency-Key claim was decided by `source`.
+    pub fn idempotency_claim(&self, source: ClaimSource) {
+        match source {
+            ClaimSource::Shared => &self.idempotency_claims_shared,
+            ClaimSource::LocalFallback => &self.idempotency_claims_local_fallback,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -128,6 +142,19 @@ impl Metrics {
             "gateway_publish_failures_total {}",
             load(&self.publish_failures)
         );
+
+        out.push_str("# HELP gateway_idempotency_claims_total Idempotency-Key claims, by where they were decided (local_fallback: the shared table did not answer in time).\n");
+        out.push_str("# TYPE gateway_idempotency_claims_total counter\n");
+        for (source, count) in [
+            ("shared", &self.idempotency_claims_shared),
+            ("local_fallback", &self.idempotency_claims_local_fallback),
+        ] {
+            let _ = writeln!(
+                out,
+                "gateway_idempotency_claims_total{{source=\"{source}\"}} {}",
+                load(count)
+            );
+        }
 
         out.push_str("# HELP gateway_registration_accept_duration_seconds Time from request to 202, hashing and broker acknowledgement included.\n");
         out.push_str("# TYPE gateway_registration_accept_duration_seconds histogram\n");

@@ -6,8 +6,10 @@
 //! is answered 404 at once and can never be reported as completed.
 //!
 //! Material is random, or, for a request with an `Idempotency-Key`, derived from
-//! HMAC(secret, "idempotency-key:" + key): retries with the same key get the same id, and the
-//! registration-service's upsert by request id turns them into one user.
+//! HMAC(secret, "idempotency-key:" + key + the request's fingerprint): retries of the same
+//! request with the same key get the same id, and the registration-service's upsert by request
+//! id turns them into one user; a *different* request under a reused key gets a different id,
+//! so it can never be mistaken for the first one's row.
 //!
 //! 90 random bits make a collision among a billion ids about a 1 in 2.5 billion event; a
 //! forged id passes the tag with probability 2^-32 and then only reads a status.
@@ -18,6 +20,7 @@ use sha2::Sha256;
 use uuid::{Uuid, Variant};
 
 use crate::configuration::RequestIdSecret;
+use crate::idempotency::Fingerprint;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -43,12 +46,14 @@ impl RequestIds {
         self.issue(u128::from_be_bytes(bytes) & MATERIAL_MASK)
     }
 
-    /// The id every request with this `Idempotency-Key` gets.
-    pub fn for_idempotency_key(&self, key: &str) -> Uuid {
-        let digest = self
-            .mac(b"idempotency-key:", key.as_bytes())
-            .finalize()
-            .into_bytes();
+    /// The id of the request with this `Idempotency-Key` and this fingerprint, on every
+    /// retry, at every instance that shares the secret.
+    pub fn for_idempotency_key(&self, key: &str, fingerprint: &Fingerprint) -> Uuid {
+        // Length prefix: no (key, fingerprint) pair can be read as another.
+        let mut mac = self.mac(b"idempotency-key:", &(key.len() as u64).to_be_bytes());
+        mac.update(key.as_bytes());
+        mac.update(fingerprint.as_bytes());
+        let digest = mac.finalize().into_bytes();
         let first16: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
         self.issue(u128::from_be_bytes(first16) & MATERIAL_MASK)
     }
@@ -140,13 +145,19 @@ mod tests {
     #[test]
     fn idempotency_keys_map_to_stable_distinct_ids() {
         let ids = ids();
-        let a = ids.for_idempotency_key("order-1");
-        assert_eq!(a, ids.for_idempotency_key("order-1"));
-        assert_ne!(a, ids.for_idempotency_key("order-2"));
+        let (body_a, body_b) = (Fingerprint([1; 32]), Fingerprint([2; 32]));
+        let a = ids.for_idempotency_key("order-1", &body_a);
+        assert_eq!(a, ids.for_idempotency_key("order-1", &body_a));
+        assert_ne!(a, ids.for_idempotency_key("order-2", &body_a));
+        assert_ne!(
+            a,
+            ids.for_idempotency_key("order-1", &body_b),
+            "another body under the same key must not collapse onto the first request"
+        );
         assert!(ids.verify(&a));
         assert_ne!(
             a,
-            RequestIds::new(RequestIdSecret::random()).for_idempotency_key("order-1")
+            RequestIds::new(RequestIdSecret::random()).for_idempotency_key("order-1", &body_a)
         );
     }
 
