@@ -5,7 +5,7 @@ use reliable_messaging::outcome::FailureKind;
 use reliable_messaging::sql_failures;
 use reliable_messaging::{Delivery, Handler, Outcome};
 
-use crate::user_store::{Stored, UserStore, EMAIL_TAKEN_REASON};
+use crate::user_store::{Stored, UserStore};
 
 /// Parses events (malformed ones are permanent failures: poison, parked at once) and stores
 /// the rest in one transaction per batch.
@@ -29,7 +29,11 @@ impl RegistrationHandler {
                     tracing::warn!(error = %e, "batch hit a permanent error; isolating the bad event");
                     let mut outcomes = Vec::with_capacity(events.len());
                     for event in events {
-                        outcomes.push(Box::pin(self.store(std::slice::from_ref(event))).await.remove(0));
+                        outcomes.push(
+                            Box::pin(self.store(std::slice::from_ref(event)))
+                                .await
+                                .remove(0),
+                        );
                     }
                     return outcomes;
                 }
@@ -47,23 +51,29 @@ impl RegistrationHandler {
 }
 
 fn to_outcome(stored: Stored) -> Outcome {
-    match stored {
-        Stored::Registered => Outcome::Done,
-        Stored::EmailTaken => Outcome::rejected(EMAIL_TAKEN_REASON),
+    match stored.rejection_reason() {
+        None => Outcome::Done,
+        Some(reason) => Outcome::rejected(reason),
     }
 }
 
 impl Handler for RegistrationHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        self.handle_batch(std::slice::from_ref(delivery)).await.remove(0)
+        self.handle_batch(std::slice::from_ref(delivery))
+            .await
+            .remove(0)
     }
 
     async fn handle_batch(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let parsed: Vec<Result<RegistrationRequested, Outcome>> = batch
             .iter()
-            .map(|d| RegistrationRequested::parse(d.payload.as_deref()).map_err(|e| Outcome::permanent(e.to_string())))
+            .map(|d| {
+                RegistrationRequested::parse(d.payload.as_deref())
+                    .map_err(|e| Outcome::permanent(e.to_string()))
+            })
             .collect();
-        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let valid: Vec<&RegistrationRequested> =
+            parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
         let mut stored = self.store(&valid).await.into_iter();
         parsed
             .into_iter()

@@ -1,6 +1,6 @@
 //! The idempotent write: users keyed by request id, many per transaction.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::Utc;
 use registration_events::RegistrationRequested;
@@ -15,9 +15,26 @@ pub enum Stored {
     Registered,
     /// Another request already registered this email; recorded as `rejected`.
     EmailTaken,
+    /// A row with this request id exists but holds another email or name: this event is not
+    /// the request that row records (a request id reused by a producer for other content).
+    /// Recorded as `rejected`, never reported as stored.
+    RequestIdConflict,
 }
 
 pub const EMAIL_TAKEN_REASON: &str = "email already registered";
+pub const REQUEST_ID_CONFLICT_REASON: &str =
+    "request id already registered with a different email or name; this registration was not stored";
+
+impl Stored {
+    /// Why the event was rejected, if it was.
+    pub fn rejection_reason(self) -> Option<&'static str> {
+        match self {
+            Stored::Registered => None,
+            Stored::EmailTaken => Some(EMAIL_TAKEN_REASON),
+            Stored::RequestIdConflict => Some(REQUEST_ID_CONFLICT_REASON),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct UserStore {
@@ -33,16 +50,24 @@ impl UserStore {
     ///
     /// `ON DUPLICATE KEY UPDATE request_id = request_id` makes a redelivered event a no-op on
     /// the primary key, and an event for an already-registered email a no-op on the unique
-    /// email key; reading back which request ids own a row tells the two apart. Rejections are
-    /// recorded in the same transaction, so the outcome of every event commits atomically.
-    pub async fn store_batch(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
+    /// email key. Reading back the rows that hold the batch's request ids tells the cases
+    /// apart by *content*, not by the id alone: the row is this event's only if it holds the
+    /// event's email and name (the password hash cannot be compared: a retry of the same
+    /// request is hashed again with a new salt; the gateway binds the request id to the
+    /// password through its fingerprint instead). Rejections are recorded in the same
+    /// transaction, so the outcome of every event commits atomically.
+    pub async fn store_batch(
+        &self,
+        events: &[&RegistrationRequested],
+    ) -> Result<Vec<Stored>, sqlx::Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
 
-        let mut insert: QueryBuilder<'_, MySql> =
-            QueryBuilder::new("INSERT INTO users (request_id, email, name, password_hash, requested_at) ");
+        let mut insert: QueryBuilder<'_, MySql> = QueryBuilder::new(
+            "INSERT INTO users (request_id, email, name, password_hash, requested_at) ",
+        );
         insert.push_values(events, |mut row, e| {
             row.push_bind(e.request_id.as_bytes().to_vec())
                 .push_bind(&e.email)
@@ -53,39 +78,85 @@ impl UserStore {
         insert.push(" ON DUPLICATE KEY UPDATE request_id = request_id");
         insert.build().execute(&mut *tx).await?;
 
-        let mut select: QueryBuilder<'_, MySql> = QueryBuilder::new("SELECT request_id FROM users WHERE request_id IN (");
+        let mut select: QueryBuilder<'_, MySql> =
+            QueryBuilder::new("SELECT request_id, email, name FROM users WHERE request_id IN (");
         let mut ids = select.separated(", ");
         for e in events {
             ids.push_bind(e.request_id.as_bytes().to_vec());
         }
         select.push(")");
-        let owners: HashSet<Uuid> = select
-            .build_query_scalar::<Vec<u8>>()
+        // `email` is read as bytes: its binary collation makes the driver refuse it as text,
+        // and bytes are what the unique key compares anyway.
+        let rows: HashMap<Uuid, (Vec<u8>, String)> = select
+            .build_query_as::<(Vec<u8>, Vec<u8>, String)>()
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
-            .filter_map(|id| Uuid::from_slice(&id).ok())
+            .filter_map(|(id, email, name)| Some((Uuid::from_slice(&id).ok()?, (email, name))))
             .collect();
 
         let results: Vec<Stored> = events
             .iter()
-            .map(|e| if owners.contains(&e.request_id) { Stored::Registered } else { Stored::EmailTaken })
+            .map(|e| outcome(e, rows.get(&e.request_id)))
             .collect();
         let now = Utc::now();
         let rejections: Vec<Transition> = events
             .iter()
             .zip(&results)
-            .filter(|(_, r)| **r == Stored::EmailTaken)
-            .map(|(e, _)| Transition {
-                request_id: e.request_id,
-                status: Status::Rejected,
-                retry_count: 0,
-                reason: Some(EMAIL_TAKEN_REASON.to_owned()),
-                at: now,
+            .filter_map(|(e, r)| {
+                Some(Transition {
+                    request_id: e.request_id,
+                    status: Status::Rejected,
+                    retry_count: 0,
+                    reason: Some(r.rejection_reason()?.to_owned()),
+                    at: now,
+                })
             })
             .collect();
         request_status::record(&mut *tx, &rejections).await?;
         tx.commit().await?;
         Ok(results)
+    }
+}
+
+/// What the row holding `event`'s request id (if any) says about the event.
+fn outcome(event: &RegistrationRequested, row: Option<&(Vec<u8>, String)>) -> Stored {
+    match row {
+        // Emails are canonical (the event was refused otherwise), so byte equality is the
+        // system's address equality.
+        Some((email, name)) if email == event.email.as_bytes() && *name == event.name => {
+            Stored::Registered
+        }
+        Some(_) => Stored::RequestIdConflict,
+        // The insert was a no-op on the unique email key: another request holds the address.
+        None => Stored::EmailTaken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(email: &str, name: &str) -> RegistrationRequested {
+        RegistrationRequested {
+            schema_version: registration_events::SCHEMA_VERSION,
+            request_id: Uuid::new_v4(),
+            email: email.into(),
+            name: name.into(),
+            password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA".into(),
+            requested_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_row_counts_as_this_event_only_when_its_content_matches() {
+        let e = event("ada@example.com", "Ada");
+        let own = (b"ada@example.com".to_vec(), "Ada".to_owned());
+        assert_eq!(outcome(&e, Some(&own)), Stored::Registered);
+        let other_email = (b"bob@example.com".to_vec(), "Ada".to_owned());
+        assert_eq!(outcome(&e, Some(&other_email)), Stored::RequestIdConflict);
+        let other_name = (b"ada@example.com".to_vec(), "Adah".to_owned());
+        assert_eq!(outcome(&e, Some(&other_name)), Stored::RequestIdConflict);
+        assert_eq!(outcome(&e, None), Stored::EmailTaken);
     }
 }

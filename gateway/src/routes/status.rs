@@ -3,14 +3,15 @@
 //! The id's tag is checked first, without the database: an id this gateway never issued is
 //! 404, so a guessed or foreign id can never be reported as completed. Then the outcome is
 //! read from where the services downstream record it: a row in `users` (written by the
-//! registration-service in the same transaction as the user) means completed; a row in
-//! `request_status` (rejected, retrying, parked) tells the other outcomes; no row yet means
-//! the request is still pending.
+//! registration-service in the same transaction as the user) means completed, unless the
+//! registration-service rejected an event with this id because the row holds other content;
+//! a row in `request_status` (rejected, retrying, parked) tells the other outcomes; no row yet
+//! means the request is still pending.
 
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -37,6 +38,7 @@ pub struct RegistrationStatus {
 
 pub async fn registration_status(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RegistrationStatus>, Problem> {
     let raw = match path {
@@ -45,7 +47,9 @@ pub async fn registration_status(
             return Err(invalid_id(None).detail(rejection.body_text()));
         }
     };
-    let instance = format!("/registrations/{raw}");
+    // The path as sent, not `raw`: decoded, `/registrations/%C3%87` would be `/registrations/Ç`,
+    // which is not the URI reference RFC 9457 requires `instance` to be.
+    let instance = uri_reference(uri.path());
     let request_id = Uuid::parse_str(&raw).map_err(|_| invalid_id(Some(&instance)))?;
     if !state.request_ids.verify(&request_id) {
         return Err(Problem::new(
@@ -70,6 +74,16 @@ async fn lookup(state: &AppState, request_id: Uuid) -> Result<RegistrationStatus
             .await?;
     let recorded = request_status::fetch(&state.db, request_id).await?;
     let status = match (created_at, recorded) {
+        // A row holds this id, yet an event with this id was rejected: the row was written for
+        // different content (the registration-service compares email and name), so this
+        // request's own sign-up is not what is stored. Never "completed" then.
+        (Some(_), Some(recorded)) if recorded.status == "rejected" => RegistrationStatus {
+            request_id,
+            status: recorded.status,
+            retry_count: recorded.retry_count,
+            reason: recorded.reason,
+            updated_at: Some(recorded.updated_at.and_utc()),
+        },
         // The user row is the proof of success; retries it took are still worth telling.
         (Some(created_at), recorded) => RegistrationStatus {
             request_id,
@@ -94,6 +108,26 @@ async fn lookup(state: &AppState, request_id: Uuid) -> Result<RegistrationStatus
         },
     };
     Ok(status)
+}
+
+/// `path` with every byte a URI path may not hold percent-encoded (RFC 3986 §3.3). The
+/// HTTP parser lets a few such bytes through (`"`, `{`, `|`, ...), and a `%` not followed by
+/// two hex digits is not an escape.
+fn uri_reference(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    for (i, &byte) in bytes.iter().enumerate() {
+        let allowed = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&byte);
+        let escape = byte == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        if allowed || escape {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn invalid_id(instance: Option<&str>) -> Problem {
@@ -134,5 +168,32 @@ fn database_problem(error: sqlx::Error, instance: String) -> Problem {
     } else {
         tracing::error!(%error, "reading the registration status failed");
         Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).instance(instance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_reference;
+
+    #[test]
+    fn instance_is_the_path_as_a_valid_uri_reference() {
+        assert_eq!(
+            uri_reference("/registrations/%C3%87"),
+            "/registrations/%C3%87"
+        );
+        assert_eq!(
+            uri_reference("/registrations/abc-1_2.~"),
+            "/registrations/abc-1_2.~"
+        );
+        assert_eq!(
+            uri_reference("/registrations/a\"b{c}|"),
+            "/registrations/a%22b%7Bc%7D%7C"
+        );
+        assert_eq!(
+            uri_reference("/registrations/100%"),
+            "/registrations/100%25"
+        );
+        assert_eq!(uri_reference("/registrations/%zz"), "/registrations/%25zz");
+        assert_eq!(uri_reference("/registrations/Ç"), "/registrations/%C3%87");
     }
 }
