@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use integration_tests::ledger::{expected_from_events, Expected, PasswordEvidence};
 use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::wait;
 use rand::seq::SliceRandom;
@@ -141,7 +142,7 @@ fn random_garbage(count: usize) -> Vec<Probe> {
 }
 
 /// Checks one answer; returns the request id of a 202, or the violation.
-async fn send(client: &reqwest::Client, base: &str, probe: &Probe) -> Result<Option<Uuid>, String> {
+async fn send(client: &reqwest::Client, base: &str, probe: &Probe) -> Result<Option<Expected>, String> {
     let mut request = client.request(probe.method.clone(), format!("{base}{}", probe.path)).body(probe.body.clone());
     if let Some(ct) = probe.content_type {
         request = request.header("content-type", ct);
@@ -161,7 +162,18 @@ async fn send(client: &reqwest::Client, base: &str, probe: &Probe) -> Result<Opt
         if probe.valid == Some(false) {
             return Err(format!("{what}: accepted an invalid request"));
         }
-        return Ok(body["request_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()));
+        let Some(request_id) = body["request_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
+            return Err(format!("{what}: 202 without a request_id"));
+        };
+        // What was accepted, for the ledger to hold the stored row to.
+        let sent: Value = serde_json::from_slice(&probe.body).unwrap_or(Value::Null);
+        let field = |name: &str| sent[name].as_str().unwrap_or_default().to_owned();
+        return Ok(Some(Expected {
+            request_id,
+            email: field("email"),
+            name: field("name"),
+            password: PasswordEvidence::Plaintext(field("password")),
+        }));
     }
     if status.is_client_error() {
         if probe.valid == Some(true) {
@@ -253,8 +265,7 @@ pub async fn kafka(_o: Options) -> ScenarioResult {
         db.count("SELECT COUNT(*) FROM parked_messages").await >= POISON && db.count("SELECT COUNT(*) FROM users").await >= 60
     })
     .await;
-    let ids: Vec<Uuid> = good.iter().map(|e| e.request_id).collect();
-    let ledger = cluster.settle(&ids, Duration::from_secs(10)).await;
+    let ledger = cluster.settle(&expected_from_events(&good), Duration::from_secs(10)).await;
     let mut result = ScenarioResult::new("bad-input-kafka", ledger, POISON as u32, 0);
     result.require(settled, "poison was not all parked, or good records stopped flowing");
     result.require_clean_ledger();

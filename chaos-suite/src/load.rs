@@ -5,15 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use integration_tests::ledger::{Expected, PasswordEvidence};
 use rand::Rng;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The password every load sign-up sends; the ledger verifies stored hashes against it.
+const PASSWORD: &str = "correct horse battery";
+const NAME: &str = "Chaos Monkey";
+
 #[derive(Debug, Default, Clone)]
 pub struct LoadStats {
-    pub accepted: Vec<Uuid>,
+    /// Every 202, with the content it was for.
+    pub accepted: Vec<Expected>,
     /// Non-202 answers and connection failures that were retried.
     pub refused: u64,
     /// Sign-ups never accepted within the retry deadline.
@@ -35,10 +41,14 @@ impl Load {
         let url = format!("{gateway_url}/registrations");
         let flag = stop.clone();
         let handle = tokio::spawn(async move {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("http client");
             let stats = Arc::new(Mutex::new(LoadStats::default()));
             let mut tasks = JoinSet::new();
-            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+            let mut ticker =
+                tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
             let mut emails: Vec<String> = Vec::new();
             while !flag.is_cancelled() {
                 ticker.tick().await;
@@ -65,29 +75,58 @@ impl Load {
     }
 }
 
-async fn sign_up(client: reqwest::Client, url: String, email: String, stats: Arc<Mutex<LoadStats>>) {
+async fn sign_up(
+    client: reqwest::Client,
+    url: String,
+    email: String,
+    stats: Arc<Mutex<LoadStats>>,
+) {
     let key = Uuid::new_v4().to_string();
-    let body = serde_json::json!({"email": email, "name": "Chaos Monkey", "password": "correct horse battery"});
+    let body = serde_json::json!({"email": email, "name": NAME, "password": PASSWORD});
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let response = client.post(&url).header("Idempotency-Key", &key).json(&body).send().await;
+        let response = client
+            .post(&url)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+            .await;
         let retry_after = match response {
             Ok(r) if r.status().as_u16() == 202 => {
                 let json: serde_json::Value = r.json().await.unwrap_or_default();
-                match json["request_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                    Some(id) => stats.lock().await.accepted.push(id),
-                    None => stats.lock().await.unexpected.push("202 without a request_id".into()),
+                match json["request_id"]
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                {
+                    Some(request_id) => stats.lock().await.accepted.push(Expected {
+                        request_id,
+                        email: email.clone(),
+                        name: NAME.to_owned(),
+                        password: PasswordEvidence::Plaintext(PASSWORD.to_owned()),
+                    }),
+                    None => stats
+                        .lock()
+                        .await
+                        .unexpected
+                        .push("202 without a request_id".into()),
                 }
                 return;
             }
             Ok(r) if r.status().as_u16() == 503 => {
-                let secs = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+                let secs = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
                 Duration::from_millis(secs.map_or(500, |s| (s * 1000).min(1_000)))
             }
             Ok(r) => {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                stats.lock().await.unexpected.push(format!("{status}: {}", text.chars().take(200).collect::<String>()));
+                stats.lock().await.unexpected.push(format!(
+                    "{status}: {}",
+                    text.chars().take(200).collect::<String>()
+                ));
                 return;
             }
             Err(_) => Duration::from_millis(500),

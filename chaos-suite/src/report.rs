@@ -49,7 +49,8 @@ impl ScenarioResult {
         }
     }
 
-    /// The ledger must be clean: nothing lost, duplicated or unexpected.
+    /// The ledger must be clean: nothing lost, duplicated, unexpected, mismatched or falsely
+    /// rejected.
     pub fn require_clean_ledger(&mut self) {
         let clean = self.ledger.is_clean();
         let text = format!("ledger violated: {}", self.ledger);
@@ -71,13 +72,13 @@ impl ScenarioResult {
 /// The results as a Markdown table (pasted as-is into docs/chaos.md).
 pub fn table(results: &[ScenarioResult]) -> String {
     let mut out = String::from(
-        "| scenario | accepted | stored | rejected | parked | lost | duplicated | unexpected | faults | refused | time | verdict |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| scenario | accepted | stored | rejected | parked | lost | duplicated | unexpected | mismatched | falsely rejected | faults | refused | time | verdict |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in results {
         let l = &r.ledger;
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {}{} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s | {}{} |\n",
             r.name,
             l.accepted,
             l.stored,
@@ -86,6 +87,8 @@ pub fn table(results: &[ScenarioResult]) -> String {
             l.lost.len(),
             l.duplicated.len(),
             l.unexpected.len(),
+            l.mismatched.len(),
+            l.falsely_rejected.len(),
             r.faults,
             r.refused,
             r.seconds,

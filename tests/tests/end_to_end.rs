@@ -3,14 +3,19 @@
 //! 10-second database outage loses nothing, a longer one parks every message after exactly
 //! five retries, and the password never leaves the gateway in clear.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use integration_tests::cluster::{Cluster, ClusterConfig};
+use integration_tests::wait;
+use registration_events::REQUEST_ID_HEADER;
+use integration_tests::ledger::{Expected, PasswordEvidence};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-async fn sign_up(cluster: &Cluster, email: &str, password: &str) -> Uuid {
+/// Signs up over HTTP (asserting the 202) and returns what was accepted, for the ledger.
+async fn sign_up(cluster: &Cluster, email: &str, password: &str) -> Expected {
     let response = reqwest::Client::new()
         .post(format!("{}/registrations", cluster.gateway_url))
         .json(&json!({"email": email, "name": "End To End", "password": password}))
@@ -19,11 +24,29 @@ async fn sign_up(cluster: &Cluster, email: &str, password: &str) -> Uuid {
         .expect("POST /registrations");
     assert_eq!(response.status().as_u16(), 202, "{:?}", response.text().await);
     let body: Value = response.json().await.expect("json");
-    Uuid::parse_str(body["request_id"].as_str().expect("request_id")).expect("uuid")
+    Expected {
+        request_id: Uuid::parse_str(body["request_id"].as_str().expect("request_id")).expect("uuid"),
+        email: email.to_owned(),
+        name: "End To End".to_owned(),
+        password: PasswordEvidence::Plaintext(password.to_owned()),
+    }
 }
 
 async fn status(cluster: &Cluster, id: Uuid) -> Value {
     reqwest::get(format!("{}/registrations/{id}", cluster.gateway_url)).await.expect("GET status").json().await.expect("json")
+}
+
+/// Request ids of the dead letters whose retry budget is spent (retry count 5 or more): the
+/// dlq-worker parks these instead of re-sending them.
+async fn exhausted_budgets(cluster: &Cluster) -> HashSet<Uuid> {
+    let dlq = dead_letter_topic(&cluster.topic);
+    let total: i64 = cluster.env.end_offsets(&dlq).values().sum();
+    let records = cluster.env.read_topic(&dlq, usize::try_from(total).unwrap_or(0), Duration::from_secs(10)).await;
+    records
+        .iter()
+        .filter(|r| r.retry_count() >= 5)
+        .filter_map(|r| r.header_str(REQUEST_ID_HEADER).and_then(|id| Uuid::parse_str(id).ok()))
+        .collect()
 }
 
 fn unique_email() -> String {
@@ -45,9 +68,9 @@ async fn sign_ups_over_http_become_rows_exactly_once_and_report_their_outcome() 
     let report = cluster.settle(&ids, Duration::from_secs(60)).await;
     report.assert_clean();
     assert_eq!((report.stored, report.rejected), (41, 1), "{report}");
-    assert_eq!(status(&cluster, ids[0]).await["status"], "completed");
-    assert_eq!(status(&cluster, first).await["status"], "completed");
-    let rejected = status(&cluster, second).await;
+    assert_eq!(status(&cluster, ids[0].request_id).await["status"], "completed");
+    assert_eq!(status(&cluster, ids[40].request_id).await["status"], "completed");
+    let rejected = status(&cluster, ids[41].request_id).await;
     assert_eq!(rejected["status"], "rejected", "{rejected}");
     assert_eq!(rejected["reason"], "email already registered");
     assert!(cluster.stop().await.is_empty(), "every service exits cleanly on SIGTERM");
@@ -63,13 +86,18 @@ async fn the_articles_scenario_a_10_second_database_outage_during_a_burst_loses_
         ids.push(sign_up(&cluster, &unique_email(), "a fine passphrase").await);
     }
     tokio::time::sleep_until(outage + Duration::from_secs(10)).await;
+    // The outage must have hit work, not an idle consumer: checked before the database
+    // returns, nothing was stored, and the consumer had polled sign-ups it could not store and
+    // handed them to the DLQ once its in-place retries ran out.
+    let stored_during_outage = cluster.db.count("SELECT COUNT(*) FROM users").await;
+    let dead_lettered: i64 = cluster.env.end_offsets(&dead_letter_topic(&cluster.topic)).values().sum();
     cluster.proxy.restore();
+    assert_eq!(stored_during_outage, 0, "the cut database stored nothing");
+    assert!(dead_lettered > 0, "the outage outlasted the in-place retries, so the DLQ carried the retries");
 
     let report = cluster.settle(&ids, Duration::from_secs(90)).await;
     report.assert_clean();
     assert_eq!(report.stored, 60, "every registration is stored, none parked: {report}");
-    let dead_lettered: i64 = cluster.env.end_offsets(&dead_letter_topic(&cluster.topic)).values().sum();
-    assert!(dead_lettered > 0, "the outage outlasted the in-place retries, so the DLQ carried the retries");
     assert!(cluster.stop().await.is_empty(), "no service was restarted or crashed");
 }
 
@@ -87,8 +115,16 @@ async fn an_outage_longer_than_the_retry_budget_parks_each_message_after_exactly
         ids.push(sign_up(&cluster, &unique_email(), "a fine passphrase").await);
     }
     // Six attempts at about 0.6 s each exhaust the budget; parking waits for the database.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The database returns only once every sign-up has exhausted its budget (a DLQ record
+    // with retry count 5 for each), rather than after a sleep that a slow machine outlasts.
+    let budget_exhausted = wait::within(Duration::from_secs(60), || async {
+        exhausted_budgets(&cluster).await.is_superset(&ids.iter().map(|e| e.request_id).collect())
+    })
+    .await;
+    let stored_during_outage = cluster.db.count("SELECT COUNT(*) FROM users").await;
     cluster.proxy.restore();
+    assert!(budget_exhausted, "precondition failed: the outage ended before every sign-up exhausted its retry budget");
+    assert_eq!(stored_during_outage, 0, "the cut database stored nothing");
 
     let report = cluster.settle(&ids, Duration::from_secs(60)).await;
     report.assert_clean();
@@ -108,7 +144,7 @@ async fn an_outage_longer_than_the_retry_budget_parks_each_message_after_exactly
         assert!(partition.is_some() && offset.is_some(), "origin intact");
         assert!(error.unwrap_or_default().contains("storing the user failed"), "last error intact");
     }
-    let parked = status(&cluster, ids[0]).await;
+    let parked = status(&cluster, ids[0].request_id).await;
     assert_eq!(parked["status"], "parked", "{parked}");
     assert_eq!(parked["retry_count"], 5, "{parked}");
     assert!(cluster.stop().await.is_empty());
@@ -132,7 +168,7 @@ async fn the_password_never_leaves_the_gateway_in_clear() {
     assert_eq!(bad.status().as_u16(), 422);
     assert!(!bad.text().await.unwrap().contains(&password), "not even echoed back in a problem document");
 
-    cluster.settle(&[stored, rejected], Duration::from_secs(60)).await.assert_clean();
+    cluster.settle(&[stored.clone(), rejected], Duration::from_secs(60)).await.assert_clean();
     let needle = password.as_bytes();
     let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
 
@@ -144,7 +180,7 @@ async fn the_password_never_leaves_the_gateway_in_clear() {
         }
     }
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE request_id = ?")
-        .bind(stored.as_bytes().to_vec())
+        .bind(stored.request_id.as_bytes().to_vec())
         .fetch_one(&cluster.db.pool)
         .await
         .unwrap();

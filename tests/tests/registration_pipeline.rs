@@ -34,8 +34,7 @@ async fn every_event_becomes_exactly_one_row() {
     .await;
     service.stop().await;
 
-    let ids: Vec<_> = events.iter().map(|e| e.request_id).collect();
-    let report = ledger::check(&db, &ids).await;
+    let report = ledger::check(&db, &ledger::expected_from_events(&events)).await;
     report.assert_clean();
     assert_eq!(report.stored, 300, "{report}");
     assert!(env.group_caught_up("registration-service", &topic), "offsets are committed after a graceful stop");
@@ -83,7 +82,7 @@ async fn a_second_request_for_a_registered_email_is_rejected_not_retried() {
     .await;
     service.stop().await;
 
-    let report = ledger::check(&db, &[first.request_id, second.request_id]).await;
+    let report = ledger::check(&db, &ledger::expected_from_events(&[first.clone(), second.clone()])).await;
     report.assert_clean();
     assert_eq!((report.stored, report.rejected), (1, 1), "{report}");
     let reason: String = sqlx::query_scalar("SELECT reason FROM request_status WHERE request_id = ?")
