@@ -31,6 +31,34 @@ pub struct Settings {
     pub hashing: HashingSettings,
     pub request_id_secret: RequestIdSecret,
     pub idempotency: IdempotencySettings,
+    pub http: HttpLimits,
+}
+
+/// What one HTTP client may hold of the gateway: how long it may take to send a request,
+/// and how many connections all clients together may keep open. Without these a client
+/// sending its headers one byte a second kept a connection (and its memory) forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `HTTP_HEADER_READ_TIMEOUT_MS` (10 000): time from the moment the gateway waits for a
+    /// request (a new connection, or an idle kept-alive one) until its headers are complete;
+    /// past it the connection is closed without an answer.
+    pub header_read_timeout: Duration,
+    /// `HTTP_BODY_READ_TIMEOUT_MS` (10 000): time from the complete headers until the whole
+    /// body has arrived; past it the request is answered 408 and the connection closed.
+    pub body_read_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS` (1 024): connections open at once; a connection beyond it is
+    /// closed as soon as it is accepted.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// argon2id cost and how many hashes may run or wait at once.
@@ -166,6 +194,7 @@ impl Settings {
             hashing: HashingSettings::owasp(),
             request_id_secret: RequestIdSecret::random(),
             idempotency: IdempotencySettings::default(),
+            http: HttpLimits::default(),
         }
     }
 
@@ -229,6 +258,21 @@ impl Settings {
         }
         if let Some(secs) = number(&lookup, "IDEMPOTENCY_TTL_SECS")? {
             s.idempotency.ttl = Duration::from_secs(secs);
+        }
+        if let Some(ms) = number::<u64>(&lookup, "HTTP_HEADER_READ_TIMEOUT_MS")? {
+            s.http.header_read_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = number::<u64>(&lookup, "HTTP_BODY_READ_TIMEOUT_MS")? {
+            s.http.body_read_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(v) = number::<usize>(&lookup, "HTTP_MAX_CONNECTIONS")? {
+            if v == 0 {
+                return Err(ConfigError::invalid(
+                    "HTTP_MAX_CONNECTIONS",
+                    "must be at least 1",
+                ));
+            }
+            s.http.max_connections = v;
         }
         let source = match lookup("REQUEST_ID_SECRET").filter(|v| !v.trim().is_empty()) {
             Some(hex_text) => {
@@ -296,6 +340,8 @@ mod tests {
             (19_456, 2, 1)
         );
         assert_eq!(s.hashing.queue_limit, 64 * s.hashing.concurrency);
+        assert_eq!(s.http, HttpLimits::default());
+        assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
         assert_eq!(source, SecretSource::Generated);
     }
 
@@ -307,8 +353,19 @@ mod tests {
             ("HASHING_CONCURRENCY", "3"),
             ("ARGON2_MEMORY_KIB", "64"),
             ("REQUEST_ID_SECRET", secret),
+            ("HTTP_HEADER_READ_TIMEOUT_MS", "1500"),
+            ("HTTP_BODY_READ_TIMEOUT_MS", "2500"),
+            ("HTTP_MAX_CONNECTIONS", "7"),
         ])
         .unwrap();
+        assert_eq!(
+            s.http,
+            HttpLimits {
+                header_read_timeout: Duration::from_millis(1500),
+                body_read_timeout: Duration::from_millis(2500),
+                max_connections: 7,
+            }
+        );
         assert_eq!(s.publish_timeout, Duration::from_millis(250));
         assert_eq!(s.hashing.concurrency, 3);
         assert_eq!(s.hashing.queue_limit, 192);
@@ -336,6 +393,10 @@ mod tests {
         assert_eq!(
             from(&[("HASHING_CONCURRENCY", "0")]).unwrap_err().variable,
             "HASHING_CONCURRENCY"
+        );
+        assert_eq!(
+            from(&[("HTTP_MAX_CONNECTIONS", "0")]).unwrap_err().variable,
+            "HTTP_MAX_CONNECTIONS"
         );
         let secret = RequestIdSecret::from_hex("00112233445566778899aabbccddeeff").unwrap();
         assert!(!format!("{secret:?}").contains("0011"));

@@ -11,6 +11,7 @@
 pub mod app_state;
 pub mod configuration;
 pub mod domain;
+pub mod http_server;
 pub mod idempotency;
 pub mod json_body;
 pub mod metrics;

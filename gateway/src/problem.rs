@@ -18,4 +18,5 @@ pub mod types {
     pub const OVERLOADED: &str = "/problems/overloaded";
     pub const STATUS_UNAVAILABLE: &str = "/problems/status-unavailable";
     pub const TIMED_OUT: &str = "/problems/timed-out";
+    pub const BODY_TIMED_OUT: &str = "/problems/body-timed-out";
 }

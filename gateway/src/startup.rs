@@ -19,7 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app_state::AppState;
-use crate::configuration::Settings;
+use crate::configuration::{HttpLimits, Settings};
 use crate::idempotency::IdempotencyStore;
 use crate::json_body::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
@@ -55,6 +55,7 @@ pub struct Application {
     router: Router,
     routes: Vec<ServedRoute>,
     producer: DurableProducer,
+    http_limits: HttpLimits,
 }
 
 impl Application {
@@ -105,6 +106,7 @@ impl Application {
             router,
             routes,
             producer,
+            http_limits: settings.http,
         })
     }
 
@@ -118,12 +120,12 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, lets requests in flight finish (each one waits
-    /// for its broker acknowledgement), then flushes the producer.
+    /// for its broker acknowledgement), then flushes the producer. Slow and excess clients
+    /// are cut off as [`crate::http_server`] describes.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "gateway listening");
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
+        let served =
+            crate::http_server::serve(self.listener, self.router, self.http_limits, shutdown).await;
         let producer = self.producer;
         let _ = tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT)).await;
         tracing::info!("gateway stopped");

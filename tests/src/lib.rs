@@ -2,13 +2,15 @@
 //! ([`environment`]), a fresh migrated database per test ([`database`]), topics ([`kafka`]),
 //! the service binaries as OS processes that can be killed ([`processes`]), and a TCP proxy
 //! that cuts the database connection on demand ([`tcp_proxy`]), the whole system as OS
-//! processes ([`cluster`]), and the loss check every scenario ends with ([`ledger`]).
+//! processes ([`cluster`]), a gateway in-process on a random port ([`gateway`]), and the loss
+//! check every scenario ends with ([`ledger`]).
 //!
 //! Nothing here mocks Kafka or MySQL: every test talks to real servers.
 
 pub mod cluster;
 pub mod database;
 pub mod environment;
+pub mod gateway;
 pub mod kafka;
 pub mod ledger;
 pub mod processes;
