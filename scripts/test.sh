@@ -15,6 +15,13 @@ scripts/local-services.sh up
 eval "$(scripts/local-services.sh env)"
 export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 
+# schemathesis (PyPI, pinned) for the API contract test, in a git-ignored virtualenv.
+if [ ! -x .local/venv/bin/pip ]; then
+  python3 -m venv --clear .local/venv 2>/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv && python3 -m venv --clear .local/venv; }
+fi
+.local/venv/bin/pip install -q --disable-pip-version-check -r scripts/schemathesis-requirements.txt
+export SCHEMATHESIS_BIN="$PWD/.local/venv/bin/st"
+
 cargo build --locked --workspace --bins
 cargo test --locked --workspace -- "$@"
 # Last, because it restarts the shared broker.

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::DisplayName;
 use crate::idempotency::MAX_KEY_LEN;
 use crate::json_body::MAX_BODY_BYTES;
 
@@ -44,6 +45,8 @@ pub fn document() -> Value {
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}
                         },
                         "400": problem_response("Malformed JSON or invalid Idempotency-Key."),
+                        "408": problem_response("The body did not arrive within the body read timeout; the \
+                                                 connection is closed."),
                         "409": problem_response("Idempotency-Key reused with a different request."),
                         "413": problem_response("Request body too large."),
                         "415": problem_response("Content-Type is not application/json."),
@@ -114,8 +117,9 @@ pub fn document() -> Value {
                     "properties": {
                         "email": {"type": "string", "format": "email", "maxLength": 254,
                                   "description": "Trimmed and lower-cased before use."},
-                        "name": {"type": "string", "minLength": 1, "maxLength": 100,
-                                 "description": "Trimmed; no control characters."},
+                        "name": {"type": "string", "pattern": DisplayName::pattern(),
+                                 "description": "Trimmed of Unicode white space, then 1 to 100 characters, none of them \
+                                                 a control character (Unicode Cc). The pattern is exactly this rule."},
                         "password": {"type": "string", "minLength": 8, "maxLength": 128, "writeOnly": true}
                     }
                 },

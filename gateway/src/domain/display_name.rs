@@ -7,7 +7,25 @@ use registration_events::MAX_NAME_CHARS;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
+/// What `str::trim` removes: `char::is_whitespace`, Unicode's White_Space property, as the
+/// body of a regex character class.
+const WHITE_SPACE: &str =
+    "\\u0009-\\u000D\\u0020\\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000";
+/// `char::is_control`: Unicode general category Cc.
+const CONTROL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
+
 impl DisplayName {
+    /// [`DisplayName::parse`]'s rule as a regular expression over the raw input, for the
+    /// OpenAPI document: white space around 1 to 100 characters that include no control
+    /// character and neither begin nor end with white space. `\uXXXX` escapes and `{m,n}`
+    /// only, so JSON Schema (ECMA 262), Python's `re` (schemathesis) and the `regex` crate
+    /// (the test below that holds it to `parse`) all read it alike.
+    pub fn pattern() -> String {
+        let edge = format!("[^{CONTROL}{WHITE_SPACE}]");
+        let inner = MAX_NAME_CHARS - 2;
+        format!("^[{WHITE_SPACE}]*{edge}(?:[^{CONTROL}]{{0,{inner}}}{edge})?[{WHITE_SPACE}]*$")
+    }
+
     pub fn parse(input: &str) -> Result<Self, String> {
         let name = input.trim();
         let chars = name.chars().count();
@@ -49,6 +67,47 @@ mod tests {
             "limit counts characters, not bytes"
         );
         assert!(DisplayName::parse("李小龍").is_ok());
+    }
+
+    /// The OpenAPI pattern and `parse` agree on every character around the rule's edges, at
+    /// the start, the end and the middle of a name, and on the length limits with padding.
+    #[test]
+    fn the_documented_pattern_is_exactly_the_rule() {
+        let pattern = regex::Regex::new(&DisplayName::pattern()).unwrap();
+        let agree = |input: &str| {
+            assert_eq!(
+                pattern.is_match(input),
+                DisplayName::parse(input).is_ok(),
+                "pattern and parse disagree on {input:?}"
+            );
+        };
+        let interesting = (0..=0x3100u32)
+            .chain([0xFEFF, 0xFFFD, 0x1F600, 0x10FFFF])
+            .filter_map(char::from_u32);
+        for c in interesting {
+            for input in [
+                format!("{c}"),
+                format!("{c}a"),
+                format!("a{c}"),
+                format!("a{c}b"),
+                format!(" {c} "),
+                format!("{c}{c}"),
+            ] {
+                agree(&input);
+            }
+        }
+        for n in [0, 1, 2, 99, 100, 101, 150] {
+            let body = "é".repeat(n);
+            agree(&body);
+            agree(&format!(" \t{body}\u{3000}\n"));
+            agree(&format!("a{}b", " ".repeat(n)));
+            agree(&format!("\u{85}{body}\u{2028}"));
+        }
+        agree("");
+        agree("Ada\u{90}Lovelace");
+        agree("Ada\u{c}");
+        agree("\u{c}Ada");
+        agree("Ada \u{7f}");
     }
 
     #[test]
