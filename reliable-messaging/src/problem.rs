@@ -44,6 +44,9 @@ pub struct Problem {
     /// Extension member: one entry per invalid field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Other extension members (RFC 9457 3.2), e.g. the `request_id` a client can follow.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
 }
@@ -57,6 +60,7 @@ impl Problem {
             detail: None,
             instance: None,
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
             retry_after: None,
         }
     }
@@ -82,6 +86,16 @@ impl Problem {
 
     pub fn errors(mut self, errors: Vec<FieldError>) -> Self {
         self.errors = errors;
+        self
+    }
+
+    /// Adds an extension member. Names of the standard members are not allowed here.
+    pub fn extension(mut self, name: &str, value: serde_json::Value) -> Self {
+        debug_assert!(
+            !["type", "title", "status", "detail", "instance", "errors"].contains(&name),
+            "{name} is a standard member"
+        );
+        self.extensions.insert(name.to_owned(), value);
         self
     }
 

@@ -623,8 +623,19 @@ async fn broker_unavailable_is_503_with_retry_after_never_202() {
             response.headers().get(RETRY_AFTER).is_some(),
             "Retry-After on 503"
         );
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned());
         let problem = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
         assert_eq!(problem["type"], "/problems/not-accepted");
+        // The record may still land: the client gets the id it would have had, and where to
+        // ask, instead of signing up again and being told its own email is taken.
+        let id = Uuid::parse_str(problem["request_id"].as_str().expect("request_id in the 503"))
+            .expect("uuid");
+        assert_eq!(location, Some(format!("/registrations/{id}")));
+        let status: Value = gateway.get(&format!("/registrations/{id}")).await.json().await.unwrap();
+        assert_eq!(status["status"], "pending", "an issued id, not yet stored: {status}");
         assert!(
             elapsed >= Duration::from_millis(1000),
             "waited for the acknowledgement: {elapsed:?}"

@@ -41,7 +41,7 @@ pub async fn register(
         }
         Err(error) => {
             state.metrics.rejected(error.reason());
-            if matches!(error, RegistrationError::NotAcknowledged(_)) {
+            if matches!(error, RegistrationError::NotAcknowledged { .. }) {
                 state.metrics.publish_failed();
             }
             error.into_response()
@@ -62,11 +62,18 @@ async fn accept(
         None => state.request_ids.random(),
         Some(key) => {
             let fingerprint = Fingerprint::of(&registration, &state.secret);
-            if state.idempotency.claim(key, fingerprint) == Claim::Conflict {
+            // Bound to the body: even if the claim below is decided by this instance's map
+            // alone, another body under this key gets another id, never this one's outcome.
+            let request_id = state
+                .request_ids
+                .for_idempotency_key(key.as_str(), &fingerprint);
+            let (claim, source) = state.idempotency.claim(key, fingerprint, request_id).await;
+            state.metrics.idempotency_claim(source);
+            if claim == Claim::Conflict {
                 return Err(RegistrationError::IdempotencyKeyReused);
             }
-            // A repeat publishes again under the same id: harmless, the consumer upserts.
-            state.request_ids.for_idempotency_key(key.as_str())
+            // A retry publishes again under the same id: harmless, the consumer upserts.
+            request_id
         }
     };
 
@@ -97,14 +104,20 @@ async fn accept(
         Ok(Ok(stored)) => stored,
         Ok(Err(error)) => {
             tracing::warn!(%request_id, %error, "registration not acknowledged by the broker");
-            return Err(RegistrationError::NotAcknowledged(error.to_string()));
+            return Err(RegistrationError::NotAcknowledged {
+                request_id,
+                error: error.to_string(),
+            });
         }
         Err(_elapsed) => {
             tracing::warn!(%request_id, timeout = ?state.publish_timeout, "registration not acknowledged in time");
-            return Err(RegistrationError::NotAcknowledged(format!(
-                "no acknowledgement within {} ms",
-                state.publish_timeout.as_millis()
-            )));
+            return Err(RegistrationError::NotAcknowledged {
+                request_id,
+                error: format!(
+                    "no acknowledgement within {} ms",
+                    state.publish_timeout.as_millis()
+                ),
+            });
         }
     };
     tracing::info!(%request_id, partition = stored.partition, offset = stored.offset, "registration accepted");
@@ -133,23 +146,27 @@ struct Accepted {
 
 impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
-        let location = format!("/registrations/{}", self.request_id);
         let mut response = (
             StatusCode::ACCEPTED,
             Json(json!({"request_id": self.request_id, "status": "pending"})),
         )
             .into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::LOCATION,
-            HeaderValue::from_str(&location).expect("uuid path is a valid header"),
-        );
-        headers.insert(
-            REQUEST_ID_HEADER,
-            HeaderValue::from_str(&self.request_id.to_string()).expect("uuid is a valid header"),
-        );
+        set_request_headers(response.headers_mut(), self.request_id);
         response
     }
+}
+
+/// `Location` (where to ask for the outcome) and the request id header.
+fn set_request_headers(headers: &mut HeaderMap, request_id: Uuid) {
+    let location = format!("/registrations/{request_id}");
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("uuid path is a valid header"),
+    );
+    headers.insert(
+        REQUEST_ID_HEADER,
+        HeaderValue::from_str(&request_id.to_string()).expect("uuid is a valid header"),
+    );
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,8 +181,10 @@ enum RegistrationError {
     IdempotencyKeyReused,
     #[error(transparent)]
     Hashing(#[from] HashError),
-    #[error("the broker did not acknowledge the registration: {0}")]
-    NotAcknowledged(String),
+    /// The record may still be stored (an acknowledgement lost on the way back, or a
+    /// producer retry that lands later), so the answer carries the id it would have had.
+    #[error("the broker did not acknowledge registration {request_id}: {error}")]
+    NotAcknowledged { request_id: Uuid, error: String },
 }
 
 impl RegistrationError {
@@ -184,7 +203,7 @@ impl RegistrationError {
             RegistrationError::IdempotencyKeyReused => RejectReason::IdempotencyConflict,
             RegistrationError::Hashing(HashError::Overloaded) => RejectReason::Overloaded,
             RegistrationError::Hashing(HashError::Failed(_)) => RejectReason::HashingFailed,
-            RegistrationError::NotAcknowledged(_) => RejectReason::NotAcknowledged,
+            RegistrationError::NotAcknowledged { .. } => RejectReason::NotAcknowledged,
         }
     }
 }
@@ -218,13 +237,22 @@ impl IntoResponse for RegistrationError {
                 tracing::error!(%error, "password hashing failed");
                 Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            RegistrationError::NotAcknowledged(_) => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::NOT_ACCEPTED, "Registration not accepted")
-                    .detail(
-                        "the message broker did not acknowledge the registration in time; it may not have been \
-                         recorded. Retry with the same Idempotency-Key.",
-                    )
+            RegistrationError::NotAcknowledged { request_id, .. } => {
+                // Not a promise either way: the broker may still store the record. The id and
+                // Location let the client ask what became of it instead of signing up again
+                // (and being told its own email is taken).
+                let mut response = Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::NOT_ACCEPTED, "Registration not accepted")
+                    .detail(format!(
+                        "the message broker did not acknowledge the registration in time; it may or may not \
+                         have been recorded. Ask GET /registrations/{request_id} what became of it, or retry \
+                         with the same Idempotency-Key."
+                    ))
                     .retry_after(NOT_ACKNOWLEDGED_RETRY_AFTER)
+                    .extension("request_id", json!(request_id))
+                    .instance("/registrations")
+                    .into_response();
+                set_request_headers(response.headers_mut(), request_id);
+                return response;
             }
         };
         problem.instance("/registrations").into_response()
