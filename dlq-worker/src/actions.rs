@@ -164,15 +164,19 @@ impl Actions {
 
 /// Metadata for a record that reached the DLQ without any (a foreign producer wrote it): this
 /// is its first re-send, from the DLQ topic's origin.
+///
+/// The record's timestamp is only an estimate of when the message first failed (Kafka Connect
+/// copies the original record's timestamp), so it is kept for operators as the first failure
+/// and never used as the last one, nor for scheduling (see `triage::due_ms`).
 fn first_hop_metadata(entry: &Scheduled) -> retry_metadata::RetryMetadata {
-    let failed_at = entry.delivery.timestamp_ms.and_then(chrono::DateTime::from_timestamp_millis);
+    let first_seen = entry.delivery.timestamp_ms.and_then(chrono::DateTime::from_timestamp_millis);
     retry_metadata::RetryMetadata {
         retry_count: 0,
         original_topic: Some(entry.target_topic.clone()),
         original_partition: None,
         original_offset: None,
-        first_failure_at: failed_at,
-        last_failure_at: failed_at,
+        first_failure_at: first_seen,
+        last_failure_at: None,
         error_kind: None,
         error_message: None,
         not_before_ms: None,

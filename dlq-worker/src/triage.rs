@@ -34,6 +34,7 @@ pub fn origin_topic(delivery: &Delivery) -> Option<String> {
     delivery.topic.strip_suffix(DEAD_LETTER_SUFFIX).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
+/// Decides `delivery`'s next stop; `now_ms` is when this worker read it.
 pub fn triage(delivery: &Delivery, policy: &RetryPolicy, now_ms: i64) -> Decision {
     let origin = origin_topic(delivery);
     // Where a redrive would go; for a record of unknown origin, back to where it was found.
@@ -71,17 +72,21 @@ pub fn triage(delivery: &Delivery, policy: &RetryPolicy, now_ms: i64) -> Decisio
     Decision::Resend { target_topic, due_ms: due_ms(delivery, policy, now_ms) }
 }
 
-/// `x-not-before` when the failing consumer set it; otherwise the backoff counted from the last
-/// failure (or from when the record was written, or from now).
-fn due_ms(delivery: &Delivery, policy: &RetryPolicy, now_ms: i64) -> i64 {
-    let retry = delivery.retry.as_ref();
-    if let Some(not_before) = retry.and_then(|r| r.not_before_ms) {
+/// When the re-send is due, from a moment this worker can trust.
+///
+/// `x-not-before` is honoured: the consumer that failed the message wrote it on this very hop
+/// (a re-send never carries one, so it cannot be a stale copy from an earlier hop). Otherwise
+/// the delay counts from `read_ms`, when this worker read the dead letter. Neither the
+/// record's timestamp nor `x-last-failure-at` can be trusted for that: a foreign writer (Kafka
+/// Connect's dead-letter queue) copies the original record's timestamp and never updates our
+/// failure headers, so hop 2 onwards would be due in the past and the whole retry budget
+/// would be spent in milliseconds. Reading late (a backlog, a restart) only delays a retry.
+fn due_ms(delivery: &Delivery, policy: &RetryPolicy, read_ms: i64) -> i64 {
+    if let Some(not_before) = delivery.retry.as_ref().and_then(|r| r.not_before_ms) {
         return not_before;
     }
-    let failed_at =
-        retry.and_then(|r| r.last_failure_at).map(|t| t.timestamp_millis()).or(delivery.timestamp_ms).unwrap_or(now_ms);
     let delay = policy.schedule.delay(delivery.retry_count());
-    failed_at.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+    read_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -129,7 +134,19 @@ mod tests {
     #[test]
     fn transient_failure_is_resent_to_its_origin_after_the_backoff() {
         let d = dead_letter("orders-dlq", Some(metadata(2, FailureKind::Transient)));
-        assert_eq!(triage(&d, &policy(), 11_000), Decision::Resend { target_topic: "orders".into(), due_ms: 12_000 });
+        assert_eq!(triage(&d, &policy(), 11_000), Decision::Resend { target_topic: "orders".into(), due_ms: 13_000 });
+    }
+
+    /// Kafka Connect's DLQ copies the original record's timestamp and leaves our failure
+    /// headers as the previous hop wrote them: both are long past on hops 2 to 5.
+    #[test]
+    fn a_stale_timestamp_or_failure_time_never_makes_a_retry_due_early() {
+        let mut m = metadata(3, FailureKind::Transient);
+        m.last_failure_at = chrono::DateTime::from_timestamp_millis(1_000);
+        let mut d = dead_letter("orders-dlq", Some(m));
+        d.timestamp_ms = Some(1_000);
+        let read_at = 3_600_000;
+        assert_eq!(triage(&d, &policy(), read_at), Decision::Resend { target_topic: "orders".into(), due_ms: read_at + 2_000 });
     }
 
     #[test]
@@ -177,7 +194,7 @@ mod tests {
     #[test]
     fn origin_comes_from_the_dlq_name_when_metadata_has_none() {
         let d = dead_letter("payments-dlq", None);
-        assert_eq!(triage(&d, &policy(), 50_000), Decision::Resend { target_topic: "payments".into(), due_ms: 12_000 });
+        assert_eq!(triage(&d, &policy(), 50_000), Decision::Resend { target_topic: "payments".into(), due_ms: 52_000 });
     }
 
     #[test]

@@ -10,9 +10,16 @@
 //!   same fields in camelCase, for brokers and tools without header support. A payload that is
 //!   not JSON travels base64-encoded in `messageBase64` instead of `message`.
 //!
-//! For redriving the DLQs of mixed fleets, the origin is also read from the headers written by
-//! Spring Kafka's dead-letter recoverer (`kafka_dlt-original-*`) and Kafka Connect's error
-//! reporter (`__connect.errors.*`).
+//! For redriving the DLQs of mixed fleets, foreign formats are read too. Precedence, first
+//! match wins: our `x-` headers; the wrapper; the article's reference implementation's headers
+//! (`retryCount`, `originalTopic`: count and origin honoured); Spring Kafka's dead-letter
+//! recoverer (`kafka_dlt-original-*`, count from `retry_topic-attempts`); Kafka Connect's error
+//! reporter (`__connect.errors.*`). Once this system has re-sent a record its own headers
+//! travel with it and win from then on.
+//!
+//! Foreign writers append their error headers on every hop (Connect: a stack trace of several
+//! KB each time). What is carried forward is bounded: of each foreign error header only the
+//! newest value is kept, cut to [`MAX_FOREIGN_ERROR_HEADER_BYTES`].
 
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -48,6 +55,13 @@ pub mod header {
         NOT_BEFORE,
     ];
 
+    /// The article's reference implementation: plain-text headers.
+    pub const ARTICLE_RETRY_COUNT: &str = "retryCount";
+    pub const ARTICLE_ORIGINAL_TOPIC: &str = "originalTopic";
+
+    /// Prefixes of the error headers foreign dead-letter writers append on every hop.
+    pub(crate) const FOREIGN_ERROR_PREFIXES: [&str; 3] = ["__connect.errors.", "kafka_dlt-", "retry_topic-"];
+
     pub(crate) const SPRING_ORIGINAL_TOPIC: &str = "kafka_dlt-original-topic";
     pub(crate) const SPRING_ORIGINAL_PARTITION: &str = "kafka_dlt-original-partition";
     pub(crate) const SPRING_ORIGINAL_OFFSET: &str = "kafka_dlt-original-offset";
@@ -63,6 +77,9 @@ pub mod header {
 
 /// Error messages are cut to this many bytes so a stack trace cannot bloat every hop.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// Each foreign error header carried forward is cut to this many bytes.
+pub const MAX_FOREIGN_ERROR_HEADER_BYTES: usize = 1024;
 
 /// Which format a writer uses. Readers always understand both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +105,7 @@ impl MetadataFormat {
 pub enum MetadataSource {
     Headers,
     Wrapper,
+    ArticleHeaders,
     SpringDeadLetter,
     KafkaConnect,
 }
@@ -162,8 +180,9 @@ impl RetryMetadata {
 /// Key and every foreign header are preserved; our own headers are replaced, never appended,
 /// so a message that went around five times still carries one `x-retry-count`.
 pub fn encode(delivery: &Delivery, metadata: &RetryMetadata, format: MetadataFormat) -> (Option<Vec<u8>>, Vec<Header>) {
-    let mut headers: Vec<Header> =
-        delivery.headers.iter().filter(|h| !header::ALL.contains(&h.key.as_str())).cloned().collect();
+    let mut headers = bound_foreign_error_headers(
+        delivery.headers.iter().filter(|h| !header::ALL.contains(&h.key.as_str())).cloned().collect(),
+    );
     match format {
         MetadataFormat::Headers => {
             headers.extend(
@@ -176,6 +195,47 @@ pub fn encode(delivery: &Delivery, metadata: &RetryMetadata, format: MetadataFor
         }
         MetadataFormat::Wrapper => (Some(wrap(delivery.payload.as_deref(), metadata)), headers),
     }
+}
+
+/// Keeps the newest value of each foreign error header, cut to
+/// [`MAX_FOREIGN_ERROR_HEADER_BYTES`]; every other header passes unchanged, in order.
+fn bound_foreign_error_headers(headers: Vec<Header>) -> Vec<Header> {
+    let is_foreign_error = |key: &str| header::FOREIGN_ERROR_PREFIXES.iter().any(|p| key.starts_with(p));
+    let newest: std::collections::HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| is_foreign_error(&h.key))
+        .map(|(i, h)| (h.key.as_str(), i))
+        .collect();
+    let keep: Vec<bool> =
+        headers.iter().enumerate().map(|(i, h)| !is_foreign_error(&h.key) || newest.get(h.key.as_str()) == Some(&i)).collect();
+    headers
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, keep)| *keep)
+        .map(|(mut h, _)| {
+            if is_foreign_error(&h.key) {
+                if let Some(value) = h.value.as_mut() {
+                    cut_bytes(value, MAX_FOREIGN_ERROR_HEADER_BYTES);
+                }
+            }
+            h
+        })
+        .collect()
+}
+
+/// Cuts `value` to at most `max` bytes, on a character boundary when it is UTF-8 text.
+fn cut_bytes(value: &mut Vec<u8>, max: usize) {
+    if value.len() <= max {
+        return;
+    }
+    let mut end = max;
+    if std::str::from_utf8(value).is_ok() {
+        while end > 0 && (value[end] & 0b1100_0000) == 0b1000_0000 {
+            end -= 1;
+        }
+    }
+    value.truncate(end);
 }
 
 #[derive(Serialize, Deserialize)]
@@ -249,6 +309,9 @@ fn decode(d: &Delivery) -> Result<Option<Decoded>, MetadataError> {
     }
     if let Some(decoded) = from_wrapper(d.payload.as_deref())? {
         return Ok(Some(decoded));
+    }
+    if d.header(header::ARTICLE_RETRY_COUNT).is_some() || d.header(header::ARTICLE_ORIGINAL_TOPIC).is_some() {
+        return from_article_headers(d).map(|m| Some((m, None)));
     }
     if d.header(header::SPRING_ORIGINAL_TOPIC).is_some() {
         return from_spring_headers(d).map(|m| Some((m, None)));
@@ -359,6 +422,27 @@ fn from_wrapper(payload: Option<&[u8]>) -> Result<Option<Decoded>, MetadataError
         source: MetadataSource::Wrapper,
     };
     Ok(Some((metadata, Some(inner))))
+}
+
+/// The article's reference implementation: `retryCount` (decimal) and `originalTopic`
+/// headers. Both are honoured; a record with only one of them still counts.
+fn from_article_headers(d: &Delivery) -> Result<RetryMetadata, MetadataError> {
+    let retry_count = match text_header(d, header::ARTICLE_RETRY_COUNT)? {
+        None => 0,
+        Some(s) => parse_retry_count(s)?,
+    };
+    Ok(RetryMetadata {
+        retry_count,
+        original_topic: non_empty(text_header(d, header::ARTICLE_ORIGINAL_TOPIC)?),
+        original_partition: None,
+        original_offset: None,
+        first_failure_at: None,
+        last_failure_at: None,
+        error_kind: None,
+        error_message: None,
+        not_before_ms: None,
+        source: MetadataSource::ArticleHeaders,
+    })
 }
 
 /// Spring Kafka writes partition and offset as big-endian binary integers.
@@ -566,6 +650,60 @@ mod tests {
         let m = d.retry.unwrap();
         assert_eq!(m.source, MetadataSource::KafkaConnect);
         assert_eq!((m.original_topic.as_deref(), m.original_partition, m.original_offset), (Some("payments"), Some(1), Some(9)));
+    }
+
+    #[test]
+    fn the_articles_headers_give_count_and_origin() {
+        let d = delivery(b"{}", vec![(header::ARTICLE_ORIGINAL_TOPIC, b"user-registrations"), (header::ARTICLE_RETRY_COUNT, b"2")]);
+        let m = d.retry.as_ref().unwrap();
+        assert_eq!(m.source, MetadataSource::ArticleHeaders);
+        assert_eq!((m.retry_count, m.original_topic.as_deref()), (2, Some("user-registrations")));
+        // The next re-send counts on from 2, and from then on our headers travel and win.
+        let next = m.next_attempt();
+        let (_, headers) = encode(&d, &next, MetadataFormat::Headers);
+        let mut resent = Delivery { headers, retry: None, ..d.clone() };
+        attach(&mut resent);
+        assert_eq!(resent.retry_count(), 3);
+        assert_eq!(resent.retry.unwrap().source, MetadataSource::Headers);
+        // An origin other than the DLQ's name is honoured.
+        let elsewhere = delivery(b"{}", vec![(header::ARTICLE_ORIGINAL_TOPIC, b"orders")]);
+        assert_eq!(elsewhere.retry.as_ref().unwrap().original_topic.as_deref(), Some("orders"));
+        assert_eq!(elsewhere.retry_count(), 0);
+        let garbage = delivery(b"{}", vec![(header::ARTICLE_RETRY_COUNT, b"two")]);
+        assert!(garbage.retry_metadata_error.is_some(), "an unreadable count is poison, not zero");
+    }
+
+    #[test]
+    fn our_headers_win_over_the_articles() {
+        let d = delivery(b"{}", vec![(header::ARTICLE_RETRY_COUNT, b"1"), (header::RETRY_COUNT, b"4")]);
+        assert_eq!(d.retry_count(), 4);
+    }
+
+    /// Kafka Connect appends `__connect.errors.*` (with a stack trace of several KB) on every
+    /// hop, Spring its `kafka_dlt-*`: five hops must not carry five stack traces.
+    #[test]
+    fn foreign_error_headers_are_bounded_to_the_newest_set() {
+        let mut headers: Vec<(&str, Vec<u8>)> = vec![("traceparent", b"00-abc".to_vec())];
+        for hop in 0..5 {
+            headers.push((header::CONNECT_TOPIC, b"payments".to_vec()));
+            headers.push(("__connect.errors.exception.stacktrace", format!("hop {hop}: {}", "at x.y(Z.java:1)\n".repeat(300)).into_bytes()));
+            headers.push((header::SPRING_EXCEPTION_MESSAGE, format!("spring hop {hop}").into_bytes()));
+        }
+        let as_refs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        let d = delivery(b"{}", as_refs);
+        let before: usize = d.headers.iter().map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len)).sum();
+        let meta = d.retry.as_ref().unwrap().next_attempt();
+        let (_, out) = encode(&d, &meta, MetadataFormat::Headers);
+        let size: usize = out.iter().map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len)).sum();
+        assert!(before > 20_000, "the input is realistic: {before} bytes");
+        assert!(size < 4_000, "{size} bytes of headers carried forward");
+        let values = |key: &str| out.iter().filter(|h| h.key == key).map(|h| String::from_utf8_lossy(h.value.as_deref().unwrap()).into_owned()).collect::<Vec<_>>();
+        let trace = values("__connect.errors.exception.stacktrace");
+        assert_eq!(trace.len(), 1);
+        assert!(trace[0].starts_with("hop 4:"), "the newest is kept");
+        assert!(trace[0].len() <= MAX_FOREIGN_ERROR_HEADER_BYTES);
+        assert_eq!(values(header::SPRING_EXCEPTION_MESSAGE), vec!["spring hop 4"]);
+        assert_eq!(values("traceparent"), vec!["00-abc"], "other headers pass unchanged");
     }
 
     #[test]
