@@ -97,20 +97,26 @@ impl HashingSettings {
     }
 }
 
-/// Bounds of the in-memory Idempotency-Key map.
+/// How Idempotency-Key claims are kept (see `crate::idempotency`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdempotencySettings {
-    /// `IDEMPOTENCY_CAPACITY`: keys remembered at most; the oldest is forgotten first.
-    pub capacity: usize,
-    /// `IDEMPOTENCY_TTL_SECS`: how long a key is remembered.
+    /// `IDEMPOTENCY_TTL_SECS`: how long a key stays bound to its first request, in the shared
+    /// table and in the fallback map (default 24 h).
     pub ttl: Duration,
+    /// `IDEMPOTENCY_DB_TIMEOUT_MS`: how long a request waits for the shared claim table
+    /// before this instance's map decides (default 500 ms).
+    pub shared_timeout: Duration,
+    /// `IDEMPOTENCY_CAPACITY`: keys the fallback map remembers at most; the oldest is
+    /// forgotten first.
+    pub capacity: usize,
 }
 
 impl Default for IdempotencySettings {
     fn default() -> Self {
         Self {
-            capacity: 100_000,
             ttl: Duration::from_secs(24 * 60 * 60),
+            shared_timeout: Duration::from_millis(500),
+            capacity: 100_000,
         }
     }
 }
@@ -258,6 +264,9 @@ impl Settings {
         }
         if let Some(secs) = number(&lookup, "IDEMPOTENCY_TTL_SECS")? {
             s.idempotency.ttl = Duration::from_secs(secs);
+        }
+        if let Some(ms) = number::<u64>(&lookup, "IDEMPOTENCY_DB_TIMEOUT_MS")? {
+            s.idempotency.shared_timeout = Duration::from_millis(ms);
         }
         if let Some(ms) = number::<u64>(&lookup, "HTTP_HEADER_READ_TIMEOUT_MS")? {
             s.http.header_read_timeout = Duration::from_millis(ms.max(1));
