@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use axum::Router;
 use reliable_messaging::health::Readiness;
 use reliable_messaging::parking::{ParkingLot, Redriver};
+use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
 use reliable_messaging::DurableProducer;
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::MySqlPool;
@@ -25,18 +26,21 @@ use crate::worker::DlqWorker;
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    worker: DlqWorker,
+    settings: Settings,
+    pool: MySqlPool,
+    actions: Actions,
+    schema: SchemaStatus,
     producer: DurableProducer,
     metrics: Arc<Metrics>,
 }
 
 impl Application {
-    /// Connects, migrates, subscribes and binds the HTTP port (`DLQ_WORKER_ADDR`; port 0 picks a
-    /// free one, see [`Application::address`]). Nothing is consumed before
+    /// Prepares the clients and binds the HTTP port (`DLQ_WORKER_ADDR`; port 0 picks a free one,
+    /// see [`Application::address`]). Connects to nothing yet, so it succeeds while the database
+    /// is down; migrating, subscribing and consuming happen in
     /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = connect(&settings).await?;
-        sqlx::migrate!("../migrations").run(&pool).await.context("running the database migrations")?;
+        let pool = lazy_pool(&settings)?;
         let producer = redrive_producer(&settings)?;
         let topics = TopicCatalog::new(&settings.kafka).context("creating the metadata client")?;
         let metrics = Arc::new(Metrics::default());
@@ -49,11 +53,12 @@ impl Application {
             pool: pool.clone(),
             metrics: metrics.clone(),
         };
-        let worker = DlqWorker::new(&settings, actions, metrics.clone()).context("creating the DLQ consumer")?;
+        let schema = SchemaStatus::default();
         let readiness = Readiness::default()
+            .with(schema.clone())
             .with(BrokerReachable(topics))
             .with(Subscribed(metrics.clone()))
-            .with(DatabaseReachable(pool));
+            .with(DatabaseReachable(pool.clone()));
         let admin = settings.admin_token.clone().map(|token| {
             let state = AdminState {
                 redriver: Redriver::new(parking.clone(), producer.clone(), settings.metadata_format),
@@ -70,7 +75,7 @@ impl Application {
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("binding the HTTP port {}", settings.http_addr))?;
-        Ok(Self { listener, router, worker, producer, metrics })
+        Ok(Self { listener, router, settings, pool, actions, schema, producer, metrics })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -85,13 +90,20 @@ impl Application {
         self.metrics.clone()
     }
 
-    /// Serves and works until `shutdown` is cancelled, then stops polling, lets re-sends in
-    /// flight finish, commits what is done, and returns.
+    /// Serves, applies the migrations (waiting, not ready, while the database is away or another
+    /// service migrates), subscribes and works until `shutdown` is cancelled, then stops
+    /// polling, lets re-sends in flight finish, commits what is done, and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(address = %self.address(), "dlq-worker listening");
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
-        self.worker.run(shutdown).await;
+        // Subscribing only after the migrations: a member that joined the group without polling
+        // would hold partitions other workers could drain.
+        if apply_migrations(&self.pool, sqlx::migrate!("../migrations"), &self.schema, &shutdown).await.is_ok() {
+            let worker =
+                DlqWorker::new(&self.settings, self.actions, self.metrics.clone()).context("creating the DLQ consumer")?;
+            worker.run(shutdown).await;
+        }
         let producer = self.producer;
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
         server.await.context("HTTP server task")?.context("HTTP server")?;
@@ -100,14 +112,20 @@ impl Application {
 }
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<MySqlPool> {
+    pool_options(settings).connect(&settings.database_url).await.context("connecting to the database (DATABASE_URL)")
+}
+
+/// Like [`connect`], connecting on first use: the worker starts while the database is down.
+fn lazy_pool(settings: &Settings) -> anyhow::Result<MySqlPool> {
+    pool_options(settings).connect_lazy(&settings.database_url).context("DATABASE_URL is not a MySQL URL")
+}
+
+fn pool_options(settings: &Settings) -> MySqlPoolOptions {
     MySqlPoolOptions::new()
         .max_connections(settings.database_pool_size)
         // Short: a database outage must fail a parking attempt quickly so it is retried, and
         // must never hold up re-sends.
         .acquire_timeout(Duration::from_secs(3))
-        .connect(&settings.database_url)
-        .await
-        .context("connecting to the database (DATABASE_URL)")
 }
 
 /// The producer for re-sends and redrives. It never auto-creates a topic: a message whose topic

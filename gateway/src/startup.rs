@@ -11,6 +11,7 @@ use axum::Router;
 use futures::future::BoxFuture;
 use reliable_messaging::health::{self, Readiness, ReadinessCheck};
 use reliable_messaging::producer::PublishError;
+use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
 use reliable_messaging::DurableProducer;
 use sqlx::mysql::MySqlPoolOptions;
 use tokio::net::TcpListener;
@@ -68,7 +69,8 @@ impl Application {
             .acquire_timeout(settings.db_acquire_timeout)
             .connect_lazy(&settings.database_url)
             .map_err(StartupError::Database)?;
-        spawn_migrations(db.clone());
+        let schema = SchemaStatus::default();
+        spawn_migrations(db.clone(), schema.clone());
 
         let state = AppState {
             producer: producer.clone(),
@@ -81,9 +83,11 @@ impl Application {
             db,
             metrics: Arc::new(Metrics::new()),
         };
-        let readiness = Readiness::default().with(BrokerReachable {
-            producer: producer.clone(),
-        });
+        let readiness = Readiness::default()
+            .with(BrokerReachable {
+                producer: producer.clone(),
+            })
+            .with(schema);
         let (router, routes) = router(state, readiness, settings.request_timeout);
 
         let listener =
@@ -178,13 +182,14 @@ async fn timeout(State(limit): State<Duration>, request: Request, next: Next) ->
     }
 }
 
-/// Every service applies the shared migrations at start. The gateway only reads, and must
-/// start while the database is down, so it tries once in the background and only warns.
-fn spawn_migrations(db: sqlx::MySqlPool) {
+/// Every service applies the shared migrations at start, all through the same function. The
+/// gateway must start while the database is down, so it applies them in the background,
+/// retrying until they are applied; `/readyz` stays 503 until then.
+fn spawn_migrations(db: sqlx::MySqlPool, schema: SchemaStatus) {
     tokio::spawn(async move {
-        if let Err(error) = sqlx::migrate!("../migrations").run(&db).await {
-            tracing::warn!(%error, "could not apply database migrations; the status route may fail until they are");
-        }
+        // No shutdown token exists yet: the task ends with the runtime.
+        let never = CancellationToken::new();
+        let _ = apply_migrations(&db, sqlx::migrate!("../migrations"), &schema, &never).await;
     });
 }
 

@@ -8,7 +8,8 @@ use axum::Router;
 use reliable_messaging::consumer::ConsumerStats;
 use reliable_messaging::dead_letter::{dead_letter_topic, DeadLetterPublisher};
 use reliable_messaging::health::{self, AssignmentCheck, BrokerCheck, DatabaseCheck, Readiness};
-use reliable_messaging::{backoff::Backoff, DurableProducer, ReliableConsumer};
+use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
+use reliable_messaging::{DurableProducer, ReliableConsumer};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::MySqlPool;
 use std::str::FromStr;
@@ -53,9 +54,20 @@ impl Application {
     /// Runs until `shutdown` is cancelled; the batch in progress is finished and committed first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Application { settings, pool, dead_letter_producer, listener, stats } = self;
-        let http = tokio::spawn(serve_probes(listener, pool.clone(), dead_letter_producer.clone(), stats.clone(), shutdown.clone()));
+        let schema = SchemaStatus::default();
+        let http = tokio::spawn(serve_probes(
+            listener,
+            pool.clone(),
+            dead_letter_producer.clone(),
+            stats.clone(),
+            schema.clone(),
+            shutdown.clone(),
+        ));
 
-        if !migrate_when_reachable(&pool, &shutdown).await {
+        // Waits (not ready) while the database is unreachable or another service migrates;
+        // messages wait safely in Kafka meanwhile. Shutdown first: nothing consumed, nothing
+        // to commit.
+        if apply_migrations(&pool, sqlx::migrate!("../migrations"), &schema, &shutdown).await.is_err() {
             return Ok(());
         }
         declare_topics(&settings).await;
@@ -84,32 +96,16 @@ async fn declare_topics(settings: &Settings) {
     }
 }
 
-/// Runs the migrations, retrying while the database is unreachable. `false` if shutdown
-/// came first. Messages wait safely in Kafka meanwhile.
-async fn migrate_when_reachable(pool: &MySqlPool, shutdown: &CancellationToken) -> bool {
-    let backoff = Backoff::exponential(Duration::from_millis(500), 2.0, Duration::from_secs(10));
-    let mut attempt = 0;
-    loop {
-        match sqlx::migrate!("../migrations").run(pool).await {
-            Ok(()) => return true,
-            Err(e) => tracing::warn!(error = %e, attempt, "migrations failed; database unreachable? retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(backoff.delay(attempt)) => {}
-        }
-        attempt += 1;
-    }
-}
-
 async fn serve_probes(
     listener: TcpListener,
     pool: MySqlPool,
     producer: DurableProducer,
     stats: Arc<ConsumerStats>,
+    schema: SchemaStatus,
     shutdown: CancellationToken,
 ) {
     let readiness = Readiness::default()
+        .with(schema)
         .with(BrokerCheck(producer))
         .with(DatabaseCheck(pool))
         .with(AssignmentCheck(stats.clone()));

@@ -30,6 +30,7 @@ pub mod problem;
 pub mod producer;
 pub mod request_status;
 pub mod retry_metadata;
+pub mod schema_migrations;
 pub mod settings;
 pub mod shutdown;
 pub mod sql_failures;

@@ -85,6 +85,14 @@ impl RunningWorker {
         let metrics = app.metrics();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        // The worker migrates before it subscribes; tests that take the database away right
+        // after the start mean an outage of a worker that is already working.
+        let subscribed = metrics.clone();
+        integration_tests::wait::until(Duration::from_secs(60), "the dlq-worker migrated and subscribed", || {
+            let subscribed = subscribed.subscribed.load(std::sync::atomic::Ordering::Relaxed);
+            async move { subscribed }
+        })
+        .await;
         RunningWorker { address, metrics, shutdown, handle }
     }
 
