@@ -11,14 +11,14 @@
 //! A crash anywhere before the commit redelivers the batch; handlers are idempotent, so
 //! that duplicates work, never data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::time::Instant;
@@ -167,9 +167,13 @@ impl ConsumerStats {
     }
 }
 
-/// Tracks the assignment (for readiness) and logs rebalances.
+/// Tracks the assignment (what this member owns, for commits and readiness), commits the
+/// durable position of partitions before they are revoked, and logs rebalances.
 pub struct AssignmentTracker {
     stats: Arc<ConsumerStats>,
+    ownership: Arc<Mutex<Ownership>>,
+    /// `false` under [`CommitPolicy::UnsafeAutoCommit`]: then librdkafka commits, not us.
+    manual_commits: bool,
 }
 
 impl ClientContext for AssignmentTracker {}
@@ -184,24 +188,185 @@ impl ConsumerContext for AssignmentTracker {
         }
     }
 
-    fn post_rebalance(&self, _base: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// Runs inside the poll (`recv`) of the run loop, before librdkafka applies the change.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => {
-                self.stats.assigned_partitions.store(tpl.count(), Ordering::Relaxed);
-                tracing::info!(partitions = tpl.count(), "partitions assigned");
-            }
-            Rebalance::Revoke(tpl) => {
-                self.stats.assigned_partitions.store(0, Ordering::Relaxed);
-                tracing::info!(partitions = tpl.count(), "partitions revoked");
-            }
+            Rebalance::Assign(tpl) => lock_ownership(&self.ownership).assign(tpl),
+            Rebalance::Revoke(tpl) => self.on_revoke(consumer, tpl),
+            Rebalance::Error(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let owned = lock_ownership(&self.ownership).partitions.len();
+        self.stats.assigned_partitions.store(owned, Ordering::Relaxed);
+        match rebalance {
+            Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), owned, "partitions assigned"),
+            Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), owned, "partitions revoked"),
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
+    }
+}
+
+impl AssignmentTracker {
+    /// Commits what is durable of the revoked partitions while they are still ours, then forgets
+    /// them: from now on this member commits nothing for them (neither a batch that was in
+    /// flight during the revocation nor the final commit at exit), so it can never write its
+    /// stale position over the newer one of the member that takes them over.
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        // Held across the synchronous commit so no batch commit for these partitions can slip
+        // in between (the run loop is parked in this very poll anyway).
+        let mut ownership = lock_ownership(&self.ownership);
+        let positions = ownership.revoke(tpl);
+        if !self.manual_commits || positions.is_empty() {
+            return;
+        }
+        match offset_list(&positions).and_then(|list| consumer.commit(&list, CommitMode::Sync)) {
+            Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            // The new owner redelivers what this commit would have covered: duplicates only.
+            Err(e) => tracing::warn!(error = %e, "commit before revocation failed; the new owner may redeliver"),
+        }
+    }
+}
+
+/// A partition: topic and partition number.
+type PartitionKey = (String, i32);
+
+/// The partitions this member owns right now, and how far each one's outcomes are durable.
+///
+/// Shared by the run loop and the rebalance callbacks, and the only source of what is
+/// committed: a partition is added when assigned and removed when revoked, so this member
+/// never commits a partition another member owns. Each assignment of a partition gets a fresh
+/// token; a batch remembers the token its messages were polled under and commits nothing for a
+/// partition whose token changed meanwhile (revoked, perhaps moved on by another member, and
+/// assigned back).
+#[derive(Debug, Default)]
+struct Ownership {
+    last_token: u64,
+    partitions: HashMap<PartitionKey, Owned>,
+}
+
+#[derive(Debug)]
+struct Owned {
+    token: u64,
+    /// The offset after the last message this member made durable: what may be committed.
+    durable: Option<i64>,
+    /// What a synchronous commit confirmed, so it is not committed again.
+    confirmed: Option<i64>,
+}
+
+fn lock_ownership(ownership: &Mutex<Ownership>) -> MutexGuard<'_, Ownership> {
+    // Every update is a single call that leaves consistent data, even if a panic interrupted it.
+    ownership.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Ownership {
+    fn assign(&mut self, tpl: &TopicPartitionList) {
+        for e in tpl.elements() {
+            self.last_token += 1;
+            let owned = Owned { token: self.last_token, durable: None, confirmed: None };
+            self.partitions.insert((e.topic().to_owned(), e.partition()), owned);
+        }
+    }
+
+    /// Forgets the revoked partitions; returns their durable positions not yet confirmed.
+    fn revoke(&mut self, tpl: &TopicPartitionList) -> Vec<(PartitionKey, i64)> {
+        tpl.elements()
+            .iter()
+            .filter_map(|e| {
+                let key = (e.topic().to_owned(), e.partition());
+                let owned = self.partitions.remove(&key)?;
+                owned.unconfirmed().map(|next| (key, next))
+            })
+            .collect()
+    }
+
+    /// The token of the partition's current assignment; `None` when this member does not own it.
+    fn token(&self, topic: &str, partition: i32) -> Option<u64> {
+        self.partitions.get(&(topic.to_owned(), partition)).map(|o| o.token)
+    }
+
+    /// Records a durable batch and returns the positions to commit for it: only partitions
+    /// still owned under the assignment the batch was polled under, never moving backwards.
+    fn advance(&mut self, batch: &BTreeMap<PartitionKey, (u64, i64)>) -> Vec<(PartitionKey, i64)> {
+        let mut positions = Vec::with_capacity(batch.len());
+        for (key, &(token, next)) in batch {
+            match self.partitions.get_mut(key) {
+                Some(owned) if owned.token == token => {
+                    let durable = owned.durable.map_or(next, |d| d.max(next));
+                    owned.durable = Some(durable);
+                    positions.push((key.clone(), durable));
+                }
+                _ => tracing::info!(
+                    topic = %key.0,
+                    partition = key.1,
+                    "partition revoked while its batch was handled; not committing it, its owner redelivers"
+                ),
+            }
+        }
+        positions
+    }
+
+    /// Durable positions of every owned partition not yet confirmed by a synchronous commit.
+    fn unconfirmed(&self) -> Vec<(PartitionKey, i64)> {
+        self.partitions.iter().filter_map(|(key, owned)| owned.unconfirmed().map(|next| (key.clone(), next))).collect()
+    }
+
+    fn confirm(&mut self, positions: &[(PartitionKey, i64)]) {
+        for (key, next) in positions {
+            if let Some(owned) = self.partitions.get_mut(key) {
+                owned.confirmed = Some(owned.confirmed.map_or(*next, |c| c.max(*next)));
+            }
+        }
+    }
+}
+
+impl Owned {
+    fn unconfirmed(&self) -> Option<i64> {
+        self.durable.filter(|d| self.confirmed.is_none_or(|c| *d > c))
+    }
+}
+
+fn offset_list(positions: &[(PartitionKey, i64)]) -> KafkaResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::with_capacity(positions.len());
+    for ((topic, partition), next) in positions {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    Ok(tpl)
+}
+
+/// Polled messages, and for each partition among them the assignment token they were polled
+/// under and the offset after the last one.
+#[derive(Default)]
+struct Batch {
+    deliveries: Vec<Delivery>,
+    positions: BTreeMap<PartitionKey, (u64, i64)>,
+}
+
+impl Batch {
+    /// `token` is `None` for a message of a partition not (or no longer) owned: it is handled
+    /// but never committed by this member.
+    fn push(&mut self, delivery: Delivery, token: Option<u64>) {
+        if let Some(token) = token {
+            let next = delivery.offset + 1;
+            let entry = self.positions.entry((delivery.topic.clone(), delivery.partition)).or_insert((token, next));
+            // A later assignment replaces an earlier one; within one, the position only grows.
+            if token > entry.0 {
+                *entry = (token, next);
+            } else if token == entry.0 {
+                entry.1 = entry.1.max(next);
+            }
+        }
+        self.deliveries.push(delivery);
     }
 }
 
 /// Runs a [`Handler`] over a topic with at-least-once delivery; see the module docs.
 pub struct ReliableConsumer<H: Handler> {
     consumer: Arc<StreamConsumer<AssignmentTracker>>,
+    ownership: Arc<Mutex<Ownership>>,
     handler: H,
     dead_letters: DeadLetterPublisher,
     settings: ConsumerSettings,
@@ -249,11 +414,17 @@ impl<H: Handler> ReliableConsumer<H> {
                     .set("auto.commit.interval.ms", "100");
             }
         }
+        let ownership = Arc::new(Mutex::new(Ownership::default()));
+        let context = AssignmentTracker {
+            stats: stats.clone(),
+            ownership: ownership.clone(),
+            manual_commits: settings.commit_policy == CommitPolicy::AfterDurableOutcome,
+        };
         let consumer: StreamConsumer<AssignmentTracker> =
-            config.create_with_context(AssignmentTracker { stats: stats.clone() }).map_err(ConsumerError::Setup)?;
+            config.create_with_context(context).map_err(ConsumerError::Setup)?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(ConsumerError::Setup)?;
-        Ok(Self { consumer: Arc::new(consumer), handler, dead_letters, settings, stats })
+        Ok(Self { consumer: Arc::new(consumer), ownership, handler, dead_letters, settings, stats })
     }
 
     /// Counters shared with the running consumer.
@@ -266,8 +437,7 @@ impl<H: Handler> ReliableConsumer<H> {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
         tracing::info!(topics = ?self.settings.topics, group = %self.settings.group_id, "consumer started");
         let lag_monitor = tokio::spawn(monitor_lag(self.consumer.clone(), self.stats.clone(), shutdown.clone()));
-        let mut committed = CommittedOffsets::default();
-        let mut prefetched: Option<Vec<Delivery>> = None;
+        let mut prefetched: Option<Batch> = None;
         loop {
             let batch = match prefetched.take() {
                 Some(batch) => batch,
@@ -276,18 +446,18 @@ impl<H: Handler> ReliableConsumer<H> {
                     None => break,
                 },
             };
-            if batch.is_empty() {
+            if batch.deliveries.is_empty() {
                 continue;
             }
-            self.stats.consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.stats.consumed.fetch_add(batch.deliveries.len() as u64, Ordering::Relaxed);
             // The next batch is polled while this one is handled, so the poll's round trips
             // and copying overlap the handler's database work. This batch's offsets are
             // committed as soon as its outcomes are durable, whatever the poll is doing.
             let (settled, next) = tokio::join!(
                 async {
-                    let durable = self.settle(&batch, &shutdown).await?;
+                    let durable = self.settle(&batch.deliveries, &shutdown).await?;
                     if durable && self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
-                        self.commit(&batch, &mut committed);
+                        self.commit(&batch);
                     }
                     Ok::<bool, ConsumerError>(durable)
                 },
@@ -305,21 +475,21 @@ impl<H: Handler> ReliableConsumer<H> {
         }
         lag_monitor.abort();
         // Commits are sent asynchronously; make the last position durable before leaving.
-        self.commit_before_exit(committed).await;
+        self.commit_before_exit().await;
         tracing::info!("consumer stopped");
         Ok(())
     }
 
     /// Waits for the first message, then gathers more for at most `max_batch_wait`.
     /// `None` when shutdown was requested.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Vec<Delivery>> {
+    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Batch> {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return None,
             m = self.consumer.recv() => m,
         };
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         match first {
-            Ok(m) => batch.push(Delivery::from_message(&m)),
+            Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
             Err(e) => {
                 tracing::warn!(error = %e, "poll failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -327,9 +497,9 @@ impl<H: Handler> ReliableConsumer<H> {
             }
         }
         let deadline = Instant::now() + self.settings.max_batch_wait;
-        while batch.len() < self.settings.max_batch_size {
+        while batch.deliveries.len() < self.settings.max_batch_size {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(Delivery::from_message(&m)),
+                Ok(Ok(m)) => self.take(&mut batch, Delivery::from_message(&m)),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "poll failed");
                     break;
@@ -338,6 +508,14 @@ impl<H: Handler> ReliableConsumer<H> {
             }
         }
         Some(batch)
+    }
+
+    /// Adds a polled message to `batch` with the assignment it arrived under. Rebalance
+    /// callbacks run inside `recv`, before it returns a message, so the token read here is the
+    /// one of the assignment the message was fetched for.
+    fn take(&self, batch: &mut Batch, delivery: Delivery) {
+        let token = lock_ownership(&self.ownership).token(&delivery.topic, delivery.partition);
+        batch.push(delivery, token);
     }
 
     /// Gives every message of the batch a durable outcome. Returns `false` only when
@@ -454,15 +632,23 @@ impl<H: Handler> ReliableConsumer<H> {
         true
     }
 
-    /// Commits the next offset of every partition in the batch. Asynchronous: the request is
+    /// Commits, for every partition in the batch this member still owns under the assignment
+    /// the batch was polled under, the offset after the batch. Asynchronous: the request is
     /// queued and the loop moves on (the result arrives in [`AssignmentTracker`]'s commit
-    /// callback); at-least-once holds because the outcomes are already durable.
+    /// callback); at-least-once holds because the outcomes are already durable. A partition
+    /// revoked meanwhile is left to its new owner, which redelivers the batch's part of it:
+    /// committing it here could move the new owner's committed offset backwards.
     ///
     /// A failed commit is logged, not fatal: the worst case is a redelivery that the
     /// idempotent handler absorbs.
-    fn commit(&self, batch: &[Delivery], committed: &mut CommittedOffsets) {
-        committed.advance(batch);
-        match next_offsets(batch) {
+    fn commit(&self, batch: &Batch) {
+        // Checked and queued under the lock, so a revocation cannot fall in between.
+        let mut ownership = lock_ownership(&self.ownership);
+        let positions = ownership.advance(&batch.positions);
+        if positions.is_empty() {
+            return;
+        }
+        match offset_list(&positions) {
             Ok(tpl) => {
                 if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
                     tracing::warn!(error = %e, "offset commit failed; the batch may be redelivered");
@@ -472,41 +658,27 @@ impl<H: Handler> ReliableConsumer<H> {
         }
     }
 
-    /// One synchronous commit of everything committed asynchronously so far, so a graceful
-    /// stop leaves no stored-but-uncommitted batch behind.
-    async fn commit_before_exit(&self, committed: CommittedOffsets) {
-        let tpl = match committed.to_list() {
-            Ok(tpl) if tpl.count() > 0 => tpl,
-            Ok(_) => return,
+    /// One synchronous commit of the durable position of every partition this member still
+    /// owns, so a graceful stop leaves no stored-but-uncommitted batch behind. Partitions it
+    /// owned once and lost in a rebalance are not among them: their committed offsets belong
+    /// to their new owner.
+    async fn commit_before_exit(&self) {
+        // The loop has stopped polling, so no rebalance callback runs until the commit is done.
+        let positions = lock_ownership(&self.ownership).unconfirmed();
+        if positions.is_empty() {
+            return;
+        }
+        let tpl = match offset_list(&positions) {
+            Ok(tpl) => tpl,
             Err(e) => return tracing::error!(error = %e, "could not build the final commit list"),
         };
         let consumer = self.consumer.clone();
         match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {
-            Ok(Ok(())) => {}
+            // Confirmed: the revocation when the consumer closes need not commit it again.
+            Ok(Ok(())) => lock_ownership(&self.ownership).confirm(&positions),
             Ok(Err(e)) => tracing::warn!(error = %e, "final offset commit failed; the last batch may be redelivered"),
             Err(e) => tracing::warn!(error = %e, "final offset commit task failed"),
         }
-    }
-}
-
-/// The next offset to consume of every partition this consumer has committed.
-#[derive(Debug, Default)]
-struct CommittedOffsets(BTreeMap<(String, i32), i64>);
-
-impl CommittedOffsets {
-    fn advance(&mut self, batch: &[Delivery]) {
-        for d in batch {
-            let next = self.0.entry((d.topic.clone(), d.partition)).or_insert(d.offset + 1);
-            *next = (*next).max(d.offset + 1);
-        }
-    }
-
-    fn to_list(&self) -> KafkaResult<TopicPartitionList> {
-        let mut tpl = TopicPartitionList::with_capacity(self.0.len());
-        for ((topic, partition), next) in &self.0 {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
-        }
-        Ok(tpl)
     }
 }
 
@@ -545,23 +717,90 @@ fn consumer_lag(consumer: &StreamConsumer<AssignmentTracker>) -> Option<u64> {
     Some(lag)
 }
 
-/// For each partition in the batch, the offset after the highest one seen.
-fn next_offsets(batch: &[Delivery]) -> KafkaResult<TopicPartitionList> {
-    let mut highest: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for d in batch {
-        let e = highest.entry((d.topic.as_str(), d.partition)).or_insert(d.offset);
-        *e = (*e).max(d.offset);
-    }
-    let mut tpl = TopicPartitionList::with_capacity(highest.len());
-    for ((topic, partition), offset) in highest {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
-    }
-    Ok(tpl)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn partitions(ps: &[i32]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for p in ps {
+            tpl.add_partition("t", *p);
+        }
+        tpl
+    }
+
+    fn delivery(partition: i32, offset: i64) -> Delivery {
+        Delivery {
+            topic: "t".into(),
+            partition,
+            offset,
+            key: None,
+            payload: None,
+            headers: Vec::new(),
+            timestamp_ms: None,
+            retry: None,
+            retry_metadata_error: None,
+        }
+    }
+
+    /// A batch of `(partition, offset)` polled under the current assignment.
+    fn polled(ownership: &Ownership, messages: &[(i32, i64)]) -> Batch {
+        let mut batch = Batch::default();
+        for &(p, o) in messages {
+            batch.push(delivery(p, o), ownership.token("t", p));
+        }
+        batch
+    }
+
+    fn key(p: i32) -> PartitionKey {
+        ("t".to_owned(), p)
+    }
+
+    #[test]
+    fn revoked_partitions_are_committed_on_revoke_and_never_again() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0, 1]));
+        let batch = polled(&ownership, &[(0, 9), (1, 19)]);
+        assert_eq!(ownership.advance(&batch.positions), vec![(key(0), 10), (key(1), 20)]);
+        assert_eq!(ownership.revoke(&partitions(&[1])), vec![(key(1), 20)], "committed before it goes");
+        assert_eq!(ownership.unconfirmed(), vec![(key(0), 10)], "the exit commit leaves partition 1 to its new owner");
+    }
+
+    #[test]
+    fn a_batch_in_flight_across_a_revocation_commits_nothing_for_the_moved_partition() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0, 1]));
+        let batch = polled(&ownership, &[(0, 50), (1, 50)]);
+        // Partition 1 moves to another member (which commits far past 51) and comes back.
+        ownership.revoke(&partitions(&[0, 1]));
+        ownership.assign(&partitions(&[0]));
+        assert!(ownership.advance(&batch.positions).is_empty(), "revoked under the batch: nothing to commit");
+        ownership.assign(&partitions(&[1]));
+        assert!(ownership.advance(&batch.positions).is_empty(), "assigned again: the old batch still commits nothing");
+        assert!(ownership.unconfirmed().is_empty());
+    }
+
+    #[test]
+    fn positions_never_move_backwards_and_confirmed_ones_are_not_repeated() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0]));
+        let later = polled(&ownership, &[(0, 7), (0, 8)]);
+        let earlier = polled(&ownership, &[(0, 3)]);
+        assert_eq!(ownership.advance(&later.positions), vec![(key(0), 9)]);
+        assert_eq!(ownership.advance(&earlier.positions), vec![(key(0), 9)]);
+        ownership.confirm(&[(key(0), 9)]);
+        assert!(ownership.unconfirmed().is_empty());
+        assert!(ownership.revoke(&partitions(&[0])).is_empty(), "nothing left to commit on revoke");
+    }
+
+    #[test]
+    fn messages_of_partitions_not_owned_are_never_committed() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0]));
+        let batch = polled(&ownership, &[(0, 1), (5, 1)]);
+        assert_eq!(batch.deliveries.len(), 2, "handled all the same");
+        assert_eq!(ownership.advance(&batch.positions), vec![(key(0), 2)]);
+    }
 
     #[test]
     fn consumer_lag_is_rendered_once_known() {
