@@ -149,6 +149,21 @@ impl Cluster {
         self.wait_ready(&format!("http://127.0.0.1:{}/readyz", self.registration_ports[slot])).await;
     }
 
+    /// The consumer group of this cluster's registration-service instances.
+    pub fn registration_group(&self) -> String {
+        registration_group(&self.topic)
+    }
+
+    /// The HTTP port (probes and `/metrics`) of registration-service instance `slot`.
+    pub fn registration_port(&self, slot: usize) -> u16 {
+        self.registration_ports[slot]
+    }
+
+    /// The HTTP port (probes and `/metrics`) of the dlq-worker.
+    pub fn dlq_worker_port(&self) -> u16 {
+        self.wiring.dlq_worker_port
+    }
+
     /// SIGKILL of instance `slot`.
     pub async fn kill_registration(&mut self, slot: usize) {
         if let Some(p) = self.registration[slot].as_mut() {
@@ -241,7 +256,7 @@ impl Wiring {
             ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap.clone()),
             ("DATABASE_URL", self.database_url.clone()),
             ("REGISTRATIONS_TOPIC", self.topic.clone()),
-            ("CONSUMER_GROUP", "registration-service".to_owned()),
+            ("CONSUMER_GROUP", registration_group(&self.topic)),
             ("REGISTRATION_SERVICE_ADDR", format!("127.0.0.1:{port}")),
             ("COMMIT_POLICY", self.config.commit_policy.to_owned()),
             ("BATCH_SIZE", self.config.batch_size.to_string()),
@@ -274,6 +289,13 @@ impl Wiring {
         .chain(self.config.extra_env.iter().cloned())
         .collect()
     }
+}
+
+/// A group per cluster: clusters of tests running side by side would otherwise share one
+/// group, rebalance each other, and a member stalled on a cut database holds every such
+/// rebalance (and the others' commits) up.
+fn registration_group(topic: &str) -> String {
+    format!("{topic}-registration-service")
 }
 
 async fn ok(url: &str) -> bool {

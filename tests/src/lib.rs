@@ -13,6 +13,7 @@ pub mod environment;
 pub mod gateway;
 pub mod kafka;
 pub mod ledger;
+pub mod metrics;
 pub mod processes;
 pub mod registrations;
 pub mod tcp_proxy;
