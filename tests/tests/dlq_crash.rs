@@ -56,8 +56,9 @@ async fn kill_9_while_messages_wait_loses_none_of_them() {
     let mut worker = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, port));
     // Half due at once, half in 20 s, interleaved so every partition has both kinds.
     let now = Utc::now().timestamp_millis();
+    let late_due = now + 20_000;
     for i in 0..20 {
-        let due = if i % 2 == 0 { now } else { now + 20_000 };
+        let due = if i % 2 == 0 { now } else { late_due };
         produce_due(env, &dlq, &origin, i, due).await;
     }
     wait::until(Duration::from_secs(30), "the early half is re-sent and the late half waits", || async {
@@ -65,6 +66,16 @@ async fn kill_9_while_messages_wait_loses_none_of_them() {
     })
     .await;
     worker.kill_9().await;
+    // The kill must land while the worker holds polled, uncommitted work: the late half was
+    // scheduled (seen above) and could not be due yet, and the broker has not committed it.
+    // Otherwise the restart below would prove nothing.
+    let killed_at = Utc::now().timestamp_millis();
+    assert!(killed_at < late_due, "precondition failed: the kill came after the late half was due ({killed_at} >= {late_due})");
+    let committed: i64 = env.committed_offsets(&scope.group, &dlq).values().sum();
+    assert!(
+        committed <= 10,
+        "precondition failed: {committed} of 20 DLQ records committed at the kill, so the late half was not in flight"
+    );
     let after_kill = distinct_payloads(env, &origin).await;
     assert_eq!(after_kill.len(), 10, "only the early half was sent before the crash: {after_kill:?}");
 
