@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app_state::AppState;
 use crate::configuration::{HttpLimits, Settings};
-use crate::idempotency::IdempotencyStore;
+use crate::idempotency::IdempotencyClaims;
 use crate::json_body::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::password_hashing::{InvalidParams, PasswordHasher};
@@ -79,15 +79,22 @@ impl Application {
             hasher: Arc::new(PasswordHasher::new(&settings.hashing)?),
             request_ids: RequestIds::new(settings.request_id_secret.clone()),
             secret: settings.request_id_secret.clone(),
-            idempotency: Arc::new(IdempotencyStore::new(settings.idempotency)),
+            idempotency: IdempotencyClaims::new(
+                db.clone(),
+                settings.request_id_secret.clone(),
+                settings.idempotency,
+            ),
             db,
             metrics: Arc::new(Metrics::new()),
         };
-        let readiness = Readiness::default()
-            .with(BrokerReachable {
-                producer: producer.clone(),
-            })
-            .with(schema);
+        spawn_idempotency_sweep(Arc::downgrade(&state.idempotency));
+        // Not gated on the schema: accepting a sign-up needs only the broker (Idempotency-Key
+        // claims fall back to this instance's map until `idempotency_keys` exists), and a
+        // gateway held out of its load balancer while the database is down would refuse
+        // sign-ups the system could take.
+        let readiness = Readiness::default().with(BrokerReachable {
+            producer: producer.clone(),
+        });
         let (router, routes) = router(state, readiness, settings.request_timeout);
 
         let listener =
@@ -183,8 +190,9 @@ async fn timeout(State(limit): State<Duration>, request: Request, next: Next) ->
 }
 
 /// Every service applies the shared migrations at start, all through the same function. The
-/// gateway must start while the database is down, so it applies them in the background,
-/// retrying until they are applied; `/readyz` stays 503 until then.
+/// gateway must start, and accept sign-ups, while the database is down, so it applies them in
+/// the background, retrying until they are applied; until then the status route answers 503
+/// and Idempotency-Key claims are decided by this instance's map.
 fn spawn_migrations(db: sqlx::MySqlPool, schema: SchemaStatus) {
     tokio::spawn(async move {
         // No shutdown token exists yet: the task ends with the runtime.
@@ -219,4 +227,27 @@ impl ReadinessCheck for BrokerReachable {
             }
         })
     }
+}
+
+/// How often expired Idempotency-Key claims are deleted. Expiry itself does not wait for the
+/// sweep (an expired claim is taken over by the next request); the sweep only bounds the
+/// table's size.
+const IDEMPOTENCY_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Sweeps expired claims while the gateway that owns them lives (the task holds only a weak
+/// reference, so it ends with the application). Several instances sweeping is harmless.
+fn spawn_idempotency_sweep(claims: std::sync::Weak<IdempotencyClaims>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(IDEMPOTENCY_SWEEP_EVERY).await;
+            let Some(claims) = claims.upgrade() else {
+                return;
+            };
+            match claims.shared().sweep_expired().await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "expired Idempotency-Key claims swept"),
+                Err(error) => tracing::warn!(%error, "sweeping expired Idempotency-Key claims failed"),
+            }
+        }
+    });
 }
