@@ -170,10 +170,6 @@ mod tests {
     use super::*;
     use crate::domain::{DisplayName, EmailAddress, Password};
 
-    fn key(k: &str) -> IdempotencyKey {
-        IdempotencyKey::parse(k.as_bytes()).unwrap()
-    }
-
     fn registration(email: &str, name: &str, password: &str) -> NewRegistration {
         NewRegistration {
             email: EmailAddress::parse(email).unwrap(),
