@@ -62,6 +62,9 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let producer = DurableProducer::new(&settings.kafka, settings.publish_timeout)?;
+        // A 202 is as durable as the topic behind it: warn when it is replicated less than the
+        // topic policy asks (the registration-service declares it; this only checks).
+        reliable_messaging::topics::spawn_durability_check(settings.kafka.clone(), vec![settings.registrations_topic.clone()]);
         // Lazy: the gateway starts, and accepts registrations, while the database is down;
         // only the status route needs it, and it waits at most `db_acquire_timeout`.
         let db = MySqlPoolOptions::new()

@@ -10,6 +10,19 @@ use rdkafka::util::Timeout;
 use crate::delivery::Header;
 use crate::settings::KafkaSettings;
 
+/// `PRODUCER_ACKS`: `all` (the default and the only safe value) or `unsafe-1`, which exists so
+/// that the replicated-cluster negative control can show what `acks=all` prevents, the way
+/// `COMMIT_POLICY=unsafe-auto-commit` does for commits.
+fn unsafe_leader_only_acks() -> Result<bool, PublishError> {
+    match std::env::var("PRODUCER_ACKS").as_deref() {
+        Err(_) | Ok("all") => Ok(false),
+        Ok("unsafe-1") => Ok(true),
+        Ok(other) => Err(PublishError::Setup(KafkaError::ClientCreation(format!(
+            "PRODUCER_ACKS={other:?} is invalid: use `all` (`unsafe-1` only for negative-control tests)"
+        )))),
+    }
+}
+
 /// A record to publish.
 #[derive(Debug, Clone)]
 pub struct OutboundRecord {
@@ -71,6 +84,13 @@ impl DurableProducer {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", delivery_timeout.as_millis().max(1).to_string());
+        if unsafe_leader_only_acks()? {
+            // Negative-control tests only: the leader acknowledges alone, so a leader that dies
+            // before its followers copied a record takes an acknowledged record with it.
+            // (librdkafka refuses idempotence without acks=all.)
+            tracing::warn!("PRODUCER_ACKS=unsafe-1: acknowledged records can be lost when a leader fails; never use this outside a negative-control test");
+            config.set("acks", "1").set("enable.idempotence", "false");
+        }
         let inner: FutureProducer = config.create().map_err(PublishError::Setup)?;
         Ok(Self { inner, delivery_timeout })
     }
