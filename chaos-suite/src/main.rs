@@ -6,6 +6,7 @@
 //! scripts/chaos.sh              # the long suite (many kills)
 //! scripts/chaos.sh --short      # what CI runs
 //! scripts/chaos.sh --scenario db-outage-10s --kills 5
+//! scripts/chaos.sh --only registration-kills --only dlq-worker-kills   # exact names
 //! ```
 //!
 //! Scenarios restart the shared broker: run the suite on its own, not beside other tests.
@@ -36,6 +37,9 @@ pub struct Options {
     /// Run only the scenarios whose name contains this.
     #[arg(long)]
     pub scenario: Option<String>,
+    /// Run only the scenario with exactly this name (repeatable), e.g. `--only registration-kills`.
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -49,8 +53,16 @@ async fn main() -> std::process::ExitCode {
     let options = Options::parse();
     let started = Instant::now();
     let mut results = Vec::new();
+    let known: Vec<&str> = scenarios::all().iter().map(|s| s.name).collect();
+    if let Some(unknown) = options.only.iter().find(|n| !known.contains(&n.as_str())) {
+        eprintln!("no scenario named {unknown:?}; known: {}", known.join(", "));
+        return std::process::ExitCode::FAILURE;
+    }
     for scenario in scenarios::all() {
         if options.scenario.as_deref().is_some_and(|s| !scenario.name.contains(s)) {
+            continue;
+        }
+        if !options.only.is_empty() && !options.only.iter().any(|n| n == scenario.name) {
             continue;
         }
         eprintln!("=== {} — {}", scenario.name, scenario.what);

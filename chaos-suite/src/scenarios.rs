@@ -1,7 +1,7 @@
 //! The scenarios. Each builds its own cluster (own topic, own database), injects its faults
 //! under load, lets the system settle and holds it to the ledger.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -11,6 +11,10 @@ use uuid::Uuid;
 
 use crate::bad_input;
 use integration_tests::cluster::{Cluster, ClusterConfig};
+use integration_tests::{metrics, wait};
+use registration_events::REQUEST_ID_HEADER;
+use reliable_messaging::dead_letter::dead_letter_topic;
+use reliable_messaging::Delivery;
 use crate::load::{Load, LoadStats};
 use crate::report::ScenarioResult;
 use crate::Options;
@@ -23,8 +27,8 @@ pub struct Scenario {
 
 pub fn all() -> Vec<Scenario> {
     vec![
-        Scenario { name: "registration-kills", what: "SIGKILL of the registration-service under load: mid-batch, with the database stalled under a batch, and during the group rebalance after a restart", run: |o| registration_kills(o).boxed() },
-        Scenario { name: "negative-control-auto-commit", what: "the same kills with Kafka auto-commit: the ledger MUST report loss", run: |o| negative_control(o).boxed() },
+        Scenario { name: "registration-kills", what: "SIGKILL of the registration-service under load, each on polled records it could not store yet: at a random point of the stream and right after a restart", run: |o| registration_kills(o).boxed() },
+        Scenario { name: "negative-control-auto-commit", what: "the same kills with Kafka auto-commit, each after it committed records not stored: the ledger MUST report loss", run: |o| negative_control(o).boxed() },
         Scenario { name: "dlq-worker-kills", what: "SIGKILL of the dlq-worker while messages are scheduled for retry", run: |o| dlq_worker_kills(o).boxed() },
         Scenario { name: "db-outage-10s", what: "database unreachable for 10 s under load (the article's scenario): everything stored", run: |o| db_outage_10s(o).boxed() },
         Scenario { name: "db-outage-beyond-retry-budget", what: "database unreachable longer than the whole retry budget: parked after exactly 5 retries, nothing lost", run: |o| db_outage_beyond_budget(o).boxed() },
@@ -72,62 +76,128 @@ async fn finish(mut result: ScenarioResult, cluster: Cluster) -> ScenarioResult 
     result
 }
 
-/// The kill loop shared by the scenario and its negative control. Three kinds of kill, in
-/// turn: at a random moment of processing; after the database stalled under a polled batch
-/// (between poll and write); and right after a restart, while the group rebalances.
-async fn kill_registration_repeatedly(cluster: &mut Cluster, kills: u32) -> u32 {
+/// The kill loop shared by the scenario and its negative control. Every kill is placed on
+/// in-flight work (see [`kill_with_work_in_flight`]); two kinds in turn: at a random point of
+/// the stream, and right after a restart, once the new incarnation holds work. Returns the
+/// kills injected and why any of them did not land on in-flight work.
+async fn kill_registration_repeatedly(cluster: &mut Cluster, kills: u32, auto_commit: bool) -> (u32, Vec<String>) {
     let mut injected = 0;
+    let mut missed = Vec::new();
     while injected < kills {
-        // A restarted member gets partitions only after the killed one's session expires;
-        // a kill before that would hit an idle process and prove nothing.
-        cluster.wait_registration_assigned(0).await;
-        match injected % 3 {
-            0 => pause(300..2_000).await,
-            1 => {
-                // Inside the in-place retry window, after auto-commit's 100 ms interval.
-                cluster.proxy.cut();
-                tokio::time::sleep(Duration::from_millis(1_000)).await;
-            }
-            _ => {
-                // Kill, restart, and kill again while the new member joins the group.
-                cluster.kill_registration(0).await;
-                cluster.restart_registration(0);
-                injected += 1;
-                pause(200..800).await;
-            }
+        let right_after_restart = injected % 2 == 1;
+        if !right_after_restart {
+            pause(300..2_000).await;
         }
-        cluster.kill_registration(0).await;
-        cluster.proxy.restore();
-        cluster.restart_registration(0);
+        if let Err(why) = kill_with_work_in_flight(cluster, auto_commit).await {
+            missed.push(format!("kill {}: {why}", injected + 1));
+        }
         injected += 1;
     }
-    injected
+    (injected, missed)
+}
+
+/// SIGKILL of registration-service instance 0 while it holds polled records without a durable
+/// outcome, then restore and restart. The database is cut first; the kill waits until the
+/// instance's `/metrics` shows records in flight, and with `auto_commit` also until the
+/// broker has committed records that are not durable (what auto-commit loses). While the
+/// database is cut, work becomes durable only through the DLQ, so an unchanged DLQ from
+/// before the observation to after the kill proves the records were still in flight. `Err`
+/// says why the kill did not land on such work.
+async fn kill_with_work_in_flight(cluster: &mut Cluster, auto_commit: bool) -> Result<(), String> {
+    // A restarted member gets partitions only after the killed one's session expires.
+    cluster.wait_registration_assigned(0).await;
+    let committed_at_cut = cluster.env.committed_offsets(&cluster.registration_group(), &cluster.topic);
+    cluster.proxy.cut();
+    let port = cluster.registration_port(0);
+    let dead_lettered_before = dead_lettered(cluster).await;
+    let held = wait::within(Duration::from_secs(30), || async {
+        metrics::read(port, "registration_service_in_flight").await.is_some_and(|n| n > 0.0)
+    })
+    .await;
+    let committed_unsafely = if held && auto_commit {
+        let c: &Cluster = cluster;
+        wait::within(Duration::from_secs(30), || async { committed_but_not_durable(c, &committed_at_cut).await > 0 })
+            .await
+    } else {
+        true
+    };
+    cluster.kill_registration(0).await;
+    let dead_lettered_after = dead_lettered(cluster).await;
+    cluster.proxy.restore();
+    cluster.restart_registration(0);
+    if !held {
+        return Err("the instance never held polled records it could not store".into());
+    }
+    if !committed_unsafely {
+        return Err("auto-commit never committed a record that was not durable".into());
+    }
+    if dead_lettered_after != dead_lettered_before {
+        return Err(format!("{} records reached the DLQ before the kill", dead_lettered_after - dead_lettered_before));
+    }
+    Ok(())
+}
+
+/// Records the group committed since `from` whose outcome is not durable: in no table and
+/// not on the DLQ. A crash loses exactly these; only auto-commit can produce them.
+async fn committed_but_not_durable(cluster: &Cluster, from: &HashMap<i32, i64>) -> usize {
+    let committed = cluster.env.committed_offsets(&cluster.registration_group(), &cluster.topic);
+    let candidates: Vec<Uuid> = cluster
+        .env
+        .records_after(&cluster.topic, from)
+        .await
+        .iter()
+        .filter(|r| committed.get(&r.partition).is_some_and(|&next| r.offset < next))
+        .filter_map(request_id)
+        .collect();
+    if candidates.is_empty() {
+        return 0;
+    }
+    let mut durable: HashSet<Uuid> = cluster.db.user_rows_by_request().await.into_keys().collect();
+    let settled: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT request_id FROM request_status WHERE status IN ('rejected', 'parked')")
+            .fetch_all(&cluster.db.pool)
+            .await
+            .unwrap_or_default();
+    durable.extend(settled.iter().filter_map(|b| Uuid::from_slice(b).ok()));
+    let dlq = dead_letter_topic(&cluster.topic);
+    let on_dlq: i64 = cluster.env.end_offsets(&dlq).values().sum();
+    let on_dlq = cluster.env.read_topic(&dlq, usize::try_from(on_dlq).unwrap_or(0), Duration::from_secs(10)).await;
+    durable.extend(on_dlq.iter().filter_map(request_id));
+    candidates.iter().filter(|id| !durable.contains(id)).count()
+}
+
+fn request_id(record: &Delivery) -> Option<Uuid> {
+    record.header_str(REQUEST_ID_HEADER).and_then(|s| Uuid::parse_str(s).ok())
 }
 
 async fn registration_kills(o: Options) -> ScenarioResult {
     let mut cluster = Cluster::start(ClusterConfig::default()).await;
     let kills = o.kills();
     let load = start_load(&cluster, o.rate).await;
-    let faults = kill_registration_repeatedly(&mut cluster, kills).await;
+    let (faults, missed) = kill_registration_repeatedly(&mut cluster, kills, false).await;
     let stats = stop_load(load).await;
     let (mut result, cluster) = conclude("registration-kills", cluster, stats, faults, SETTLE).await;
     result.require_clean_ledger();
+    result.require(missed.is_empty(), format!("kills that hit no in-flight work prove nothing: {missed:?}"));
     finish(result, cluster).await
 }
 
 async fn negative_control(o: Options) -> ScenarioResult {
     let config = ClusterConfig { commit_policy: "unsafe-auto-commit", ..ClusterConfig::default() };
     let mut cluster = Cluster::start(config).await;
-    // At least two kills so one lands with the database stalled under a polled batch.
-    let kills = o.kills().max(2);
+    // Every kill waits until auto-commit has committed records that are not durable, so each
+    // one loses registrations; the ledger must see it.
+    let kills = o.kills();
     let load = start_load(&cluster, o.rate).await;
-    let faults = kill_registration_repeatedly(&mut cluster, kills).await;
+    let (faults, missed) = kill_registration_repeatedly(&mut cluster, kills, true).await;
     let stats = stop_load(load).await;
     let (mut result, cluster) = conclude("negative-control-auto-commit", cluster, stats, faults, Duration::from_secs(30)).await;
+    result.require(missed.is_empty(), format!("kills that could not lose anything prove nothing: {missed:?}"));
     let detected = !result.ledger.lost.is_empty();
     result.require(detected, "auto-commit lost nothing detectable: the ledger check proves nothing");
     if detected {
-        result.note = format!("loss detected as it must be ({} lost)", result.ledger.lost.len());
+        let lost = result.ledger.lost.len();
+        add_note(&mut result, format!("loss detected as it must be ({lost} lost)"));
     }
     finish(result, cluster).await
 }
@@ -142,17 +212,48 @@ async fn dlq_worker_kills(o: Options) -> ScenarioResult {
     let mut cluster = Cluster::start(config).await;
     let kills = o.kills();
     let load = start_load(&cluster, o.rate).await;
+    let mut missed = Vec::new();
     let faults = {
         let c = &mut cluster;
         // Fill the DLQ: the database goes away long enough for batches to be dead-lettered.
         c.proxy.cut();
         tokio::time::sleep(Duration::from_secs(3)).await;
+        let port = c.dlq_worker_port();
+        let group = format!("dlq-worker-{}", c.topic);
+        let dlq = reliable_messaging::dead_letter::dead_letter_topic(&c.topic);
         let mut injected = 1;
         for k in 0..kills {
-            pause(500..2_000).await;
-            c.kill_dlq_worker().await;
-            if k == kills / 2 {
+            if k > 0 {
+                // The restarted worker runs its migrations before it consumes, so it needs the
+                // database: a kill while it waits for it would hit an idle process. The
+                // database is back until the worker owns the DLQ's partitions (re-sends
+                // succeed meanwhile), then cut again so new dead letters arrive.
                 c.proxy.restore();
+                let consuming = wait::within(Duration::from_secs(60), || async {
+                    metrics::read(port, "dlq_assigned_partitions").await.is_some_and(|n| n > 0.0)
+                })
+                .await;
+                c.proxy.cut();
+                if !consuming {
+                    missed.push(format!("kill {}: the restarted worker never owned partitions", k + 1));
+                }
+            }
+            pause(500..2_000).await;
+            // The kill must land on messages the worker polled and has not committed: it holds
+            // some scheduled or being re-sent, and the broker has not committed them.
+            let held = wait::within(Duration::from_secs(30), || async {
+                let page = metrics::scrape(port).await.unwrap_or_default();
+                let held = |name| metrics::value(&page, name).unwrap_or(0.0);
+                held("dlq_scheduled") + held("dlq_in_flight") > 0.0
+            })
+            .await;
+            c.kill_dlq_worker().await;
+            let committed: i64 = c.env.committed_offsets(&group, &dlq).values().sum();
+            let written: i64 = c.env.end_offsets(&dlq).values().sum();
+            if !held {
+                missed.push(format!("kill {}: the worker held no scheduled message", k + 1));
+            } else if committed >= written {
+                missed.push(format!("kill {}: every DLQ record was committed", k + 1));
             }
             c.restart_dlq_worker();
             injected += 1;
@@ -163,19 +264,25 @@ async fn dlq_worker_kills(o: Options) -> ScenarioResult {
     let stats = stop_load(load).await;
     let (mut result, cluster) = conclude("dlq-worker-kills", cluster, stats, faults, SETTLE).await;
     result.require_clean_ledger();
+    result.require(missed.is_empty(), format!("kills that hit no in-flight work prove nothing: {missed:?}"));
     let dead_lettered = dead_lettered(&cluster).await;
     result.require(dead_lettered > 0, "nothing went through the DLQ, so the worker kills tested nothing");
-    result.note = format!("{dead_lettered} records went through the DLQ");
+    add_note(&mut result, format!("{dead_lettered} records went through the DLQ"));
     finish(result, cluster).await
 }
 
 async fn db_outage_10s(o: Options) -> ScenarioResult {
     let mut cluster = Cluster::start(ClusterConfig::default()).await;
     let load = start_load(&cluster, o.rate).await;
+    let hit_work;
     let faults = {
         let c = &mut cluster;
+        let dead_lettered_before = dead_lettered(c).await;
         c.proxy.cut();
         tokio::time::sleep(Duration::from_secs(10)).await;
+        // Checked before the database returns: the consumers polled sign-ups they could not
+        // store, so the DLQ grew once their in-place retries ran out.
+        hit_work = dead_lettered(c).await > dead_lettered_before;
         c.proxy.restore();
         tokio::time::sleep(Duration::from_secs(3)).await;
         1
@@ -183,6 +290,7 @@ async fn db_outage_10s(o: Options) -> ScenarioResult {
     let stats = stop_load(load).await;
     let (mut result, cluster) = conclude("db-outage-10s", cluster, stats, faults, SETTLE).await;
     result.require_clean_ledger();
+    result.require(hit_work, "the outage hit no work: nothing was dead-lettered while the database was away");
     result.require(result.ledger.parked == 0, format!("{} registrations parked: a 10 s outage must be bridged by retries", result.ledger.parked));
     finish(result, cluster).await
 }
@@ -197,16 +305,27 @@ async fn db_outage_beyond_budget(o: Options) -> ScenarioResult {
     };
     let mut cluster = Cluster::start(config).await;
     let load = start_load(&cluster, o.rate).await;
+    let budget_exhausted;
     let faults = {
         let c = &mut cluster;
         c.proxy.cut();
         tokio::time::sleep(Duration::from_secs(12)).await;
+        // The database returns only once some message has spent its whole budget while it was
+        // away (a dead letter with retry count 5), not merely after a sleep.
+        let dlq = reliable_messaging::dead_letter::dead_letter_topic(&c.topic);
+        budget_exhausted = wait::within(Duration::from_secs(60), || async {
+            let written: i64 = c.env.end_offsets(&dlq).values().sum();
+            let records = c.env.read_topic(&dlq, usize::try_from(written).unwrap_or(0), Duration::from_secs(10)).await;
+            records.iter().any(|r| r.retry_count() >= 5)
+        })
+        .await;
         c.proxy.restore();
         1
     };
     let stats = stop_load(load).await;
     let (mut result, cluster) = conclude("db-outage-beyond-retry-budget", cluster, stats, faults, SETTLE).await;
     result.require_clean_ledger();
+    result.require(budget_exhausted, "no message exhausted its retry budget while the database was away");
     result.require(result.ledger.parked > 0, "nothing was parked although the outage outlasted the retry budget");
     let wrong_counts: i64 = cluster
         .db
@@ -265,7 +384,7 @@ async fn graceful_shutdown(o: Options) -> ScenarioResult {
         pause(1_000..3_000).await;
         clean_exit = c.terminate_registration(0).await;
         // Stored but not committed = records after the committed offsets already in `users`.
-        let committed = c.env.committed_offsets("registration-service", &c.topic);
+        let committed = c.env.committed_offsets(&c.registration_group(), &c.topic);
         let after = c.env.records_after(&c.topic, &committed).await;
         let stored: HashSet<Uuid> = c.db.user_rows_by_request().await.into_keys().collect();
         gap = after
@@ -285,6 +404,14 @@ async fn graceful_shutdown(o: Options) -> ScenarioResult {
         result.note = format!("stored-but-uncommitted after SIGTERM: {gap}");
     }
     finish(result, cluster).await
+}
+
+/// Adds `note` to the result's note without hiding why it failed.
+fn add_note(result: &mut ScenarioResult, note: String) {
+    if !result.note.is_empty() {
+        result.note.push_str("; ");
+    }
+    result.note.push_str(&note);
 }
 
 /// Records that went through the DLQ (end offsets of the DLQ topic).
