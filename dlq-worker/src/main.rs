@@ -15,6 +15,10 @@ async fn main() -> anyhow::Result<ExitCode> {
     match args.command {
         None => {
             telemetry::init("dlq-worker");
+            // A wrong password or an untrusted certificate is a clear error now, not a hang later.
+            reliable_messaging::preflight::check(&settings.kafka, &settings.database_url)
+                .await
+                .context("connecting to Kafka and the database")?;
             let application = Application::build(settings).await?;
             application.run_until_stopped(shutdown::on_termination_signal()).await?;
             Ok(ExitCode::SUCCESS)

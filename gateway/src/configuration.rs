@@ -207,7 +207,10 @@ impl Settings {
     /// Reads the process environment. The flag says whether the request-id secret was
     /// generated because `REQUEST_ID_SECRET` is unset (the caller warns about it).
     pub fn from_env() -> Result<(Self, SecretSource), ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let (mut settings, source) = Self::from_lookup(|name| std::env::var(name).ok())?;
+        // KAFKA_<PROPERTY> variables: TLS, SASL and any other librdkafka property.
+        settings.kafka.read_properties(std::env::vars());
+        Ok((settings, source))
     }
 
     /// Like [`Settings::from_env`], reading variables through `lookup`.

@@ -16,6 +16,10 @@ async fn main() -> anyhow::Result<()> {
              (or by other instances) can no longer be verified and will be answered 404"
         );
     }
+    // A wrong password or an untrusted certificate is a clear error now, not a hang later.
+    reliable_messaging::preflight::check(&settings.kafka, &settings.database_url)
+        .await
+        .context("connecting to Kafka and the database")?;
     let application = Application::build(settings)
         .await
         .context("starting the gateway")?;

@@ -8,6 +8,10 @@ use registration_service::startup::Application;
 async fn main() -> anyhow::Result<()> {
     reliable_messaging::telemetry::init("registration-service");
     let settings = Settings::from_env().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    // A wrong password or an untrusted certificate is a clear error now, not a hang later.
+    reliable_messaging::preflight::check(&settings.kafka, &settings.database_url)
+        .await
+        .context("connecting to Kafka and the database")?;
     let shutdown = reliable_messaging::shutdown::on_termination_signal();
     let app = Application::build(settings).await?;
     tracing::info!(http_port = app.http_port(), "registration-service starting");

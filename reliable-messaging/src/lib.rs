@@ -26,6 +26,7 @@ pub mod health;
 pub mod offset_tracker;
 pub mod outcome;
 pub mod parking;
+pub mod preflight;
 pub mod problem;
 pub mod producer;
 pub mod request_status;

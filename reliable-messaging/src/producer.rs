@@ -77,6 +77,8 @@ impl DurableProducer {
         // Small linger: under load several requests share one produce request (and one
         // replication round-trip); idle, a request waits at most this long.
         config.set("linger.ms", "2").set("compression.type", "lz4");
+        // The operator's KAFKA_* properties win over these defaults (e.g. zstd compression).
+        settings.apply_properties(&mut config);
         for (k, v) in overrides {
             config.set(*k, *v);
         }

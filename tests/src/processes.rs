@@ -78,6 +78,12 @@ impl ServiceProcess {
         }
     }
 
+    /// Waits up to `within` for the process to exit on its own; its exit status, or `None`
+    /// if it is still running (it is left running).
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(within, self.child.wait()).await.ok().and_then(Result::ok)
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
