@@ -12,6 +12,7 @@
 //! Scenarios restart the shared broker: run the suite on its own, not beside other tests.
 
 mod bad_input;
+mod idempotency;
 mod load;
 mod report;
 mod scenarios;

@@ -10,6 +10,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::bad_input;
+use crate::idempotency;
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::{metrics, wait};
 use registration_events::REQUEST_ID_HEADER;
@@ -35,6 +36,8 @@ pub fn all() -> Vec<Scenario> {
         Scenario { name: "broker-restart", what: "Kafka restarted under load: 503 while down, never a 202 the broker did not take", run: |o| broker_restart(o).boxed() },
         Scenario { name: "three-instances", what: "three registration-service instances: one killed, one added, under load", run: |o| three_instances(o).boxed() },
         Scenario { name: "graceful-shutdown", what: "SIGTERM under load: clean exit, no stored-but-uncommitted gap larger than one batch", run: |o| graceful_shutdown(o).boxed() },
+        Scenario { name: "idempotency-key-reuse", what: "Idempotency-Keys reused with another body across a gateway restart and two instances: 409, same id for retries, every row as sent", run: |o| idempotency::key_reuse(o).boxed() },
+        Scenario { name: "negative-control-idempotency-key-reuse", what: "the old gateway's answer to a reused key (another body, same id, 202) replayed: the ledger MUST catch it", run: |o| idempotency::key_reuse_negative_control(o).boxed() },
         Scenario { name: "bad-input-http", what: "malformed and schema-fuzzed HTTP requests: 4xx problem documents or 202, never 5xx or a dropped connection", run: |o| bad_input::http(o).boxed() },
         Scenario { name: "bad-input-kafka", what: "poison records on the topic and on its DLQ: each parked with a readable reason, good records keep flowing", run: |o| bad_input::kafka(o).boxed() },
     ]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::database::TestDatabase;
-use crate::ledger::{self, LedgerReport};
+use crate::ledger::{self, Expected, LedgerReport};
 use crate::processes::{free_port, ServiceProcess};
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 use crate::{test_env, wait, TestEnv};
@@ -43,6 +43,10 @@ pub struct Cluster {
     pub topic: String,
     pub gateway_url: String,
     gateway: ServiceProcess,
+    /// The gateway's environment, for restarts and further instances (same secret).
+    gateway_env: Vec<(&'static str, String)>,
+    /// Further gateway instances sharing the topic, the database and the secret.
+    extra_gateways: Vec<ServiceProcess>,
     /// One slot per instance ever started; `None` once killed for good.
     registration: Vec<Option<ServiceProcess>>,
     registration_ports: Vec<u16>,
@@ -85,6 +89,7 @@ impl Cluster {
         ];
         gateway_env.extend(config.extra_env.iter().cloned());
         let gateway = ServiceProcess::spawn("gateway", &gateway_env);
+        let gateway_env = gateway_env.clone();
         let wiring = Wiring {
             kafka_bootstrap: env.kafka_bootstrap.clone(),
             database_url: proxy.rewrite_url(&db.url),
@@ -101,6 +106,8 @@ impl Cluster {
             topic,
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
             gateway,
+            gateway_env,
+            extra_gateways: Vec::new(),
             registration: Vec::new(),
             registration_ports: Vec::new(),
             dlq_worker,
@@ -131,6 +138,36 @@ impl Cluster {
         })
         .await;
         cluster
+    }
+
+    /// SIGTERM of the gateway, then a new gateway process on the same address: everything it
+    /// held in memory is gone. Returns whether the old one exited cleanly.
+    pub async fn restart_gateway(&mut self) -> bool {
+        let clean = self.gateway.terminate(Duration::from_secs(30)).await;
+        self.gateway = ServiceProcess::spawn("gateway", &self.gateway_env);
+        self.log_paths.push(self.gateway.log_path.clone());
+        self.wait_ready(&format!("{}/readyz", self.gateway_url)).await;
+        clean
+    }
+
+    /// Starts another gateway instance of the same deployment (same topic, database and
+    /// secret) on a port of its own; returns its base URL.
+    pub async fn add_gateway_instance(&mut self) -> String {
+        let port = free_port();
+        let env: Vec<(&'static str, String)> = self
+            .gateway_env
+            .iter()
+            .map(|(k, v)| match *k {
+                "GATEWAY_ADDR" => (*k, format!("127.0.0.1:{port}")),
+                _ => (*k, v.clone()),
+            })
+            .collect();
+        let process = ServiceProcess::spawn("gateway", &env);
+        self.log_paths.push(process.log_path.clone());
+        self.extra_gateways.push(process);
+        let url = format!("http://127.0.0.1:{port}");
+        self.wait_ready(&format!("{url}/readyz")).await;
+        url
     }
 
     /// Starts one more registration-service instance; returns its slot.
@@ -220,15 +257,16 @@ impl Cluster {
 
     /// Waits until every accepted request reached an end state (or `timeout`), and returns the
     /// ledger.
-    pub async fn settle(&self, accepted: &[Uuid], timeout: Duration) -> LedgerReport {
+    pub async fn settle(&self, accepted: &[Expected], timeout: Duration) -> LedgerReport {
         let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let report = ledger::check(&self.db, accepted).await;
-            if report.lost.is_empty() || tokio::time::Instant::now() >= deadline {
-                return report;
-            }
+        let ids: Vec<Uuid> = accepted.iter().map(|a| a.request_id).collect();
+        // Poll on where requests ended (cheap), then hold every row to its content once.
+        while !ledger::lost_so_far(&self.db, &ids).await.is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        ledger::check(&self.db, accepted).await
     }
 
     /// Stops every process gracefully; returns the names of those that did not exit cleanly.
@@ -241,6 +279,11 @@ impl Cluster {
         }
         if !self.dlq_worker.terminate(Duration::from_secs(30)).await {
             unclean.push("dlq-worker".to_owned());
+        }
+        for (i, mut extra) in std::mem::take(&mut self.extra_gateways).into_iter().enumerate() {
+            if !extra.terminate(Duration::from_secs(30)).await {
+                unclean.push(format!("gateway[{}]", i + 1));
+            }
         }
         if !self.gateway.terminate(Duration::from_secs(30)).await {
             unclean.push("gateway".to_owned());
