@@ -6,6 +6,7 @@ use std::time::Duration;
 use reliable_messaging::backoff::Backoff;
 use reliable_messaging::parking::Rate;
 use reliable_messaging::retry_metadata::MetadataFormat;
+use reliable_messaging::dead_letter_limit::DeadLetterLimit;
 use reliable_messaging::settings::env_or;
 use reliable_messaging::KafkaSettings;
 
@@ -48,6 +49,9 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Default pace of bulk redrives from the parking lot.
     pub redrive_rate: Rate,
+    /// When parking stops and the worker halts: too many permanent/poison parks in a row or
+    /// in a window (a bad deploy upstream must not flood the parking lot).
+    pub park_limit: DeadLetterLimit,
 }
 
 impl Settings {
@@ -69,6 +73,8 @@ impl Settings {
     /// | `DLQ_WORKER_ADDR` | `127.0.0.1:8082` |
     /// | `ADMIN_TOKEN` | unset (admin API off) |
     /// | `DLQ_REDRIVE_RATE` | `50/s` |
+    /// | `DLQ_MAX_CONSECUTIVE_PARKED` | 100 (0 = no limit): permanent or poison parks in a row before the worker halts |
+    /// | `DLQ_PARKED_WINDOW` / `DLQ_MAX_PARKED_SHARE` | 1000 / 0.5 (window 0 = off) |
     pub fn from_env() -> Result<Self, String> {
         let topic_pattern: String = env_or("DLQ_TOPIC_PATTERN", "^.*-dlq$".to_owned())?;
         if !topic_pattern.starts_with('^') {
@@ -95,6 +101,18 @@ impl Settings {
             http_addr: env_or("DLQ_WORKER_ADDR", "127.0.0.1:8082".parse().expect("literal address"))?,
             admin_token: std::env::var("ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()),
             redrive_rate: env_or("DLQ_REDRIVE_RATE", Rate::default())?,
+            park_limit: {
+                let default = DeadLetterLimit::default();
+                let limit = DeadLetterLimit {
+                    max_consecutive: env_or("DLQ_MAX_CONSECUTIVE_PARKED", default.max_consecutive)?,
+                    window: env_or("DLQ_PARKED_WINDOW", default.window)?,
+                    max_share: env_or("DLQ_MAX_PARKED_SHARE", default.max_share)?,
+                };
+                if !(0.0..=1.0).contains(&limit.max_share) {
+                    return Err("DLQ_MAX_PARKED_SHARE must be between 0 and 1".to_owned());
+                }
+                limit
+            },
         })
     }
 }

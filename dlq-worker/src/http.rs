@@ -81,3 +81,22 @@ impl ReadinessCheck for DatabaseReachable {
         Box::pin(async move { sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| e.to_string()) })
     }
 }
+
+/// Re-sending: not halted by the parking flood limit, not holding re-sends for an outage.
+pub struct Resending(pub Arc<Metrics>);
+
+impl ReadinessCheck for Resending {
+    fn name(&self) -> &'static str {
+        "worker"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let state = if let Some(reason) = self.0.halted.lock().expect("halt lock").as_ref() {
+            Err(format!("halted: {reason}"))
+        } else if self.0.database_down.load(Ordering::Relaxed) {
+            Err("paused: database down, re-sends held".to_owned())
+        } else {
+            Ok(())
+        };
+        Box::pin(async move { state })
+    }
+}

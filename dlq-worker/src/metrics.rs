@@ -33,6 +33,13 @@ pub struct Metrics {
     pub assigned_partitions: AtomicUsize,
     /// Whether the regex subscription is in place.
     pub subscribed: AtomicBool,
+    /// Set while the database does not answer the worker's probe: re-sends are held (a paused
+    /// consumer could not take them, and counting them would burn retries for an outage).
+    pub database_down: AtomicBool,
+    /// Re-sends held back because the database was down, counted once per outage.
+    pub outages: AtomicU64,
+    /// Why intake halted (the parking flood limit), if it did.
+    pub halted: std::sync::Mutex<Option<String>>,
 }
 
 impl Metrics {
@@ -127,6 +134,24 @@ impl Metrics {
             "counter",
             "Times the partitions were paused because too many messages waited.",
             vec![(String::new(), load(&self.pauses))],
+        );
+        metric(
+            "dlq_resends_held",
+            "gauge",
+            "1 while re-sends are held because the database does not answer.",
+            vec![(String::new(), u64::from(self.database_down.load(Ordering::Relaxed)))],
+        );
+        metric(
+            "dlq_database_outages_total",
+            "counter",
+            "Database outages during which re-sends were held.",
+            vec![(String::new(), load(&self.outages))],
+        );
+        metric(
+            "dlq_halted",
+            "gauge",
+            "1 once the parking flood limit stopped intake.",
+            vec![(String::new(), u64::from(self.halted.lock().expect("halt lock").is_some()))],
         );
         metric(
             "dlq_assigned_partitions",

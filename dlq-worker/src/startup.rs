@@ -58,7 +58,8 @@ impl Application {
             .with(schema.clone())
             .with(BrokerReachable(topics))
             .with(Subscribed(metrics.clone()))
-            .with(DatabaseReachable(pool.clone()));
+            .with(DatabaseReachable(pool.clone()))
+            .with(http::Resending(metrics.clone()));
         let admin = settings.admin_token.clone().map(|token| {
             let state = AdminState {
                 redriver: Redriver::new(parking.clone(), producer.clone(), settings.metadata_format),

@@ -30,6 +30,8 @@ use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::rebalance::{commit_list, lock, SharedState, WorkerContext};
 use crate::triage::{triage, Decision, RetryPolicy};
+use reliable_messaging::dead_letter_limit::FloodGuard;
+use reliable_messaging::parking::ParkReason;
 
 /// Bounds on memory and concurrency.
 #[derive(Debug, Clone)]
@@ -56,7 +58,12 @@ pub struct DlqWorker {
     policy: RetryPolicy,
     limits: Limits,
     metrics: Arc<Metrics>,
+    /// Counts permanent and poison parks; trips the parking flood limit.
+    park_guard: std::sync::Mutex<FloodGuard>,
 }
+
+/// How often the worker asks the database whether it answers, and how long it waits.
+const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl DlqWorker {
     /// Creates the consumer and subscribes to the dead-letter topic pattern.
@@ -92,6 +99,7 @@ impl DlqWorker {
                 drain_timeout: settings.publish_timeout + Duration::from_secs(1),
             },
             metrics,
+            park_guard: std::sync::Mutex::new(FloodGuard::new(settings.park_limit)),
         })
     }
 
@@ -102,9 +110,13 @@ impl DlqWorker {
         let task_shutdown = shutdown.child_token();
         let mut commit_tick = tokio::time::interval(self.limits.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let probe = tokio::spawn(probe_database(self.actions.pool.clone(), self.metrics.clone(), shutdown.clone()));
         loop {
             let next_due = lock(&self.state).waiting.next_due();
-            let may_dispatch = next_due.is_some() && tasks.len() < self.limits.max_in_flight;
+            // While the database is down, due re-sends wait: the consumers that would take them
+            // are paused for the same outage, so a re-send would only spend a retry.
+            let database_down = self.metrics.database_down.load(Ordering::Relaxed);
+            let may_dispatch = next_due.is_some() && tasks.len() < self.limits.max_in_flight && !database_down;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -115,12 +127,15 @@ impl DlqWorker {
                 _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if may_dispatch => {
                     self.dispatch_due(&mut tasks, &task_shutdown);
                 }
+                // Wakes the loop to re-check the probe while re-sends are held.
+                _ = tokio::time::sleep(DATABASE_PROBE_EVERY), if database_down && next_due.is_some() => {}
                 _ = commit_tick.tick() => self.commit().await,
                 message = self.consumer.recv() => self.intake(message, &mut tasks, &task_shutdown),
             }
             self.metrics.in_flight.store(tasks.len(), Ordering::Relaxed);
             self.apply_back_pressure(tasks.len());
         }
+        probe.abort();
         tracing::info!(in_flight = tasks.len(), "stopping: finishing re-sends in flight");
         task_shutdown.cancel();
         let drained = tokio::time::timeout(self.limits.drain_timeout, async {
@@ -156,12 +171,34 @@ impl DlqWorker {
                 return;
             }
         };
-        self.metrics.consumed.fetch_add(1, Ordering::Relaxed);
+        if self.metrics.halted.lock().expect("halt lock").is_some() {
+            // Halted: nothing new is taken; the record is fetched again after a restart.
+            self.hold_back(&delivery);
+            return;
+        }
         let partition = TopicPartition::new(delivery.topic.clone(), delivery.partition);
         let now_ms = Utc::now().timestamp_millis();
+        let decision = triage(&delivery, &self.policy, now_ms);
+        let parked_for_the_message = match &decision {
+            Decision::Park { reason: ParkReason::Permanent | ParkReason::Poison, explanation, .. } => Some(explanation.as_str()),
+            _ => None,
+        };
+        let trip = self.park_guard.lock().unwrap_or_else(|p| p.into_inner()).observe(parked_for_the_message);
+        if let Some(reason) = trip {
+            tracing::error!(
+                reason = %reason.summary,
+                first_failures = ?reason.first_failures,
+                "parking flood limit reached: intake halted, the rest stays on the dead-letter topics uncommitted; fix the cause (or raise the limit) and restart"
+            );
+            *self.metrics.halted.lock().expect("halt lock") = Some(reason.to_string());
+            self.hold_back(&delivery);
+            self.pause_assignment();
+            return;
+        }
+        self.metrics.consumed.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
         state.offsets.track(&partition, delivery.offset);
-        match triage(&delivery, &self.policy, now_ms) {
+        match decision {
             Decision::Park { source_topic, reason, explanation } => {
                 drop(state);
                 tracing::info!(position = %delivery.position(), %reason, %explanation, "parking");
@@ -183,6 +220,31 @@ impl DlqWorker {
                 );
                 self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Leaves `delivery` for later: its partition is paused and rewound to it, so it is not
+    /// tracked, not committed past, and fetched again after a restart.
+    fn hold_back(&self, delivery: &Delivery) {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(&delivery.topic, delivery.partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(error = %e, position = %delivery.position(), "could not pause a partition");
+        }
+        let offset = rdkafka::Offset::Offset(delivery.offset);
+        if let Err(e) = self.consumer.seek(&delivery.topic, delivery.partition, offset, Duration::from_secs(5)) {
+            tracing::warn!(error = %e, position = %delivery.position(), "could not rewind a partition");
+        }
+    }
+
+    fn pause_assignment(&self) {
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.pause(&tpl) {
+                    tracing::warn!(error = %e, "could not pause the assignment");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the assignment"),
         }
     }
 
@@ -252,6 +314,10 @@ impl DlqWorker {
     /// resumes them once fewer than `resume_below` do: memory stays bounded however large the
     /// dead-letter backlog.
     fn apply_back_pressure(&self, in_flight: usize) {
+        if self.metrics.halted.lock().expect("halt lock").is_some() {
+            // Halted: everything stays paused.
+            return;
+        }
         let mut state = lock(&self.state);
         let load = state.waiting.len() + in_flight;
         let pause = !state.paused && load > self.limits.max_scheduled;
@@ -278,6 +344,38 @@ impl DlqWorker {
                 tracing::info!(waiting = load, partitions = assignment.count(), paused = pause, "back-pressure");
             }
             Err(e) => tracing::warn!(error = %e, "could not pause/resume partitions"),
+        }
+    }
+}
+
+/// Keeps `metrics.database_down` current: the worker's own probe of the database it parks
+/// into and records status in. In this deployment that is the database whose outage pauses the
+/// consumers the worker re-sends to, so "down" here means "a re-send would only spend a retry".
+/// One log line when an outage starts and one when it ends.
+async fn probe_database(pool: sqlx::MySqlPool, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut since: Option<Instant> = None;
+    loop {
+        let answered = matches!(
+            tokio::time::timeout(DATABASE_PROBE_EVERY, sqlx::query("SELECT 1").execute(&pool)).await,
+            Ok(Ok(_))
+        );
+        match (answered, since) {
+            (false, None) => {
+                tracing::warn!("database down: re-sends held until it answers; no retry is spent meanwhile");
+                metrics.outages.fetch_add(1, Ordering::Relaxed);
+                metrics.database_down.store(true, Ordering::Relaxed);
+                since = Some(Instant::now());
+            }
+            (true, Some(started)) => {
+                tracing::info!(outage_secs = started.elapsed().as_secs_f64(), "database back: re-sends resumed");
+                metrics.database_down.store(false, Ordering::Relaxed);
+                since = None;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DATABASE_PROBE_EVERY) => {}
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reliable_messaging::backoff::Backoff;
 use reliable_messaging::retry_metadata::MetadataFormat;
 use reliable_messaging::settings::env_or;
-use reliable_messaging::{CommitPolicy, ConsumerSettings, KafkaSettings};
+use reliable_messaging::{CommitPolicy, ConsumerSettings, KafkaSettings, OutagePolicy};
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://registrations@127.0.0.1:3306/registrations";
 
@@ -19,6 +19,10 @@ pub struct Settings {
     /// How long a handler waits for a database connection before the attempt counts as a
     /// transient failure.
     pub database_acquire_timeout: Duration,
+    /// `innodb_lock_wait_timeout` of the service's sessions: how long one statement waits for
+    /// a row another transaction holds before the message counts as a transient failure
+    /// (MySQL's default of 50 s would stall the whole partition that long).
+    pub database_lock_wait_timeout_secs: u32,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub http_addr: SocketAddr,
     /// Format of the retry metadata written to the DLQ.
@@ -46,6 +50,11 @@ impl Settings {
     /// | `DATABASE_POOL_SIZE` | 5 |
     /// | `DATABASE_ACQUIRE_TIMEOUT_MS` | 2000 |
     /// | `CONSUMER_INSTANCE_ID` | unset (dynamic membership); set for static membership |
+    /// | `DATABASE_LOCK_WAIT_TIMEOUT_SECS` | 5 |
+    /// | `DEPENDENCY_OUTAGE` | `pause` (nothing dead-lettered while the database is down; `dead-letter`: the article's original path) |
+    /// | `OUTAGE_PROBE_BACKOFF_*` | exponential 500 ms ×2, cap 10 s (probes while the database is down) |
+    /// | `DLQ_MAX_CONSECUTIVE_PERMANENT` | 100 (0 = no limit): permanent failures in a row before the consumer halts |
+    /// | `DLQ_PERMANENT_WINDOW` / `DLQ_MAX_PERMANENT_SHARE` | 1000 / 0.5 (window 0 = off): halt when more than that share of the window failed permanently |
     pub fn from_env() -> Result<Self, String> {
         let topic: String = env_or("REGISTRATIONS_TOPIC", registration_events::REGISTRATIONS_TOPIC.to_owned())?;
         let group: String = env_or("CONSUMER_GROUP", "registration-service".to_owned())?;
@@ -56,12 +65,22 @@ impl Settings {
         consumer.in_place_backoff = Backoff::from_env("IN_PLACE", consumer.in_place_backoff)?;
         consumer.commit_policy = CommitPolicy::from_env()?;
         consumer.instance_id = std::env::var("CONSUMER_INSTANCE_ID").ok().filter(|id| !id.is_empty());
+        consumer.outage_policy = OutagePolicy::from_env()?;
+        consumer.outage_probe_backoff = Backoff::from_env("OUTAGE_PROBE", consumer.outage_probe_backoff)?;
+        let limit = &mut consumer.dead_letter_limit;
+        limit.max_consecutive = env_or("DLQ_MAX_CONSECUTIVE_PERMANENT", limit.max_consecutive)?;
+        limit.window = env_or("DLQ_PERMANENT_WINDOW", limit.window)?;
+        limit.max_share = env_or("DLQ_MAX_PERMANENT_SHARE", limit.max_share)?;
+        if !(0.0..=1.0).contains(&limit.max_share) {
+            return Err("DLQ_MAX_PERMANENT_SHARE must be between 0 and 1".to_owned());
+        }
         Ok(Settings {
             kafka: KafkaSettings::from_env("registration-service"),
             consumer,
             database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             database_pool_size: env_or("DATABASE_POOL_SIZE", 5u32)?.max(1),
             database_acquire_timeout: Duration::from_millis(env_or("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000u64)?.max(1)),
+            database_lock_wait_timeout_secs: env_or("DATABASE_LOCK_WAIT_TIMEOUT_SECS", 5u32)?.max(1),
             http_addr: env_or("REGISTRATION_SERVICE_ADDR", "127.0.0.1:8081".parse().expect("literal address"))?,
             dead_letter_format: MetadataFormat::from_env()?,
             retry_schedule: Backoff::from_env("RETRY", Backoff::default())?,

@@ -21,12 +21,19 @@ impl RegistrationHandler {
     async fn store(&self, events: &[&RegistrationRequested]) -> Vec<Outcome> {
         match self.store.store_batch(events).await {
             Ok(results) => results.into_iter().map(to_outcome).collect(),
+            Err(e) if sql_failures::is_dependency_down(&e) => {
+                // The database, not these events: the consumer pauses and tries them again
+                // when it answers; none of them is dead-lettered or spends a retry.
+                let message = format!("database unavailable: {e}");
+                events.iter().map(|_| Outcome::dependency_down("database", message.clone())).collect()
+            }
             Err(e) => {
                 let kind = sql_failures::classify(&e);
-                if kind == FailureKind::Permanent && events.len() > 1 {
-                    // One bad row fails the whole statement; store one by one so only the
-                    // poison event fails and the rest go through.
-                    tracing::warn!(error = %e, "batch hit a permanent error; isolating the bad event");
+                if events.len() > 1 {
+                    // One bad or locked row fails the whole statement; store one by one so
+                    // only that event fails (poison, or a row another transaction holds) and
+                    // the rest go through.
+                    tracing::warn!(error = %e, %kind, "batch failed on one event's account; isolating it");
                     let mut outcomes = Vec::with_capacity(events.len());
                     for event in events {
                         outcomes.push(

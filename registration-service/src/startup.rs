@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use reliable_messaging::consumer::ConsumerStats;
 use reliable_messaging::dead_letter::{dead_letter_topic, DeadLetterPublisher};
-use reliable_messaging::health::{self, AssignmentCheck, BrokerCheck, DatabaseCheck, Readiness};
+use reliable_messaging::health::{self, AssignmentCheck, BrokerCheck, ConsumingCheck, DatabaseCheck, Readiness};
 use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
 use reliable_messaging::{DurableProducer, ReliableConsumer};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
@@ -39,6 +39,17 @@ impl Application {
             // Short, so an unreachable database surfaces as a transient failure quickly
             // instead of stalling the partition.
             .acquire_timeout(settings.database_acquire_timeout)
+            .after_connect({
+                let lock_wait = settings.database_lock_wait_timeout_secs;
+                move |conn, _meta| {
+                    Box::pin(async move {
+                        // A row held by another transaction fails that message quickly, as a
+                        // transient failure of its own, instead of stalling the partition.
+                        sqlx::query(&format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}")).execute(conn).await?;
+                        Ok(())
+                    })
+                }
+            })
             .connect_lazy_with(options);
         let dead_letter_producer =
             DurableProducer::new(&settings.kafka, settings.publish_timeout).context("create the DLQ producer")?;
@@ -108,7 +119,8 @@ async fn serve_probes(
         .with(schema)
         .with(BrokerCheck(producer))
         .with(DatabaseCheck(pool))
-        .with(AssignmentCheck(stats.clone()));
+        .with(AssignmentCheck(stats.clone()))
+        .with(ConsumingCheck(stats.clone()));
     let app = Router::new()
         .route("/metrics", get(move || async move { stats.render_prometheus("registration_service") }))
         .merge(health::router(readiness));

@@ -10,6 +10,15 @@
 //!
 //! A crash anywhere before the commit redelivers the batch; handlers are idempotent, so
 //! that duplicates work, never data.
+//!
+//! Two states stop the flow without losing anything:
+//! * **paused** while a dependency is down (`Outcome::DependencyDown`): the partitions are
+//!   paused, the group membership kept (the consumer keeps polling), the failed messages are
+//!   re-tried with backoff as the probe, and consumption resumes from the uncommitted position
+//!   when they go through. Nothing is dead-lettered for an outage, however long.
+//! * **halted** when the dead-letter flood limit trips ([`crate::dead_letter_limit`]): the
+//!   messages from the tripping one on stay uncommitted, the consumer stops consuming and
+//!   reports why until it is restarted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -20,12 +29,14 @@ use std::time::Duration;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
+use rdkafka::message::Message as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::dead_letter::DeadLetterPublisher;
+use crate::dead_letter_limit::{DeadLetterLimit, FloodGuard, HaltReason};
 use crate::delivery::Delivery;
 use crate::outcome::{Failure, FailureKind, Outcome};
 use crate::settings::KafkaSettings;
@@ -73,6 +84,30 @@ impl CommitPolicy {
     }
 }
 
+/// What the consumer does while a dependency is down (`Outcome::DependencyDown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutagePolicy {
+    /// Pause, keep the group membership, probe, resume: nothing dead-lettered, no retry spent.
+    #[default]
+    Pause,
+    /// The article's original design: treat it as any transient failure (in-place retries,
+    /// then the DLQ with its retry budget; parked once the budget is spent). Kept for
+    /// consumers whose dependency outages are expected to be per-message, and for the tests
+    /// that drive the dead-letter path with a database cut.
+    DeadLetter,
+}
+
+impl OutagePolicy {
+    /// `DEPENDENCY_OUTAGE=pause` (default) or `dead-letter`.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("DEPENDENCY_OUTAGE").as_deref() {
+            Err(_) | Ok("pause") => Ok(OutagePolicy::Pause),
+            Ok("dead-letter") => Ok(OutagePolicy::DeadLetter),
+            Ok(other) => Err(format!("DEPENDENCY_OUTAGE must be pause or dead-letter, got {other:?}")),
+        }
+    }
+}
+
 /// How a [`ReliableConsumer`] polls, retries and commits.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
@@ -88,6 +123,12 @@ pub struct ConsumerSettings {
     pub in_place_retries: u32,
     pub in_place_backoff: Backoff,
     pub commit_policy: CommitPolicy,
+    pub outage_policy: OutagePolicy,
+    /// Delays between probes of a dependency that is down (the failed messages are handled
+    /// again as the probe).
+    pub outage_probe_backoff: Backoff,
+    /// When permanent failures stop being dead-lettered and the consumer halts.
+    pub dead_letter_limit: DeadLetterLimit,
     /// Static group membership (`group.instance.id`): a restarted instance with the same id
     /// gets its partitions back at once instead of waiting for a rebalance.
     pub instance_id: Option<String>,
@@ -103,6 +144,9 @@ impl ConsumerSettings {
             in_place_retries: 3,
             in_place_backoff: Backoff::exponential(Duration::from_millis(200), 2.0, Duration::from_secs(2)),
             commit_policy: CommitPolicy::AfterDurableOutcome,
+            outage_policy: OutagePolicy::Pause,
+            outage_probe_backoff: Backoff::exponential(Duration::from_millis(500), 2.0, Duration::from_secs(10)),
+            dead_letter_limit: DeadLetterLimit::default(),
             instance_id: None,
         }
     }
@@ -130,6 +174,18 @@ pub struct ConsumerStats {
     /// Messages of the assigned partitions past the committed offsets (high watermark minus
     /// committed offset), refreshed every [`LAG_REFRESH`]; `None` until first computed.
     pub consumer_lag: std::sync::Mutex<Option<u64>>,
+    /// The dependency outage the consumer is paused for, if any.
+    pub outage: std::sync::Mutex<Option<Outage>>,
+    pub outages: AtomicU64,
+    /// Why the consumer halted (dead-letter flood limit), if it did.
+    pub halted: std::sync::Mutex<Option<HaltReason>>,
+}
+
+/// A dependency outage in progress.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    pub dependency: String,
+    pub since: std::time::Instant,
 }
 
 /// How often [`ConsumerStats::consumer_lag`] is recomputed while the consumer runs.
@@ -146,6 +202,17 @@ impl ConsumerStats {
             .map(|c| c.load(Ordering::Relaxed))
             .sum::<u64>();
         self.consumed.load(Ordering::Relaxed).saturating_sub(settled)
+    }
+
+    /// `Err` with the reason while the consumer is paused for an outage or halted.
+    pub fn consuming(&self) -> Result<(), String> {
+        if let Some(halt) = self.halted.lock().expect("halt lock").as_ref() {
+            return Err(format!("halted: {halt}"));
+        }
+        if let Some(outage) = self.outage.lock().expect("outage lock").as_ref() {
+            return Err(format!("paused: {} down for {} s", outage.dependency, outage.since.elapsed().as_secs()));
+        }
+        Ok(())
     }
 
     /// The counters in Prometheus text format, names prefixed with `prefix`.
@@ -174,6 +241,24 @@ impl ConsumerStats {
             "# HELP {prefix}_in_flight Messages polled and taken into processing whose outcome is not durable yet\n# TYPE {prefix}_in_flight gauge\n{prefix}_in_flight {}\n",
             self.in_flight()
         ));
+        let outage = self.outage.lock().expect("outage lock").clone();
+        out.push_str(&format!(
+            "# HELP {prefix}_paused 1 while consumption is paused because a dependency is down\n# TYPE {prefix}_paused gauge\n{prefix}_paused{{dependency=\"{}\"}} {}\n",
+            outage.as_ref().map_or("", |o| o.dependency.as_str()),
+            u8::from(outage.is_some())
+        ));
+        out.push_str(&format!(
+            "# HELP {prefix}_outage_seconds How long the current dependency outage has lasted (0 when none)\n# TYPE {prefix}_outage_seconds gauge\n{prefix}_outage_seconds {:.3}\n",
+            outage.as_ref().map_or(0.0, |o| o.since.elapsed().as_secs_f64())
+        ));
+        out.push_str(&format!(
+            "# HELP {prefix}_outages_total Dependency outages the consumer paused for\n# TYPE {prefix}_outages_total counter\n{prefix}_outages_total {}\n",
+            self.outages.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP {prefix}_halted 1 once the dead-letter flood limit stopped consumption\n# TYPE {prefix}_halted gauge\n{prefix}_halted {}\n",
+            u8::from(self.halted.lock().expect("halt lock").is_some())
+        ));
         if let Some(lag) = *self.consumer_lag.lock().expect("consumer lag lock") {
             out.push_str(&format!(
                 "# HELP {prefix}_consumer_lag Messages on the assigned partitions not yet committed\n# TYPE {prefix}_consumer_lag gauge\n{prefix}_consumer_lag {lag}\n"
@@ -190,6 +275,9 @@ pub struct AssignmentTracker {
     ownership: Arc<Mutex<Ownership>>,
     /// `false` under [`CommitPolicy::UnsafeAutoCommit`]: then librdkafka commits, not us.
     manual_commits: bool,
+    /// Set while paused or halted: partitions assigned meanwhile are paused at once, so no
+    /// message arrives that could not be handled now.
+    hold: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ClientContext for AssignmentTracker {}
@@ -213,7 +301,14 @@ impl ConsumerContext for AssignmentTracker {
         }
     }
 
-    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            if self.hold.load(Ordering::SeqCst) {
+                if let Err(e) = base.pause(tpl) {
+                    tracing::warn!(error = %e, "could not pause newly assigned partitions");
+                }
+            }
+        }
         let owned = lock_ownership(&self.ownership).partitions.len();
         self.stats.assigned_partitions.store(owned, Ordering::Relaxed);
         match rebalance {
@@ -358,10 +453,22 @@ fn offset_list(positions: &[(PartitionKey, i64)]) -> KafkaResult<TopicPartitionL
 #[derive(Default)]
 struct Batch {
     deliveries: Vec<Delivery>,
+    /// The assignment token each delivery was polled under, in the same order.
+    tokens: Vec<Option<u64>>,
     positions: BTreeMap<PartitionKey, (u64, i64)>,
 }
 
 impl Batch {
+    /// The first `n` deliveries as a batch of their own: what may be committed when the
+    /// messages from `n` on must stay uncommitted.
+    fn prefix(&self, n: usize) -> Batch {
+        let mut prefix = Batch::default();
+        for (delivery, token) in self.deliveries.iter().zip(&self.tokens).take(n) {
+            prefix.push(delivery.clone(), *token);
+        }
+        prefix
+    }
+
     /// `token` is `None` for a message of a partition not (or no longer) owned: it is handled
     /// but never committed by this member.
     fn push(&mut self, delivery: Delivery, token: Option<u64>) {
@@ -376,7 +483,19 @@ impl Batch {
             }
         }
         self.deliveries.push(delivery);
+        self.tokens.push(token);
     }
+}
+
+/// What became of a batch.
+enum Settled {
+    /// Every message has a durable outcome: commit the batch.
+    Durable,
+    /// Shutdown came first (a DLQ hand-off or an outage not over): commit nothing of it.
+    Interrupted,
+    /// The dead-letter flood limit tripped at message `durable`: the messages before it have
+    /// durable outcomes, the rest must stay uncommitted.
+    Halted { durable: usize, reason: HaltReason },
 }
 
 /// Runs a [`Handler`] over a topic with at-least-once delivery; see the module docs.
@@ -387,6 +506,9 @@ pub struct ReliableConsumer<H: Handler> {
     dead_letters: DeadLetterPublisher,
     settings: ConsumerSettings,
     stats: Arc<ConsumerStats>,
+    /// Shared with the rebalance callbacks: keep new partitions paused.
+    hold: Arc<std::sync::atomic::AtomicBool>,
+    flood_guard: Mutex<FloodGuard>,
 }
 
 impl<H: Handler> ReliableConsumer<H> {
@@ -431,16 +553,19 @@ impl<H: Handler> ReliableConsumer<H> {
             }
         }
         let ownership = Arc::new(Mutex::new(Ownership::default()));
+        let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let context = AssignmentTracker {
             stats: stats.clone(),
             ownership: ownership.clone(),
             manual_commits: settings.commit_policy == CommitPolicy::AfterDurableOutcome,
+            hold: hold.clone(),
         };
         let consumer: StreamConsumer<AssignmentTracker> =
             config.create_with_context(context).map_err(ConsumerError::Setup)?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(ConsumerError::Setup)?;
-        Ok(Self { consumer: Arc::new(consumer), ownership, handler, dead_letters, settings, stats })
+        let flood_guard = Mutex::new(FloodGuard::new(settings.dead_letter_limit));
+        Ok(Self { consumer: Arc::new(consumer), ownership, handler, dead_letters, settings, stats, hold, flood_guard })
     }
 
     /// Counters shared with the running consumer.
@@ -471,18 +596,30 @@ impl<H: Handler> ReliableConsumer<H> {
             // committed as soon as its outcomes are durable, whatever the poll is doing.
             let (settled, next) = tokio::join!(
                 async {
-                    let durable = self.settle(&batch.deliveries, &shutdown).await?;
-                    if durable && self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
-                        self.commit(&batch);
+                    let settled = self.settle(&batch.deliveries, &shutdown).await?;
+                    if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
+                        match &settled {
+                            Settled::Durable => self.commit(&batch),
+                            Settled::Halted { durable, .. } => self.commit(&batch.prefix(*durable)),
+                            Settled::Interrupted => {}
+                        }
                     }
-                    Ok::<bool, ConsumerError>(durable)
+                    Ok::<Settled, ConsumerError>(settled)
                 },
                 self.next_batch(&shutdown)
             );
-            if !settled? {
-                // Shutdown arrived while a failed message could not reach the DLQ: leave its
-                // offset uncommitted so it is redelivered, never dropped.
-                break;
+            match settled? {
+                Settled::Durable => {}
+                // Shutdown arrived while a failed message could not reach the DLQ, or while a
+                // dependency was still down: leave the offsets uncommitted so the messages are
+                // redelivered, never dropped.
+                Settled::Interrupted => break,
+                Settled::Halted { reason, .. } => {
+                    // The batch polled meanwhile is dropped uncommitted: after a restart it
+                    // is consumed again, from the message that tripped the limit.
+                    self.halt(reason, &shutdown).await;
+                    break;
+                }
             }
             match next {
                 Some(batch) => prefetched = Some(batch),
@@ -534,24 +671,164 @@ impl<H: Handler> ReliableConsumer<H> {
         batch.push(delivery, token);
     }
 
-    /// Gives every message of the batch a durable outcome. Returns `false` only when
-    /// shutdown interrupted a DLQ hand-off (then the batch must not be committed).
-    async fn settle(&self, batch: &[Delivery], shutdown: &CancellationToken) -> Result<bool, ConsumerError> {
-        let outcomes = self.handle_with_in_place_retries(batch, shutdown).await?;
+    /// Gives every message of the batch a durable outcome, or says why it could not.
+    async fn settle(&self, batch: &[Delivery], shutdown: &CancellationToken) -> Result<Settled, ConsumerError> {
+        let mut outcomes = self.handle_with_in_place_retries(batch, shutdown).await?;
+        if outcomes.iter().any(Outcome::is_dependency_down) && !self.ride_out_outage(batch, &mut outcomes, shutdown).await? {
+            return Ok(Settled::Interrupted);
+        }
         let mut failures = Vec::new();
-        for (delivery, outcome) in batch.iter().zip(outcomes) {
-            match outcome {
-                Outcome::Done => {
-                    self.stats.done.fetch_add(1, Ordering::Relaxed);
+        let mut halted = None;
+        {
+            let mut guard = self.flood_guard.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, (delivery, outcome)) in batch.iter().zip(&outcomes).enumerate() {
+                let permanent = match outcome {
+                    Outcome::Failed(f) if f.kind == FailureKind::Permanent => Some(f.message.as_str()),
+                    _ => None,
+                };
+                if let Some(reason) = guard.observe(permanent) {
+                    halted = Some((i, reason));
+                    break;
                 }
-                Outcome::Rejected { reason } => {
-                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(position = %delivery.position(), %reason, "rejected");
+                match outcome {
+                    Outcome::Done => {
+                        self.stats.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Outcome::Rejected { reason } => {
+                        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(position = %delivery.position(), %reason, "rejected");
+                    }
+                    Outcome::Failed(failure) => failures.push((delivery, failure.clone())),
+                    Outcome::DependencyDown { .. } => unreachable!("outages are ridden out before outcomes are settled"),
                 }
-                Outcome::Failed(failure) => failures.push((delivery, failure)),
             }
         }
-        Ok(self.route_to_dead_letter_topic(failures, shutdown).await)
+        if !self.route_to_dead_letter_topic(failures, shutdown).await {
+            return Ok(Settled::Interrupted);
+        }
+        Ok(match halted {
+            Some((durable, reason)) => Settled::Halted { durable, reason },
+            None => Settled::Durable,
+        })
+    }
+
+    /// Pauses consumption while the dependency named by a `DependencyDown` outcome is down:
+    /// every partition is paused (and any assigned meanwhile), the consumer keeps polling so it
+    /// stays in its group, and the messages that met the outage are handled again with
+    /// backoff, as the probe. Returns `false` if shutdown came first; the messages are then
+    /// left uncommitted. Nothing is dead-lettered for an outage, however long it lasts.
+    async fn ride_out_outage(
+        &self,
+        batch: &[Delivery],
+        outcomes: &mut [Outcome],
+        shutdown: &CancellationToken,
+    ) -> Result<bool, ConsumerError> {
+        let Some(Outcome::DependencyDown { dependency, message }) = outcomes.iter().find(|o| o.is_dependency_down()).cloned()
+        else {
+            return Ok(true);
+        };
+        let started = std::time::Instant::now();
+        *self.stats.outage.lock().expect("outage lock") = Some(Outage { dependency: dependency.clone(), since: started });
+        self.stats.outages.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%dependency, error = %message, "dependency down: consumption paused; nothing is dead-lettered until it answers");
+        self.pause_all();
+        let mut attempt = 0;
+        let result = loop {
+            let pending: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].is_dependency_down()).collect();
+            if pending.is_empty() {
+                break Ok(true);
+            }
+            if !self.keep_membership_for(self.settings.outage_probe_backoff.delay(attempt), shutdown).await {
+                break Ok(false);
+            }
+            let subset: Vec<Delivery> = pending.iter().map(|&i| batch[i].clone()).collect();
+            let results = match self.handle_with_in_place_retries(&subset, shutdown).await {
+                Ok(results) => results,
+                Err(e) => break Err(e),
+            };
+            for (&i, outcome) in pending.iter().zip(results) {
+                outcomes[i] = outcome;
+            }
+            attempt += 1;
+        };
+        self.resume_all();
+        *self.stats.outage.lock().expect("outage lock") = None;
+        if matches!(result, Ok(true)) {
+            tracing::info!(%dependency, outage_secs = started.elapsed().as_secs_f64(), "dependency back: consumption resumed");
+        }
+        result
+    }
+
+    /// Stops consuming after the dead-letter flood limit tripped: pauses everything, reports
+    /// not-ready with the reason, and keeps the group membership until shutdown. The offsets
+    /// from the tripping message on stay uncommitted, so a restart after the fix resumes there.
+    async fn halt(&self, reason: HaltReason, shutdown: &CancellationToken) {
+        tracing::error!(
+            reason = %reason.summary,
+            first_failures = ?reason.first_failures,
+            "dead-letter flood limit reached: consumption halted, the rest stays on the topic uncommitted; fix the cause (or raise the limit) and restart"
+        );
+        *self.stats.halted.lock().expect("halt lock") = Some(reason);
+        self.pause_all();
+        while self.keep_membership_for(Duration::from_secs(1), shutdown).await {}
+    }
+
+    fn pause_all(&self) {
+        self.hold.store(true, Ordering::SeqCst);
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.pause(&tpl) {
+                    tracing::warn!(error = %e, "could not pause the assigned partitions");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the assignment to pause it"),
+        }
+    }
+
+    fn resume_all(&self) {
+        self.hold.store(false, Ordering::SeqCst);
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.resume(&tpl) {
+                    tracing::warn!(error = %e, "could not resume the assigned partitions");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the assignment to resume it"),
+        }
+    }
+
+    /// Polls for `period` while paused, so the group does not evict this member
+    /// (`max.poll.interval.ms`) and rebalances are served. Paused partitions deliver nothing; a
+    /// message that arrives anyway (a partition assigned before it could be paused) is not
+    /// handled now: its partition is paused and rewound to it, so it is fetched again after
+    /// the resume. `false` once shutdown is requested.
+    async fn keep_membership_for(&self, period: Duration, shutdown: &CancellationToken) -> bool {
+        let deadline = Instant::now() + period;
+        while Instant::now() < deadline {
+            let slice = (deadline - Instant::now()).min(Duration::from_millis(500));
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                polled = tokio::time::timeout(slice, self.consumer.recv()) => {
+                    if let Ok(Ok(m)) = polled {
+                        let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+                        drop(m);
+                        self.hold_back(&topic, partition, offset);
+                    }
+                }
+            }
+        }
+        !shutdown.is_cancelled()
+    }
+
+    fn hold_back(&self, topic: &str, partition: i32, offset: i64) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(error = %e, topic, partition, "could not pause a partition");
+        }
+        if let Err(e) = self.consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+            tracing::warn!(error = %e, topic, partition, offset, "could not rewind a partition polled while paused");
+        }
     }
 
     /// Calls the handler; transient failures are retried in place a few times with backoff.
@@ -576,6 +853,7 @@ impl<H: Handler> ReliableConsumer<H> {
             if results.len() != pending.len() {
                 return Err(ConsumerError::HandlerContract { expected: pending.len(), got: results.len() });
             }
+            let results = results.into_iter().map(|o| self.apply_outage_policy(o));
             let retry_again = attempt < self.settings.in_place_retries && !shutdown.is_cancelled();
             let mut still_failing = Vec::new();
             for (&i, outcome) in pending.iter().zip(results) {
@@ -598,6 +876,16 @@ impl<H: Handler> ReliableConsumer<H> {
             pending = still_failing;
         }
         Ok(outcomes.into_iter().map(|o| o.expect("every message has an outcome")).collect())
+    }
+
+    /// Under [`OutagePolicy::DeadLetter`], an outage is an ordinary transient failure.
+    fn apply_outage_policy(&self, outcome: Outcome) -> Outcome {
+        match (self.settings.outage_policy, outcome) {
+            (OutagePolicy::DeadLetter, Outcome::DependencyDown { dependency, message }) => {
+                Outcome::transient(format!("{dependency} down: {message}"))
+            }
+            (_, outcome) => outcome,
+        }
     }
 
     /// Publishes every failure to its DLQ and waits for `acks=all`. A DLQ write that fails

@@ -112,3 +112,18 @@ impl ReadinessCheck for AssignmentCheck {
         Box::pin(async move { if assigned > 0 { Ok(()) } else { Err("no partitions assigned".to_owned()) } })
     }
 }
+
+/// Ready while the consumer consumes: not while it is paused for a dependency outage
+/// ("paused: database down for 42 s") or halted by the dead-letter flood limit.
+pub struct ConsumingCheck(pub Arc<crate::consumer::ConsumerStats>);
+
+impl ReadinessCheck for ConsumingCheck {
+    fn name(&self) -> &'static str {
+        "consumer"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let state = self.0.consuming();
+        Box::pin(async move { state })
+    }
+}

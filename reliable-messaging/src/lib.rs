@@ -21,6 +21,7 @@
 pub mod backoff;
 pub mod consumer;
 pub mod dead_letter;
+pub mod dead_letter_limit;
 pub mod delivery;
 pub mod health;
 pub mod offset_tracker;
@@ -38,7 +39,7 @@ pub mod sql_failures;
 pub mod telemetry;
 pub mod topics;
 
-pub use consumer::{CommitPolicy, ConsumerSettings, Handler, ReliableConsumer};
+pub use consumer::{CommitPolicy, ConsumerSettings, Handler, OutagePolicy, ReliableConsumer};
 pub use delivery::Delivery;
 pub use outcome::{FailureKind, Outcome};
 pub use producer::DurableProducer;

@@ -10,11 +10,16 @@ use std::fmt;
 /// | `Rejected` | commit; the handler recorded the business decision (never retried) |
 /// | `Failed(Transient)` | short in-place retry, then the dead-letter topic, then commit |
 /// | `Failed(Permanent)` | straight to the dead-letter topic marked permanent, where the DLQ worker parks it |
+/// | `DependencyDown` | nothing is dead-lettered: the consumer pauses, probes until the dependency answers, then handles the message again |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
     Rejected { reason: String },
     Failed(Failure),
+    /// The failure is about a dependency, not about the message (the database unreachable,
+    /// read-only, out of connections): every message would fail alike, so none of them is
+    /// dead-lettered or spends a retry while it lasts.
+    DependencyDown { dependency: String, message: String },
 }
 
 impl Outcome {
@@ -26,6 +31,12 @@ impl Outcome {
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         Outcome::Failed(Failure { kind: FailureKind::Permanent, message: message.into() })
+    }
+    pub fn dependency_down(dependency: impl Into<String>, message: impl Into<String>) -> Self {
+        Outcome::DependencyDown { dependency: dependency.into(), message: message.into() }
+    }
+    pub fn is_dependency_down(&self) -> bool {
+        matches!(self, Outcome::DependencyDown { .. })
     }
     pub fn is_transient(&self) -> bool {
         matches!(self, Outcome::Failed(Failure { kind: FailureKind::Transient, .. }))

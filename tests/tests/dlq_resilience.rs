@@ -88,7 +88,7 @@ async fn a_message_that_keeps_failing_is_parked_again_after_a_redrive_and_never_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_outage_delays_parking_without_losing_the_message_or_holding_up_re_sends() {
+async fn a_database_outage_holds_re_sends_and_delays_parking_without_losing_either() {
     let env = test_env().await;
     let db = env.fresh_database().await;
     let scope = Scope::new(env);
@@ -108,18 +108,25 @@ async fn a_database_outage_delays_parking_without_losing_the_message_or_holding_
     )
     .await;
 
-    // The re-send does not need the database (its status update is best effort).
-    let resent = env.read_topic(&origin, 1, Duration::from_secs(30)).await;
-    assert_eq!(resent.len(), 1, "re-sends go on while the database is down");
+    // The consumers a re-send would go to are paused for the same outage: re-sending now
+    // would only spend one of the message's retries. The worker holds it instead.
     wait::until(Duration::from_secs(15), "parking has failed and is being retried", || async {
         worker.metrics.parking_failures.load(Ordering::Relaxed) >= 2
     })
     .await;
+    assert!(worker.metrics.database_down.load(Ordering::Relaxed), "the worker's probe sees the outage");
+    assert!(
+        env.read_topic(&origin, 1, Duration::from_secs(3)).await.is_empty(),
+        "no re-send, no retry spent, while the database is down"
+    );
     assert!(dlq_support::parked(&db.pool).await.is_empty());
     let committed = env.committed_offsets(&scope.group, &dlq);
     assert_eq!(committed.get(&0).copied().unwrap_or(0), 0, "the unparked message blocks the commit: {committed:?}");
 
     proxy.restore();
+    let resent = env.read_topic(&origin, 1, Duration::from_secs(30)).await;
+    assert_eq!(resent.len(), 1, "re-sent once the database answers");
+    assert_eq!(resent[0].header_str(header::RETRY_COUNT), Some("1"), "one retry, not one per probe");
     let rows = wait_parked(&db.pool, 1, Duration::from_secs(30)).await;
     assert_eq!(rows[0].key.as_deref(), Some(&b"poison"[..]));
     wait::until(Duration::from_secs(10), "both offsets are committed", || async {

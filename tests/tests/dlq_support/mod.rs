@@ -67,6 +67,7 @@ pub fn settings(env: &TestEnv, scope: &Scope, database_url: &str) -> Settings {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: None,
         redrive_rate: Rate::default(),
+        park_limit: reliable_messaging::dead_letter_limit::DeadLetterLimit::default(),
     }
 }
 
