@@ -5,6 +5,7 @@ use std::time::Duration;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 use crate::delivery::Header;
@@ -26,6 +27,16 @@ fn unsafe_leader_only_acks() -> Result<bool, PublishError> {
 /// A record to publish.
 #[derive(Debug, Clone)]
 pub struct OutboundRecord {
+/// How long librdkafka keeps a record it could not deliver yet (`message.timeout.ms`), however
+/// short the caller's wait: longer than any leader failover (a dead leader is fenced after
+/// `broker.session.timeout.ms`, 9 s; requests to a cut-off one time out after
+/// `request.timeout.ms`, 30 s). The idempotent producer deduplicates its retries only while no
+/// record times out: a record that expires in flight makes librdkafka bump the producer epoch
+/// and renumber the records behind it, and those it had already stored are written a second
+/// time (librdkafka #4953). With the wait equal to this timeout, the replicated chaos suite saw
+/// records written twice for one request after a leader kill.
+const IN_FLIGHT_PATIENCE: Duration = Duration::from_secs(120);
+
     pub topic: String,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
@@ -60,8 +71,8 @@ pub struct DurableProducer {
 
 impl DurableProducer {
     /// `delivery_timeout` bounds how long a send may wait for the acknowledgement, retries
-    /// included (librdkafka's `message.timeout.ms`). After it the send fails: callers answer
-    /// "not accepted" instead of waiting forever.
+    /// included. After it the send fails: callers answer "not accepted" instead of waiting
+    /// forever; the record may still be stored later (see [`IN_FLIGHT_PATIENCE`]).
     pub fn new(settings: &KafkaSettings, delivery_timeout: Duration) -> Result<Self, PublishError> {
         Self::with_overrides(settings, delivery_timeout, &[])
     }
@@ -85,7 +96,7 @@ impl DurableProducer {
         config
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("message.timeout.ms", delivery_timeout.as_millis().max(1).to_string());
+            .set("message.timeout.ms", delivery_timeout.max(IN_FLIGHT_PATIENCE).as_millis().to_string());
         if unsafe_leader_only_acks()? {
             // Negative-control tests only: the leader acknowledges alone, so a leader that dies
             // before its followers copied a record takes an acknowledged record with it.
@@ -114,14 +125,21 @@ impl DurableProducer {
         if let Some(payload) = &record.payload {
             future_record = future_record.payload(payload.as_slice());
         }
-        // The queue timeout only covers a full local queue; the acknowledgement itself is
-        // bounded by message.timeout.ms, which librdkafka enforces.
-        match self.inner.send(future_record, Timeout::After(self.delivery_timeout)).await {
-            Ok(delivery) => Ok(Stored { partition: delivery.partition, offset: delivery.offset }),
-            Err((source, _message)) => Err(PublishError::NotAcknowledged {
+        // The queue timeout only covers a full local queue; the caller's wait for the
+        // acknowledgement is bounded here, while librdkafka keeps retrying the record for
+        // IN_FLIGHT_PATIENCE (it may still land: callers treat "not acknowledged" as such).
+        let sent = self.inner.send(future_record, Timeout::After(self.delivery_timeout));
+        match tokio::time::timeout(self.delivery_timeout, sent).await {
+            Ok(Ok(delivery)) => Ok(Stored { partition: delivery.partition, offset: delivery.offset }),
+            Ok(Err((source, _message))) => Err(PublishError::NotAcknowledged {
                 topic: record.topic.clone(),
                 timeout: self.delivery_timeout,
                 source,
+            }),
+            Err(_elapsed) => Err(PublishError::NotAcknowledged {
+                topic: record.topic.clone(),
+                timeout: self.delivery_timeout,
+                source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
             }),
         }
     }
