@@ -2,8 +2,9 @@
 //! sign-up, and retries of the same key after `503 Retry-After` until the gateway accepts.
 //! Only a `202` counts as accepted: that is the promise the ledger holds the system to.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use integration_tests::ledger::{Expected, PasswordEvidence};
 use rand::Rng;
@@ -26,6 +27,31 @@ pub struct LoadStats {
     pub gave_up: u64,
     /// Answers that should never happen for a valid sign-up (4xx other than 409/429, 5xx other than 503).
     pub unexpected: Vec<String>,
+    /// Every answer in the order it came, for checks on a time window ("no 202 while ...").
+    pub answers: Vec<Answer>,
+    /// POSTs sent per accepted request id: 1 when accepted at the first try. Each attempt may
+    /// have published a record, so this bounds the records a request id may have on the topic.
+    pub attempts: HashMap<Uuid, u32>,
+}
+
+/// One answer the load received.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    /// When the request was sent.
+    pub sent: Instant,
+    /// When its answer (or the failure) came.
+    pub at: Instant,
+    /// `None`: no HTTP answer (connection refused, reset, timed out).
+    pub status: Option<u16>,
+    /// A `Retry-After` header came with it.
+    pub retry_after: bool,
+}
+
+impl LoadStats {
+    /// The answers received between `from` and `to`.
+    pub fn answers_between(&self, from: Instant, to: Instant) -> impl Iterator<Item = &Answer> {
+        self.answers.iter().filter(move |a| a.at >= from && a.at < to)
+    }
 }
 
 pub struct Load {
@@ -84,13 +110,23 @@ async fn sign_up(
     let key = Uuid::new_v4().to_string();
     let body = serde_json::json!({"email": email, "name": NAME, "password": PASSWORD});
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut attempts = 0u32;
     loop {
+        attempts += 1;
+        let sent = Instant::now();
         let response = client
             .post(&url)
             .header("Idempotency-Key", &key)
             .json(&body)
             .send()
             .await;
+        let answer = Answer {
+            sent,
+            at: Instant::now(),
+            status: response.as_ref().ok().map(|r| r.status().as_u16()),
+            retry_after: response.as_ref().is_ok_and(|r| r.headers().contains_key("retry-after")),
+        };
+        stats.lock().await.answers.push(answer);
         let retry_after = match response {
             Ok(r) if r.status().as_u16() == 202 => {
                 let json: serde_json::Value = r.json().await.unwrap_or_default();
@@ -98,12 +134,16 @@ async fn sign_up(
                     .as_str()
                     .and_then(|s| Uuid::parse_str(s).ok())
                 {
-                    Some(request_id) => stats.lock().await.accepted.push(Expected {
-                        request_id,
-                        email: email.clone(),
-                        name: NAME.to_owned(),
-                        password: PasswordEvidence::Plaintext(PASSWORD.to_owned()),
-                    }),
+                    Some(request_id) => {
+                        let mut stats = stats.lock().await;
+                        *stats.attempts.entry(request_id).or_default() += attempts;
+                        stats.accepted.push(Expected {
+                            request_id,
+                            email: email.clone(),
+                            name: NAME.to_owned(),
+                            password: PasswordEvidence::Plaintext(PASSWORD.to_owned()),
+                        });
+                    }
                     None => stats
                         .lock()
                         .await

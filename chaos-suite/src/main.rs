@@ -7,6 +7,7 @@
 //! scripts/chaos.sh --short      # what CI runs
 //! scripts/chaos.sh --scenario db-outage-10s --kills 5
 //! scripts/chaos.sh --only registration-kills --only dlq-worker-kills   # exact names
+//! scripts/chaos.sh --replicated  # on the local three-broker cluster (replicated.rs)
 //! ```
 //!
 //! Scenarios restart the shared broker: run the suite on its own, not beside other tests.
@@ -14,6 +15,7 @@
 mod bad_input;
 mod idempotency;
 mod load;
+mod replicated;
 mod report;
 mod scenarios;
 
@@ -35,6 +37,14 @@ pub struct Options {
     /// Sign-ups per second of the background load.
     #[arg(long, default_value_t = 40)]
     pub rate: u32,
+    /// The replicated-cluster scenarios instead (broker kills, partitions, too few replicas) on
+    /// the local three-broker cluster: `scripts/chaos.sh --replicated` starts it.
+    #[arg(long)]
+    pub replicated: bool,
+    /// With --replicated: also restart the machine's MariaDB server mid-batch (disrupts every
+    /// other user of that server for a few seconds).
+    #[arg(long)]
+    pub restart_database: bool,
     /// Run only the scenarios whose name contains this.
     #[arg(long)]
     pub scenario: Option<String>,
@@ -49,17 +59,25 @@ impl Options {
     }
 }
 
+fn scenario_list(options: &Options) -> Vec<scenarios::Scenario> {
+    if options.replicated {
+        replicated::all(options)
+    } else {
+        scenarios::all()
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let options = Options::parse();
     let started = Instant::now();
     let mut results = Vec::new();
-    let known: Vec<&str> = scenarios::all().iter().map(|s| s.name).collect();
+    let known: Vec<&str> = scenario_list(&options).iter().map(|s| s.name).collect();
     if let Some(unknown) = options.only.iter().find(|n| !known.contains(&n.as_str())) {
         eprintln!("no scenario named {unknown:?}; known: {}", known.join(", "));
         return std::process::ExitCode::FAILURE;
     }
-    for scenario in scenarios::all() {
+    for scenario in scenario_list(&options) {
         if options.scenario.as_deref().is_some_and(|s| !scenario.name.contains(s)) {
             continue;
         }

@@ -22,6 +22,10 @@ pub struct ClusterConfig {
     pub batch_size: u32,
     /// Extra variables for every service (e.g. `RUST_LOG=debug`).
     pub extra_env: Vec<(&'static str, String)>,
+    /// Declare the topics the way the services do (`reliable_messaging::topics`, default
+    /// policy: replication factor min(3, brokers), `min.insync.replicas` RF − 1) instead of
+    /// with replication factor 1; for the replicated-cluster scenarios.
+    pub production_topics: bool,
 }
 
 impl Default for ClusterConfig {
@@ -32,6 +36,7 @@ impl Default for ClusterConfig {
             retry_backoff: ("exponential", 1_000),
             batch_size: 50,
             extra_env: Vec::new(),
+            production_topics: false,
         }
     }
 }
@@ -72,7 +77,15 @@ impl Cluster {
         let db = env.fresh_database().await;
         let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
         let topic = env.unique_topic("chaos-registrations");
-        env.create_topics(&[&topic, &dead_letter_topic(&topic)], 3).await;
+        if config.production_topics {
+            let policy = reliable_messaging::topics::TopicPolicy { partitions: Some(3), ..Default::default() };
+            let kafka = reliable_messaging::KafkaSettings::new(env.kafka_bootstrap.clone(), "chaos-cluster");
+            reliable_messaging::topics::ensure_exist_with(&kafka, &[&topic, &dead_letter_topic(&topic)], &policy)
+                .await
+                .expect("declare the topics");
+        } else {
+            env.create_topics(&[&topic, &dead_letter_topic(&topic)], 3).await;
+        }
 
         let gateway_port = free_port();
         let secret: String = Uuid::new_v4().simple().to_string() + &Uuid::new_v4().simple().to_string();

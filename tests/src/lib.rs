@@ -2,11 +2,12 @@
 //! ([`environment`]), a fresh migrated database per test ([`database`]), topics ([`kafka`]),
 //! the service binaries as OS processes that can be killed ([`processes`]), and a TCP proxy
 //! that cuts the database connection on demand ([`tcp_proxy`]), the whole system as OS
-//! processes ([`cluster`]), a gateway in-process on a random port ([`gateway`]), and the loss
+//! processes ([`cluster`]), the local multi-broker Kafka cluster and its faults ([`brokers`]), a gateway in-process on a random port ([`gateway`]), and the loss
 //! check every scenario ends with ([`ledger`]).
 //!
 //! Nothing here mocks Kafka or MySQL: every test talks to real servers.
 
+pub mod brokers;
 pub mod cluster;
 pub mod database;
 pub mod environment;
