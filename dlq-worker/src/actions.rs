@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use chrono::Utc;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -13,9 +13,10 @@ use reliable_messaging::parking::{NewParkedMessage, ParkReason, ParkingLot};
 use reliable_messaging::producer::{OutboundRecord, PublishError};
 use reliable_messaging::request_status::{self, Status, Transition, REQUEST_ID_HEADER};
 use reliable_messaging::retry_metadata::{self, MetadataFormat};
-use reliable_messaging::{Delivery, DurableProducer};
+use reliable_messaging::{trace_context, Delivery, DurableProducer};
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
@@ -61,6 +62,25 @@ impl Actions {
     /// Re-sends `entry` to its original topic with the retry count incremented, or parks it if
     /// that topic does not exist.
     pub async fn resend(&self, entry: Scheduled, shutdown: CancellationToken) -> Finished {
+        // The trace of the message shows how long it waited in the DLQ (from the dead letter's
+        // write until now) and then this re-send, whose span the re-sent record carries.
+        if let (0, Some(written_ms)) = (entry.failed_sends, entry.delivery.timestamp_ms) {
+            let written = UNIX_EPOCH + Duration::from_millis(u64::try_from(written_ms).unwrap_or(0));
+            let retry_count = i64::from(entry.delivery.retry_count());
+            trace_context::record_elapsed(&entry.delivery, "dlq wait", written, &[("retry_count", retry_count)]);
+        }
+        let span = trace_context::continue_span(&entry.delivery, || {
+            tracing::info_span!(
+                "re-send",
+                otel.name = %format!("{} re-send", entry.target_topic),
+                from = %entry.delivery.position(),
+                retry_count = entry.delivery.retry_count() + 1,
+            )
+        });
+        self.resend_traced(entry, shutdown).instrument(span).await
+    }
+
+    async fn resend_traced(&self, entry: Scheduled, shutdown: CancellationToken) -> Finished {
         match self.topics.exists(&entry.target_topic).await {
             Ok(true) => {}
             Ok(false) => return self.park_missing_topic(&entry, shutdown).await,
@@ -114,6 +134,21 @@ impl Actions {
     /// Parks `delivery`. A database outage is retried until it ends (or shutdown): the offset
     /// is not committed before the message is in the parking lot.
     pub async fn park(
+        &self,
+        delivery: &Delivery,
+        source_topic: &str,
+        reason: ParkReason,
+        explanation: &str,
+        shutdown: CancellationToken,
+    ) -> Finished {
+        // The end of the message's trace when it is not retried any more.
+        let span = trace_context::continue_span(delivery, || {
+            tracing::info_span!("park", otel.name = "parking lot park", park.reason = %reason, from = %delivery.position())
+        });
+        self.park_traced(delivery, source_topic, reason, explanation, shutdown).instrument(span).await
+    }
+
+    async fn park_traced(
         &self,
         delivery: &Delivery,
         source_topic: &str,

@@ -20,7 +20,9 @@ async fn main() -> anyhow::Result<ExitCode> {
                 .await
                 .context("connecting to Kafka and the database")?;
             let application = Application::build(settings).await?;
-            application.run_until_stopped(shutdown::on_termination_signal()).await?;
+            let result = application.run_until_stopped(shutdown::on_termination_signal()).await;
+            telemetry::shutdown();
+            result?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Parked(command)) => {

@@ -27,5 +27,6 @@ async fn main() -> anyhow::Result<()> {
         .run_until_stopped(shutdown::on_termination_signal())
         .await
         .context("serving HTTP")?;
+    telemetry::shutdown();
     Ok(())
 }

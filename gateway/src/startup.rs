@@ -17,7 +17,7 @@ use sqlx::mysql::MySqlPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{MakeSpan as _, TraceLayer};
 
 use crate::app_state::AppState;
 use crate::configuration::{HttpLimits, Settings};
@@ -168,9 +168,41 @@ fn router(
         .layer(middleware::from_fn_with_state(request_timeout, timeout))
         .layer(CatchPanicLayer::custom(problem::from_panic))
         .layer(middleware::from_fn(problem::ensure_problem_body))
-        // Default spans hold method, URI and version; never headers or bodies.
-        .layer(TraceLayer::new_for_http());
+        // Default spans hold method, URI and version; never headers or bodies. With tracing
+        // on, the request span is the server span of the caller's trace (W3C `traceparent`),
+        // or starts one.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(http_span)
+                .on_response(|response: &Response, _latency: Duration, span: &tracing::Span| {
+                    span.record("http.response.status_code", response.status().as_u16());
+                }),
+        );
     (router, routes)
+}
+
+fn http_span(request: &Request) -> tracing::Span {
+    if !reliable_messaging::telemetry::enabled() {
+        return tower_http::trace::DefaultMakeSpan::new().make_span(request);
+    }
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    reliable_messaging::trace_context::set_parent_from_pairs(
+        &span,
+        request.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+    );
+    span
 }
 
 /// Bounds every request. A registration cut off here is answered 503 (not accepted), like

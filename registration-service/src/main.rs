@@ -15,5 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = reliable_messaging::shutdown::on_termination_signal();
     let app = Application::build(settings).await?;
     tracing::info!(http_port = app.http_port(), "registration-service starting");
-    app.run_until_stopped(shutdown).await
+    let result = app.run_until_stopped(shutdown).await;
+    reliable_messaging::telemetry::shutdown();
+    result
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use chrono::Utc;
 use registration_events::RegistrationRequested;
 use reliable_messaging::request_status::{self, Status, Transition};
+use reliable_messaging::telemetry;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// What became of one registration.
@@ -57,6 +59,31 @@ impl UserStore {
     /// password through its fingerprint instead). Rejections are recorded in the same
     /// transaction, so the outcome of every event commits atomically.
     pub async fn store_batch(
+        &self,
+        events: &[&RegistrationRequested],
+    ) -> Result<Vec<Stored>, sqlx::Error> {
+        // The database span of the message's trace (of the batch's, when it mixes traces).
+        let span = telemetry::span(|| {
+            tracing::info_span!(
+                "store users",
+                otel.name = "INSERT users",
+                otel.kind = "client",
+                db.system.name = "mysql",
+                db.operation.name = "INSERT",
+                db.operation.batch.size = events.len(),
+                otel.status_code = tracing::field::Empty,
+                error.message = tracing::field::Empty,
+            )
+        });
+        let result = self.store_batch_untraced(events).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.message", e.to_string());
+        }
+        result
+    }
+
+    async fn store_batch_untraced(
         &self,
         events: &[&RegistrationRequested],
     ) -> Result<Vec<Stored>, sqlx::Error> {

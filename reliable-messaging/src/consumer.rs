@@ -596,7 +596,10 @@ impl<H: Handler> ReliableConsumer<H> {
             // committed as soon as its outcomes are durable, whatever the poll is doing.
             let (settled, next) = tokio::join!(
                 async {
-                    let settled = self.settle(&batch.deliveries, &shutdown).await?;
+                    // Handling and dead-lettering continue the messages' trace (a batch
+                    // mixing traces links to each of them).
+                    let handling = crate::trace_context::batch_span(&batch.deliveries);
+                    let settled = tracing::Instrument::instrument(self.settle(&batch.deliveries, &shutdown), handling).await?;
                     if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
                         match &settled {
                             Settled::Durable => self.commit(&batch),

@@ -1,12 +1,14 @@
 //! Hands failed messages to their dead-letter topic, `<topic>-dlq`, with retry metadata.
 
 use chrono::Utc;
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::delivery::Delivery;
 use crate::outcome::Failure;
 use crate::producer::{DurableProducer, OutboundRecord, PublishError, Stored};
 use crate::retry_metadata::{self, MetadataFormat, RetryMetadata};
+use crate::trace_context;
 
 /// Suffix that turns a topic into its dead-letter topic; the DLQ worker strips it again.
 pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
@@ -42,6 +44,17 @@ impl DeadLetterPublisher {
         let source_topic = metadata.original_topic.clone().unwrap_or_else(|| delivery.topic.clone());
         let (payload, headers) = retry_metadata::encode(delivery, &metadata, self.format);
         let record = OutboundRecord { topic: dead_letter_topic(&source_topic), key: delivery.key.clone(), payload, headers };
-        self.producer.send(&record).await
+        // The DLQ hop continues the message's own trace (not the batch's): the producer then
+        // writes this span as the dead letter's `traceparent`.
+        let span = trace_context::continue_span(delivery, || {
+            tracing::info_span!(
+                "dead-letter",
+                otel.name = %format!("{} dead-letter", record.topic),
+                error.type = %failure.kind,
+                error.message = %failure.message,
+                retry_count = delivery.retry_count(),
+            )
+        });
+        self.producer.send(&record).instrument(span).await
     }
 }

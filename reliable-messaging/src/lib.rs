@@ -38,6 +38,7 @@ pub mod shutdown;
 pub mod sql_failures;
 pub mod telemetry;
 pub mod topics;
+pub mod trace_context;
 
 pub use consumer::{CommitPolicy, ConsumerSettings, Handler, OutagePolicy, ReliableConsumer};
 pub use delivery::Delivery;

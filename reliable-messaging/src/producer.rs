@@ -8,8 +8,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
+use tracing::Instrument;
+
 use crate::delivery::Header;
 use crate::settings::KafkaSettings;
+use crate::{telemetry, trace_context};
 
 /// `PRODUCER_ACKS`: `all` (the default and the only safe value) or `unsafe-1`, which exists so
 /// that the replicated-cluster negative control can show what `acks=all` prevents, the way
@@ -24,9 +27,6 @@ fn unsafe_leader_only_acks() -> Result<bool, PublishError> {
     }
 }
 
-/// A record to publish.
-#[derive(Debug, Clone)]
-pub struct OutboundRecord {
 /// How long librdkafka keeps a record it could not deliver yet (`message.timeout.ms`), however
 /// short the caller's wait: longer than any leader failover (a dead leader is fenced after
 /// `broker.session.timeout.ms`, 9 s; requests to a cut-off one time out after
@@ -37,6 +37,9 @@ pub struct OutboundRecord {
 /// records written twice for one request after a leader kill.
 const IN_FLIGHT_PATIENCE: Duration = Duration::from_secs(120);
 
+/// A record to publish.
+#[derive(Debug, Clone)]
+pub struct OutboundRecord {
     pub topic: String,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
@@ -113,9 +116,43 @@ impl DurableProducer {
     }
 
     /// Publishes `record` and waits for the broker's acknowledgement.
+    ///
+    /// With tracing on, the send is a `producer` span of the current trace, and the record
+    /// carries that span's `traceparent`/`tracestate` (replacing those it had); with tracing
+    /// off the record's headers are sent as they are.
     pub async fn send(&self, record: &OutboundRecord) -> Result<Stored, PublishError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for h in &record.headers {
+        if !telemetry::enabled() {
+            return self.send_with_headers(record, &record.headers).await;
+        }
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = %format!("{} publish", record.topic),
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.operation.type = "publish",
+            messaging.destination.name = %record.topic,
+            messaging.destination.partition.id = tracing::field::Empty,
+            messaging.kafka.offset = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let mut headers = record.headers.clone();
+        trace_context::inject(&span, &mut headers);
+        let result = self.send_with_headers(record, &headers).instrument(span.clone()).await;
+        match &result {
+            Ok(stored) => {
+                span.record("messaging.destination.partition.id", stored.partition);
+                span.record("messaging.kafka.offset", stored.offset);
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        result
+    }
+
+    async fn send_with_headers(&self, record: &OutboundRecord, record_headers: &[Header]) -> Result<Stored, PublishError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record_headers.len());
+        for h in record_headers {
             headers = headers.insert(KafkaHeader { key: &h.key, value: h.value.as_deref() });
         }
         let mut future_record = FutureRecord::<[u8], [u8]>::to(&record.topic).headers(headers);

@@ -12,6 +12,8 @@ use chrono::Utc;
 use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSION};
 use reliable_messaging::delivery::Header;
 use reliable_messaging::producer::OutboundRecord;
+use reliable_messaging::trace_context;
+use tracing::Instrument;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -77,7 +79,8 @@ async fn accept(
         }
     };
 
-    let password_hash = state.hasher.hash(&registration.password).await?;
+    let hashing = reliable_messaging::telemetry::span(|| tracing::info_span!("hash password"));
+    let password_hash = state.hasher.hash(&registration.password).instrument(hashing).await?;
     let event = RegistrationRequested {
         schema_version: SCHEMA_VERSION,
         request_id,
@@ -91,10 +94,12 @@ async fn accept(
         // Keyed by email: all requests for one address stay in order on one partition.
         key: Some(event.email.clone().into_bytes()),
         payload: Some(event.to_json()),
-        headers: vec![Header {
+        headers: std::iter::once(Header {
             key: REQUEST_ID_HEADER.to_owned(),
             value: Some(request_id.to_string().into_bytes()),
-        }],
+        })
+        .chain(caller_trace_context(headers))
+        .collect(),
     };
     // librdkafka bounds the acknowledgement by the same timeout; this outer bound also covers
     // a full local queue, so the answer never comes later than promised.
@@ -122,6 +127,17 @@ async fn accept(
     };
     tracing::info!(%request_id, partition = stored.partition, offset = stored.offset, "registration accepted");
     Ok(Accepted { request_id })
+}
+
+/// The caller's W3C trace context, passed on as record headers. With tracing on the producer
+/// replaces it with the gateway's own span (a child of it); with tracing off it travels as
+/// it came, so services further on can still join the caller's trace.
+fn caller_trace_context(headers: &HeaderMap) -> impl Iterator<Item = Header> + '_ {
+    [trace_context::TRACEPARENT, trace_context::TRACESTATE]
+        .into_iter()
+        .filter_map(|name| headers.get(name).map(|v| (name, v)))
+        .filter(|(_, v)| v.len() <= 512)
+        .map(|(name, v)| Header { key: name.to_owned(), value: Some(v.as_bytes().to_vec()) })
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, RegistrationError> {
