@@ -20,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 2; }
+scripts/ensure-build-deps.sh
 
 echo "[bench.sh] building release binaries (gateway, registration-service, dlq-worker, bench)" >&2
 cargo build --release --locked -p gateway -p registration-service -p dlq-worker -p benchmark-harness >&2

@@ -11,5 +11,6 @@ cd "$(dirname "$0")/.."
 scripts/local-services.sh up
 eval "$(scripts/local-services.sh env)"
 export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+scripts/ensure-build-deps.sh
 cargo build --locked --workspace --bins
 exec target/debug/chaos "$@"

@@ -59,6 +59,7 @@ if [[ ${1:-} == stop ]]; then
 fi
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+scripts/ensure-build-deps.sh
 command -v curl >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl; }
 mkdir -p "$RUN_DIR"
 

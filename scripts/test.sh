@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 command -v cc >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q build-essential; }
+# libssl-dev + pkg-config: librdkafka is built with TLS and SASL against the system OpenSSL.
+scripts/ensure-build-deps.sh
 
 scripts/local-services.sh up
 eval "$(scripts/local-services.sh env)"
@@ -24,5 +26,14 @@ export SCHEMATHESIS_BIN="$PWD/.local/venv/bin/st"
 
 cargo build --locked --workspace --bins
 cargo test --locked --workspace -- "$@"
+# The secured run: a broker with only a SASL_SSL listener (SCRAM-SHA-512, PLAIN) and a MariaDB
+# requiring TLS, started beside the shared ones (which keep running) with certificates made
+# here; a sign-up end to end over them, and a wrong password or an untrusted CA refused at
+# start-up. Their env replaces the plaintext one for these tests only.
+scripts/local-services.sh up --secure >/dev/null
+(
+  eval "$(scripts/local-services.sh env --secure)"
+  cargo test --locked -p integration-tests --test secure_connections -- --ignored "$@"
+)
 # Last, because it restarts the shared broker.
 target/debug/chaos --short

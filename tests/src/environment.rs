@@ -23,6 +23,10 @@ pub struct TestEnv {
 
 static ENV: OnceCell<TestEnv> = OnceCell::const_new();
 
+/// The Kafka version of every path: scripts/kafka/pom.xml (local services), compose.yaml and
+/// here. Change them together.
+pub const KAFKA_IMAGE_TAG: &str = "4.1.1";
+
 const HOW_TO_START: &str = "No Kafka/MySQL for the integration tests. Start the local services and export their \
 addresses:\n\n    scripts/local-services.sh up && eval \"$(scripts/local-services.sh env)\"\n\nor run the whole suite \
 with scripts/test.sh (which does both), or set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to servers of your own, \
@@ -61,7 +65,12 @@ fn docker_answers() -> bool {
 }
 
 async fn start_containers() -> TestEnv {
-    let kafka = Kafka::default().start().await.expect("start apache/kafka with testcontainers");
+    // The module defaults to apache/kafka:3.8.0; pinned to the broker every other path runs.
+    let kafka = Kafka::default()
+        .with_tag(KAFKA_IMAGE_TAG)
+        .start()
+        .await
+        .expect("start apache/kafka with testcontainers");
     let mysql = Mysql::default().with_tag("8.4").start().await.expect("start mysql:8.4 with testcontainers");
     let kafka_port = kafka.get_host_port_ipv4(KAFKA_PORT).await.expect("kafka port");
     let mysql_port = mysql.get_host_port_ipv4(3306).await.expect("mysql port");

@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# The three services, built once, one small image each:
+#
+#   docker build --target gateway -t signup/gateway .
+#   docker build --target registration-service -t signup/registration-service .
+#   docker build --target dlq-worker -t signup/dlq-worker .
+#
+# or all of them with the broker and the database: `docker compose up --build` (compose.yaml).
+# Not built or run on our machines (no Docker engine there): see README, "Docker".
+
+# Same Rust as the machines that test this workspace; bookworm = the Debian of those machines,
+# so the OpenSSL the binaries link is the one they are tested with.
+ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-bookworm AS build
+# librdkafka (TLS, SASL) links the system OpenSSL: headers and pkg-config, like
+# scripts/ensure-build-deps.sh on a bare machine. build-essential and zlib come with the image.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p gateway -p registration-service -p dlq-worker \
+ && mkdir -p /out \
+ && cp target/release/gateway target/release/registration-service target/release/dlq-worker /out/
+
+FROM debian:bookworm-slim AS runtime
+# libssl3: librdkafka's TLS; ca-certificates: the trust store rustls (database) and OpenSSL
+# (Kafka) verify a managed service's certificate against when no CA file is configured.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home app
+USER 10001
+# One JSON object per log line, with trace_id/span_id when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+ENV LOG_FORMAT=json
+
+FROM runtime AS gateway
+COPY --from=build /out/gateway /usr/local/bin/gateway
+ENV GATEWAY_ADDR=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/gateway"]
+
+FROM runtime AS registration-service
+COPY --from=build /out/registration-service /usr/local/bin/registration-service
+ENV REGISTRATION_SERVICE_ADDR=0.0.0.0:8081
+EXPOSE 8081
+ENTRYPOINT ["/usr/local/bin/registration-service"]
+
+FROM runtime AS dlq-worker
+COPY --from=build /out/dlq-worker /usr/local/bin/dlq-worker
+ENV DLQ_WORKER_ADDR=0.0.0.0:8082
+EXPOSE 8082
+ENTRYPOINT ["/usr/local/bin/dlq-worker"]
