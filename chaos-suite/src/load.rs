@@ -179,3 +179,12 @@ async fn sign_up(
         tokio::time::sleep(retry_after).await;
     }
 }
+
+/// One sign-up for `email`, retried after 503 like the load's; what was accepted, if it was.
+pub async fn sign_up_once(gateway_url: &str, email: &str) -> Option<Expected> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
+    let stats = Arc::new(Mutex::new(LoadStats::default()));
+    sign_up(client, format!("{gateway_url}/registrations"), email.to_owned(), stats.clone()).await;
+    let accepted = stats.lock().await.accepted.pop();
+    accepted
+}

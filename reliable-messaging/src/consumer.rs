@@ -145,7 +145,9 @@ impl ConsumerSettings {
             in_place_backoff: Backoff::exponential(Duration::from_millis(200), 2.0, Duration::from_secs(2)),
             commit_policy: CommitPolicy::AfterDurableOutcome,
             outage_policy: OutagePolicy::Pause,
-            outage_probe_backoff: Backoff::exponential(Duration::from_millis(500), 2.0, Duration::from_secs(10)),
+            // Capped at 2 s: the cap is how late a recovered database is noticed, and a probe
+            // (the failed batch again) costs one fast-failing statement.
+            outage_probe_backoff: Backoff::exponential(Duration::from_millis(200), 2.0, Duration::from_secs(2)),
             dead_letter_limit: DeadLetterLimit::default(),
             instance_id: None,
         }
@@ -242,9 +244,9 @@ impl ConsumerStats {
             self.in_flight()
         ));
         let outage = self.outage.lock().expect("outage lock").clone();
+        // One stable series; which dependency is down is said by readiness and the log.
         out.push_str(&format!(
-            "# HELP {prefix}_paused 1 while consumption is paused because a dependency is down\n# TYPE {prefix}_paused gauge\n{prefix}_paused{{dependency=\"{}\"}} {}\n",
-            outage.as_ref().map_or("", |o| o.dependency.as_str()),
+            "# HELP {prefix}_paused 1 while consumption is paused because a dependency is down\n# TYPE {prefix}_paused gauge\n{prefix}_paused {}\n",
             u8::from(outage.is_some())
         ));
         out.push_str(&format!(
