@@ -333,20 +333,32 @@ async fn db_outage_any_length(o: Options) -> ScenarioResult {
         ..ClusterConfig::default()
     };
     let secs = outage_secs(&o);
+    // CHAOS_OUTAGE_BY=db-stop stops the MariaDB server itself (`local-services.sh db-stop`)
+    // instead of cutting the proxy: every client of it sees the outage. Not for CI, which
+    // shares the server with nothing else but runs scenarios one after another anyway.
+    let stop_the_server = std::env::var("CHAOS_OUTAGE_BY").is_ok_and(|v| v == "db-stop");
     let mut cluster = Cluster::start(config).await;
     let load = start_load(&cluster, o.rate).await;
     let (hit_work, dead_lettered_during, drain_secs, backlog, drained);
     let faults = {
         let c = &mut cluster;
         let dead_lettered_before = dead_lettered(c).await;
-        c.proxy.cut();
+        if stop_the_server {
+            local_services("db-stop").await;
+        } else {
+            c.proxy.cut();
+        }
         let outage = tokio::time::Instant::now();
         hit_work = consumers_paused(c, Duration::from_secs(10)).await;
         tokio::time::sleep_until(outage + Duration::from_secs(secs)).await;
         dead_lettered_during = dead_lettered(c).await - dead_lettered_before;
         let port = c.registration_port(0);
         backlog = metrics::read(port, "registration_service_consumer_lag").await.unwrap_or(0.0);
-        c.proxy.restore();
+        if stop_the_server {
+            local_services("db-start").await;
+        } else {
+            c.proxy.restore();
+        }
         let restored = tokio::time::Instant::now();
         // Drained when the consumer has resumed and its lag is back to what the steady load
         // keeps in flight (one batch or so), not when every record ever produced is gone.
@@ -367,7 +379,7 @@ async fn db_outage_any_length(o: Options) -> ScenarioResult {
     result.require(drained, "the backlog did not drain within 120 s of the restore");
     add_note(
         &mut result,
-        format!("{secs} s outage; backlog {backlog:.0} drained {drain_secs:.1} s after the restore ({:.0}/s)", backlog / drain_secs.max(0.001)),
+        format!("{secs} s outage ({}); backlog {backlog:.0} drained {drain_secs:.1} s after the restore ({:.0}/s)", if stop_the_server { "server stopped" } else { "proxy cut" }, backlog / drain_secs.max(0.001)),
     );
     finish(result, cluster).await
 }
