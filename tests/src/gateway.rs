@@ -21,6 +21,21 @@ pub struct InProcessGateway {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// Gateway settings for a test: a free port, the test run's broker, `topic` and
+/// `database_url`, generous timeouts and cheap password hashing (tests are not about its cost).
+pub fn test_settings(env: &TestEnv, topic: &str, database_url: &str) -> Settings {
+    let mut settings = Settings::local_defaults();
+    settings.addr = "127.0.0.1:0".into();
+    settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
+    settings.registrations_topic = topic.to_owned();
+    settings.database_url = database_url.to_owned();
+    // Generous: the first send of a fresh idempotent producer waits for its producer id.
+    settings.publish_timeout = Duration::from_secs(15);
+    settings.request_timeout = Duration::from_secs(30);
+    settings.hashing = HashingSettings { memory_kib: 1024, iterations: 1, parallelism: 1, concurrency: 2, queue_limit: 128 };
+    settings
+}
+
 impl InProcessGateway {
     /// Starts a gateway with cheap password hashing (tests are not about its cost), after
     /// `customise` has changed its settings.
@@ -28,21 +43,7 @@ impl InProcessGateway {
         let topic = env.unique_topic("edge-registrations");
         env.create_topics(&[&topic], 1).await;
         let db = env.fresh_database().await;
-        let mut settings = Settings::local_defaults();
-        settings.addr = "127.0.0.1:0".into();
-        settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
-        settings.registrations_topic = topic.clone();
-        settings.database_url = db.url.clone();
-        // Generous: the first send of a fresh idempotent producer waits for its producer id.
-        settings.publish_timeout = Duration::from_secs(15);
-        settings.request_timeout = Duration::from_secs(30);
-        settings.hashing = HashingSettings {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-            concurrency: 2,
-            queue_limit: 128,
-        };
+        let mut settings = test_settings(env, &topic, &db.url);
         customise(&mut settings);
         let app = Application::build(settings)
             .await

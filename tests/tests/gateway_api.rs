@@ -32,30 +32,13 @@ struct TestGateway {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Cheap argon2 so tests stay fast; one test keeps the OWASP defaults.
-fn cheap_hashing() -> HashingSettings {
-    HashingSettings {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-        concurrency: 2,
-        queue_limit: 128,
-    }
-}
-
+/// A gateway with cheap argon2 so tests stay fast (`test_settings`); one test keeps the OWASP
+/// defaults.
 async fn spawn_gateway(env: &TestEnv, customise: impl FnOnce(&mut Settings)) -> TestGateway {
     let topic = env.unique_topic("gateway-registrations");
     env.create_topics(&[&topic], 1).await;
     let db = env.fresh_database().await;
-    let mut settings = Settings::local_defaults();
-    settings.addr = "127.0.0.1:0".into();
-    settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
-    settings.registrations_topic = topic.clone();
-    settings.database_url = db.url.clone();
-    // Generous: the first send of a fresh idempotent producer waits for its producer id.
-    settings.publish_timeout = Duration::from_secs(15);
-    settings.request_timeout = Duration::from_secs(30);
-    settings.hashing = cheap_hashing();
+    let mut settings = integration_tests::gateway::test_settings(env, &topic, &db.url);
     customise(&mut settings);
     let app = Application::build(settings)
         .await

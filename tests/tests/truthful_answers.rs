@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use gateway::configuration::{HashingSettings, RequestIdSecret, Settings};
+use gateway::configuration::RequestIdSecret;
 use gateway::request_id::RequestIds;
 use gateway::startup::Application;
 use integration_tests::ledger::{self, Expected};
@@ -52,23 +52,10 @@ impl Deployment {
     }
 
     async fn start_gateway(&self, env: &TestEnv) -> Gateway {
-        let mut settings = Settings::local_defaults();
-        settings.addr = "127.0.0.1:0".into();
-        settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
-        settings.registrations_topic = self.topic.clone();
-        settings.database_url = self.database_url.clone();
+        let mut settings = integration_tests::gateway::test_settings(env, &self.topic, &self.database_url);
         settings.request_id_secret = self.secret.clone();
-        settings.publish_timeout = Duration::from_secs(15);
-        settings.request_timeout = Duration::from_secs(30);
         settings.db_acquire_timeout = Duration::from_millis(500);
         settings.idempotency.shared_timeout = Duration::from_millis(1_000);
-        settings.hashing = HashingSettings {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-            concurrency: 2,
-            queue_limit: 128,
-        };
         let app = Application::build(settings)
             .await
             .expect("build the gateway");
