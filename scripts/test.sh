@@ -2,7 +2,8 @@
 # Runs the test suite against real servers, from a bare machine if need be: starts
 # (installing on first use) the local Kafka broker and MariaDB, builds the service binaries
 # that the crash tests run as OS processes, runs every test of the workspace, then the short
-# chaos suite (every scenario with a few faults; the long run is scripts/chaos.sh).
+# chaos suite (every scenario with a few faults; the long run is scripts/chaos.sh), then one
+# leader-kill scenario on a local three-broker cluster.
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
@@ -37,3 +38,13 @@ scripts/local-services.sh up --secure >/dev/null
 )
 # Last, because it restarts the shared broker.
 target/debug/chaos --short
+# One short scenario on a replicated cluster: the local three-broker cluster (started beside the
+# single broker, from the same jars) and a kill -9 of the leader of loaded partitions, then of the
+# active controller, under load. The whole replicated suite: scripts/chaos.sh --replicated.
+(
+  export LOCAL_KAFKA_BROKERS=3
+  scripts/local-services.sh up >/dev/null
+  eval "$(scripts/local-services.sh env)"
+  export KAFKA_BOOTSTRAP_SERVERS
+  target/debug/chaos --replicated --short --only replicated-leader-kill
+)

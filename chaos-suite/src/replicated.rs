@@ -133,12 +133,19 @@ impl Rig {
     }
 
     /// After a fault on `victim` (at `at`): checks it still led `partitions` when it was hit
-    /// (only the controller moves leadership, and it needs time to notice), then waits until
-    /// they moved and reads the election time from the broker logs.
+    /// (after a crash or a partition only the controller moves leadership, and it needs
+    /// seconds to notice; a controlled stop hands leadership over before the process exits, so
+    /// its caller checks before the stop and passes `led_checked`), then waits until they
+    /// moved and reads the election time from the broker logs.
     async fn follow_failover(&mut self, label: &str, topic: &str, victim: i32, partitions: Vec<i32>, at: Instant, wall: chrono::NaiveDateTime) {
+        self.follow_failover_checked(label, topic, victim, partitions, at, wall, false).await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn follow_failover_checked(&mut self, label: &str, topic: &str, victim: i32, partitions: Vec<i32>, at: Instant, wall: chrono::NaiveDateTime, led_checked: bool) {
         let leaders = self.brokers.leaders(topic).await;
         let still_led = partitions.iter().filter(|p| leaders.get(p) == Some(&victim)).count();
-        if still_led == 0 {
+        if still_led == 0 && !led_checked {
             self.problems.push(format!("{label}: broker {victim} no longer led partitions {partitions:?} of {topic} when hit ({leaders:?})"));
         }
         let moved = self.brokers.wait_leadership_moved(topic, victim, FAILOVER_TIMEOUT).await.map(|_| at.elapsed());
@@ -522,11 +529,15 @@ async fn rolling_restart(o: Options) -> ScenarioResult {
                 break;
             }
         };
+        let leaders = rig.brokers.leaders(&topic).await;
+        if !partitions.iter().any(|p| leaders.get(p) == Some(&victim)) {
+            rig.problems.push(format!("rolling restart: broker {victim} no longer led {partitions:?} right before its stop ({leaders:?})"));
+        }
         let (at, wall) = (Instant::now(), chrono::Local::now().naive_local());
         rig.brokers.stop(victim).await;
         progress(&format!("broker {victim} stopped (SIGTERM), leader of loaded partitions {partitions:?}"));
         // A controlled shutdown moves leadership before the broker exits.
-        rig.follow_failover("controlled stop", &topic, victim, partitions, at, wall).await;
+        rig.follow_failover_checked("controlled stop", &topic, victim, partitions, at, wall, true).await;
         rig.restore(&[victim]).await;
         done.push(victim);
     }
@@ -540,7 +551,13 @@ async fn dlq_failover(o: Options) -> ScenarioResult {
     const NAME: &str = "replicated-dlq-failover";
     // No in-place retries and a short connection timeout: while the database is cut, every
     // batch is dead-lettered at once.
-    let env = vec![("IN_PLACE_RETRIES", "0".into()), ("DATABASE_ACQUIRE_TIMEOUT_MS", "300".into())];
+    // DEPENDENCY_OUTAGE=dead-letter: the consumer sends batches to the DLQ when the database
+    // is cut (by default it pauses, and the DLQ would see nothing).
+    let env = vec![
+        ("IN_PLACE_RETRIES", "0".into()),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "300".into()),
+        ("DEPENDENCY_OUTAGE", "dead-letter".into()),
+    ];
     let mut rig = rig_or_fail!(NAME, Rig::start(env, ("exponential", 1_000)).await);
     let load = start_load(&rig, o.rate).await;
     let [topic, dlq] = rig.topics();
