@@ -6,6 +6,9 @@
 #   scripts/bench.sh            full run, ~10 minutes on a 2-core machine
 #   scripts/bench.sh --quick    ~2 minutes, smaller samples (noisier)
 #   scripts/bench.sh --keep     keep the run's topics and databases for inspection
+#   scripts/bench.sh --replicated --only raw,gateway,drain,drain-ratio
+#                               the same on the local three-broker cluster (topics replicated
+#                               3 times, min.insync.replicas 2), started beside the single broker
 #
 # It builds the service binaries and the harness in release mode, starts the local Kafka and
 # MariaDB (scripts/local-services.sh up; a no-op when they already run), then runs the harness
@@ -24,6 +27,17 @@ scripts/ensure-build-deps.sh
 
 echo "[bench.sh] building release binaries (gateway, registration-service, dlq-worker, bench)" >&2
 cargo build --release --locked -p gateway -p registration-service -p dlq-worker -p benchmark-harness >&2
+
+args=()
+for a in "$@"; do
+  if [[ $a == --replicated ]]; then
+    # For this run only: the remembered choice of `up --brokers` stays as it is.
+    export LOCAL_KAFKA_BROKERS=3
+  else
+    args+=("$a")
+  fi
+done
+set -- "${args[@]}"
 
 scripts/local-services.sh up >/dev/null
 eval "$(scripts/local-services.sh env)"

@@ -21,6 +21,9 @@ pub struct Environment {
     /// A URL whose user may create databases.
     pub database_url: String,
     pub run_id: String,
+    /// Brokers in the cluster: topics get the replication the services would declare there
+    /// (`reliable_messaging::topics`: RF min(3, brokers), `min.insync.replicas` RF − 1).
+    pub brokers: usize,
     keep: bool,
     topics: Mutex<Vec<String>>,
     databases: Mutex<Vec<String>>,
@@ -40,10 +43,11 @@ impl Environment {
         database_url: String,
         keep: bool,
     ) -> anyhow::Result<Self> {
-        let env = Environment {
+        let mut env = Environment {
             kafka_bootstrap,
             database_url,
             run_id: Uuid::new_v4().simple().to_string()[..8].to_owned(),
+            brokers: 1,
             keep,
             topics: Mutex::default(),
             databases: Mutex::default(),
@@ -60,10 +64,11 @@ impl Environment {
             let client: BaseConsumer = config.create()?;
             client
                 .fetch_metadata(None, Duration::from_secs(10))
-                .map(|_| ())
+                .map(|m| m.brokers().len())
         })
         .await?
-        .with_context(|| format!("no metadata from the Kafka broker at {bootstrap} ({hint})"))?;
+        .with_context(|| format!("no metadata from the Kafka broker at {bootstrap} ({hint})"))
+        .map(|brokers| env.brokers = brokers.max(1))?;
         Ok(env)
     }
 
@@ -91,13 +96,16 @@ impl Environment {
         let topic = self.topic_name(name);
         let admin: AdminClient<DefaultClientContext> = self.kafka_config().create()?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let durability = reliable_messaging::topics::TopicPolicy::default().resolve(self.brokers);
+        let min_isr = durability.min_insync_replicas.to_string();
         let results = admin
             .create_topics(
                 &[NewTopic::new(
                     &topic,
                     partitions,
-                    TopicReplication::Fixed(1),
-                )],
+                    TopicReplication::Fixed(durability.replication_factor),
+                )
+                .set("min.insync.replicas", &min_isr)],
                 &options,
             )
             .await?;

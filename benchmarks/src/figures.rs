@@ -10,6 +10,7 @@ use crate::raw::argon2::HashLimits;
 use crate::raw::database::UpsertLimits;
 use crate::raw::kafka_tools::{EndToEnd as KafkaEndToEnd, ProducerPerf};
 use crate::report::{Goal, Measure, Report, Row};
+use crate::scenarios::alternating::DrainRatio;
 use crate::scenarios::dlq::DlqPunctuality;
 use crate::scenarios::drain::Drain;
 use crate::scenarios::end_to_end::EndToEnd;
@@ -39,6 +40,10 @@ pub struct Results {
     pub proxied_drain: Measured<Drain>,
     pub outage: Measured<Outage>,
     pub dlq: Measured<DlqPunctuality>,
+    /// Raw limit and drain measured alternately, several rounds.
+    pub drain_ratio: Measured<DrainRatio>,
+    /// Brokers of the Kafka cluster the run used (topics replicated min(3, brokers) times).
+    pub brokers: usize,
 }
 
 /// A row from two measurements, or an ERROR row naming the first that failed.
@@ -410,6 +415,69 @@ pub fn report(r: &Results) -> Report {
          its partition assignment.",
     );
 
+    // The drain ratio again, from alternating rounds (a single pair is at the mercy of the
+    // machine's swings).
+    if let Ok(a) = &r.drain_ratio {
+        let ratios = a.ratios();
+        let figure = format!(
+            "registration-service drain ÷ raw batched upsert, median of {} alternating rounds",
+            ratios.len()
+        );
+        report.push(Row::with_ratio(
+            figure,
+            format!("median {:.0}/s", a.median_ours()),
+            format!("median {:.0}/s", a.median_raw()),
+            a.median_ratio(),
+            Goal::AtLeast(0.8),
+        ));
+        report.note(format!(
+            "Alternating drain ratio: raw batched upserts then a drain of the same size, {} times; per round (drain ÷ the raw limit measured right before it): {}; median {:.2}, spread {:.2}–{:.2}.",
+            ratios.len(),
+            a.rounds
+                .iter()
+                .map(|(ours, raw)| format!("{:.0}/{:.0} = {:.2}", ours, raw, ours / raw))
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.median_ratio(),
+            ratios.first().copied().unwrap_or(f64::NAN),
+            ratios.last().copied().unwrap_or(f64::NAN),
+        ));
+    } else if let Err(e) = &r.drain_ratio {
+        if !format!("{e:#}").contains("skipped") {
+            report.push(Row::error("registration-service drain ÷ raw batched upsert, alternating rounds", "≥ 0.8", e));
+        }
+    }
+
+    // On a replicated cluster the gateway and the drain also against Kafka's own producer.
+    let durability = reliable_messaging::topics::TopicPolicy::default().resolve(r.brokers);
+    report.note(format!(
+        "Kafka: {} broker(s); every topic of the run replicated {} times with min.insync.replicas {} (what the \
+         services declare on such a cluster).",
+        r.brokers, durability.replication_factor, durability.min_insync_replicas
+    ));
+    if let (Ok(g), Ok(p)) = (&gw_max_for_context(r), &r.producer_perf) {
+        report.push(Row::ratio(
+            "(context) gateway sign-ups accepted/s ÷ Kafka ProducerPerformance records/s",
+            Measure::per_second(*g),
+            Measure::per_second(p.records_per_sec),
+            Goal::None,
+        ));
+    }
+    report.push(both(
+        "(context) registration-service rows/s draining ÷ Kafka ProducerPerformance records/s",
+        "—",
+        &r.drain,
+        &r.producer_perf,
+        |d, p| {
+            Row::ratio(
+                "(context) registration-service rows/s draining ÷ Kafka ProducerPerformance records/s",
+                Measure::per_second(d.rows_per_sec),
+                Measure::per_second(p.records_per_sec),
+                Goal::None,
+            )
+        },
+    ));
+
     // Context: our producer against Kafka's own.
     report.push(both(
         "(context) our producer (pre-fill) records/s ÷ Kafka ProducerPerformance",
@@ -476,6 +544,14 @@ fn dlq_row(figure: &str, d: &DlqPunctuality) -> Row {
 }
 
 /// anyhow errors are not `Clone`; a figure that depends on a failed one repeats its message.
+/// The gateway's accepted sign-ups per second at saturation, if measured.
+fn gw_max_for_context(r: &Results) -> Measured<f64> {
+    match &r.gateway {
+        Ok(g) => g.max.as_ref().map(|m| m.accepted_per_sec).map_err(clone_err),
+        Err(e) => Err(clone_err(e)),
+    }
+}
+
 fn clone_err(e: &anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
 }

@@ -73,6 +73,9 @@ struct Args {
     /// Run only these phases (for profiling one of them); the raw argon2id rate always runs.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Phase>,
+    /// Rounds of the alternating drain-ratio phase: raw upserts, then a drain, this many times.
+    #[arg(long, default_value_t = 5)]
+    drain_rounds: usize,
 }
 
 /// The parts of a run, for `--only`.
@@ -83,6 +86,8 @@ enum Phase {
     Drain,
     Outage,
     Dlq,
+    /// The drain ratio from raw limit and drain measured alternately (`--drain-rounds`).
+    DrainRatio,
 }
 
 /// No run may take longer than this, whatever hangs.
@@ -141,7 +146,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     };
     let started = Instant::now();
     let outcome = tokio::select! {
-        results = measure(&ctx, &tools, &args.only) => Ok(results),
+        results = measure(&ctx, &tools, &args.only, args.drain_rounds) => Ok(results),
         signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
         _ = tokio::time::sleep(HARD_LIMIT) => Err(anyhow::anyhow!("the run took longer than {HARD_LIMIT:?}")),
     };
@@ -183,7 +188,7 @@ fn phase(name: &str) {
     eprintln!("[bench] {name}");
 }
 
-async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase]) -> Results {
+async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], drain_rounds: usize) -> Results {
     let plan = ctx.plan;
     let run_id = &ctx.env.run_id;
 
@@ -285,6 +290,17 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase]) -> Resul
     } else {
         (skipped(), skipped())
     };
+    let drain_ratio = if runs(Phase::DrainRatio) && drain_rounds > 0 {
+        phase("registration-service drain and raw upserts, alternately");
+        timed(
+            "alternating drain ratio",
+            Duration::from_secs(120 * drain_rounds as u64),
+            scenarios::alternating::run(ctx, drain_rounds),
+        )
+        .await
+    } else {
+        skipped()
+    };
     let dlq = if runs(Phase::Dlq) {
         phase("dlq-worker: re-send punctuality with 10,000 waiting");
         timed("dlq", Duration::from_secs(300), scenarios::dlq::run(ctx)).await
@@ -304,6 +320,8 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase]) -> Resul
         proxied_drain,
         outage,
         dlq,
+        drain_ratio,
+        brokers: ctx.env.brokers,
     }
 }
 

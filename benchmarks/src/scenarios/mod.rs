@@ -4,8 +4,10 @@
 //! * [`end_to_end`]: request → row committed, gateway and registration-service together;
 //! * [`drain`]: the registration-service draining a pre-filled topic, batched and row by row;
 //! * [`outage`]: the same after a 10 s database outage (through the TCP proxy of the tests);
-//! * [`dlq`]: the dlq-worker's re-send punctuality with 10,000 other messages waiting.
+//! * [`dlq`]: the dlq-worker's re-send punctuality with 10,000 other messages waiting;
+//! * [`alternating`]: the drain ratio from raw limit and drain measured alternately.
 
+pub mod alternating;
 pub mod dlq;
 pub mod drain;
 pub mod end_to_end;
