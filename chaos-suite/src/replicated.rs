@@ -236,6 +236,8 @@ impl Rig {
         for &f in &followers {
             self.brokers.isolate(f).await;
         }
+        // A fault of its own: refusals from here on are not the previous fault's.
+        self.faults_at.push(Instant::now());
         progress(&format!("followers {followers:?} of broker {victim} cut off"));
         // 202s answered from a second after the cut (acknowledgements already on their way
         // may still arrive) until the kill: with acks=all there can be none, as no follower
