@@ -686,6 +686,11 @@ cluster_start() {
   ensure_java
   ensure_kafka_libs
   mkdir -p "$CLUSTER_HOME"
+  # A bare Debian may lack iproute2; as root we can install it and give each node its own
+  # namespace (what broker-isolate needs).
+  if [[ ! -s $CLUSTER_NETWORK_FILE && -z ${KAFKA_CLUSTER_NETWORK:-} && $(id -u) == 0 ]] && ! have ip; then
+    apt_install iproute2
+  fi
   [[ -s $CLUSTER_NETWORK_FILE ]] || cluster_network >"$CLUSTER_NETWORK_FILE"
   if [[ ! -s $CLUSTER_ID_FILE ]]; then
     run_kafka_class kafka.tools.StorageTool random-uuid | tail -n1 >"$CLUSTER_ID_FILE"
