@@ -74,7 +74,9 @@ impl TopicPolicy {
         let replication_factor = self.replication_factor.unwrap_or(brokers.min(3));
         Durability {
             replication_factor,
-            min_insync_replicas: self.min_insync_replicas.unwrap_or((replication_factor - 1).max(1)),
+            min_insync_replicas: self
+                .min_insync_replicas
+                .unwrap_or((replication_factor - 1).max(1)),
             unclean_leader_election: self.unclean_leader_election,
         }
     }
@@ -91,30 +93,58 @@ pub struct Weakness {
 
 impl Durability {
     /// How `actual` (replication factor, and the topic's configs) falls short of `self`.
-    fn shortfalls(&self, topic: &str, replication_factor: i32, min_isr: Option<i32>, unclean: Option<bool>) -> Vec<Weakness> {
+    fn shortfalls(
+        &self,
+        topic: &str,
+        replication_factor: i32,
+        min_isr: Option<i32>,
+        unclean: Option<bool>,
+    ) -> Vec<Weakness> {
         let mut weak = Vec::new();
         let mut note = |setting, actual: String, wanted: String| {
-            weak.push(Weakness { topic: topic.to_owned(), setting, actual, wanted });
+            weak.push(Weakness {
+                topic: topic.to_owned(),
+                setting,
+                actual,
+                wanted,
+            });
         };
         if replication_factor < self.replication_factor {
-            note("replication factor", replication_factor.to_string(), self.replication_factor.to_string());
+            note(
+                "replication factor",
+                replication_factor.to_string(),
+                self.replication_factor.to_string(),
+            );
         }
         if let Some(m) = min_isr.filter(|m| *m < self.min_insync_replicas) {
-            note("min.insync.replicas", m.to_string(), self.min_insync_replicas.to_string());
+            note(
+                "min.insync.replicas",
+                m.to_string(),
+                self.min_insync_replicas.to_string(),
+            );
         }
         if unclean == Some(true) && !self.unclean_leader_election {
-            note("unclean.leader.election.enable", "true".into(), "false".into());
+            note(
+                "unclean.leader.election.enable",
+                "true".into(),
+                "false".into(),
+            );
         }
         weak
     }
 }
 
 fn admin_options() -> AdminOptions {
-    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)))
+    AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(15)))
 }
 
 /// Live brokers, and for each of `topics` that exists its smallest replica count.
-async fn cluster_view(kafka: &KafkaSettings, topics: &[&str]) -> Result<(usize, Vec<(String, Option<i32>)>), KafkaError> {
+async fn cluster_view(
+    kafka: &KafkaSettings,
+    topics: &[&str],
+) -> Result<(usize, Vec<(String, Option<i32>)>), KafkaError> {
     let client: BaseConsumer = kafka.client_config().create()?;
     let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
@@ -148,27 +178,41 @@ pub enum TopicsError {
 
 /// [`ensure_exist_with`] the policy from the environment ([`TopicPolicy::from_env`]).
 pub async fn ensure_exist(kafka: &KafkaSettings, topics: &[&str]) -> Result<(), TopicsError> {
-    let policy = TopicPolicy::from_env().map_err(TopicsError::Policy).inspect_err(|e| tracing::error!(error = %e, "not declaring topics"))?;
+    let policy = TopicPolicy::from_env()
+        .map_err(TopicsError::Policy)
+        .inspect_err(|e| tracing::error!(error = %e, "not declaring topics"))?;
     Ok(ensure_exist_with(kafka, topics, &policy).await?)
 }
 
 /// Creates each of `topics` that does not exist yet with the [`TopicPolicy`] resolved for the
 /// cluster's size; warns about each existing topic whose settings are weaker
 /// ([`check_durability`]). Existing topics are never changed.
-pub async fn ensure_exist_with(kafka: &KafkaSettings, topics: &[&str], policy: &TopicPolicy) -> Result<(), KafkaError> {
+pub async fn ensure_exist_with(
+    kafka: &KafkaSettings,
+    topics: &[&str],
+    policy: &TopicPolicy,
+) -> Result<(), KafkaError> {
     let (brokers, existing) = cluster_view(kafka, topics).await?;
     let durability = policy.resolve(brokers);
     let min_isr = durability.min_insync_replicas.to_string();
     let unclean = durability.unclean_leader_election.to_string();
-    let missing: Vec<&str> = existing.iter().filter(|(_, rf)| rf.is_none()).map(|(t, _)| t.as_str()).collect();
+    let missing: Vec<&str> = existing
+        .iter()
+        .filter(|(_, rf)| rf.is_none())
+        .map(|(t, _)| t.as_str())
+        .collect();
     if !missing.is_empty() {
         let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
         let new: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|t| {
-                NewTopic::new(t, policy.partitions.unwrap_or(-1), TopicReplication::Fixed(durability.replication_factor))
-                    .set("min.insync.replicas", &min_isr)
-                    .set("unclean.leader.election.enable", &unclean)
+                NewTopic::new(
+                    t,
+                    policy.partitions.unwrap_or(-1),
+                    TopicReplication::Fixed(durability.replication_factor),
+                )
+                .set("min.insync.replicas", &min_isr)
+                .set("unclean.leader.election.enable", &unclean)
             })
             .collect();
         for result in admin.create_topics(&new, &admin_options()).await? {
@@ -199,7 +243,9 @@ pub fn spawn_durability_check(kafka: KafkaSettings, topics: Vec<String>) {
     tokio::spawn(async move {
         let policy = match TopicPolicy::from_env() {
             Ok(p) => p,
-            Err(e) => return tracing::error!(error = %e, "invalid topic policy; topic durability not checked"),
+            Err(e) => {
+                return tracing::error!(error = %e, "invalid topic policy; topic durability not checked")
+            }
         };
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         if let Err(e) = check_durability(&kafka, &names, &policy).await {
@@ -211,16 +257,28 @@ pub fn spawn_durability_check(kafka: KafkaSettings, topics: Vec<String>) {
 /// Compares each existing topic of `topics` with the policy resolved for the cluster's size,
 /// logs a warning naming every weaker setting, and returns them. Topics that do not exist are
 /// skipped.
-pub async fn check_durability(kafka: &KafkaSettings, topics: &[&str], policy: &TopicPolicy) -> Result<Vec<Weakness>, KafkaError> {
+pub async fn check_durability(
+    kafka: &KafkaSettings,
+    topics: &[&str],
+    policy: &TopicPolicy,
+) -> Result<Vec<Weakness>, KafkaError> {
     let (brokers, existing) = cluster_view(kafka, topics).await?;
     let durability = policy.resolve(brokers);
-    let present: Vec<(String, i32)> = existing.into_iter().filter_map(|(t, rf)| rf.map(|rf| (t, rf))).collect();
+    let present: Vec<(String, i32)> = existing
+        .into_iter()
+        .filter_map(|(t, rf)| rf.map(|rf| (t, rf)))
+        .collect();
     if present.is_empty() {
         return Ok(Vec::new());
     }
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
-    let specifiers: Vec<ResourceSpecifier<'_>> = present.iter().map(|(t, _)| ResourceSpecifier::Topic(t)).collect();
-    let configs = admin.describe_configs(&specifiers, &admin_options()).await?;
+    let specifiers: Vec<ResourceSpecifier<'_>> = present
+        .iter()
+        .map(|(t, _)| ResourceSpecifier::Topic(t))
+        .collect();
+    let configs = admin
+        .describe_configs(&specifiers, &admin_options())
+        .await?;
     let mut weaknesses = Vec::new();
     for ((topic, rf), config) in present.iter().zip(configs) {
         let config = config.map_err(KafkaError::AdminOp)?;
@@ -252,19 +310,38 @@ mod tests {
     #[test]
     fn defaults_follow_the_cluster_size() {
         let policy = TopicPolicy::default();
-        let d = |rf, min_isr| Durability { replication_factor: rf, min_insync_replicas: min_isr, unclean_leader_election: false };
-        assert_eq!(policy.resolve(1), d(1, 1), "a single broker keeps working with RF 1");
+        let d = |rf, min_isr| Durability {
+            replication_factor: rf,
+            min_insync_replicas: min_isr,
+            unclean_leader_election: false,
+        };
+        assert_eq!(
+            policy.resolve(1),
+            d(1, 1),
+            "a single broker keeps working with RF 1"
+        );
         assert_eq!(policy.resolve(2), d(2, 1));
         assert_eq!(policy.resolve(3), d(3, 2));
-        assert_eq!(policy.resolve(7), d(3, 2), "three copies are enough; more brokers do not raise it");
+        assert_eq!(
+            policy.resolve(7),
+            d(3, 2),
+            "three copies are enough; more brokers do not raise it"
+        );
     }
 
     #[test]
     fn explicit_settings_win() {
-        let policy = TopicPolicy { replication_factor: Some(5), min_insync_replicas: None, ..TopicPolicy::default() };
+        let policy = TopicPolicy {
+            replication_factor: Some(5),
+            min_insync_replicas: None,
+            ..TopicPolicy::default()
+        };
         assert_eq!(policy.resolve(3).replication_factor, 5);
         assert_eq!(policy.resolve(3).min_insync_replicas, 4);
-        let policy = TopicPolicy { min_insync_replicas: Some(1), ..TopicPolicy::default() };
+        let policy = TopicPolicy {
+            min_insync_replicas: Some(1),
+            ..TopicPolicy::default()
+        };
         assert_eq!(policy.resolve(3).min_insync_replicas, 1);
     }
 
@@ -273,8 +350,18 @@ mod tests {
         let wanted = TopicPolicy::default().resolve(3);
         let weak = wanted.shortfalls("t", 1, Some(1), Some(true));
         let names: Vec<&str> = weak.iter().map(|w| w.setting).collect();
-        assert_eq!(names, ["replication factor", "min.insync.replicas", "unclean.leader.election.enable"]);
+        assert_eq!(
+            names,
+            [
+                "replication factor",
+                "min.insync.replicas",
+                "unclean.leader.election.enable"
+            ]
+        );
         assert!(wanted.shortfalls("t", 3, Some(2), Some(false)).is_empty());
-        assert!(wanted.shortfalls("t", 3, Some(3), None).is_empty(), "stronger is not weaker");
+        assert!(
+            wanted.shortfalls("t", 3, Some(3), None).is_empty(),
+            "stronger is not weaker"
+        );
     }
 }
