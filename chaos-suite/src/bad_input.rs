@@ -81,20 +81,38 @@ fn corpus() -> Vec<Probe> {
     probes
 }
 
-/// A value for `property` (a JSON schema) that is valid or not, and which.
+/// Whether `s` satisfies the string constraints of `schema` (lengths and `pattern`, which the
+/// served document uses for rules a length cannot say, such as the display name's).
+fn conforms(schema: &Value, s: &str) -> bool {
+    let chars = s.chars().count() as u64;
+    let min_ok = schema["minLength"].as_u64().is_none_or(|min| chars >= min);
+    let max_ok = schema["maxLength"].as_u64().is_none_or(|max| chars <= max);
+    let pattern_ok = schema["pattern"]
+        .as_str()
+        .is_none_or(|p| regex::Regex::new(p).map(|re| re.is_match(s)).unwrap_or(true));
+    min_ok && max_ok && pattern_ok
+}
+
+/// A value for `property` (a JSON schema) that is valid or not, and which. Strings are judged
+/// by the schema itself ([`conforms`]), so a bound the schema states as a pattern counts too.
 fn fuzz_value(name: &str, schema: &Value, rng: &mut impl Rng) -> (Option<Value>, bool) {
     let min = schema["minLength"].as_u64().unwrap_or(0) as usize;
-    let max = schema["maxLength"].as_u64().unwrap_or(64) as usize;
+    // Past any limit the schema might state as a pattern (the display name's is 100).
+    let max = schema["maxLength"].as_u64().unwrap_or(300) as usize;
     let valid_string = || match name {
         "email" => format!("fuzz-{}@example.com", Uuid::new_v4().simple()),
         _ => "v".repeat(min.max(1).max(8).min(max)),
+    };
+    let judged = |s: String| {
+        let ok = conforms(schema, &s);
+        (Some(Value::String(s)), ok)
     };
     match rng.gen_range(0..8) {
         0..=2 => (Some(Value::String(valid_string())), true),
         3 => (None, false),
         4 => (Some([json!(42), json!(true), Value::Null, json!([]), json!({})].choose(rng).cloned().expect("non-empty")), false),
-        5 => (Some(Value::String("x".repeat(max + 1))), false),
-        6 if min > 0 => (Some(Value::String("x".repeat(min - 1))), false),
+        5 => judged("x".repeat(max + 1)),
+        6 if min > 0 => judged("x".repeat(min - 1)),
         _ if name == "email" => (Some(Value::String(["plainaddress", "@no-local", "two@@example.com", ""].choose(rng).expect("non-empty").to_string())), false),
         _ => (Some(Value::String(valid_string())), true),
     }

@@ -116,7 +116,7 @@ pub fn document() -> Value {
                     "required": ["email", "name", "password"],
                     "properties": {
                         "email": {"type": "string", "format": "email", "maxLength": 254,
-                                  "description": "Trimmed and lower-cased before use."},
+                                  "description": "Used in canonical form: trimmed, the local part in Unicode NFC and lower-cased (nothing else folded), the domain in its ASCII (IDNA) form. Two sign-ups are for the same address exactly when these forms are equal."},
                         "name": {"type": "string", "pattern": DisplayName::pattern(),
                                  "description": "Trimmed of Unicode white space, then 1 to 100 characters, none of them \
                                                  a control character (Unicode Cc). The pattern is exactly this rule."},
