@@ -337,11 +337,12 @@ impl Rig {
             .copied()
             .filter(|&id| id != victim)
             .collect();
+        // A fault of its own, from before the first cut: refusals from here on are not the
+        // previous fault's.
+        self.faults_at.push(Instant::now());
         for &f in &followers {
             self.brokers.isolate(f).await;
         }
-        // A fault of its own: refusals from here on are not the previous fault's.
-        self.faults_at.push(Instant::now());
         progress(&format!(
             "followers {followers:?} of broker {victim} cut off"
         ));
