@@ -1083,7 +1083,9 @@ readonly SECURE_DB_HOME="$SECURE_HOME/mariadb"
 readonly SECURE_DB_DATA="$SECURE_DB_HOME/data"
 readonly SECURE_DB_CNF="$SECURE_DB_HOME/my.cnf"
 readonly SECURE_DB_PID_FILE="$SECURE_DB_HOME/mariadbd.pid"
-readonly SECURE_DB_SOCKET="${TMPDIR:-/tmp}/local-services-secure-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1).sock"
+# In the temp dir: a unix socket path must stay under ~107 bytes.
+SECURE_DB_SOCKET="${TMPDIR:-/tmp}/local-services-secure-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1).sock"
+readonly SECURE_DB_SOCKET
 readonly SECURE_KAFKA_USER=registrations
 
 SECURE_FLAG=""

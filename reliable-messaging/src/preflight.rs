@@ -27,7 +27,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::settings::KafkaSettings;
 
 /// How long each check may take when the server does not answer at all.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {

@@ -25,6 +25,13 @@ use tracing_subscriber::{prelude::*, EnvFilter};
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
+/// Turns the library's spans on without an exporter, for tests that install their own
+/// OpenTelemetry layer.
+#[cfg(test)]
+pub(crate) fn enable_for_tests() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
 /// Whether spans are exported (an OTLP endpoint is configured and [`init`] installed it).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)

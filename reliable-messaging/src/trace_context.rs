@@ -197,6 +197,69 @@ mod tests {
         assert!(!cx.span().span_context().is_valid());
     }
 
+    /// Collects finished spans in memory.
+    #[derive(Debug, Clone, Default)]
+    struct Collected(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+    impl opentelemetry_sdk::trace::SpanExporter for Collected {
+        fn export(
+            &self,
+            batch: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+            self.0.lock().unwrap().extend(batch);
+            std::future::ready(Ok(()))
+        }
+    }
+
+    fn delivery(headers: Vec<Header>) -> Delivery {
+        Delivery {
+            topic: "t".to_owned(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: None,
+            headers,
+            timestamp_ms: None,
+            retry: None,
+            retry_metadata_error: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_of_one_trace_continues_it_and_a_mixed_batch_links_to_each_trace() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::prelude::*;
+        let collected = Collected::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        telemetry::enable_for_tests();
+        let a = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-1111111111111111-01";
+        let b = "00-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-2222222222222222-01";
+        tracing::subscriber::with_default(subscriber, || {
+            drop(batch_span(&[delivery(vec![header("traceparent", a)]), delivery(vec![header("traceparent", a)])]));
+            drop(batch_span(&[
+                delivery(vec![header("traceparent", a)]),
+                delivery(vec![header("traceparent", b)]),
+                delivery(vec![]),
+            ]));
+        });
+        let _ = provider.force_flush();
+        let spans = collected.0.lock().unwrap().clone();
+        assert_eq!(spans.len(), 2, "{spans:?}");
+
+        let same = &spans[0];
+        assert_eq!(same.span_context.trace_id().to_string(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(same.parent_span_id.to_string(), "1111111111111111");
+        assert!(same.links.links.is_empty());
+
+        let mixed = &spans[1];
+        let linked: Vec<String> = mixed.links.links.iter().map(|l| l.span_context.trace_id().to_string()).collect();
+        assert_eq!(linked, ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"]);
+        let own = mixed.span_context.trace_id().to_string();
+        assert!(own != linked[0] && own != linked[1], "a mixed batch starts its own trace");
+    }
+
     #[test]
     fn injecting_replaces_the_previous_hop_instead_of_appending() {
         let cx = extract(&[header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);

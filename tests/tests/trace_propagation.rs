@@ -258,6 +258,27 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
         );
     }
     assert_eq!(trace.iter().filter(|s| s.service == "gateway" && s.name == "POST /registrations").count(), 1);
+    // Each hop is the child of the previous hop's producer span, not merely of the caller
+    // (headers passed through unchanged would also keep the trace id): only the gateway's
+    // server span hangs off the caller's span.
+    let parent_of = |span: &ReceivedSpan| trace.iter().find(|p| p.span_id == span.parent_span_id);
+    let from_caller: Vec<_> = trace.iter().filter(|s| s.parent_span_id == caller_span).map(|s| s.name.as_str()).collect();
+    assert_eq!(from_caller, ["POST /registrations"], "only the gateway continues the caller's span");
+    let publish = format!("{topic} publish");
+    let dead_letter_publish = format!("{} publish", dead_letter_topic(&topic));
+    for (service, name, parent_service, parent_name) in [
+        ("registration-service", "process batch", "gateway", publish.as_str()),
+        ("registration-service", "process batch", "dlq-worker", publish.as_str()),
+        ("dlq-worker", &format!("{topic} re-send") as &str, "registration-service", dead_letter_publish.as_str()),
+        ("dlq-worker", "dlq wait", "registration-service", dead_letter_publish.as_str()),
+    ] {
+        let found = trace.iter().any(|s| {
+            s.service == service
+                && s.name == name
+                && parent_of(s).is_some_and(|p| p.service == parent_service && p.name == parent_name)
+        });
+        assert!(found, "no {service} / {name} whose parent is {parent_service} / {parent_name}:\n{}", describe(&trace));
+    }
 
     // Logs and traces join: the services' JSON log lines carry the trace id.
     for process in [&registration, &dlq_worker] {
