@@ -39,15 +39,27 @@ pub fn record_size(run_id: &str) -> usize {
 }
 
 /// The record the gateway would write for `event`.
+///
+/// With `BENCH_TRACEPARENT=1` it also carries a `traceparent` of a trace of its own, as the
+/// gateway writes when tracing is on (or its caller sent one): what the tracing-overhead rows of
+/// BENCHMARKS.md are measured with.
 pub fn record(topic: &str, event: &RegistrationRequested) -> OutboundRecord {
+    let mut headers = vec![Header {
+        key: REQUEST_ID_HEADER.to_owned(),
+        value: Some(event.request_id.to_string().into_bytes()),
+    }];
+    if std::env::var("BENCH_TRACEPARENT").is_ok_and(|v| v == "1") {
+        let id = event.request_id.simple().to_string();
+        headers.push(Header {
+            key: "traceparent".to_owned(),
+            value: Some(format!("00-{id}-{}-01", &id[16..]).into_bytes()),
+        });
+    }
     OutboundRecord {
         topic: topic.to_owned(),
         key: Some(event.email.clone().into_bytes()),
         payload: Some(event.to_json()),
-        headers: vec![Header {
-            key: REQUEST_ID_HEADER.to_owned(),
-            value: Some(event.request_id.to_string().into_bytes()),
-        }],
+        headers,
     }
 }
 
