@@ -38,11 +38,7 @@ pub struct BenchDatabase {
 
 impl Environment {
     /// Checks that both servers answer, with a message that says how to start them.
-    pub async fn connect(
-        kafka_bootstrap: String,
-        database_url: String,
-        keep: bool,
-    ) -> anyhow::Result<Self> {
+    pub async fn connect(kafka_bootstrap: String, database_url: String, keep: bool) -> anyhow::Result<Self> {
         let mut env = Environment {
             kafka_bootstrap,
             database_url,
@@ -62,9 +58,7 @@ impl Environment {
         let bootstrap = env.kafka_bootstrap.clone();
         tokio::task::spawn_blocking(move || {
             let client: BaseConsumer = config.create()?;
-            client
-                .fetch_metadata(None, Duration::from_secs(10))
-                .map(|m| m.brokers().len())
+            client.fetch_metadata(None, Duration::from_secs(10)).map(|m| m.brokers().len())
         })
         .await?
         .with_context(|| format!("no metadata from the Kafka broker at {bootstrap} ({hint})"))
@@ -74,15 +68,12 @@ impl Environment {
 
     pub fn kafka_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.kafka_bootstrap)
-            .set("log_level", "3");
+        config.set("bootstrap.servers", &self.kafka_bootstrap).set("log_level", "3");
         config
     }
 
     async fn server_connection(&self) -> anyhow::Result<MySqlConnection> {
-        let options = MySqlConnectOptions::from_str(&self.database_url)
-            .context("DATABASE_URL is not a MySQL URL")?;
+        let options = MySqlConnectOptions::from_str(&self.database_url).context("DATABASE_URL is not a MySQL URL")?;
         Ok(MySqlConnection::connect_with(&options).await?)
     }
 
@@ -100,12 +91,8 @@ impl Environment {
         let min_isr = durability.min_insync_replicas.to_string();
         let results = admin
             .create_topics(
-                &[NewTopic::new(
-                    &topic,
-                    partitions,
-                    TopicReplication::Fixed(durability.replication_factor),
-                )
-                .set("min.insync.replicas", &min_isr)],
+                &[NewTopic::new(&topic, partitions, TopicReplication::Fixed(durability.replication_factor))
+                    .set("min.insync.replicas", &min_isr)],
                 &options,
             )
             .await?;
@@ -124,9 +111,7 @@ impl Environment {
                 let served = client
                     .fetch_metadata(Some(&name), Duration::from_secs(2))
                     .map(|m| {
-                        m.topics().iter().any(|t| {
-                            t.error().is_none() && t.partitions().len() as i32 == partitions
-                        })
+                        m.topics().iter().any(|t| t.error().is_none() && t.partitions().len() as i32 == partitions)
                     })
                     .unwrap_or(false);
                 if served {
@@ -152,31 +137,22 @@ impl Environment {
     pub async fn fresh_database(&self, name: &str) -> anyhow::Result<BenchDatabase> {
         let db_name = format!("bench_{}_{name}", self.run_id);
         let mut admin = self.server_connection().await?;
-        sqlx::query(&format!(
-            "CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        ))
-        .execute(&mut admin)
-        .await
-        .with_context(|| format!("CREATE DATABASE {db_name}"))?;
+        sqlx::query(&format!("CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("CREATE DATABASE {db_name}"))?;
         admin.close().await.ok();
-        self.databases
-            .lock()
-            .expect("databases lock")
-            .push(db_name.clone());
+        self.databases.lock().expect("databases lock").push(db_name.clone());
         let options = MySqlConnectOptions::from_str(&self.database_url)?.database(&db_name);
         let url = options.to_url_lossy().to_string();
-        let pool = MySqlPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await?;
+        let pool = MySqlPoolOptions::new().max_connections(2).connect_with(options).await?;
         Ok(BenchDatabase { url, pool })
     }
 
     /// Deletes every topic and database of this run (unless `--keep`).
     pub async fn cleanup(&self) {
         let topics: Vec<String> = std::mem::take(&mut *self.topics.lock().expect("topics lock"));
-        let databases: Vec<String> =
-            std::mem::take(&mut *self.databases.lock().expect("databases lock"));
+        let databases: Vec<String> = std::mem::take(&mut *self.databases.lock().expect("databases lock"));
         if self.keep {
             eprintln!("[bench] --keep: leaving topics {topics:?} and databases {databases:?}");
             return;
@@ -186,10 +162,7 @@ impl Environment {
                 let admin: AdminClient<DefaultClientContext> = self.kafka_config().create()?;
                 let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                 admin
-                    .delete_topics(
-                        &names,
-                        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-                    )
+                    .delete_topics(&names, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
                     .await?;
                 anyhow::Ok(())
             };
@@ -202,10 +175,7 @@ impl Environment {
         }
         if let Ok(mut admin) = self.server_connection().await {
             for db in databases {
-                if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`"))
-                    .execute(&mut admin)
-                    .await
-                {
+                if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`")).execute(&mut admin).await {
                     eprintln!("[bench] could not drop database {db}: {e}");
                 }
             }
@@ -215,8 +185,6 @@ impl Environment {
 
 impl BenchDatabase {
     pub async fn count_users(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
     }
 }

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 /// A real argon2id PHC string with the gateway's parameters (the consumer never verifies it,
 /// but its length is what travels on the topic).
-const PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Xm4rN0YdZcC6sQ4bQm0u6A$2m1wJ0m8oQ3h6cV2r0t9yq0n3c1l7p4Z8x5b6n9m2k4";
+const PASSWORD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$Xm4rN0YdZcC6sQ4bQm0u6A$2m1wJ0m8oQ3h6cV2r0t9yq0n3c1l7p4Z8x5b6n9m2k4";
 
 /// Sends in flight at once while pre-filling: enough to fill librdkafka's batches.
 const IN_FLIGHT: usize = 5_000;
@@ -44,10 +45,8 @@ pub fn record_size(run_id: &str) -> usize {
 /// gateway writes when tracing is on (or its caller sent one): what the tracing-overhead rows of
 /// BENCHMARKS.md are measured with.
 pub fn record(topic: &str, event: &RegistrationRequested) -> OutboundRecord {
-    let mut headers = vec![Header {
-        key: REQUEST_ID_HEADER.to_owned(),
-        value: Some(event.request_id.to_string().into_bytes()),
-    }];
+    let mut headers =
+        vec![Header { key: REQUEST_ID_HEADER.to_owned(), value: Some(event.request_id.to_string().into_bytes()) }];
     if std::env::var("BENCH_TRACEPARENT").is_ok_and(|v| v == "1") {
         let id = event.request_id.simple().to_string();
         headers.push(Header {
@@ -64,18 +63,12 @@ pub fn record(topic: &str, event: &RegistrationRequested) -> OutboundRecord {
 }
 
 pub fn producer(bootstrap: &str) -> anyhow::Result<DurableProducer> {
-    DurableProducer::new(
-        &KafkaSettings::new(bootstrap, "benchmark-harness"),
-        Duration::from_secs(30),
-    )
-    .context("creating the Kafka producer")
+    DurableProducer::new(&KafkaSettings::new(bootstrap, "benchmark-harness"), Duration::from_secs(30))
+        .context("creating the Kafka producer")
 }
 
 /// Writes `records` and waits for every acknowledgement; returns how long it took.
-pub async fn produce_all(
-    producer: &DurableProducer,
-    records: Vec<OutboundRecord>,
-) -> anyhow::Result<Duration> {
+pub async fn produce_all(producer: &DurableProducer, records: Vec<OutboundRecord>) -> anyhow::Result<Duration> {
     let started = Instant::now();
     stream::iter(records)
         .map(|record| {
@@ -91,9 +84,7 @@ pub async fn produce_all(
 
 /// `count` fresh registrations for `topic`.
 pub fn registrations(run_id: &str, topic: &str, count: usize) -> Vec<OutboundRecord> {
-    (0..count)
-        .map(|_| record(topic, &registration(run_id)))
-        .collect()
+    (0..count).map(|_| record(topic, &registration(run_id))).collect()
 }
 
 #[cfg(test)]

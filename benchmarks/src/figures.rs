@@ -47,13 +47,7 @@ pub struct Results {
 }
 
 /// A row from two measurements, or an ERROR row naming the first that failed.
-fn both<A, B>(
-    figure: &str,
-    goal: &str,
-    a: &Measured<A>,
-    b: &Measured<B>,
-    row: impl FnOnce(&A, &B) -> Row,
-) -> Row {
+fn both<A, B>(figure: &str, goal: &str, a: &Measured<A>, b: &Measured<B>, row: impl FnOnce(&A, &B) -> Row) -> Row {
     match (a, b) {
         (Ok(a), Ok(b)) => row(a, b),
         (Err(e), _) | (_, Err(e)) => Row::error(figure, goal, e),
@@ -96,33 +90,22 @@ pub fn report(r: &Results) -> Report {
         hash.hashes_per_sec, hash.threads
     ));
     let gateway: Measured<&GatewayFigures> = r.gateway.as_ref().map_err(clone_err);
-    let gw_max: Measured<&MaxRate> = gateway
-        .as_ref()
-        .map_err(clone_err)
-        .and_then(|g| g.max.as_ref().map_err(clone_err));
-    let gw_half: Measured<&HalfLoad> = gateway
-        .as_ref()
-        .map_err(clone_err)
-        .and_then(|g| g.half.as_ref().map_err(clone_err));
-    let gw_e2e: Measured<&EndToEnd> = gateway
-        .as_ref()
-        .map_err(clone_err)
-        .and_then(|g| g.end_to_end.as_ref().map_err(clone_err));
+    let gw_max: Measured<&MaxRate> =
+        gateway.as_ref().map_err(clone_err).and_then(|g| g.max.as_ref().map_err(clone_err));
+    let gw_half: Measured<&HalfLoad> =
+        gateway.as_ref().map_err(clone_err).and_then(|g| g.half.as_ref().map_err(clone_err));
+    let gw_e2e: Measured<&EndToEnd> =
+        gateway.as_ref().map_err(clone_err).and_then(|g| g.end_to_end.as_ref().map_err(clone_err));
 
     // 1. Gateway throughput against the hash rate.
-    report.push(one(
-        "gateway sign-ups accepted/s ÷ raw argon2id hashes/s",
-        "≥ 0.9",
-        &gw_max,
-        |m| {
-            Row::ratio(
-                "gateway sign-ups accepted/s ÷ raw argon2id hashes/s",
-                Measure::per_second(m.accepted_per_sec),
-                Measure::per_second(hash.hashes_per_sec),
-                Goal::AtLeast(0.9),
-            )
-        },
-    ));
+    report.push(one("gateway sign-ups accepted/s ÷ raw argon2id hashes/s", "≥ 0.9", &gw_max, |m| {
+        Row::ratio(
+            "gateway sign-ups accepted/s ÷ raw argon2id hashes/s",
+            Measure::per_second(m.accepted_per_sec),
+            Measure::per_second(hash.hashes_per_sec),
+            Goal::AtLeast(0.9),
+        )
+    }));
     if let Ok(m) = &gw_max {
         report.note(format!(
             "Gateway saturation: {} closed-loop clients; accepted/s from the gateway's own \
@@ -135,19 +118,14 @@ pub fn report(r: &Results) -> Report {
     }
 
     // 2. Gateway latency at half load against one hash.
-    report.push(one(
-        "gateway p99 at 50% of max rate ÷ one hash time",
-        "≤ 2",
-        &gw_half,
-        |h| {
-            Row::ratio(
-                "gateway p99 at 50% of max rate ÷ one hash time",
-                Measure::millis(ms(h.load.accepted_latency_us.value_at_quantile(0.99))),
-                Measure::millis(millis(h.one_hash)),
-                Goal::AtMost(2.0),
-            )
-        },
-    ));
+    report.push(one("gateway p99 at 50% of max rate ÷ one hash time", "≤ 2", &gw_half, |h| {
+        Row::ratio(
+            "gateway p99 at 50% of max rate ÷ one hash time",
+            Measure::millis(ms(h.load.accepted_latency_us.value_at_quantile(0.99))),
+            Measure::millis(millis(h.one_hash)),
+            Goal::AtMost(2.0),
+        )
+    }));
     if let Ok(h) = &gw_half {
         report.note(format!(
             "Gateway at 50%: open loop at {:.1} requests/s (constant arrival rate, latency from the intended send \
@@ -175,20 +153,14 @@ pub fn report(r: &Results) -> Report {
             )
         },
     ));
-    report.push(both(
-        "the same, batched ÷ row by row (BATCH_SIZE=1)",
-        "≥ 10",
-        &r.drain,
-        &r.single,
-        |d, s| {
-            Row::ratio(
-                "the same, batched ÷ row by row (BATCH_SIZE=1)",
-                Measure::per_second(d.rows_per_sec),
-                Measure::per_second(s.rows_per_sec),
-                Goal::AtLeast(10.0),
-            )
-        },
-    ));
+    report.push(both("the same, batched ÷ row by row (BATCH_SIZE=1)", "≥ 10", &r.drain, &r.single, |d, s| {
+        Row::ratio(
+            "the same, batched ÷ row by row (BATCH_SIZE=1)",
+            Measure::per_second(d.rows_per_sec),
+            Measure::per_second(s.rows_per_sec),
+            Goal::AtLeast(10.0),
+        )
+    }));
     if let Ok(u) = &r.upsert {
         report.push(Row::ratio(
             "(context) raw batched ÷ raw row-by-row upserts",
@@ -205,11 +177,9 @@ pub fn report(r: &Results) -> Report {
             millis(u.one_commit)
         ));
     }
-    for (label, d) in [
-        ("batched", &r.drain),
-        ("BATCH_SIZE=1", &r.single),
-        ("batched via the TCP proxy", &r.proxied_drain),
-    ] {
+    for (label, d) in
+        [("batched", &r.drain), ("BATCH_SIZE=1", &r.single), ("batched via the TCP proxy", &r.proxied_drain)]
+    {
         if let Ok(d) = d {
             report.note(format!(
                 "Drain {label}: {} messages pre-filled on 3 partitions, {:.0} rows/s (ready {:.2} s after start, \
@@ -226,8 +196,7 @@ pub fn report(r: &Results) -> Report {
     let kafka = r.kafka_end_to_end.as_ref().map_err(clone_err);
     let upsert = r.upsert.as_ref().map_err(clone_err);
     let e2e_goal = "≤ 3";
-    let e2e_figure =
-        "end-to-end p99 (request → row committed) at 50% ÷ (Kafka e2e p99 + one hash + one commit)";
+    let e2e_figure = "end-to-end p99 (request → row committed) at 50% ÷ (Kafka e2e p99 + one hash + one commit)";
     let e2e_row = match (&gw_e2e, &kafka, &upsert) {
         (Ok(e), Ok(k), Ok(u)) => {
             // The one-hash time measured next to the load, as for the gateway's latency.
@@ -261,20 +230,12 @@ pub fn report(r: &Results) -> Report {
 
     // 6. DLQ punctuality.
     let dlq_figure = "DLQ re-send time ÷ configured delay (≥ 1 s, 10,000 others waiting)";
-    report.push(one(dlq_figure, "1.0–1.1", &r.dlq, |d| {
-        dlq_row(dlq_figure, d)
-    }));
+    report.push(one(dlq_figure, "1.0–1.1", &r.dlq, |d| dlq_row(dlq_figure, d)));
     if let Ok(d) = &r.dlq {
         let probes: Vec<String> = d
             .probes
             .iter()
-            .map(|p| {
-                format!(
-                    "{:.0} s → {:.3} s",
-                    p.delay.as_secs_f64(),
-                    p.resent_after.as_secs_f64()
-                )
-            })
+            .map(|p| format!("{:.0} s → {:.3} s", p.delay.as_secs_f64(), p.resent_after.as_secs_f64()))
             .collect();
         report.note(format!(
             "DLQ: {} messages waiting (due in an hour) while probes were re-sent (delay → re-send time, from the \
@@ -286,22 +247,15 @@ pub fn report(r: &Results) -> Report {
     }
 
     // 7. Drain after an outage, against the same service's drain over the same path.
-    let outage_figure =
-        "drain rate after a 10 s database outage ÷ max drain rate (both via the TCP proxy)";
-    report.push(both(
-        outage_figure,
-        "≥ 0.8",
-        &r.outage,
-        &r.proxied_drain,
-        |o, d| {
-            Row::ratio(
-                outage_figure,
-                Measure::per_second(o.rows_per_sec_after),
-                Measure::per_second(d.rows_per_sec),
-                Goal::AtLeast(0.8),
-            )
-        },
-    ));
+    let outage_figure = "drain rate after a 10 s database outage ÷ max drain rate (both via the TCP proxy)";
+    report.push(both(outage_figure, "≥ 0.8", &r.outage, &r.proxied_drain, |o, d| {
+        Row::ratio(
+            outage_figure,
+            Measure::per_second(o.rows_per_sec_after),
+            Measure::per_second(d.rows_per_sec),
+            Goal::AtLeast(0.8),
+        )
+    }));
     if let Ok(o) = &r.outage {
         report.note(format!(
             "Outage: database unreachable (TcpProxy cut) for {:.1} s; {:.0} messages went to the DLQ meanwhile \
@@ -322,92 +276,36 @@ pub fn report(r: &Results) -> Report {
     report.push(one("gateway RSS idle", "≤ 50 MiB", &gateway, |g| {
         Row::absolute("gateway RSS idle", Measure::mib(g.idle_rss_mib), rss_idle)
     }));
-    report.push(one(
-        "gateway RSS under load",
-        "≤ 150 MiB",
-        &gateway,
-        |g| {
-            let peak = [
-                g.max.as_ref().map(|m| m.peak_rss_mib).ok(),
-                g.half.as_ref().map(|h| h.peak_rss_mib).ok(),
-            ]
+    report.push(one("gateway RSS under load", "≤ 150 MiB", &gateway, |g| {
+        let peak = [g.max.as_ref().map(|m| m.peak_rss_mib).ok(), g.half.as_ref().map(|h| h.peak_rss_mib).ok()]
             .into_iter()
             .flatten()
             .fold(0.0, f64::max);
-            Row::absolute("gateway RSS under load", Measure::mib(peak), rss_load)
-        },
-    ));
-    report.push(one(
-        "registration-service RSS idle",
-        "≤ 50 MiB",
-        &r.outage,
-        |o| {
-            Row::absolute(
-                "registration-service RSS idle",
-                Measure::mib(o.idle_rss_mib),
-                rss_idle,
-            )
-        },
-    ));
-    report.push(one(
-        "registration-service RSS under load",
-        "≤ 150 MiB",
-        &r.drain,
-        |d| {
-            Row::absolute(
-                "registration-service RSS under load",
-                Measure::mib(d.peak_rss_mib),
-                rss_load,
-            )
-        },
-    ));
-    report.push(one("dlq-worker RSS idle", "≤ 50 MiB", &r.dlq, |d| {
-        Row::absolute(
-            "dlq-worker RSS idle",
-            Measure::mib(d.idle_rss_mib),
-            rss_idle,
-        )
+        Row::absolute("gateway RSS under load", Measure::mib(peak), rss_load)
     }));
-    report.push(one(
-        "dlq-worker RSS with 10,000 waiting",
-        "≤ 150 MiB",
-        &r.dlq,
-        |d| {
-            Row::absolute(
-                "dlq-worker RSS with 10,000 waiting",
-                Measure::mib(d.peak_rss_mib),
-                rss_load,
-            )
-        },
-    ));
+    report.push(one("registration-service RSS idle", "≤ 50 MiB", &r.outage, |o| {
+        Row::absolute("registration-service RSS idle", Measure::mib(o.idle_rss_mib), rss_idle)
+    }));
+    report.push(one("registration-service RSS under load", "≤ 150 MiB", &r.drain, |d| {
+        Row::absolute("registration-service RSS under load", Measure::mib(d.peak_rss_mib), rss_load)
+    }));
+    report.push(one("dlq-worker RSS idle", "≤ 50 MiB", &r.dlq, |d| {
+        Row::absolute("dlq-worker RSS idle", Measure::mib(d.idle_rss_mib), rss_idle)
+    }));
+    report.push(one("dlq-worker RSS with 10,000 waiting", "≤ 150 MiB", &r.dlq, |d| {
+        Row::absolute("dlq-worker RSS with 10,000 waiting", Measure::mib(d.peak_rss_mib), rss_load)
+    }));
 
     // 9. Start-up.
     let ready = Goal::AtMost(1.0);
     report.push(one("gateway start → ready", "≤ 1 s", &gateway, |g| {
-        Row::absolute(
-            "gateway start → ready",
-            Measure::seconds(g.ready_after.as_secs_f64()),
-            ready,
-        )
+        Row::absolute("gateway start → ready", Measure::seconds(g.ready_after.as_secs_f64()), ready)
     }));
-    report.push(one(
-        "registration-service start → ready",
-        "≤ 1 s",
-        &r.outage,
-        |o| {
-            Row::absolute(
-                "registration-service start → ready",
-                Measure::seconds(o.ready_after.as_secs_f64()),
-                ready,
-            )
-        },
-    ));
+    report.push(one("registration-service start → ready", "≤ 1 s", &r.outage, |o| {
+        Row::absolute("registration-service start → ready", Measure::seconds(o.ready_after.as_secs_f64()), ready)
+    }));
     report.push(one("dlq-worker start → ready", "≤ 1 s", &r.dlq, |d| {
-        Row::absolute(
-            "dlq-worker start → ready",
-            Measure::seconds(d.ready_after.as_secs_f64()),
-            ready,
-        )
+        Row::absolute("dlq-worker start → ready", Measure::seconds(d.ready_after.as_secs_f64()), ready)
     }));
     report.note(
         "Start → ready: from spawning the release binary to the first 200 of /readyz (polled every 5 ms), with a \
@@ -419,10 +317,8 @@ pub fn report(r: &Results) -> Report {
     // machine's swings).
     if let Ok(a) = &r.drain_ratio {
         let ratios = a.ratios();
-        let figure = format!(
-            "registration-service drain ÷ raw batched upsert, median of {} alternating rounds",
-            ratios.len()
-        );
+        let figure =
+            format!("registration-service drain ÷ raw batched upsert, median of {} alternating rounds", ratios.len());
         report.push(Row::with_ratio(
             figure,
             format!("median {:.0}/s", a.median_ours()),
@@ -513,24 +409,11 @@ fn dlq_row(figure: &str, d: &DlqPunctuality) -> Row {
     let ratios: Vec<f64> = d.probes.iter().map(|p| p.ratio()).collect();
     let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let max = ratios.iter().copied().fold(0.0, f64::max);
-    let worst = d
-        .probes
-        .iter()
-        .max_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+    let worst = d.probes.iter().max_by(|a, b| a.ratio().total_cmp(&b.ratio()));
     let ours = worst.map_or("—".to_owned(), |p| {
-        format!(
-            "worst: {:.3} s for {:.0} s",
-            p.resent_after.as_secs_f64(),
-            p.delay.as_secs_f64()
-        )
+        format!("worst: {:.3} s for {:.0} s", p.resent_after.as_secs_f64(), p.delay.as_secs_f64())
     });
-    let mut row = Row::with_ratio(
-        figure,
-        ours,
-        "configured delay".to_owned(),
-        max,
-        Goal::Between(1.0, 1.1),
-    );
+    let mut row = Row::with_ratio(figure, ours, "configured delay".to_owned(), max, Goal::Between(1.0, 1.1));
     if !ratios.is_empty() {
         row.ratio = format!("{min:.3}–{max:.3}");
     }

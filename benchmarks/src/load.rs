@@ -91,11 +91,7 @@ impl SignUps {
             .json::<serde_json::Value>()
             .await
             .ok()
-            .and_then(|v| {
-                v.get("request_id")
-                    .and_then(|id| id.as_str())
-                    .and_then(|s| Uuid::parse_str(s).ok())
-            });
+            .and_then(|v| v.get("request_id").and_then(|id| id.as_str()).and_then(|s| Uuid::parse_str(s).ok()));
         (status, id)
     }
 }
@@ -142,14 +138,8 @@ pub async fn open_loop(signups: &SignUps, rate: f64, duration: Duration) -> Load
         };
         match (status, id) {
             (202, Some(request_id)) => {
-                result
-                    .accepted_latency_us
-                    .saturating_record(latency.as_micros() as u64);
-                result.accepted.push(Accepted {
-                    request_id,
-                    intended_at,
-                    answered_at,
-                });
+                result.accepted_latency_us.saturating_record(latency.as_micros() as u64);
+                result.accepted.push(Accepted { request_id, intended_at, answered_at });
             }
             _ => *result.other.entry(status).or_default() += 1,
         }

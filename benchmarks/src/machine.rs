@@ -7,15 +7,9 @@ pub fn describe() -> String {
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .and_then(|r| r.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
         .unwrap_or_else(|| "unknown".to_owned());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let meminfo = read("/proc/meminfo");
     let mem_gib = meminfo
         .lines()
@@ -25,10 +19,7 @@ pub fn describe() -> String {
         .map(|kib| kib / 1024.0 / 1024.0)
         .unwrap_or(0.0);
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
-    format!(
-        "CPU: {model}, {cores} cores (nproc); memory: {mem_gib:.1} GiB; kernel: {kernel}; {}",
-        load_average()
-    )
+    format!("CPU: {model}, {cores} cores (nproc); memory: {mem_gib:.1} GiB; kernel: {kernel}; {}", load_average())
 }
 
 /// `load average (1/5/15 min): …`, to show how much else was running.

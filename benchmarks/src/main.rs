@@ -51,18 +51,10 @@ struct Args {
     /// Keep the run's topics and databases for inspection instead of deleting them.
     #[arg(long)]
     keep: bool,
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "localhost:9092"
-    )]
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     kafka_bootstrap_servers: String,
     /// A MySQL/MariaDB URL whose user may create databases.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "mysql://registrations@127.0.0.1:3306/registrations"
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "mysql://registrations@127.0.0.1:3306/registrations")]
     database_url: String,
     /// The script whose `kafka-tool` subcommand runs Kafka's CLI classes.
     #[arg(long, default_value = "scripts/local-services.sh")]
@@ -113,37 +105,14 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         binaries.path(name)?;
     }
     if !args.kafka_tool.exists() {
-        anyhow::bail!(
-            "{} not found: run from the repository root (scripts/bench.sh does)",
-            args.kafka_tool.display()
-        );
+        anyhow::bail!("{} not found: run from the repository root (scripts/bench.sh does)", args.kafka_tool.display());
     }
-    let env = Environment::connect(
-        args.kafka_bootstrap_servers.clone(),
-        args.database_url.clone(),
-        args.keep,
-    )
-    .await?;
-    let plan = if args.quick {
-        Plan::quick()
-    } else {
-        Plan::full()
-    };
+    let env = Environment::connect(args.kafka_bootstrap_servers.clone(), args.database_url.clone(), args.keep).await?;
+    let plan = if args.quick { Plan::quick() } else { Plan::full() };
     let machine_before = machine::describe();
-    eprintln!(
-        "[bench] run {} ({}) on {machine_before}",
-        env.run_id,
-        if plan.quick { "quick" } else { "full" }
-    );
-    let ctx = Context {
-        env: &env,
-        binaries: &binaries,
-        plan: &plan,
-    };
-    let tools = KafkaTools {
-        script: args.kafka_tool.clone(),
-        bootstrap: env.kafka_bootstrap.clone(),
-    };
+    eprintln!("[bench] run {} ({}) on {machine_before}", env.run_id, if plan.quick { "quick" } else { "full" });
+    let ctx = Context { env: &env, binaries: &binaries, plan: &plan };
+    let tools = KafkaTools { script: args.kafka_tool.clone(), bootstrap: env.kafka_bootstrap.clone() };
     let started = Instant::now();
     let outcome = tokio::select! {
         results = measure(&ctx, &tools, &args.only, args.drain_rounds) => Ok(results),
@@ -193,14 +162,11 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], drain_ro
     let run_id = &ctx.env.run_id;
 
     phase("raw: argon2id on every core");
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let (duration, singles) = (plan.argon2_duration, plan.single_hashes);
-    let hash =
-        tokio::task::spawn_blocking(move || raw::argon2::measure(threads, duration, singles))
-            .await
-            .expect("the hashing threads do not panic");
+    let hash = tokio::task::spawn_blocking(move || raw::argon2::measure(threads, duration, singles))
+        .await
+        .expect("the hashing threads do not panic");
 
     let runs = |phase: Phase| only.is_empty() || only.contains(&phase);
     let batch_size = reliable_messaging::ConsumerSettings::new("", &[]).max_batch_size;
@@ -209,29 +175,18 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], drain_ro
         phase("raw: batched and row-by-row upserts");
         let upsert = timed("raw upserts", Duration::from_secs(300), async {
             let db = ctx.env.fresh_database("raw").await?;
-            raw::database::measure(
-                &db,
-                run_id,
-                batch_size,
-                plan.raw_batched_rows,
-                plan.raw_single_rows,
-            )
-            .await
+            raw::database::measure(&db, run_id, batch_size, plan.raw_batched_rows, plan.raw_single_rows).await
         })
         .await;
         phase("raw: Kafka ProducerPerformance and EndToEndLatency");
         let producer_perf = timed("ProducerPerformance", Duration::from_secs(200), async {
             let topic = ctx.env.create_topic("producer-performance", 3).await?;
-            tools
-                .producer_performance(&topic, plan.producer_perf_records, record_size)
-                .await
+            tools.producer_performance(&topic, plan.producer_perf_records, record_size).await
         })
         .await;
         let kafka_end_to_end = timed("EndToEndLatency", Duration::from_secs(200), async {
             let topic = ctx.env.create_topic("end-to-end-latency", 1).await?;
-            tools
-                .end_to_end_latency(&topic, plan.end_to_end_messages, record_size)
-                .await
+            tools.end_to_end_latency(&topic, plan.end_to_end_messages, record_size).await
         })
         .await;
         (upsert, producer_perf, kafka_end_to_end)
@@ -258,13 +213,7 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], drain_ro
         let single = timed(
             "row-by-row drain",
             Duration::from_secs(300),
-            scenarios::drain::run(
-                ctx,
-                "drain-single",
-                plan.single_drain_messages,
-                Some(1),
-                false,
-            ),
+            scenarios::drain::run(ctx, "drain-single", plan.single_drain_messages, Some(1), false),
         )
         .await;
         (drain, single)
@@ -280,12 +229,7 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], drain_ro
         )
         .await;
         phase("registration-service: drain after a database outage");
-        let outage = timed(
-            "outage",
-            Duration::from_secs(300),
-            scenarios::outage::run(ctx),
-        )
-        .await;
+        let outage = timed("outage", Duration::from_secs(300), scenarios::outage::run(ctx)).await;
         (proxied, outage)
     } else {
         (skipped(), skipped())
@@ -336,18 +280,9 @@ async fn measure_gateway(ctx: &Context<'_>) -> anyhow::Result<GatewayFigures> {
             let e2e = scenarios::end_to_end::run(ctx, &mut gw, rate).await;
             (half, e2e)
         }
-        Err(e) => (
-            Err(anyhow::anyhow!("no maximum rate: {e:#}")),
-            Err(anyhow::anyhow!("no maximum rate: {e:#}")),
-        ),
+        Err(e) => (Err(anyhow::anyhow!("no maximum rate: {e:#}")), Err(anyhow::anyhow!("no maximum rate: {e:#}"))),
     };
-    let figures = GatewayFigures {
-        ready_after: gw.ready_after,
-        idle_rss_mib: gw.idle_rss_mib,
-        max,
-        half,
-        end_to_end,
-    };
+    let figures = GatewayFigures { ready_after: gw.ready_after, idle_rss_mib: gw.idle_rss_mib, max, half, end_to_end };
     gw.service.stop().await;
     Ok(figures)
 }

@@ -53,11 +53,7 @@ impl Plan {
             outage: Duration::from_secs(10),
             outage_messages: 60_000,
             dlq_waiting: 10_000,
-            dlq_delays: vec![
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-                Duration::from_secs(5),
-            ],
+            dlq_delays: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(5)],
             dlq_probes_per_delay: 5,
         }
     }

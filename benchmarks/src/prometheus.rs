@@ -12,11 +12,7 @@ pub struct Scrape {
 impl Scrape {
     pub fn parse(text: &str) -> Self {
         let mut values: HashMap<String, f64> = HashMap::new();
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let (series, value) = match line.rsplit_once(' ') {
                 Some(parts) => parts,
                 None => continue,
@@ -36,8 +32,7 @@ impl Scrape {
 
     /// Like [`Scrape::get`], with an error naming the missing metric.
     pub fn require(&self, name: &str) -> anyhow::Result<f64> {
-        self.get(name)
-            .ok_or_else(|| anyhow::anyhow!("metric {name} is not exposed on /metrics"))
+        self.get(name).ok_or_else(|| anyhow::anyhow!("metric {name} is not exposed on /metrics"))
     }
 }
 

@@ -21,28 +21,16 @@ pub enum Unit {
 
 impl Measure {
     pub fn per_second(value: f64) -> Self {
-        Self {
-            value,
-            unit: Unit::PerSecond,
-        }
+        Self { value, unit: Unit::PerSecond }
     }
     pub fn millis(value: f64) -> Self {
-        Self {
-            value,
-            unit: Unit::Millis,
-        }
+        Self { value, unit: Unit::Millis }
     }
     pub fn seconds(value: f64) -> Self {
-        Self {
-            value,
-            unit: Unit::Seconds,
-        }
+        Self { value, unit: Unit::Seconds }
     }
     pub fn mib(value: f64) -> Self {
-        Self {
-            value,
-            unit: Unit::MiB,
-        }
+        Self { value, unit: Unit::MiB }
     }
 }
 
@@ -116,22 +104,12 @@ pub struct Row {
 impl Row {
     /// `ours ÷ raw`, judged against `goal`.
     pub fn ratio(figure: impl Into<String>, ours: Measure, raw: Measure, goal: Goal) -> Self {
-        let ratio = if raw.value > 0.0 {
-            ours.value / raw.value
-        } else {
-            f64::NAN
-        };
+        let ratio = if raw.value > 0.0 { ours.value / raw.value } else { f64::NAN };
         Self::with_ratio(figure, ours.to_string(), raw.to_string(), ratio, goal)
     }
 
     /// A ratio computed by the caller (e.g. the worst of several probes), with free-text cells.
-    pub fn with_ratio(
-        figure: impl Into<String>,
-        ours: String,
-        raw: String,
-        ratio: f64,
-        goal: Goal,
-    ) -> Self {
+    pub fn with_ratio(figure: impl Into<String>, ours: String, raw: String, ratio: f64, goal: Goal) -> Self {
         let verdict = if ratio.is_finite() {
             match goal.holds(ratio) {
                 Some(true) => Verdict::Met,
@@ -141,14 +119,7 @@ impl Row {
         } else {
             Verdict::Error("the raw limit was zero or not measured".to_owned())
         };
-        Row {
-            figure: figure.into(),
-            ours,
-            raw,
-            ratio: format!("{ratio:.2}"),
-            goal: goal.describe(None),
-            verdict,
-        }
+        Row { figure: figure.into(), ours, raw, ratio: format!("{ratio:.2}"), goal: goal.describe(None), verdict }
     }
 
     /// A value judged against an absolute budget (memory, start-up time).
@@ -198,17 +169,12 @@ impl Report {
     }
 
     pub fn missed_or_failed(&self) -> usize {
-        self.rows
-            .iter()
-            .filter(|r| matches!(r.verdict, Verdict::Missed | Verdict::Error(_)))
-            .count()
+        self.rows.iter().filter(|r| matches!(r.verdict, Verdict::Missed | Verdict::Error(_))).count()
     }
 
     /// The table as Markdown (pasted as is into BENCHMARKS.md), then the notes and errors.
     pub fn render(&self) -> String {
-        let mut out = String::from(
-            "| figure | ours | raw limit | ratio | goal | met? |\n|---|---|---|---|---|---|\n",
-        );
+        let mut out = String::from("| figure | ours | raw limit | ratio | goal | met? |\n|---|---|---|---|---|---|\n");
         let mut errors = Vec::new();
         for row in &self.rows {
             let met = match &row.verdict {
@@ -247,48 +213,25 @@ mod tests {
 
     #[test]
     fn judges_ratios_and_absolute_budgets() {
-        let met = Row::ratio(
-            "a",
-            Measure::per_second(95.0),
-            Measure::per_second(100.0),
-            Goal::AtLeast(0.9),
-        );
+        let met = Row::ratio("a", Measure::per_second(95.0), Measure::per_second(100.0), Goal::AtLeast(0.9));
         assert_eq!(met.verdict, Verdict::Met);
         assert_eq!(met.ratio, "0.95");
-        let missed = Row::ratio(
-            "b",
-            Measure::millis(30.0),
-            Measure::millis(10.0),
-            Goal::AtMost(2.0),
-        );
+        let missed = Row::ratio("b", Measure::millis(30.0), Measure::millis(10.0), Goal::AtMost(2.0));
         assert_eq!(missed.verdict, Verdict::Missed);
         let between = Row::with_ratio("c", "x".into(), "y".into(), 1.12, Goal::Between(1.0, 1.1));
         assert_eq!(between.verdict, Verdict::Missed);
         let rss = Row::absolute("d", Measure::mib(60.0), Goal::AtMost(50.0));
         assert_eq!(rss.verdict, Verdict::Missed);
         assert_eq!(rss.goal, "≤ 50.0 MiB");
-        let zero = Row::ratio(
-            "e",
-            Measure::per_second(1.0),
-            Measure::per_second(0.0),
-            Goal::AtLeast(1.0),
-        );
+        let zero = Row::ratio("e", Measure::per_second(1.0), Measure::per_second(0.0), Goal::AtLeast(1.0));
         assert!(matches!(zero.verdict, Verdict::Error(_)));
     }
 
     #[test]
     fn renders_a_markdown_table_with_errors_listed() {
         let mut report = Report::default();
-        report.push(Row::absolute(
-            "start",
-            Measure::seconds(0.4),
-            Goal::AtMost(1.0),
-        ));
-        report.push(Row::error(
-            "drain",
-            "≥ 0.8",
-            &anyhow::anyhow!("broker down"),
-        ));
+        report.push(Row::absolute("start", Measure::seconds(0.4), Goal::AtMost(1.0)));
+        report.push(Row::error("drain", "≥ 0.8", &anyhow::anyhow!("broker down")));
         let text = report.render();
         assert!(text.starts_with("| figure | ours | raw limit | ratio | goal | met? |\n"));
         assert!(text.contains("| start | 0.400 s | — | — | ≤ 1.000 s | yes |"));

@@ -25,20 +25,17 @@ impl Binaries {
     /// The directory of the running harness: `cargo build --release` puts the services next to it.
     pub fn beside_current_exe() -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the harness binary")?;
-        let dir = exe
-            .parent()
-            .context("harness binary has no directory")?
-            .to_path_buf();
-        Ok(Binaries {
-            log_dir: dir.join("bench-logs"),
-            dir,
-        })
+        let dir = exe.parent().context("harness binary has no directory")?.to_path_buf();
+        Ok(Binaries { log_dir: dir.join("bench-logs"), dir })
     }
 
     pub fn path(&self, name: &str) -> anyhow::Result<PathBuf> {
         let path = self.dir.join(name);
         if !path.exists() {
-            bail!("{} is missing: build it with `cargo build --release -p {name}` (scripts/bench.sh does)", path.display());
+            bail!(
+                "{} is missing: build it with `cargo build --release -p {name}` (scripts/bench.sh does)",
+                path.display()
+            );
         }
         Ok(path)
     }
@@ -63,20 +60,12 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 impl Service {
     /// Starts binary `name`; `addr_var` is the variable naming its HTTP address.
-    pub fn spawn(
-        binaries: &Binaries,
-        name: &str,
-        addr_var: &str,
-        env: &[(&str, String)],
-    ) -> anyhow::Result<Service> {
+    pub fn spawn(binaries: &Binaries, name: &str, addr_var: &str, env: &[(&str, String)]) -> anyhow::Result<Service> {
         let path = binaries.path(name)?;
         std::fs::create_dir_all(&binaries.log_dir)?;
         let port = free_port()?;
-        let log_path = binaries
-            .log_dir
-            .join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
+        let log_path = binaries.log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let mut command = Command::new(&path);
         command
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -86,13 +75,9 @@ impl Service {
             .stderr(log)
             .kill_on_drop(true);
         let spawned_at = Instant::now();
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", path.display()))?;
+        let child = command.spawn().with_context(|| format!("starting {}", path.display()))?;
         let pid = child.id().context("the service exited at once")?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
         Ok(Service {
             name: name.to_owned(),
             child,
@@ -109,30 +94,16 @@ impl Service {
         let url = format!("{}/readyz", self.base_url);
         let deadline = self.spawned_at + timeout;
         loop {
-            if let Ok(r) = self
-                .http
-                .get(&url)
-                .timeout(Duration::from_secs(4))
-                .send()
-                .await
-            {
+            if let Ok(r) = self.http.get(&url).timeout(Duration::from_secs(4)).send().await {
                 if r.status().is_success() {
                     return Ok(self.spawned_at.elapsed());
                 }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                bail!(
-                    "{} exited ({status}) before it was ready; last log lines:\n{}",
-                    self.name,
-                    self.log_tail(20)
-                );
+                bail!("{} exited ({status}) before it was ready; last log lines:\n{}", self.name, self.log_tail(20));
             }
             if Instant::now() > deadline {
-                bail!(
-                    "{} not ready after {timeout:?}; last log lines:\n{}",
-                    self.name,
-                    self.log_tail(20)
-                );
+                bail!("{} not ready after {timeout:?}; last log lines:\n{}", self.name, self.log_tail(20));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -164,11 +135,7 @@ impl Service {
     /// Fails if the process died (with the end of its log).
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         if let Ok(Some(status)) = self.child.try_wait() {
-            bail!(
-                "{} exited ({status}); last log lines:\n{}",
-                self.name,
-                self.log_tail(20)
-            );
+            bail!("{} exited ({status}); last log lines:\n{}", self.name, self.log_tail(20));
         }
         Ok(())
     }
@@ -181,17 +148,9 @@ impl Service {
 
     /// SIGTERM, up to 15 s for a clean exit, then SIGKILL.
     pub async fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .is_err()
-        {
-            eprintln!(
-                "[bench] {} did not stop within 15 s of SIGTERM: killing it",
-                self.name
-            );
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+            eprintln!("[bench] {} did not stop within 15 s of SIGTERM: killing it", self.name);
             let _ = self.child.start_kill();
             let _ = self.child.wait().await;
         }
@@ -201,9 +160,7 @@ impl Service {
 pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
-    parse_vm_rss_kib(&status)
-        .map(|kib| kib as f64 / 1024.0)
-        .context("no VmRSS line in /proc/<pid>/status")
+    parse_vm_rss_kib(&status).map(|kib| kib as f64 / 1024.0).context("no VmRSS line in /proc/<pid>/status")
 }
 
 fn parse_vm_rss_kib(status: &str) -> Option<u64> {

@@ -18,9 +18,9 @@ use reliable_messaging::dead_letter::dead_letter_topic;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use integration_tests::cluster::{Cluster, ClusterConfig};
 use crate::report::ScenarioResult;
 use crate::Options;
+use integration_tests::cluster::{Cluster, ClusterConfig};
 
 /// One request and what the gateway must answer.
 struct Probe {
@@ -35,7 +35,14 @@ struct Probe {
 
 impl Probe {
     fn post(content_type: Option<&'static str>, body: impl Into<Vec<u8>>, valid: Option<bool>) -> Probe {
-        Probe { method: reqwest::Method::POST, path: "/registrations".into(), content_type, headers: vec![], body: body.into(), valid }
+        Probe {
+            method: reqwest::Method::POST,
+            path: "/registrations".into(),
+            content_type,
+            headers: vec![],
+            body: body.into(),
+            valid,
+        }
     }
 }
 
@@ -87,9 +94,8 @@ fn conforms(schema: &Value, s: &str) -> bool {
     let chars = s.chars().count() as u64;
     let min_ok = schema["minLength"].as_u64().is_none_or(|min| chars >= min);
     let max_ok = schema["maxLength"].as_u64().is_none_or(|max| chars <= max);
-    let pattern_ok = schema["pattern"]
-        .as_str()
-        .is_none_or(|p| regex::Regex::new(p).map(|re| re.is_match(s)).unwrap_or(true));
+    let pattern_ok =
+        schema["pattern"].as_str().is_none_or(|p| regex::Regex::new(p).map(|re| re.is_match(s)).unwrap_or(true));
     min_ok && max_ok && pattern_ok
 }
 
@@ -110,20 +116,36 @@ fn fuzz_value(name: &str, schema: &Value, rng: &mut impl Rng) -> (Option<Value>,
     match rng.gen_range(0..8) {
         0..=2 => (Some(Value::String(valid_string())), true),
         3 => (None, false),
-        4 => (Some([json!(42), json!(true), Value::Null, json!([]), json!({})].choose(rng).cloned().expect("non-empty")), false),
+        4 => (
+            Some([json!(42), json!(true), Value::Null, json!([]), json!({})].choose(rng).cloned().expect("non-empty")),
+            false,
+        ),
         5 => judged("x".repeat(max + 1)),
         6 if min > 0 => judged("x".repeat(min - 1)),
-        _ if name == "email" => (Some(Value::String(["plainaddress", "@no-local", "two@@example.com", ""].choose(rng).expect("non-empty").to_string())), false),
+        _ if name == "email" => (
+            Some(Value::String(
+                ["plainaddress", "@no-local", "two@@example.com", ""].choose(rng).expect("non-empty").to_string(),
+            )),
+            false,
+        ),
         _ => (Some(Value::String(valid_string())), true),
     }
 }
 
 /// Requests generated from the `RegistrationRequest` schema of the served OpenAPI document.
 async fn schema_probes(gateway_url: &str, count: usize) -> Result<Vec<Probe>, String> {
-    let doc: Value = reqwest::get(format!("{gateway_url}/openapi.json")).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let doc: Value = reqwest::get(format!("{gateway_url}/openapi.json"))
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
     let schema = &doc["components"]["schemas"]["RegistrationRequest"];
     let properties = schema["properties"].as_object().ok_or("RegistrationRequest has no properties")?.clone();
-    let required: Vec<String> = schema["required"].as_array().map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
     let mut rng = rand::thread_rng();
     let mut probes = Vec::with_capacity(count);
     for _ in 0..count {
@@ -140,7 +162,11 @@ async fn schema_probes(gateway_url: &str, count: usize) -> Result<Vec<Probe>, St
         if rng.gen_bool(0.1) {
             body.insert("unexpected_field".into(), json!("ignored or refused"));
             // Unknown fields may be ignored or refused; the schema does not say.
-            probes.push(Probe::post(Some("application/json"), Value::Object(body).to_string(), if valid { None } else { Some(false) }));
+            probes.push(Probe::post(
+                Some("application/json"),
+                Value::Object(body).to_string(),
+                if valid { None } else { Some(false) },
+            ));
             continue;
         }
         probes.push(Probe::post(Some("application/json"), Value::Object(body).to_string(), Some(valid)));
@@ -168,7 +194,12 @@ async fn send(client: &reqwest::Client, base: &str, probe: &Probe) -> Result<Opt
     for (k, v) in &probe.headers {
         request = request.header(*k, v.as_str());
     }
-    let what = format!("{} {} {:?}", probe.method, probe.path, String::from_utf8_lossy(&probe.body).chars().take(60).collect::<String>());
+    let what = format!(
+        "{} {} {:?}",
+        probe.method,
+        probe.path,
+        String::from_utf8_lossy(&probe.body).chars().take(60).collect::<String>()
+    );
     let response = request.send().await.map_err(|e| format!("{what}: connection failed: {e}"))?;
     let status = response.status();
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -197,7 +228,9 @@ async fn send(client: &reqwest::Client, base: &str, probe: &Probe) -> Result<Opt
         if probe.valid == Some(true) {
             return Err(format!("{what}: refused a valid request with {status}: {body}"));
         }
-        if !content_type.starts_with("application/problem+json") || body["status"].as_u64() != Some(u64::from(status.as_u16())) {
+        if !content_type.starts_with("application/problem+json")
+            || body["status"].as_u64() != Some(u64::from(status.as_u16()))
+        {
             return Err(format!("{what}: {status} is not a problem document ({content_type})"));
         }
         return Ok(None);
@@ -230,7 +263,10 @@ pub async fn http(o: Options) -> ScenarioResult {
     let ledger = cluster.settle(&accepted, Duration::from_secs(60)).await;
     let mut result = ScenarioResult::new("bad-input-http", ledger, probes.len() as u32, 0);
     result.require_clean_ledger();
-    result.require(violations.is_empty(), format!("{} bad answers, e.g. {:?}", violations.len(), violations.iter().take(3).collect::<Vec<_>>()));
+    result.require(
+        violations.is_empty(),
+        format!("{} bad answers, e.g. {:?}", violations.len(), violations.iter().take(3).collect::<Vec<_>>()),
+    );
     let alive = cluster.gateway_is_running();
     result.require(alive, "the gateway died");
     let finished = finish_cluster(result, cluster).await;
@@ -261,7 +297,13 @@ pub async fn kafka(_o: Options) -> ScenarioResult {
     let key: &[u8] = b"poison";
     env.produce(&topic, Some(key), Some(b"\x00\x01 not json at all"), &[]).await;
     env.produce(&topic, Some(key), Some(br#"{"hello": "world"}"#), &[]).await;
-    env.produce(&topic, Some(key), Some(br#"{"schema_version": 99, "request_id": "00000000-0000-0000-0000-000000000001"}"#), &[]).await;
+    env.produce(
+        &topic,
+        Some(key),
+        Some(br#"{"schema_version": 99, "request_id": "00000000-0000-0000-0000-000000000001"}"#),
+        &[],
+    )
+    .await;
     env.produce(&topic, Some(key), Some(huge.as_bytes()), &[]).await;
     env.produce(&topic, Some(key), Some(&valid_json(&wrong_fields)), &[]).await;
     env.produce(&topic, Some(key), Some(&valid_json(&valid_but_bad_headers)), &[("x-retry-count", b"three")]).await;
@@ -269,10 +311,17 @@ pub async fn kafka(_o: Options) -> ScenarioResult {
     produce_events(env, &topic, &good[20..40]).await;
     // Poison on the DLQ.
     env.produce(&dlq, Some(key), Some(&valid_json(&nested)), &[("x-retry-count", b"NaN")]).await;
-    let wrapper_negative = format!(r#"{{"retryCount": -1, "message": {}}}"#, String::from_utf8_lossy(&valid_json(&nested)));
+    let wrapper_negative =
+        format!(r#"{{"retryCount": -1, "message": {}}}"#, String::from_utf8_lossy(&valid_json(&nested)));
     env.produce(&dlq, Some(key), Some(wrapper_negative.as_bytes()), &[]).await;
     env.produce(&dlq, Some(key), Some(br#"{"retryCount": 1}"#), &[]).await;
-    env.produce(&dlq, Some(key), Some(&valid_json(&nested)), &[("x-original-topic", format!("no-such-topic-{}", Uuid::new_v4().simple()).as_bytes())]).await;
+    env.produce(
+        &dlq,
+        Some(key),
+        Some(&valid_json(&nested)),
+        &[("x-original-topic", format!("no-such-topic-{}", Uuid::new_v4().simple()).as_bytes())],
+    )
+    .await;
     // No metadata at all: origin from the DLQ's name, re-sent, fails again as poison, parked.
     env.produce(&dlq, Some(key), Some(b"<xml>not json</xml>"), &[]).await;
     produce_events(env, &topic, &good[40..]).await;
@@ -280,7 +329,8 @@ pub async fn kafka(_o: Options) -> ScenarioResult {
 
     let db = &cluster.db;
     let settled = wait::within(Duration::from_secs(90), || async move {
-        db.count("SELECT COUNT(*) FROM parked_messages").await >= POISON && db.count("SELECT COUNT(*) FROM users").await >= 60
+        db.count("SELECT COUNT(*) FROM parked_messages").await >= POISON
+            && db.count("SELECT COUNT(*) FROM users").await >= 60
     })
     .await;
     let ledger = cluster.settle(&expected_from_events(&good), Duration::from_secs(10)).await;
@@ -289,12 +339,16 @@ pub async fn kafka(_o: Options) -> ScenarioResult {
     result.require_clean_ledger();
     let parked = db.count("SELECT COUNT(*) FROM parked_messages").await;
     result.require(parked == POISON, format!("{parked} parked, expected {POISON}"));
-    let unreadable = db.count("SELECT COUNT(*) FROM parked_messages WHERE error_message IS NULL OR CHAR_LENGTH(error_message) < 10").await;
+    let unreadable = db
+        .count("SELECT COUNT(*) FROM parked_messages WHERE error_message IS NULL OR CHAR_LENGTH(error_message) < 10")
+        .await;
     result.require(unreadable == 0, format!("{unreadable} parked without a readable reason"));
-    let reasons: Vec<String> = sqlx::query_scalar("SELECT CONCAT(park_reason, ': ', LEFT(error_message, 60)) FROM parked_messages ORDER BY id")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap_or_default();
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT CONCAT(park_reason, ': ', LEFT(error_message, 60)) FROM parked_messages ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap_or_default();
     eprintln!("    parked reasons:\n      {}", reasons.join("\n      "));
     if result.note.is_empty() {
         result.note = format!("{parked} poison records parked with reasons");

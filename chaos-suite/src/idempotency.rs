@@ -47,9 +47,7 @@ fn expected(request_id: Uuid, body: &Value) -> Expected {
         request_id,
         email: body["email"].as_str().unwrap_or_default().to_owned(),
         name: body["name"].as_str().unwrap_or_default().to_owned(),
-        password: PasswordEvidence::Plaintext(
-            body["password"].as_str().unwrap_or_default().to_owned(),
-        ),
+        password: PasswordEvidence::Plaintext(body["password"].as_str().unwrap_or_default().to_owned()),
     }
 }
 
@@ -57,12 +55,8 @@ fn expected(request_id: Uuid, body: &Value) -> Expected {
 /// status and body.
 async fn post(client: &reqwest::Client, base: &str, key: &str, body: &Value) -> (u16, Value) {
     for _ in 0..60 {
-        let response = client
-            .post(format!("{base}/registrations"))
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
-            .await;
+        let response =
+            client.post(format!("{base}/registrations")).header("Idempotency-Key", key).json(body).send().await;
         match response {
             Ok(r) if r.status().as_u16() != 503 => {
                 let status = r.status().as_u16();
@@ -75,17 +69,12 @@ async fn post(client: &reqwest::Client, base: &str, key: &str, body: &Value) -> 
 }
 
 fn request_id(body: &Value) -> Option<Uuid> {
-    body["request_id"]
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
+    body["request_id"].as_str().and_then(|s| Uuid::parse_str(s).ok())
 }
 
 pub async fn key_reuse(o: Options) -> ScenarioResult {
     let mut cluster = Cluster::start(ClusterConfig::default()).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
     let pairs = pairs(if o.short { 30 } else { 200 });
     let mut accepted = Vec::new();
     let mut violations = Vec::new();
@@ -110,58 +99,35 @@ pub async fn key_reuse(o: Options) -> ScenarioResult {
     // Fault 2: a second instance serves half of the reuses.
     let second = cluster.add_gateway_instance().await;
     for (i, (pair, first_id)) in pairs.iter().zip(&first_ids).enumerate() {
-        let base = if i % 2 == 0 {
-            cluster.gateway_url.clone()
-        } else {
-            second.clone()
-        };
+        let base = if i % 2 == 0 { cluster.gateway_url.clone() } else { second.clone() };
         let (status, body) = post(&client, &base, &pair.key, &pair.other).await;
         if status != 409 {
-            violations.push(format!(
-                "{} reused with another body at {base}: {status} {body}",
-                pair.key
-            ));
+            violations.push(format!("{} reused with another body at {base}: {status} {body}", pair.key));
             if let (202, Some(id)) = (status, request_id(&body)) {
                 accepted.push(expected(id, &pair.other));
             }
         }
         // The same body again, at the other instance: the same request id.
-        let other_base = if i % 2 == 0 {
-            second.clone()
-        } else {
-            cluster.gateway_url.clone()
-        };
+        let other_base = if i % 2 == 0 { second.clone() } else { cluster.gateway_url.clone() };
         match post(&client, &other_base, &pair.key, &pair.first).await {
             (202, body) if request_id(&body) == *first_id => {
                 accepted.push(expected(request_id(&body).expect("checked"), &pair.first))
             }
-            (status, body) => violations.push(format!(
-                "retry of {} at {other_base}: {status} {body}, first id {first_id:?}",
-                pair.key
-            )),
+            (status, body) => violations
+                .push(format!("retry of {} at {other_base}: {status} {body}, first id {first_id:?}", pair.key)),
         }
     }
 
     let ledger = cluster.settle(&accepted, Duration::from_secs(90)).await;
     let mut result = ScenarioResult::new("idempotency-key-reuse", ledger, 2, 0);
     result.require_clean_ledger();
-    result.require(
-        clean_restart,
-        "the gateway did not stop cleanly for its restart",
-    );
+    result.require(clean_restart, "the gateway did not stop cleanly for its restart");
     result.require(
         violations.is_empty(),
-        format!(
-            "{} wrong answers, e.g. {:?}",
-            violations.len(),
-            violations.iter().take(3).collect::<Vec<_>>()
-        ),
+        format!("{} wrong answers, e.g. {:?}", violations.len(), violations.iter().take(3).collect::<Vec<_>>()),
     );
     let unclean = cluster.stop().await;
-    result.require(
-        unclean.is_empty(),
-        format!("did not exit cleanly on SIGTERM: {unclean:?}"),
-    );
+    result.require(unclean.is_empty(), format!("did not exit cleanly on SIGTERM: {unclean:?}"));
     result
 }
 
@@ -169,10 +135,7 @@ pub async fn key_reuse(o: Options) -> ScenarioResult {
 /// body, under the first body's request id, each answered 202) must be caught by the ledger.
 pub async fn key_reuse_negative_control(o: Options) -> ScenarioResult {
     let cluster = Cluster::start(ClusterConfig::default()).await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
     let pairs = pairs(if o.short { 10 } else { 50 });
     let mut accepted = Vec::new();
     let mut replayed = Vec::new();
@@ -189,38 +152,23 @@ pub async fn key_reuse_negative_control(o: Options) -> ScenarioResult {
             request_id: id,
             email: pair.other["email"].as_str().unwrap_or_default().to_owned(),
             name: "Other Body".to_owned(),
-            password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
-                .to_owned(),
+            password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
             requested_at: chrono::Utc::now(),
         });
     }
     produce_events(cluster.env, &cluster.topic, &replayed).await;
     let ledger = cluster.settle(&accepted, Duration::from_secs(60)).await;
     let caught = ledger.mismatched.len();
-    let mut result = ScenarioResult::new(
-        "negative-control-idempotency-key-reuse",
-        ledger,
-        replayed.len() as u32,
-        0,
-    );
-    result.require(
-        !replayed.is_empty(),
-        "nothing was accepted, so nothing was tested",
-    );
+    let mut result = ScenarioResult::new("negative-control-idempotency-key-reuse", ledger, replayed.len() as u32, 0);
+    result.require(!replayed.is_empty(), "nothing was accepted, so nothing was tested");
     result.require(
         caught == replayed.len(),
-        format!(
-            "the ledger caught {caught} of {} sign-ups hidden behind another body's success",
-            replayed.len()
-        ),
+        format!("the ledger caught {caught} of {} sign-ups hidden behind another body's success", replayed.len()),
     );
     if caught == replayed.len() && caught > 0 {
         result.note = format!("hidden sign-ups detected as they must be ({caught} mismatched)");
     }
     let unclean = cluster.stop().await;
-    result.require(
-        unclean.is_empty(),
-        format!("did not exit cleanly on SIGTERM: {unclean:?}"),
-    );
+    result.require(unclean.is_empty(), format!("did not exit cleanly on SIGTERM: {unclean:?}"));
     result
 }

@@ -67,14 +67,10 @@ impl Load {
         let url = format!("{gateway_url}/registrations");
         let flag = stop.clone();
         let handle = tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("http client");
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
             let stats = Arc::new(Mutex::new(LoadStats::default()));
             let mut tasks = JoinSet::new();
-            let mut ticker =
-                tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
             let mut emails: Vec<String> = Vec::new();
             while !flag.is_cancelled() {
                 ticker.tick().await;
@@ -101,12 +97,7 @@ impl Load {
     }
 }
 
-async fn sign_up(
-    client: reqwest::Client,
-    url: String,
-    email: String,
-    stats: Arc<Mutex<LoadStats>>,
-) {
+async fn sign_up(client: reqwest::Client, url: String, email: String, stats: Arc<Mutex<LoadStats>>) {
     let key = Uuid::new_v4().to_string();
     let body = serde_json::json!({"email": email, "name": NAME, "password": PASSWORD});
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
@@ -114,12 +105,7 @@ async fn sign_up(
     loop {
         attempts += 1;
         let sent = Instant::now();
-        let response = client
-            .post(&url)
-            .header("Idempotency-Key", &key)
-            .json(&body)
-            .send()
-            .await;
+        let response = client.post(&url).header("Idempotency-Key", &key).json(&body).send().await;
         let answer = Answer {
             sent,
             at: Instant::now(),
@@ -130,10 +116,7 @@ async fn sign_up(
         let retry_after = match response {
             Ok(r) if r.status().as_u16() == 202 => {
                 let json: serde_json::Value = r.json().await.unwrap_or_default();
-                match json["request_id"]
-                    .as_str()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                {
+                match json["request_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
                     Some(request_id) => {
                         let mut stats = stats.lock().await;
                         *stats.attempts.entry(request_id).or_default() += attempts;
@@ -144,29 +127,19 @@ async fn sign_up(
                             password: PasswordEvidence::Plaintext(PASSWORD.to_owned()),
                         });
                     }
-                    None => stats
-                        .lock()
-                        .await
-                        .unexpected
-                        .push("202 without a request_id".into()),
+                    None => stats.lock().await.unexpected.push("202 without a request_id".into()),
                 }
                 return;
             }
             Ok(r) if r.status().as_u16() == 503 => {
-                let secs = r
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
+                let secs =
+                    r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
                 Duration::from_millis(secs.map_or(500, |s| (s * 1000).min(1_000)))
             }
             Ok(r) => {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                stats.lock().await.unexpected.push(format!(
-                    "{status}: {}",
-                    text.chars().take(200).collect::<String>()
-                ));
+                stats.lock().await.unexpected.push(format!("{status}: {}", text.chars().take(200).collect::<String>()));
                 return;
             }
             Err(_) => Duration::from_millis(500),

@@ -41,7 +41,11 @@ pub fn all(options: &Options) -> Vec<Scenario> {
         Scenario { name: "replicated-dlq-failover", what: "kill -9 of the DLQ's leader while the registration-service dead-letters, then of the leader the dlq-worker re-sends to", run: |o| dlq_failover(o).boxed() },
     ];
     if options.restart_database {
-        list.push(Scenario { name: "replicated-db-server-restart", what: "the MariaDB server restarted (stopped, started) while the registration-service holds a batch", run: |o| db_server_restart(o).boxed() });
+        list.push(Scenario {
+            name: "replicated-db-server-restart",
+            what: "the MariaDB server restarted (stopped, started) while the registration-service holds a batch",
+            run: |o| db_server_restart(o).boxed(),
+        });
     }
     list
 }
@@ -83,10 +87,7 @@ struct Rig {
 impl Rig {
     /// Every broker running and reachable, then a system cluster whose topics are declared with
     /// the production policy, checked to have it.
-    async fn start(
-        extra_env: Vec<(&'static str, String)>,
-        retry_backoff: (&'static str, u64),
-    ) -> Result<Rig, String> {
+    async fn start(extra_env: Vec<(&'static str, String)>, retry_backoff: (&'static str, u64)) -> Result<Rig, String> {
         let brokers = Brokers::local().await;
         let env = test_env().await;
         if env.kafka_bootstrap != brokers.bootstrap {
@@ -97,37 +98,19 @@ impl Rig {
         }
         // A scenario that failed half-way may have left a broker down or cut off.
         brokers.restore_all().await?;
-        let config = ClusterConfig {
-            production_topics: true,
-            extra_env,
-            retry_backoff,
-            ..ClusterConfig::default()
-        };
+        let config = ClusterConfig { production_topics: true, extra_env, retry_backoff, ..ClusterConfig::default() };
         let cluster = Cluster::start(config).await;
         let dlq = dead_letter_topic(&cluster.topic);
         let kafka = KafkaSettings::new(brokers.bootstrap.clone(), "chaos-replicated");
         let weak = check_durability(&kafka, &[&cluster.topic, &dlq], &TopicPolicy::default())
             .await
             .map_err(|e| format!("could not describe the topics: {e}"))?;
-        let replicas = brokers
-            .partitions(&cluster.topic)
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(|p| p.replicas.len())
-            .min();
+        let replicas =
+            brokers.partitions(&cluster.topic).await.unwrap_or_default().iter().map(|p| p.replicas.len()).min();
         if !weak.is_empty() || replicas != Some(3) {
-            return Err(format!(
-                "the topics are not declared for production: {weak:?}, replicas {replicas:?}"
-            ));
+            return Err(format!("the topics are not declared for production: {weak:?}, replicas {replicas:?}"));
         }
-        if !brokers
-            .wait_fully_replicated(
-                &[&cluster.topic, &dlq, "__consumer_offsets"],
-                CATCH_UP_TIMEOUT,
-            )
-            .await
-        {
+        if !brokers.wait_fully_replicated(&[&cluster.topic, &dlq, "__consumer_offsets"], CATCH_UP_TIMEOUT).await {
             return Err("the topics never had every replica in sync".into());
         }
         Ok(Rig {
@@ -142,19 +125,13 @@ impl Rig {
     }
 
     fn topics(&self) -> [String; 2] {
-        [
-            self.cluster.topic.clone(),
-            dead_letter_topic(&self.cluster.topic),
-        ]
+        [self.cluster.topic.clone(), dead_letter_topic(&self.cluster.topic)]
     }
 
     /// The broker leading the most partitions of `topic` that received records in the last
     /// second, with those partitions; `Err` when no partition received any.
     async fn loaded_leader(&self, topic: &str, exclude: &[i32]) -> Result<(i32, Vec<i32>), String> {
-        let growing = self
-            .brokers
-            .partitions_receiving(topic, Duration::from_secs(1))
-            .await;
+        let growing = self.brokers.partitions_receiving(topic, Duration::from_secs(1)).await;
         let leaders = self.brokers.leaders(topic).await;
         let mut by_leader: HashMap<i32, Vec<i32>> = HashMap::new();
         for p in &growing {
@@ -162,10 +139,9 @@ impl Rig {
                 by_leader.entry(l).or_default().push(*p);
             }
         }
-        by_leader
-            .into_iter()
-            .max_by_key(|(id, ps)| (ps.len(), -id))
-            .ok_or_else(|| format!("no partition of {topic} received records (growing: {growing:?}, leaders: {leaders:?})"))
+        by_leader.into_iter().max_by_key(|(id, ps)| (ps.len(), -id)).ok_or_else(|| {
+            format!("no partition of {topic} received records (growing: {growing:?}, leaders: {leaders:?})")
+        })
     }
 
     /// After a fault on `victim` (at `at`): checks it still led `partitions` when it was hit
@@ -182,8 +158,7 @@ impl Rig {
         at: Instant,
         wall: chrono::NaiveDateTime,
     ) {
-        self.follow_failover_checked(label, topic, victim, partitions, at, wall, false)
-            .await;
+        self.follow_failover_checked(label, topic, victim, partitions, at, wall, false).await;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -198,22 +173,15 @@ impl Rig {
         led_checked: bool,
     ) {
         let leaders = self.brokers.leaders(topic).await;
-        let still_led = partitions
-            .iter()
-            .filter(|p| leaders.get(p) == Some(&victim))
-            .count();
+        let still_led = partitions.iter().filter(|p| leaders.get(p) == Some(&victim)).count();
         if still_led == 0 && !led_checked {
-            self.problems.push(format!("{label}: broker {victim} no longer led partitions {partitions:?} of {topic} when hit ({leaders:?})"));
-        }
-        let moved = self
-            .brokers
-            .wait_leadership_moved(topic, victim, FAILOVER_TIMEOUT)
-            .await
-            .map(|_| at.elapsed());
-        if moved.is_none() {
             self.problems.push(format!(
-                "{label}: leadership of {topic} never left broker {victim}"
+                "{label}: broker {victim} no longer led partitions {partitions:?} of {topic} when hit ({leaders:?})"
             ));
+        }
+        let moved = self.brokers.wait_leadership_moved(topic, victim, FAILOVER_TIMEOUT).await.map(|_| at.elapsed());
+        if moved.is_none() {
+            self.problems.push(format!("{label}: leadership of {topic} never left broker {victim}"));
         }
         // The new leader logs its start a moment after the metadata may already show it.
         let mut elected = None;
@@ -248,14 +216,8 @@ impl Rig {
             self.brokers.start(id).await;
         }
         let [topic, dlq] = self.topics();
-        if !self
-            .brokers
-            .wait_fully_replicated(&[&topic, &dlq, "__consumer_offsets"], CATCH_UP_TIMEOUT)
-            .await
-        {
-            self.problems.push(format!(
-                "replicas not back in sync {CATCH_UP_TIMEOUT:?} after restarting {ids:?}"
-            ));
+        if !self.brokers.wait_fully_replicated(&[&topic, &dlq, "__consumer_offsets"], CATCH_UP_TIMEOUT).await {
+            self.problems.push(format!("replicas not back in sync {CATCH_UP_TIMEOUT:?} after restarting {ids:?}"));
         }
     }
 
@@ -267,9 +229,10 @@ impl Rig {
         };
         let (at, wall) = (Instant::now(), chrono::Local::now().naive_local());
         self.brokers.kill(victim).await;
-        progress(&format!("{label}: kill -9 of broker {victim}, leader of loaded partitions {partitions:?} of {topic}"));
-        self.follow_failover(label, topic, victim, partitions, at, wall)
-            .await;
+        progress(&format!(
+            "{label}: kill -9 of broker {victim}, leader of loaded partitions {partitions:?} of {topic}"
+        ));
+        self.follow_failover(label, topic, victim, partitions, at, wall).await;
         self.restore(&[victim]).await;
     }
 
@@ -280,28 +243,17 @@ impl Rig {
             return self.problems.push(format!("controller kill: {e}"));
         }
         let Some(controller) = self.brokers.active_controller().await else {
-            return self
-                .problems
-                .push("controller kill: the quorum reported no active controller".into());
+            return self.problems.push("controller kill: the quorum reported no active controller".into());
         };
         let leaders = self.brokers.leaders(&topic).await;
-        let led: Vec<i32> = leaders
-            .iter()
-            .filter(|(_, l)| **l == controller)
-            .map(|(p, _)| *p)
-            .collect();
+        let led: Vec<i32> = leaders.iter().filter(|(_, l)| **l == controller).map(|(p, _)| *p).collect();
         let (at, wall) = (Instant::now(), chrono::Local::now().naive_local());
         self.brokers.kill(controller).await;
         self.faults_at.push(at);
-        progress(&format!(
-            "kill -9 of broker {controller}, the active controller (leading partitions {led:?})"
-        ));
+        progress(&format!("kill -9 of broker {controller}, the active controller (leading partitions {led:?})"));
         let brokers = &self.brokers;
         let moved = wait::within(FAILOVER_TIMEOUT, || async {
-            brokers
-                .active_controller()
-                .await
-                .is_some_and(|c| c != controller)
+            brokers.active_controller().await.is_some_and(|c| c != controller)
         })
         .await;
         if moved {
@@ -310,13 +262,11 @@ impl Rig {
                 at.elapsed().as_secs_f64()
             ));
         } else {
-            self.problems.push(format!(
-                "no new active controller within {FAILOVER_TIMEOUT:?} after killing {controller}"
-            ));
+            self.problems
+                .push(format!("no new active controller within {FAILOVER_TIMEOUT:?} after killing {controller}"));
         }
         if !led.is_empty() {
-            self.follow_failover("controller kill", &topic, controller, led, at, wall)
-                .await;
+            self.follow_failover("controller kill", &topic, controller, led, at, wall).await;
         }
         self.restore(&[controller]).await;
     }
@@ -330,22 +280,14 @@ impl Rig {
             Ok(v) => v,
             Err(e) => return self.problems.push(format!("followers-behind kill: {e}")),
         };
-        let followers: Vec<i32> = self
-            .brokers
-            .ids
-            .iter()
-            .copied()
-            .filter(|&id| id != victim)
-            .collect();
+        let followers: Vec<i32> = self.brokers.ids.iter().copied().filter(|&id| id != victim).collect();
         // A fault of its own, from before the first cut: refusals from here on are not the
         // previous fault's.
         self.faults_at.push(Instant::now());
         for &f in &followers {
             self.brokers.isolate(f).await;
         }
-        progress(&format!(
-            "followers {followers:?} of broker {victim} cut off"
-        ));
+        progress(&format!("followers {followers:?} of broker {victim} cut off"));
         // 202s answered from a second after the cut (acknowledgements already on their way
         // may still arrive) until the kill: with acks=all there can be none, as no follower
         // copies anything; with acks=1 these are the sign-ups the kill will lose.
@@ -353,25 +295,13 @@ impl Rig {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (at, wall) = (Instant::now(), chrono::Local::now().naive_local());
         self.brokers.kill(victim).await;
-        progress(&format!(
-            "kill -9 of broker {victim}, leader of loaded partitions {partitions:?} of {topic}"
-        ));
+        progress(&format!("kill -9 of broker {victim}, leader of loaded partitions {partitions:?} of {topic}"));
         for &f in &followers {
             self.brokers.heal(f).await;
         }
         self.followers_behind.push((cut, at));
-        self.notes.push(format!(
-            "followers {followers:?} of broker {victim} cut off 3 s before it was killed"
-        ));
-        self.follow_failover(
-            "followers-behind kill",
-            &topic,
-            victim,
-            partitions,
-            at,
-            wall,
-        )
-        .await;
+        self.notes.push(format!("followers {followers:?} of broker {victim} cut off 3 s before it was killed"));
+        self.follow_failover("followers-behind kill", &topic, victim, partitions, at, wall).await;
         self.restore(&[victim]).await;
     }
 
@@ -407,28 +337,15 @@ fn secs(d: Option<Duration>) -> String {
 /// refused: the last refusal (503 or no answer) answered, and the last refused request sent,
 /// relative to `from`. A request waits up to the publish timeout for its answer, so the two
 /// differ by up to that much; the load is steady, so these bound the window clients saw.
-fn refusal_window(
-    stats: &LoadStats,
-    from: Instant,
-    until: Instant,
-) -> (Option<Duration>, Option<Duration>) {
-    let refused: Vec<_> = stats
-        .answers
-        .iter()
-        .filter(|a| a.sent >= from && a.sent < until && a.status != Some(202))
-        .collect();
-    (
-        refused.iter().map(|a| a.at - from).max(),
-        refused.iter().map(|a| a.sent - from).max(),
-    )
+fn refusal_window(stats: &LoadStats, from: Instant, until: Instant) -> (Option<Duration>, Option<Duration>) {
+    let refused: Vec<_> =
+        stats.answers.iter().filter(|a| a.sent >= from && a.sent < until && a.status != Some(202)).collect();
+    (refused.iter().map(|a| a.at - from).max(), refused.iter().map(|a| a.sent - from).max())
 }
 
 /// A timestamped line on stderr for each fault, to line up with the services' and brokers' logs.
 fn progress(what: &str) {
-    eprintln!(
-        "    [{}] {what}",
-        chrono::Local::now().format("%H:%M:%S%.3f")
-    );
+    eprintln!("    [{}] {what}", chrono::Local::now().format("%H:%M:%S%.3f"));
 }
 
 /// Each accepted request's records on `topic`, as first published (dead-letter re-sends carry
@@ -437,28 +354,13 @@ fn progress(what: &str) {
 /// records than attempts. More would be the producer duplicating a write across a leader
 /// change, which idempotence exists to prevent. Returns (records read, explained extra records,
 /// violations).
-async fn count_records_per_request(
-    cluster: &Cluster,
-    stats: &LoadStats,
-) -> (usize, usize, Vec<String>) {
+async fn count_records_per_request(cluster: &Cluster, stats: &LoadStats) -> (usize, usize, Vec<String>) {
     let total: i64 = cluster.env.end_offsets(&cluster.topic).values().sum();
-    let records = cluster
-        .env
-        .read_topic(
-            &cluster.topic,
-            usize::try_from(total).unwrap_or(0),
-            Duration::from_secs(60),
-        )
-        .await;
+    let records =
+        cluster.env.read_topic(&cluster.topic, usize::try_from(total).unwrap_or(0), Duration::from_secs(60)).await;
     let mut counts: HashMap<Uuid, u32> = HashMap::new();
-    for r in records
-        .iter()
-        .filter(|r| r.header_str(RETRY_COUNT).is_none())
-    {
-        if let Some(id) = r
-            .header_str(REQUEST_ID_HEADER)
-            .and_then(|s| Uuid::parse_str(s).ok())
-        {
+    for r in records.iter().filter(|r| r.header_str(RETRY_COUNT).is_none()) {
+        if let Some(id) = r.header_str(REQUEST_ID_HEADER).and_then(|s| Uuid::parse_str(s).ok()) {
             *counts.entry(id).or_default() += 1;
         }
     }
@@ -498,44 +400,24 @@ async fn stop_load(load: Load) -> LoadStats {
 
 /// Settles, holds the cluster to the ledger and the record count (with `require_clean`; the
 /// negative control only reports them), stops the services.
-async fn conclude(
-    name: &'static str,
-    rig: Rig,
-    stats: LoadStats,
-    faults: u32,
-    require_clean: bool,
-) -> ScenarioResult {
+async fn conclude(name: &'static str, rig: Rig, stats: LoadStats, faults: u32, require_clean: bool) -> ScenarioResult {
     let ledger = rig.cluster.settle(&stats.accepted, SETTLE).await;
     let mut result = ScenarioResult::new(name, ledger, faults, stats.refused);
     result.require(
         stats.unexpected.is_empty(),
-        format!(
-            "unexpected answers to valid sign-ups: {:?}",
-            stats.unexpected.iter().take(3).collect::<Vec<_>>()
-        ),
+        format!("unexpected answers to valid sign-ups: {:?}", stats.unexpected.iter().take(3).collect::<Vec<_>>()),
     );
-    result.require(
-        stats.gave_up == 0,
-        format!("{} sign-ups never accepted", stats.gave_up),
-    );
+    result.require(stats.gave_up == 0, format!("{} sign-ups never accepted", stats.gave_up));
     for p in &rig.problems {
         result.require(false, p.clone());
     }
     let acked_alone: usize = rig
         .followers_behind
         .iter()
-        .map(|(from, to)| {
-            stats
-                .answers_between(*from, *to)
-                .filter(|a| a.status == Some(202))
-                .count()
-        })
+        .map(|(from, to)| stats.answers_between(*from, *to).filter(|a| a.status == Some(202)).count())
         .sum();
     if !rig.followers_behind.is_empty() {
-        rig_note(
-            &mut result,
-            format!("202s while the leader's followers were cut off: {acked_alone}"),
-        );
+        rig_note(&mut result, format!("202s while the leader's followers were cut off: {acked_alone}"));
         if require_clean {
             result.require(
                 acked_alone == 0,
@@ -559,23 +441,13 @@ async fn conclude(
         stats.attempts.len(),
         violations.len()
     );
-    for n in std::iter::once(rig.failover_summary(&stats))
-        .chain(rig.notes.iter().cloned())
-        .filter(|n| !n.is_empty())
-    {
+    for n in std::iter::once(rig.failover_summary(&stats)).chain(rig.notes.iter().cloned()).filter(|n| !n.is_empty()) {
         note.push_str("; ");
         note.push_str(&n);
     }
     let unclean = rig.cluster.stop().await;
-    result.require(
-        unclean.is_empty(),
-        format!("did not exit cleanly on SIGTERM: {unclean:?}"),
-    );
-    result.note = if result.note.is_empty() {
-        note
-    } else {
-        format!("{}; {note}", result.note)
-    };
+    result.require(unclean.is_empty(), format!("did not exit cleanly on SIGTERM: {unclean:?}"));
+    result.note = if result.note.is_empty() { note } else { format!("{}; {note}", result.note) };
     result
 }
 
@@ -610,14 +482,8 @@ async fn leader_kill(o: Options) -> ScenarioResult {
 /// replication lag and the loss a matter of luck.
 async fn negative_control_acks_1(o: Options) -> ScenarioResult {
     const NAME: &str = "negative-control-replicated-acks-1";
-    let mut rig = rig_or_fail!(
-        NAME,
-        Rig::start(
-            vec![("PRODUCER_ACKS", "unsafe-1".into())],
-            ("exponential", 1_000)
-        )
-        .await
-    );
+    let mut rig =
+        rig_or_fail!(NAME, Rig::start(vec![("PRODUCER_ACKS", "unsafe-1".into())], ("exponential", 1_000)).await);
     let load = start_load(&rig, o.rate).await;
     let topic = rig.cluster.topic.clone();
     rig.kill_loaded_leader("leader kill", &topic).await;
@@ -625,15 +491,9 @@ async fn negative_control_acks_1(o: Options) -> ScenarioResult {
     let stats = stop_load(load).await;
     let mut result = conclude(NAME, rig, stats, 2, false).await;
     let lost = result.ledger.lost.len();
-    result.require(
-        lost > 0,
-        "acks=1 lost nothing across the leader kills: the check proves nothing",
-    );
+    result.require(lost > 0, "acks=1 lost nothing across the leader kills: the check proves nothing");
     if lost > 0 {
-        result.note = format!(
-            "acknowledged sign-ups lost as they must be ({lost} lost); {}",
-            result.note
-        );
+        result.note = format!("acknowledged sign-ups lost as they must be ({lost} lost); {}", result.note);
     }
     result
 }
@@ -647,28 +507,17 @@ async fn leader_isolated(o: Options) -> ScenarioResult {
         Ok((victim, partitions)) => {
             let (at, wall) = (Instant::now(), chrono::Local::now().naive_local());
             rig.brokers.isolate(victim).await;
-            progress(&format!(
-                "broker {victim}, leader of loaded partitions {partitions:?}, isolated"
-            ));
-            rig.follow_failover("leader isolated", &topic, victim, partitions, at, wall)
-                .await;
+            progress(&format!("broker {victim}, leader of loaded partitions {partitions:?}, isolated"));
+            rig.follow_failover("leader isolated", &topic, victim, partitions, at, wall).await;
             tokio::time::sleep(Duration::from_secs(30).saturating_sub(at.elapsed())).await;
             rig.brokers.heal(victim).await;
             progress(&format!("broker {victim} healed"));
-            rig.notes.push(format!(
-                "broker {victim} isolated for {:.0} s",
-                at.elapsed().as_secs_f64()
-            ));
+            rig.notes.push(format!("broker {victim} isolated for {:.0} s", at.elapsed().as_secs_f64()));
             rig.restore(&[]).await;
             // What the old leader had appended alone and dropped on rejoining, by its own log.
-            let truncated = rig.brokers.log_lines(
-                wall,
-                &[&format!("partition={topic}-"), "Truncating to offset"],
-            );
-            rig.notes.push(format!(
-                "log truncations of the topic's partitions after the partition: {}",
-                truncated.len()
-            ));
+            let truncated = rig.brokers.log_lines(wall, &[&format!("partition={topic}-"), "Truncating to offset"]);
+            rig.notes
+                .push(format!("log truncations of the topic's partitions after the partition: {}", truncated.len()));
         }
         Err(e) => rig.problems.push(e),
     }
@@ -689,18 +538,11 @@ async fn below_min_isr(o: Options) -> ScenarioResult {
             return conclude(NAME, rig, stats, 0, true).await;
         }
     };
-    let second = *rig
-        .brokers
-        .ids
-        .iter()
-        .find(|&&id| id != first)
-        .expect("three brokers");
+    let second = *rig.brokers.ids.iter().find(|&&id| id != first).expect("three brokers");
     rig.brokers.kill(first).await;
     rig.brokers.kill(second).await;
     rig.faults_at.push(Instant::now());
-    progress(&format!(
-        "kill -9 of brokers {first} (leader of loaded partitions) and {second}"
-    ));
+    progress(&format!("kill -9 of brokers {first} (leader of loaded partitions) and {second}"));
     // A write the survivor acknowledged just before the second kill may still be answered;
     // one second is far more than an acknowledgement takes to become a 202.
     let from = Instant::now() + Duration::from_secs(1);
@@ -722,23 +564,17 @@ async fn below_min_isr(o: Options) -> ScenarioResult {
         (to - from).as_secs_f64() + 1.0
     ));
     if accepted > 0 {
-        rig.problems.push(format!("{accepted} sign-ups answered 202 while one replica was up and min.insync.replicas is 2"));
+        rig.problems
+            .push(format!("{accepted} sign-ups answered 202 while one replica was up and min.insync.replicas is 2"));
     }
     if refused == 0 {
-        rig.problems
-            .push("no 503 while two brokers were down: the fault did not bite".into());
+        rig.problems.push("no 503 while two brokers were down: the fault did not bite".into());
     }
     if without_retry_after > 0 {
-        rig.problems
-            .push(format!("{without_retry_after} × 503 without Retry-After"));
+        rig.problems.push(format!("{without_retry_after} × 503 without Retry-After"));
     }
-    if !stats
-        .answers
-        .iter()
-        .any(|a| a.at >= back && a.status == Some(202))
-    {
-        rig.problems
-            .push("no 202 after the replicas returned".into());
+    if !stats.answers.iter().any(|a| a.at >= back && a.status == Some(202)) {
+        rig.problems.push("no 202 after the replicas returned".into());
     }
     conclude(NAME, rig, stats, 2, true).await
 }
@@ -761,31 +597,21 @@ async fn rolling_restart(o: Options) -> ScenarioResult {
         let (victim, partitions) = match pick {
             Ok(v) => v,
             Err(e) => {
-                rig.problems
-                    .push(format!("rolling restart after {done:?}: {e}"));
+                rig.problems.push(format!("rolling restart after {done:?}: {e}"));
                 break;
             }
         };
         let leaders = rig.brokers.leaders(&topic).await;
         if !partitions.iter().any(|p| leaders.get(p) == Some(&victim)) {
-            rig.problems.push(format!("rolling restart: broker {victim} no longer led {partitions:?} right before its stop ({leaders:?})"));
+            rig.problems.push(format!(
+                "rolling restart: broker {victim} no longer led {partitions:?} right before its stop ({leaders:?})"
+            ));
         }
         let (at, wall) = (Instant::now(), chrono::Local::now().naive_local());
         rig.brokers.stop(victim).await;
-        progress(&format!(
-            "broker {victim} stopped (SIGTERM), leader of loaded partitions {partitions:?}"
-        ));
+        progress(&format!("broker {victim} stopped (SIGTERM), leader of loaded partitions {partitions:?}"));
         // A controlled shutdown moves leadership before the broker exits.
-        rig.follow_failover_checked(
-            "controlled stop",
-            &topic,
-            victim,
-            partitions,
-            at,
-            wall,
-            true,
-        )
-        .await;
+        rig.follow_failover_checked("controlled stop", &topic, victim, partitions, at, wall, true).await;
         rig.restore(&[victim]).await;
         done.push(victim);
     }
@@ -812,24 +638,18 @@ async fn dlq_failover(o: Options) -> ScenarioResult {
     rig.cluster.proxy.cut();
     // The registration-service's DLQ writes: kill the leader of DLQ partitions being written.
     let writing = wait::within(Duration::from_secs(30), || async {
-        !rig.brokers
-            .partitions_receiving(&dlq, Duration::from_millis(500))
-            .await
-            .is_empty()
+        !rig.brokers.partitions_receiving(&dlq, Duration::from_millis(500)).await.is_empty()
     })
     .await;
     if !writing {
-        rig.problems
-            .push("nothing was dead-lettered while the database was cut".into());
+        rig.problems.push("nothing was dead-lettered while the database was cut".into());
     }
     rig.kill_loaded_leader("DLQ leader kill", &dlq).await;
     // The dlq-worker's re-sends: with the database back they flow to the registrations topic;
     // kill that topic's loaded leader while the worker is re-sending.
     rig.cluster.proxy.restore();
     let port = rig.cluster.dlq_worker_port();
-    let before = metrics::read(port, "dlq_redriven_total")
-        .await
-        .unwrap_or(0.0);
+    let before = metrics::read(port, "dlq_redriven_total").await.unwrap_or(0.0);
     let resending = wait::within(Duration::from_secs(30), || async {
         let page = metrics::scrape(port).await.unwrap_or_default();
         let v = |n| metrics::value(&page, n).unwrap_or(0.0);
@@ -837,17 +657,11 @@ async fn dlq_failover(o: Options) -> ScenarioResult {
     })
     .await;
     if !resending {
-        rig.problems.push(
-            "the dlq-worker was not re-sending when its target's leader was to be killed".into(),
-        );
+        rig.problems.push("the dlq-worker was not re-sending when its target's leader was to be killed".into());
     }
-    rig.kill_loaded_leader("re-send target leader kill", &topic)
-        .await;
-    let redriven = metrics::read(port, "dlq_redriven_total")
-        .await
-        .unwrap_or(0.0);
-    rig.notes
-        .push(format!("{redriven} re-sends by the dlq-worker"));
+    rig.kill_loaded_leader("re-send target leader kill", &topic).await;
+    let redriven = metrics::read(port, "dlq_redriven_total").await.unwrap_or(0.0);
+    rig.notes.push(format!("{redriven} re-sends by the dlq-worker"));
     let stats = stop_load(load).await;
     conclude(NAME, rig, stats, 2, true).await
 }
@@ -861,15 +675,11 @@ async fn db_server_restart(o: Options) -> ScenarioResult {
     let load = start_load(&rig, o.rate).await;
     let port = rig.cluster.registration_port(0);
     let held = wait::within(Duration::from_secs(30), || async {
-        metrics::read(port, "registration_service_in_flight")
-            .await
-            .is_some_and(|n| n > 0.0)
+        metrics::read(port, "registration_service_in_flight").await.is_some_and(|n| n > 0.0)
     })
     .await;
     if !held {
-        rig.problems.push(
-            "the registration-service never held a batch to restart the database under".into(),
-        );
+        rig.problems.push("the registration-service never held a batch to restart the database under".into());
     }
     let at = Instant::now();
     if let Err(e) = local_services(&["db-stop"]).await {
@@ -878,28 +688,18 @@ async fn db_server_restart(o: Options) -> ScenarioResult {
     if let Err(e) = local_services(&["db-start"]).await {
         rig.problems.push(e);
     }
-    rig.notes.push(format!(
-        "MariaDB restarted in {:.1} s with records in flight",
-        at.elapsed().as_secs_f64()
-    ));
+    rig.notes.push(format!("MariaDB restarted in {:.1} s with records in flight", at.elapsed().as_secs_f64()));
     let stats = stop_load(load).await;
     conclude(NAME, rig, stats, 1, true).await
 }
 
 async fn local_services(args: &[&str]) -> Result<(), String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-services.sh");
-    let status = tokio::process::Command::new("bash")
-        .arg(script)
-        .args(args)
-        .status()
-        .await
-        .map_err(|e| e.to_string())?;
+    let status =
+        tokio::process::Command::new("bash").arg(script).args(args).status().await.map_err(|e| e.to_string())?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "local-services.sh {} failed: {status}",
-            args.join(" ")
-        ))
+        Err(format!("local-services.sh {} failed: {status}", args.join(" ")))
     }
 }

@@ -11,14 +11,14 @@ use uuid::Uuid;
 
 use crate::bad_input;
 use crate::idempotency;
+use crate::load::{Load, LoadStats};
+use crate::report::ScenarioResult;
+use crate::Options;
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::{metrics, wait};
 use registration_events::REQUEST_ID_HEADER;
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::Delivery;
-use crate::load::{Load, LoadStats};
-use crate::report::ScenarioResult;
-use crate::Options;
 
 pub struct Scenario {
     pub name: &'static str,
@@ -66,10 +66,19 @@ async fn stop_load(load: Load) -> LoadStats {
 }
 
 /// Turns the load's outcome and the ledger into a scenario result with the common checks.
-async fn conclude(name: &'static str, cluster: Cluster, stats: LoadStats, faults: u32, settle: Duration) -> (ScenarioResult, Cluster) {
+async fn conclude(
+    name: &'static str,
+    cluster: Cluster,
+    stats: LoadStats,
+    faults: u32,
+    settle: Duration,
+) -> (ScenarioResult, Cluster) {
     let ledger = cluster.settle(&stats.accepted, settle).await;
     let mut result = ScenarioResult::new(name, ledger, faults, stats.refused);
-    result.require(stats.unexpected.is_empty(), format!("unexpected answers to valid sign-ups: {:?}", stats.unexpected.iter().take(3).collect::<Vec<_>>()));
+    result.require(
+        stats.unexpected.is_empty(),
+        format!("unexpected answers to valid sign-ups: {:?}", stats.unexpected.iter().take(3).collect::<Vec<_>>()),
+    );
     result.require(stats.gave_up == 0, format!("{} sign-ups never accepted", stats.gave_up));
     (result, cluster)
 }
@@ -195,7 +204,8 @@ async fn negative_control(o: Options) -> ScenarioResult {
     let load = start_load(&cluster, o.rate).await;
     let (faults, missed) = kill_registration_repeatedly(&mut cluster, kills, true).await;
     let stats = stop_load(load).await;
-    let (mut result, cluster) = conclude("negative-control-auto-commit", cluster, stats, faults, Duration::from_secs(30)).await;
+    let (mut result, cluster) =
+        conclude("negative-control-auto-commit", cluster, stats, faults, Duration::from_secs(30)).await;
     result.require(missed.is_empty(), format!("kills that could not lose anything prove nothing: {missed:?}"));
     let detected = !result.ledger.lost.is_empty();
     result.require(detected, "auto-commit lost nothing detectable: the ledger check proves nothing");
@@ -285,10 +295,7 @@ async fn dlq_worker_kills(o: Options) -> ScenarioResult {
 /// database within `within`: the outage landed on consumers holding work.
 async fn consumers_paused(c: &Cluster, within: Duration) -> bool {
     let port = c.registration_port(0);
-    wait::within(within, || async move {
-        metrics::read(port, "registration_service_paused").await == Some(1.0)
-    })
-    .await
+    wait::within(within, || async move { metrics::read(port, "registration_service_paused").await == Some(1.0) }).await
 }
 
 async fn db_outage_10s(o: Options) -> ScenarioResult {
@@ -313,7 +320,10 @@ async fn db_outage_10s(o: Options) -> ScenarioResult {
     result.require_clean_ledger();
     result.require(hit_work, "the outage hit no work: the consumer never paused");
     result.require(dead_lettered_during == 0, format!("{dead_lettered_during} records dead-lettered for an outage"));
-    result.require(result.ledger.parked == 0, format!("{} registrations parked: an outage must be waited out", result.ledger.parked));
+    result.require(
+        result.ledger.parked == 0,
+        format!("{} registrations parked: an outage must be waited out", result.ledger.parked),
+    );
     finish(result, cluster).await
 }
 
@@ -371,7 +381,8 @@ async fn db_outage_any_length(o: Options) -> ScenarioResult {
         1
     };
     let stats = stop_load(load).await;
-    let (mut result, cluster) = conclude("db-outage-any-length", cluster, stats, faults, SETTLE + Duration::from_secs(secs)).await;
+    let (mut result, cluster) =
+        conclude("db-outage-any-length", cluster, stats, faults, SETTLE + Duration::from_secs(secs)).await;
     result.require_clean_ledger();
     result.require(hit_work, "the outage hit no work: the consumer never paused");
     result.require(dead_lettered_during == 0, format!("{dead_lettered_during} records dead-lettered for an outage"));
@@ -379,7 +390,11 @@ async fn db_outage_any_length(o: Options) -> ScenarioResult {
     result.require(drained, "the backlog did not drain within 120 s of the restore");
     add_note(
         &mut result,
-        format!("{secs} s outage ({}); backlog {backlog:.0} drained {drain_secs:.1} s after the restore ({:.0}/s)", if stop_the_server { "server stopped" } else { "proxy cut" }, backlog / drain_secs.max(0.001)),
+        format!(
+            "{secs} s outage ({}); backlog {backlog:.0} drained {drain_secs:.1} s after the restore ({:.0}/s)",
+            if stop_the_server { "server stopped" } else { "proxy cut" },
+            backlog / drain_secs.max(0.001)
+        ),
     );
     finish(result, cluster).await
 }
@@ -411,10 +426,12 @@ async fn row_lock_parks_one(o: Options) -> ScenarioResult {
     let load = start_load(&cluster, o.rate).await;
     let locked = crate::load::sign_up_once(&cluster.gateway_url, &locked_email).await;
     let db = &cluster.db;
-    let parked = wait::within(Duration::from_secs(90), || async move {
-        db.count("SELECT COUNT(*) FROM parked_messages").await >= 1
-    })
-    .await;
+    let parked =
+        wait::within(
+            Duration::from_secs(90),
+            || async move { db.count("SELECT COUNT(*) FROM parked_messages").await >= 1 },
+        )
+        .await;
     let mut stats = stop_load(load).await;
     let _ = holder.rollback().await;
     let locked_id = locked.as_ref().map(|e| e.request_id);
@@ -423,10 +440,15 @@ async fn row_lock_parks_one(o: Options) -> ScenarioResult {
     result.require_clean_ledger();
     result.require(locked_id.is_some(), "the locked sign-up was not accepted");
     result.require(parked, "the locked sign-up was never parked");
-    result.require(result.ledger.parked == 1, format!("{} parked, expected exactly the locked one", result.ledger.parked));
+    result.require(
+        result.ledger.parked == 1,
+        format!("{} parked, expected exactly the locked one", result.ledger.parked),
+    );
     let five: i64 = cluster
         .db
-        .count("SELECT COUNT(*) FROM parked_messages WHERE retry_count = 5 AND error_message LIKE '%Lock wait timeout%'")
+        .count(
+            "SELECT COUNT(*) FROM parked_messages WHERE retry_count = 5 AND error_message LIKE '%Lock wait timeout%'",
+        )
         .await;
     result.require(five == 1, "the locked sign-up was not parked after exactly 5 retries with its lock-wait error");
     finish(result, cluster).await
@@ -519,6 +541,7 @@ async fn dead_lettered(cluster: &Cluster) -> i64 {
 /// Runs `scripts/local-services.sh <command>` (broker restarts).
 async fn local_services(command: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-services.sh");
-    let status = tokio::process::Command::new("bash").arg(script).arg(command).status().await.expect("run local-services.sh");
+    let status =
+        tokio::process::Command::new("bash").arg(script).arg(command).status().await.expect("run local-services.sh");
     assert!(status.success(), "local-services.sh {command} failed");
 }

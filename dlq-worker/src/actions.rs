@@ -142,9 +142,10 @@ impl Actions {
         shutdown: CancellationToken,
     ) -> Finished {
         // The end of the message's trace when it is not retried any more.
-        let span = trace_context::continue_span(delivery, || {
-            tracing::info_span!("park", otel.name = "parking lot park", park.reason = %reason, from = %delivery.position())
-        });
+        let span = trace_context::continue_span(
+            delivery,
+            || tracing::info_span!("park", otel.name = "parking lot park", park.reason = %reason, from = %delivery.position()),
+        );
         self.park_traced(delivery, source_topic, reason, explanation, shutdown).instrument(span).await
     }
 

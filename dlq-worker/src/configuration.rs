@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use reliable_messaging::backoff::Backoff;
+use reliable_messaging::dead_letter_limit::DeadLetterLimit;
 use reliable_messaging::parking::Rate;
 use reliable_messaging::retry_metadata::MetadataFormat;
-use reliable_messaging::dead_letter_limit::DeadLetterLimit;
 use reliable_messaging::settings::env_or;
 use reliable_messaging::KafkaSettings;
 

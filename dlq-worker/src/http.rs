@@ -24,9 +24,7 @@ pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminS
     if let Some((state, token)) = admin {
         router = router.merge(admin::router(state, token));
     }
-    router
-        .fallback(|| async { problem::not_found("no such route") })
-        .layer(middleware::from_fn(ensure_problem_body))
+    router.fallback(|| async { problem::not_found("no such route") }).layer(middleware::from_fn(ensure_problem_body))
 }
 
 async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

@@ -101,8 +101,8 @@ impl Application {
         // Subscribing only after the migrations: a member that joined the group without polling
         // would hold partitions other workers could drain.
         if apply_migrations(&self.pool, sqlx::migrate!("../migrations"), &self.schema, &shutdown).await.is_ok() {
-            let worker =
-                DlqWorker::new(&self.settings, self.actions, self.metrics.clone()).context("creating the DLQ consumer")?;
+            let worker = DlqWorker::new(&self.settings, self.actions, self.metrics.clone())
+                .context("creating the DLQ consumer")?;
             worker.run(shutdown).await;
         }
         let producer = self.producer;

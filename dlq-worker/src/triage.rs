@@ -146,7 +146,10 @@ mod tests {
         let mut d = dead_letter("orders-dlq", Some(m));
         d.timestamp_ms = Some(1_000);
         let read_at = 3_600_000;
-        assert_eq!(triage(&d, &policy(), read_at), Decision::Resend { target_topic: "orders".into(), due_ms: read_at + 2_000 });
+        assert_eq!(
+            triage(&d, &policy(), read_at),
+            Decision::Resend { target_topic: "orders".into(), due_ms: read_at + 2_000 }
+        );
     }
 
     #[test]

@@ -180,7 +180,9 @@ impl DlqWorker {
         let now_ms = Utc::now().timestamp_millis();
         let decision = triage(&delivery, &self.policy, now_ms);
         let parked_for_the_message = match &decision {
-            Decision::Park { reason: ParkReason::Permanent | ParkReason::Poison, explanation, .. } => Some(explanation.as_str()),
+            Decision::Park { reason: ParkReason::Permanent | ParkReason::Poison, explanation, .. } => {
+                Some(explanation.as_str())
+            }
             _ => None,
         };
         let trip = self.park_guard.lock().unwrap_or_else(|p| p.into_inner()).observe(parked_for_the_message);

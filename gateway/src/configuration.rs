@@ -84,9 +84,7 @@ impl HashingSettings {
 
     /// OWASP parameters, one slot per CPU.
     pub fn owasp() -> Self {
-        let concurrency = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let concurrency = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Self {
             memory_kib: Self::OWASP_MEMORY_KIB,
             iterations: Self::OWASP_ITERATIONS,
@@ -113,11 +111,7 @@ pub struct IdempotencySettings {
 
 impl Default for IdempotencySettings {
     fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(24 * 60 * 60),
-            shared_timeout: Duration::from_millis(500),
-            capacity: 100_000,
-        }
+        Self { ttl: Duration::from_secs(24 * 60 * 60), shared_timeout: Duration::from_millis(500), capacity: 100_000 }
     }
 }
 
@@ -130,10 +124,7 @@ impl RequestIdSecret {
 
     pub fn new(bytes: Vec<u8>) -> Result<Self, ConfigError> {
         if bytes.len() < Self::MIN_BYTES {
-            return Err(ConfigError::invalid(
-                "REQUEST_ID_SECRET",
-                "must be at least 16 bytes (32 hex digits)",
-            ));
+            return Err(ConfigError::invalid("REQUEST_ID_SECRET", "must be at least 16 bytes (32 hex digits)"));
         }
         Ok(Self(bytes))
     }
@@ -171,17 +162,13 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn invalid(variable: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            variable,
-            problem: problem.into(),
-        }
+        Self { variable, problem: problem.into() }
     }
 }
 
 impl Settings {
     pub const DEFAULT_ADDR: &'static str = "127.0.0.1:8080";
-    pub const DEFAULT_DATABASE_URL: &'static str =
-        "mysql://registrations@127.0.0.1:3306/registrations";
+    pub const DEFAULT_DATABASE_URL: &'static str = "mysql://registrations@127.0.0.1:3306/registrations";
     pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_millis(5000);
     pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
     /// Added to the publish timeout for the default request timeout: room for hashing.
@@ -214,9 +201,7 @@ impl Settings {
     }
 
     /// Like [`Settings::from_env`], reading variables through `lookup`.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<(Self, SecretSource), ConfigError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<(Self, SecretSource), ConfigError> {
         let mut s = Self::local_defaults();
         if let Some(v) = lookup("GATEWAY_ADDR") {
             s.addr = v;
@@ -251,10 +236,7 @@ impl Settings {
         }
         if let Some(v) = number::<usize>(&lookup, "HASHING_CONCURRENCY")? {
             if v == 0 {
-                return Err(ConfigError::invalid(
-                    "HASHING_CONCURRENCY",
-                    "must be at least 1",
-                ));
+                return Err(ConfigError::invalid("HASHING_CONCURRENCY", "must be at least 1"));
             }
             s.hashing.concurrency = v;
         }
@@ -279,10 +261,7 @@ impl Settings {
         }
         if let Some(v) = number::<usize>(&lookup, "HTTP_MAX_CONNECTIONS")? {
             if v == 0 {
-                return Err(ConfigError::invalid(
-                    "HTTP_MAX_CONNECTIONS",
-                    "must be at least 1",
-                ));
+                return Err(ConfigError::invalid("HTTP_MAX_CONNECTIONS", "must be at least 1"));
             }
             s.http.max_connections = v;
         }
@@ -311,11 +290,9 @@ fn number<T: std::str::FromStr>(
 ) -> Result<Option<T>, ConfigError> {
     match lookup(variable) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| ConfigError::invalid(variable, format!("not a number: {v:?}"))),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| ConfigError::invalid(variable, format!("not a number: {v:?}")))
+        }
     }
 }
 
@@ -325,10 +302,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Result<(Settings, SecretSource), ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -336,21 +310,11 @@ mod tests {
     fn defaults_run_locally() {
         let (s, source) = from(&[]).unwrap();
         assert_eq!(s.addr, "127.0.0.1:8080");
-        assert_eq!(
-            s.database_url,
-            "mysql://registrations@127.0.0.1:3306/registrations"
-        );
+        assert_eq!(s.database_url, "mysql://registrations@127.0.0.1:3306/registrations");
         assert_eq!(s.registrations_topic, "user-registrations");
         assert_eq!(s.publish_timeout, Duration::from_millis(5000));
         assert!(s.request_timeout > s.publish_timeout);
-        assert_eq!(
-            (
-                s.hashing.memory_kib,
-                s.hashing.iterations,
-                s.hashing.parallelism
-            ),
-            (19_456, 2, 1)
-        );
+        assert_eq!((s.hashing.memory_kib, s.hashing.iterations, s.hashing.parallelism), (19_456, 2, 1));
         assert_eq!(s.hashing.queue_limit, 64 * s.hashing.concurrency);
         assert_eq!(s.http, HttpLimits::default());
         assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
@@ -388,28 +352,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_and_never_prints_the_secret() {
-        assert_eq!(
-            from(&[("PUBLISH_TIMEOUT_MS", "soon")])
-                .unwrap_err()
-                .variable,
-            "PUBLISH_TIMEOUT_MS"
-        );
-        assert_eq!(
-            from(&[("REQUEST_ID_SECRET", "zz")]).unwrap_err().variable,
-            "REQUEST_ID_SECRET"
-        );
-        assert_eq!(
-            from(&[("REQUEST_ID_SECRET", "0011")]).unwrap_err().variable,
-            "REQUEST_ID_SECRET"
-        );
-        assert_eq!(
-            from(&[("HASHING_CONCURRENCY", "0")]).unwrap_err().variable,
-            "HASHING_CONCURRENCY"
-        );
-        assert_eq!(
-            from(&[("HTTP_MAX_CONNECTIONS", "0")]).unwrap_err().variable,
-            "HTTP_MAX_CONNECTIONS"
-        );
+        assert_eq!(from(&[("PUBLISH_TIMEOUT_MS", "soon")]).unwrap_err().variable, "PUBLISH_TIMEOUT_MS");
+        assert_eq!(from(&[("REQUEST_ID_SECRET", "zz")]).unwrap_err().variable, "REQUEST_ID_SECRET");
+        assert_eq!(from(&[("REQUEST_ID_SECRET", "0011")]).unwrap_err().variable, "REQUEST_ID_SECRET");
+        assert_eq!(from(&[("HASHING_CONCURRENCY", "0")]).unwrap_err().variable, "HASHING_CONCURRENCY");
+        assert_eq!(from(&[("HTTP_MAX_CONNECTIONS", "0")]).unwrap_err().variable, "HTTP_MAX_CONNECTIONS");
         let secret = RequestIdSecret::from_hex("00112233445566778899aabbccddeeff").unwrap();
         assert!(!format!("{secret:?}").contains("0011"));
     }

@@ -69,8 +69,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     // Refusals are logged once per burst, not once per connection: a flood must not become
@@ -104,21 +103,13 @@ pub async fn serve(
             continue;
         };
         if refused_in_burst > 0 {
-            tracing::info!(
-                refused = refused_in_burst,
-                "accepting connections again after the limit was reached"
-            );
+            tracing::info!(refused = refused_in_burst, "accepting connections again after the limit was reached");
             refused_in_burst = 0;
         }
 
-        let service = EdgeService {
-            router: router.clone(),
-            body_read_timeout: limits.body_read_timeout,
-        };
-        let connection = graceful.watch(http.serve_connection(
-            TokioIo::new(stream),
-            hyper::service::service_fn(move |r| service.call(r)),
-        ));
+        let service = EdgeService { router: router.clone(), body_read_timeout: limits.body_read_timeout };
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), hyper::service::service_fn(move |r| service.call(r))));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 // A client going away or timing out is routine at the edge, not an error of ours.
@@ -136,10 +127,7 @@ pub async fn serve(
 /// Errors of one connection that went away before it was accepted: not worth a pause.
 fn is_connection_error(error: &std::io::Error) -> bool {
     use std::io::ErrorKind;
-    matches!(
-        error.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    )
+    matches!(error.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset)
 }
 
 /// The router behind the body deadline.
@@ -179,21 +167,16 @@ impl EdgeService {
 }
 
 fn body_timed_out(limit: Duration) -> Response {
-    let mut response = Problem::new(
-        StatusCode::REQUEST_TIMEOUT,
-        types::BODY_TIMED_OUT,
-        "Request body not received in time",
-    )
-    .detail(format!(
-        "the whole body must arrive within {} ms of the headers; the request was not processed",
-        limit.as_millis()
-    ))
-    .into_response();
+    let mut response =
+        Problem::new(StatusCode::REQUEST_TIMEOUT, types::BODY_TIMED_OUT, "Request body not received in time")
+            .detail(format!(
+                "the whole body must arrive within {} ms of the headers; the request was not processed",
+                limit.as_millis()
+            ))
+            .into_response();
     // RFC 9110 §15.5.9: the rest of the body may still be on its way; the connection cannot
     // be reused.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -208,12 +191,7 @@ struct DeadlineBody<B> {
 
 impl<B> DeadlineBody<B> {
     fn new(inner: B, limit: Duration, timed_out: Arc<AtomicBool>) -> Self {
-        Self {
-            inner,
-            deadline: Box::pin(tokio::time::sleep(limit)),
-            limit,
-            timed_out,
-        }
+        Self { inner, deadline: Box::pin(tokio::time::sleep(limit)), limit, timed_out }
     }
 }
 
@@ -225,19 +203,14 @@ where
     type Data = B::Data;
     type Error = axum::BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
         // The deadline first: a client that keeps sending must still finish in time.
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.timed_out.store(true, Ordering::Release);
             return Poll::Ready(Some(Err(Box::new(BodyReadTimedOut { limit: this.limit }))));
         }
-        Pin::new(&mut this.inner)
-            .poll_frame(cx)
-            .map(|frame| frame.map(|result| result.map_err(Into::into)))
+        Pin::new(&mut this.inner).poll_frame(cx).map(|frame| frame.map(|result| result.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -255,9 +228,7 @@ mod tests {
     use axum::body::Bytes;
     use http_body_util::{BodyExt, StreamBody};
 
-    fn trickle(
-        every: Duration,
-    ) -> impl HttpBody<Data = Bytes, Error = std::convert::Infallible> + Unpin {
+    fn trickle(every: Duration) -> impl HttpBody<Data = Bytes, Error = std::convert::Infallible> + Unpin {
         let stream = futures::stream::unfold((), move |()| async move {
             tokio::time::sleep(every).await;
             Some((Ok(Frame::data(Bytes::from_static(b"x"))), ()))
@@ -268,11 +239,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_still_arriving_at_the_deadline_fails_and_says_so() {
         let flag = Arc::new(AtomicBool::new(false));
-        let body = DeadlineBody::new(
-            trickle(Duration::from_millis(5)),
-            Duration::from_millis(100),
-            Arc::clone(&flag),
-        );
+        let body = DeadlineBody::new(trickle(Duration::from_millis(5)), Duration::from_millis(100), Arc::clone(&flag));
         let error = tokio::time::timeout(Duration::from_secs(5), body.collect())
             .await
             .expect("the deadline ends the body")
@@ -284,11 +251,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_complete_in_time_is_untouched() {
         let flag = Arc::new(AtomicBool::new(false));
-        let body = DeadlineBody::new(
-            Body::from("complete"),
-            Duration::from_secs(5),
-            Arc::clone(&flag),
-        );
+        let body = DeadlineBody::new(Body::from("complete"), Duration::from_secs(5), Arc::clone(&flag));
         let bytes = body.collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"complete");
         assert!(!flag.load(Ordering::Acquire));

@@ -48,23 +48,19 @@ where
             return Err(BodyRejection::UnsupportedMediaType);
         }
         // `Bytes` honours the router's `DefaultBodyLimit`, with or without Content-Length.
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    BodyRejection::TooLarge
-                } else {
-                    BodyRejection::Unreadable(rejection.body_text())
-                }
-            })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                BodyRejection::TooLarge
+            } else {
+                BodyRejection::Unreadable(rejection.body_text())
+            }
+        })?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             use serde_json::error::Category;
             match e.classify() {
                 Category::Data => BodyRejection::WrongShape,
                 // Syntax messages give a position, never input text.
-                Category::Syntax | Category::Eof | Category::Io => {
-                    BodyRejection::Malformed(e.to_string())
-                }
+                Category::Syntax | Category::Eof | Category::Io => BodyRejection::Malformed(e.to_string()),
             }
         })
     }
@@ -72,20 +68,11 @@ where
 
 /// `application/json` or any `application/*+json`, parameters (charset) allowed.
 fn is_json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl IntoResponse for BodyRejection {
@@ -103,21 +90,15 @@ impl From<BodyRejection> for Problem {
                 types::UNSUPPORTED_MEDIA_TYPE,
                 "Unsupported media type",
             ),
-            BodyRejection::TooLarge => Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                types::PAYLOAD_TOO_LARGE,
-                "Request body too large",
-            ),
-            BodyRejection::Unreadable(_) | BodyRejection::Malformed(_) => Problem::new(
-                StatusCode::BAD_REQUEST,
-                types::MALFORMED_JSON,
-                "Malformed JSON",
-            ),
-            BodyRejection::WrongShape => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                types::INVALID_FIELDS,
-                "Invalid request body",
-            ),
+            BodyRejection::TooLarge => {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, types::PAYLOAD_TOO_LARGE, "Request body too large")
+            }
+            BodyRejection::Unreadable(_) | BodyRejection::Malformed(_) => {
+                Problem::new(StatusCode::BAD_REQUEST, types::MALFORMED_JSON, "Malformed JSON")
+            }
+            BodyRejection::WrongShape => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, types::INVALID_FIELDS, "Invalid request body")
+            }
         };
         problem.detail(detail)
     }

@@ -51,9 +51,7 @@ impl RejectReason {
 
 /// Upper bounds (seconds) of the latency buckets: hashing dominates at tens of milliseconds,
 /// a slow broker shows up in the upper buckets up to the publish timeout.
-const BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -78,21 +76,14 @@ impl Metrics {
     pub fn accepted(&self, elapsed: Duration) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&le| secs <= le)
-            .unwrap_or(BUCKETS.len());
+        let bucket = BUCKETS.iter().position(|&le| secs <= le).unwrap_or(BUCKETS.len());
         self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn rejected(&self, reason: RejectReason) {
-        let index = RejectReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .expect("listed");
+        let index = RejectReason::ALL.iter().position(|r| *r == reason).expect("listed");
         self.rejected[index].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -114,46 +105,29 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        out.push_str("# HELP gateway_registrations_accepted_total Registrations acknowledged by the broker and answered 202.\n");
-        out.push_str("# TYPE gateway_registrations_accepted_total counter\n");
-        let _ = writeln!(
-            out,
-            "gateway_registrations_accepted_total {}",
-            load(&self.accepted)
-        );
-
         out.push_str(
-            "# HELP gateway_registrations_rejected_total Registrations not accepted, by reason.\n",
+            "# HELP gateway_registrations_accepted_total Registrations acknowledged by the broker and answered 202.\n",
         );
+        out.push_str("# TYPE gateway_registrations_accepted_total counter\n");
+        let _ = writeln!(out, "gateway_registrations_accepted_total {}", load(&self.accepted));
+
+        out.push_str("# HELP gateway_registrations_rejected_total Registrations not accepted, by reason.\n");
         out.push_str("# TYPE gateway_registrations_rejected_total counter\n");
         for (reason, count) in RejectReason::ALL.iter().zip(&self.rejected) {
-            let _ = writeln!(
-                out,
-                "gateway_registrations_rejected_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                load(count)
-            );
+            let _ =
+                writeln!(out, "gateway_registrations_rejected_total{{reason=\"{}\"}} {}", reason.label(), load(count));
         }
 
         out.push_str("# HELP gateway_publish_failures_total Records the broker did not acknowledge in time.\n");
         out.push_str("# TYPE gateway_publish_failures_total counter\n");
-        let _ = writeln!(
-            out,
-            "gateway_publish_failures_total {}",
-            load(&self.publish_failures)
-        );
+        let _ = writeln!(out, "gateway_publish_failures_total {}", load(&self.publish_failures));
 
         out.push_str("# HELP gateway_idempotency_claims_total Idempotency-Key claims, by where they were decided (local_fallback: the shared table did not answer in time).\n");
         out.push_str("# TYPE gateway_idempotency_claims_total counter\n");
-        for (source, count) in [
-            ("shared", &self.idempotency_claims_shared),
-            ("local_fallback", &self.idempotency_claims_local_fallback),
-        ] {
-            let _ = writeln!(
-                out,
-                "gateway_idempotency_claims_total{{source=\"{source}\"}} {}",
-                load(count)
-            );
+        for (source, count) in
+            [("shared", &self.idempotency_claims_shared), ("local_fallback", &self.idempotency_claims_local_fallback)]
+        {
+            let _ = writeln!(out, "gateway_idempotency_claims_total{{source=\"{source}\"}} {}", load(count));
         }
 
         out.push_str("# HELP gateway_registration_accept_duration_seconds Time from request to 202, hashing and broker acknowledgement included.\n");
@@ -161,26 +135,13 @@ impl Metrics {
         let mut cumulative = 0;
         for (le, count) in BUCKETS.iter().zip(&self.latency_buckets) {
             cumulative += load(count);
-            let _ = writeln!(
-                out,
-                "gateway_registration_accept_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
+            let _ = writeln!(out, "gateway_registration_accept_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}");
         }
         cumulative += load(&self.latency_buckets[BUCKETS.len()]);
-        let _ = writeln!(
-            out,
-            "gateway_registration_accept_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
+        let _ = writeln!(out, "gateway_registration_accept_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
         let sum = load(&self.latency_sum_micros) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "gateway_registration_accept_duration_seconds_sum {sum}"
-        );
-        let _ = writeln!(
-            out,
-            "gateway_registration_accept_duration_seconds_count {}",
-            load(&self.latency_count)
-        );
+        let _ = writeln!(out, "gateway_registration_accept_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "gateway_registration_accept_duration_seconds_count {}", load(&self.latency_count));
         out
     }
 }
@@ -199,23 +160,13 @@ mod tests {
         m.publish_failed();
         let text = m.render();
         assert!(text.contains("gateway_registrations_accepted_total 2\n"));
-        assert!(
-            text.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 2\n")
-        );
-        assert!(
-            text.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 0\n")
-        );
+        assert!(text.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 2\n"));
+        assert!(text.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 0\n"));
         assert!(text.contains("gateway_publish_failures_total 1\n"));
-        assert!(
-            text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"0.025\"} 0\n")
-        );
-        assert!(
-            text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"0.05\"} 1\n")
-        );
+        assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"0.025\"} 0\n"));
+        assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"0.05\"} 1\n"));
         assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"30\"} 1\n"));
-        assert!(
-            text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"+Inf\"} 2\n")
-        );
+        assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("gateway_registration_accept_duration_seconds_sum 60.03\n"));
         assert!(text.contains("gateway_registration_accept_duration_seconds_count 2\n"));
     }

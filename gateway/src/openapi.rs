@@ -198,23 +198,15 @@ mod tests {
         let doc = document();
         let text = doc.to_string();
         for (i, _) in text.match_indices("#/components/schemas/") {
-            let name: String = text[i + 21..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric())
-                .collect();
-            assert!(
-                doc["components"]["schemas"].get(&name).is_some(),
-                "dangling $ref to {name}"
-            );
+            let name: String = text[i + 21..].chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(doc["components"]["schemas"].get(&name).is_some(), "dangling $ref to {name}");
         }
     }
 
     #[test]
     fn post_registrations_lists_its_responses() {
         let doc = document();
-        let responses = doc["paths"]["/registrations"]["post"]["responses"]
-            .as_object()
-            .unwrap();
+        let responses = doc["paths"]["/registrations"]["post"]["responses"].as_object().unwrap();
         for code in ["202", "400", "409", "413", "415", "422", "503"] {
             assert!(responses.contains_key(code), "missing {code}");
         }

@@ -45,13 +45,8 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(settings: &HashingSettings) -> Result<Self, InvalidParams> {
-        let params = Params::new(
-            settings.memory_kib,
-            settings.iterations,
-            settings.parallelism,
-            None,
-        )
-        .map_err(|e| InvalidParams(e.to_string()))?;
+        let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
+            .map_err(|e| InvalidParams(e.to_string()))?;
         let concurrency = settings.concurrency.max(1);
         Ok(Self {
             params,
@@ -66,19 +61,18 @@ impl PasswordHasher {
     /// fresh random salt.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let _place = self.reserve()?;
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| HashError::Failed(e.to_string()))?;
+        let permit = self.slots.clone().acquire_owned().await.map_err(|e| HashError::Failed(e.to_string()))?;
         let params = self.params.clone();
         let password = password.clone();
         let memory = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             // The semaphore admits at most `concurrency` of us, so the pool never grows past it.
-            let mut blocks = memory.lock().expect("memory pool").pop().unwrap_or_else(|| vec![Block::default(); params.block_count()]);
+            let mut blocks = memory
+                .lock()
+                .expect("memory pool")
+                .pop()
+                .unwrap_or_else(|| vec![Block::default(); params.block_count()]);
             let phc = phc_string(&params, password.expose().as_bytes(), &mut blocks);
             memory.lock().expect("memory pool").push(blocks);
             phc
@@ -108,7 +102,9 @@ fn phc_string(params: &Params, password: &[u8], blocks: &mut [Block]) -> Result<
     let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| failed(&e))?;
     let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
     let hash = Output::init_with(output_len, |out| {
-        argon2.hash_password_into_with_memory(password, salt_bytes, out, &mut *blocks).map_err(|_| argon2::password_hash::Error::Crypto)
+        argon2
+            .hash_password_into_with_memory(password, salt_bytes, out, &mut *blocks)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
     })
     .map_err(|e| failed(&e))?;
     let phc = PasswordHash {
@@ -135,13 +131,7 @@ mod tests {
     use argon2::PasswordVerifier;
 
     fn cheap(concurrency: usize, queue_limit: usize) -> HashingSettings {
-        HashingSettings {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-            concurrency,
-            queue_limit,
-        }
+        HashingSettings { memory_kib: 64, iterations: 1, parallelism: 1, concurrency, queue_limit }
     }
 
     fn password(text: &str) -> Password {
@@ -155,12 +145,8 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
         assert!(!phc.contains("correct horse"));
         let parsed = PasswordHash::new(&phc).unwrap();
-        assert!(Argon2::default()
-            .verify_password(b"correct horse", &parsed)
-            .is_ok());
-        assert!(Argon2::default()
-            .verify_password(b"wrong horse", &parsed)
-            .is_err());
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"wrong horse", &parsed).is_err());
         let again = hasher.hash(&password("correct horse")).await.unwrap();
         assert_ne!(phc, again, "every hash has its own salt");
     }
@@ -191,19 +177,9 @@ mod tests {
         // Two places taken (one slot + one queued): the next request is refused at once.
         let _a = hasher.reserve().unwrap();
         let _b = hasher.reserve().unwrap();
-        assert!(matches!(
-            hasher.hash(&password("correct horse")).await,
-            Err(HashError::Overloaded)
-        ));
+        assert!(matches!(hasher.hash(&password("correct horse")).await, Err(HashError::Overloaded)));
         drop(_b);
-        assert!(
-            hasher.hash(&password("correct horse")).await.is_ok(),
-            "a freed place is usable again"
-        );
-        assert_eq!(
-            hasher.in_flight.load(Ordering::Acquire),
-            1,
-            "places are released"
-        );
+        assert!(hasher.hash(&password("correct horse")).await.is_ok(), "a freed place is usable again");
+        assert_eq!(hasher.in_flight.load(Ordering::Acquire), 1, "places are released");
     }
 }

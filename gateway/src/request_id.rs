@@ -67,23 +67,17 @@ impl RequestIds {
         let material = bits >> TAG_BITS;
         let tag = (bits as u32).to_be_bytes();
         // Constant-time comparison: the tag must not be guessable byte by byte from timings.
-        self.mac(b"request-id:", &material.to_be_bytes())
-            .verify_truncated_left(&tag)
-            .is_ok()
+        self.mac(b"request-id:", &material.to_be_bytes()).verify_truncated_left(&tag).is_ok()
     }
 
     fn issue(&self, material: u128) -> Uuid {
-        let digest = self
-            .mac(b"request-id:", &material.to_be_bytes())
-            .finalize()
-            .into_bytes();
+        let digest = self.mac(b"request-id:", &material.to_be_bytes()).finalize().into_bytes();
         let tag = u32::from_be_bytes(digest[..4].try_into().expect("4 bytes"));
         Uuid::from_u128(pack((material << TAG_BITS) | u128::from(tag)))
     }
 
     fn mac(&self, domain: &[u8], data: &[u8]) -> HmacSha256 {
-        let mut mac =
-            HmacSha256::new_from_slice(self.secret.expose()).expect("HMAC takes any key length");
+        let mut mac = HmacSha256::new_from_slice(self.secret.expose()).expect("HMAC takes any key length");
         mac.update(domain);
         mac.update(data);
         mac
@@ -155,23 +149,13 @@ mod tests {
             "another body under the same key must not collapse onto the first request"
         );
         assert!(ids.verify(&a));
-        assert_ne!(
-            a,
-            RequestIds::new(RequestIdSecret::random()).for_idempotency_key("order-1", &body_a)
-        );
+        assert_ne!(a, RequestIds::new(RequestIdSecret::random()).for_idempotency_key("order-1", &body_a));
     }
 
     #[test]
     fn packing_round_trips_122_bits() {
         let all = (1u128 << 122) - 1;
-        for bits in [
-            0,
-            all,
-            0x1234_5678_9abc_def0_1234_5678 & all,
-            1 << 121,
-            1 << 62,
-            1 << 74,
-        ] {
+        for bits in [0, all, 0x1234_5678_9abc_def0_1234_5678 & all, 1 << 121, 1 << 62, 1 << 74] {
             assert_eq!(unpack(pack(bits)), bits);
         }
     }

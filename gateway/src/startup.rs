@@ -37,10 +37,7 @@ const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error(transparent)]
     Producer(#[from] PublishError),
     #[error("invalid DATABASE_URL: {0}")]
@@ -64,7 +61,10 @@ impl Application {
         let producer = DurableProducer::new(&settings.kafka, settings.publish_timeout)?;
         // A 202 is as durable as the topic behind it: warn when it is replicated less than the
         // topic policy asks (the registration-service declares it; this only checks).
-        reliable_messaging::topics::spawn_durability_check(settings.kafka.clone(), vec![settings.registrations_topic.clone()]);
+        reliable_messaging::topics::spawn_durability_check(
+            settings.kafka.clone(),
+            vec![settings.registrations_topic.clone()],
+        );
         // Lazy: the gateway starts, and accepts registrations, while the database is down;
         // only the status route needs it, and it waits at most `db_acquire_timeout`.
         let db = MySqlPoolOptions::new()
@@ -82,11 +82,7 @@ impl Application {
             hasher: Arc::new(PasswordHasher::new(&settings.hashing)?),
             request_ids: RequestIds::new(settings.request_id_secret.clone()),
             secret: settings.request_id_secret.clone(),
-            idempotency: IdempotencyClaims::new(
-                db.clone(),
-                settings.request_id_secret.clone(),
-                settings.idempotency,
-            ),
+            idempotency: IdempotencyClaims::new(db.clone(), settings.request_id_secret.clone(), settings.idempotency),
             db,
             metrics: Arc::new(Metrics::new()),
         };
@@ -95,33 +91,14 @@ impl Application {
         // claims fall back to this instance's map until `idempotency_keys` exists), and a
         // gateway held out of its load balancer while the database is down would refuse
         // sign-ups the system could take.
-        let readiness = Readiness::default().with(BrokerReachable {
-            producer: producer.clone(),
-        });
+        let readiness = Readiness::default().with(BrokerReachable { producer: producer.clone() });
         let (router, routes) = router(state, readiness, settings.request_timeout);
 
-        let listener =
-            TcpListener::bind(&settings.addr)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.addr.clone(),
-                    source,
-                })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                addr: settings.addr,
-                source,
-            })?
-            .port();
-        Ok(Self {
-            port,
-            listener,
-            router,
-            routes,
-            producer,
-            http_limits: settings.http,
-        })
+        let listener = TcpListener::bind(&settings.addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr: settings.addr.clone(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.addr, source })?.port();
+        Ok(Self { port, listener, router, routes, producer, http_limits: settings.http })
     }
 
     pub fn port(&self) -> u16 {
@@ -138,8 +115,7 @@ impl Application {
     /// are cut off as [`crate::http_server`] describes.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "gateway listening");
-        let served =
-            crate::http_server::serve(self.listener, self.router, self.http_limits, shutdown).await;
+        let served = crate::http_server::serve(self.listener, self.router, self.http_limits, shutdown).await;
         let producer = self.producer;
         let _ = tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT)).await;
         tracing::info!("gateway stopped");
@@ -147,21 +123,14 @@ impl Application {
     }
 }
 
-fn router(
-    state: AppState,
-    readiness: Readiness,
-    request_timeout: Duration,
-) -> (Router, Vec<ServedRoute>) {
+fn router(state: AppState, readiness: Readiness, request_timeout: Duration) -> (Router, Vec<ServedRoute>) {
     let (router, routes) = RouteTable::new()
         .post("/registrations", routes::register)
         .get("/registrations/{request_id}", routes::registration_status)
         .get("/metrics", routes::metrics)
         .get("/openapi.json", routes::openapi)
         .with_state(state)
-        .merge(
-            health::router(readiness),
-            &[(Method::GET, "/healthz"), (Method::GET, "/readyz")],
-        )
+        .merge(health::router(readiness), &[(Method::GET, "/healthz"), (Method::GET, "/readyz")])
         .into_parts();
     let router = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -171,13 +140,11 @@ fn router(
         // Default spans hold method, URI and version; never headers or bodies. With tracing
         // on, the request span is the server span of the caller's trace (W3C `traceparent`),
         // or starts one.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(http_span)
-                .on_response(|response: &Response, _latency: Duration, span: &tracing::Span| {
-                    span.record("http.response.status_code", response.status().as_u16());
-                }),
-        );
+        .layer(TraceLayer::new_for_http().make_span_with(http_span).on_response(
+            |response: &Response, _latency: Duration, span: &tracing::Span| {
+                span.record("http.response.status_code", response.status().as_u16());
+            },
+        ));
     (router, routes)
 }
 
@@ -185,10 +152,7 @@ fn http_span(request: &Request) -> tracing::Span {
     if !reliable_messaging::telemetry::enabled() {
         return tower_http::trace::DefaultMakeSpan::new().make_span(request);
     }
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched", |p| p.as_str());
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
     let span = tracing::info_span!(
         "request",
         otel.name = %format!("{} {route}", request.method()),
@@ -210,17 +174,13 @@ fn http_span(request: &Request) -> tracing::Span {
 async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            types::TIMED_OUT,
-            "Request timed out",
-        )
-        .detail(format!(
-            "the request took longer than {} ms and was abandoned; a registration was not accepted",
-            limit.as_millis()
-        ))
-        .retry_after(Duration::from_secs(5))
-        .into_response(),
+        Err(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::TIMED_OUT, "Request timed out")
+            .detail(format!(
+                "the request took longer than {} ms and was abandoned; a registration was not accepted",
+                limit.as_millis()
+            ))
+            .retry_after(Duration::from_secs(5))
+            .into_response(),
     }
 }
 
@@ -250,11 +210,9 @@ impl ReadinessCheck for BrokerReachable {
         let producer = self.producer.clone();
         Box::pin(async move {
             // librdkafka's metadata call blocks its thread.
-            let reachable = tokio::task::spawn_blocking(move || {
-                producer.broker_reachable(BROKER_PROBE_TIMEOUT)
-            })
-            .await
-            .unwrap_or(false);
+            let reachable = tokio::task::spawn_blocking(move || producer.broker_reachable(BROKER_PROBE_TIMEOUT))
+                .await
+                .unwrap_or(false);
             if reachable {
                 Ok(())
             } else {

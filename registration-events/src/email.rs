@@ -49,19 +49,12 @@ pub fn canonical_email(input: &str) -> Result<String, InvalidEmail> {
     let Some((local, domain)) = trimmed.rsplit_once('@') else {
         return Err(InvalidEmail::new("must contain an @"));
     };
-    let local: String = local
-        .nfc()
-        .collect::<String>()
-        .to_lowercase()
-        .nfc()
-        .collect();
+    let local: String = local.nfc().collect::<String>().to_lowercase().nfc().collect();
     check_local_part(&local)?;
     let domain = ascii_domain(domain)?;
     let email = format!("{local}@{domain}");
     if email.len() > MAX_EMAIL_LEN {
-        return Err(InvalidEmail::new(format!(
-            "must be at most {MAX_EMAIL_LEN} bytes"
-        )));
+        return Err(InvalidEmail::new(format!("must be at most {MAX_EMAIL_LEN} bytes")));
     }
     Ok(email)
 }
@@ -73,9 +66,7 @@ pub fn is_canonical_email(email: &str) -> bool {
 
 fn check_local_part(local: &str) -> Result<(), InvalidEmail> {
     if local.is_empty() || local.len() > MAX_LOCAL_LEN {
-        return Err(InvalidEmail::new(format!(
-            "the part before the @ must be 1 to {MAX_LOCAL_LEN} bytes"
-        )));
+        return Err(InvalidEmail::new(format!("the part before the @ must be 1 to {MAX_LOCAL_LEN} bytes")));
     }
     // RFC 5322 dot-atom: atext runs separated by single dots. Non-ASCII (RFC 6531) is limited
     // to letters, digits and the combining marks NFC leaves on them.
@@ -84,13 +75,8 @@ fn check_local_part(local: &str) -> Result<(), InvalidEmail> {
             || "!#$%&'*+-/=?^_`{|}~".contains(c)
             || (!c.is_ascii() && (c.is_alphanumeric() || is_combining_mark(c)))
     };
-    if local
-        .split('.')
-        .any(|run| run.is_empty() || !run.chars().all(atext))
-    {
-        return Err(InvalidEmail::new(
-            "the part before the @ contains a character or dot that is not allowed",
-        ));
+    if local.split('.').any(|run| run.is_empty() || !run.chars().all(atext)) {
+        return Err(InvalidEmail::new("the part before the @ contains a character or dot that is not allowed"));
     }
     Ok(())
 }
@@ -108,9 +94,7 @@ fn ascii_domain(domain: &str) -> Result<String, InvalidEmail> {
     let ascii = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
     let labels: Vec<&str> = ascii.split('.').collect();
     if labels.len() < 2 {
-        return Err(InvalidEmail::new(
-            "the domain must have at least two labels, e.g. example.com",
-        ));
+        return Err(InvalidEmail::new("the domain must have at least two labels, e.g. example.com"));
     }
     for label in &labels {
         let ok_chars = label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
@@ -123,10 +107,7 @@ fn ascii_domain(domain: &str) -> Result<String, InvalidEmail> {
             return Err(invalid());
         }
     }
-    if labels
-        .last()
-        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
-    {
+    if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
         return Err(invalid());
     }
     Ok(ascii)
@@ -172,15 +153,9 @@ mod tests {
 
     #[test]
     fn known_forms() {
-        assert_eq!(
-            canonical("  Ada.Lovelace@Example.COM "),
-            "ada.lovelace@example.com"
-        );
+        assert_eq!(canonical("  Ada.Lovelace@Example.COM "), "ada.lovelace@example.com");
         assert_eq!(canonical("Jörg@Bücher.de"), "jörg@xn--bcher-kva.de");
-        assert_eq!(
-            canonical("a+tag@sub.example.co.uk"),
-            "a+tag@sub.example.co.uk"
-        );
+        assert_eq!(canonical("a+tag@sub.example.co.uk"), "a+tag@sub.example.co.uk");
         assert_eq!(canonical("o'brien@example.ie"), "o'brien@example.ie");
     }
 

@@ -49,10 +49,7 @@ pub enum ContractViolation {
     #[error("payload does not match the RegistrationRequested schema: {0}")]
     WrongShape(String),
     #[error("invalid field {field}: {problem}")]
-    InvalidField {
-        field: &'static str,
-        problem: String,
-    },
+    InvalidField { field: &'static str, problem: String },
 }
 
 impl RegistrationRequested {
@@ -74,48 +71,31 @@ impl RegistrationRequested {
         }
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| ContractViolation::NotJson(e.to_string()))?;
-        match value
-            .get("schema_version")
-            .and_then(serde_json::Value::as_u64)
-        {
+        match value.get("schema_version").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             Some(v) => return Err(ContractViolation::UnknownSchemaVersion(v)),
-            None => {
-                return Err(ContractViolation::WrongShape(
-                    "schema_version is missing".into(),
-                ))
-            }
+            None => return Err(ContractViolation::WrongShape("schema_version is missing".into())),
         }
-        let event: RegistrationRequested = serde_json::from_value(value)
-            .map_err(|e| ContractViolation::WrongShape(e.to_string()))?;
+        let event: RegistrationRequested =
+            serde_json::from_value(value).map_err(|e| ContractViolation::WrongShape(e.to_string()))?;
         event.check_fields()?;
         Ok(event)
     }
 
     fn check_fields(&self) -> Result<(), ContractViolation> {
-        let invalid = |field, problem: &str| {
-            Err(ContractViolation::InvalidField {
-                field,
-                problem: problem.to_owned(),
-            })
-        };
+        let invalid =
+            |field, problem: &str| Err(ContractViolation::InvalidField { field, problem: problem.to_owned() });
         if self.email.is_empty() || self.email.len() > MAX_EMAIL_LEN || !self.email.contains('@') {
             return invalid("email", "must be an address of at most 254 bytes");
         }
         if !is_canonical_email(&self.email) {
             // Another producer's spelling would slip past the unique key (which compares
             // bytes): refuse it rather than store a second account for one address.
-            return invalid(
-                "email",
-                "must be a valid address in canonical form (see registration_events::email)",
-            );
+            return invalid("email", "must be a valid address in canonical form (see registration_events::email)");
         }
         let chars = self.name.chars().count();
         if chars == 0 || chars > MAX_NAME_CHARS || self.name.chars().any(char::is_control) {
-            return invalid(
-                "name",
-                "must be 1 to 100 characters without control characters",
-            );
+            return invalid("name", "must be 1 to 100 characters without control characters");
         }
         if !self.password_hash.starts_with("$argon2id$") || self.password_hash.len() > 255 {
             return invalid("password_hash", "must be an argon2id PHC string");
@@ -150,29 +130,17 @@ mod tests {
 
     #[test]
     fn poison_is_classified() {
-        assert!(matches!(
-            RegistrationRequested::parse(Some(b"not json")),
-            Err(ContractViolation::NotJson(_))
-        ));
-        assert!(matches!(
-            RegistrationRequested::parse(None),
-            Err(ContractViolation::MissingPayload)
-        ));
+        assert!(matches!(RegistrationRequested::parse(Some(b"not json")), Err(ContractViolation::NotJson(_))));
+        assert!(matches!(RegistrationRequested::parse(None), Err(ContractViolation::MissingPayload)));
         let mut v = serde_json::to_value(event()).unwrap();
         v["schema_version"] = 2.into();
         let bytes = serde_json::to_vec(&v).unwrap();
-        assert_eq!(
-            RegistrationRequested::parse(Some(&bytes)),
-            Err(ContractViolation::UnknownSchemaVersion(2))
-        );
+        assert_eq!(RegistrationRequested::parse(Some(&bytes)), Err(ContractViolation::UnknownSchemaVersion(2)));
         let mut bad = event();
         bad.password_hash = "hunter2".into();
         assert!(matches!(
             RegistrationRequested::parse(Some(&bad.to_json())),
-            Err(ContractViolation::InvalidField {
-                field: "password_hash",
-                ..
-            })
+            Err(ContractViolation::InvalidField { field: "password_hash", .. })
         ));
     }
 }

@@ -36,11 +36,7 @@ impl RegistrationHandler {
                     tracing::warn!(error = %e, %kind, "batch failed on one event's account; isolating it");
                     let mut outcomes = Vec::with_capacity(events.len());
                     for event in events {
-                        outcomes.push(
-                            Box::pin(self.store(std::slice::from_ref(event)))
-                                .await
-                                .remove(0),
-                        );
+                        outcomes.push(Box::pin(self.store(std::slice::from_ref(event))).await.remove(0));
                     }
                     return outcomes;
                 }
@@ -66,21 +62,15 @@ fn to_outcome(stored: Stored) -> Outcome {
 
 impl Handler for RegistrationHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        self.handle_batch(std::slice::from_ref(delivery))
-            .await
-            .remove(0)
+        self.handle_batch(std::slice::from_ref(delivery)).await.remove(0)
     }
 
     async fn handle_batch(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let parsed: Vec<Result<RegistrationRequested, Outcome>> = batch
             .iter()
-            .map(|d| {
-                RegistrationRequested::parse(d.payload.as_deref())
-                    .map_err(|e| Outcome::permanent(e.to_string()))
-            })
+            .map(|d| RegistrationRequested::parse(d.payload.as_deref()).map_err(|e| Outcome::permanent(e.to_string())))
             .collect();
-        let valid: Vec<&RegistrationRequested> =
-            parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
         let mut stored = self.store(&valid).await.into_iter();
         parsed
             .into_iter()

@@ -33,7 +33,8 @@ impl Application {
     /// Binds the HTTP port and prepares clients. Connects to nothing yet, so it succeeds
     /// while the database or broker is down; `run_until_stopped` waits for them.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let options = MySqlConnectOptions::from_str(&settings.database_url).context("DATABASE_URL is not a MySQL URL")?;
+        let options =
+            MySqlConnectOptions::from_str(&settings.database_url).context("DATABASE_URL is not a MySQL URL")?;
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.database_pool_size)
             // Short, so an unreachable database surfaces as a transient failure quickly
@@ -45,7 +46,9 @@ impl Application {
                     Box::pin(async move {
                         // A row held by another transaction fails that message quickly, as a
                         // transient failure of its own, instead of stalling the partition.
-                        sqlx::query(&format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}")).execute(conn).await?;
+                        sqlx::query(&format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"))
+                            .execute(conn)
+                            .await?;
                         Ok(())
                     })
                 }
@@ -53,7 +56,8 @@ impl Application {
             .connect_lazy_with(options);
         let dead_letter_producer =
             DurableProducer::new(&settings.kafka, settings.publish_timeout).context("create the DLQ producer")?;
-        let listener = TcpListener::bind(settings.http_addr).await.with_context(|| format!("bind {}", settings.http_addr))?;
+        let listener =
+            TcpListener::bind(settings.http_addr).await.with_context(|| format!("bind {}", settings.http_addr))?;
         Ok(Self { settings, pool, dead_letter_producer, listener, stats: Arc::default() })
     }
 
@@ -82,11 +86,15 @@ impl Application {
             return Ok(());
         }
         declare_topics(&settings).await;
-        let dead_letters =
-            DeadLetterPublisher::new(dead_letter_producer.clone(), settings.dead_letter_format, settings.retry_schedule.clone());
+        let dead_letters = DeadLetterPublisher::new(
+            dead_letter_producer.clone(),
+            settings.dead_letter_format,
+            settings.retry_schedule.clone(),
+        );
         let handler = RegistrationHandler::new(UserStore::new(pool.clone()));
-        let consumer = ReliableConsumer::with_stats(&settings.kafka, settings.consumer.clone(), handler, dead_letters, stats)
-            .context("create the consumer")?;
+        let consumer =
+            ReliableConsumer::with_stats(&settings.kafka, settings.consumer.clone(), handler, dead_letters, stats)
+                .context("create the consumer")?;
         consumer.run(shutdown.clone()).await.context("consumer failed")?;
         dead_letter_producer.flush(Duration::from_secs(5));
         shutdown.cancel();

@@ -58,10 +58,7 @@ impl UserStore {
     /// request is hashed again with a new salt; the gateway binds the request id to the
     /// password through its fingerprint instead). Rejections are recorded in the same
     /// transaction, so the outcome of every event commits atomically.
-    pub async fn store_batch(
-        &self,
-        events: &[&RegistrationRequested],
-    ) -> Result<Vec<Stored>, sqlx::Error> {
+    pub async fn store_batch(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
         // The database span of the message's trace (of the batch's, when it mixes traces).
         let span = telemetry::span(|| {
             tracing::info_span!(
@@ -83,18 +80,14 @@ impl UserStore {
         result
     }
 
-    async fn store_batch_untraced(
-        &self,
-        events: &[&RegistrationRequested],
-    ) -> Result<Vec<Stored>, sqlx::Error> {
+    async fn store_batch_untraced(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
 
-        let mut insert: QueryBuilder<'_, MySql> = QueryBuilder::new(
-            "INSERT INTO users (request_id, email, name, password_hash, requested_at) ",
-        );
+        let mut insert: QueryBuilder<'_, MySql> =
+            QueryBuilder::new("INSERT INTO users (request_id, email, name, password_hash, requested_at) ");
         insert.push_values(events, |mut row, e| {
             row.push_bind(e.request_id.as_bytes().to_vec())
                 .push_bind(&e.email)
@@ -122,10 +115,7 @@ impl UserStore {
             .filter_map(|(id, email, name)| Some((Uuid::from_slice(&id).ok()?, (email, name))))
             .collect();
 
-        let results: Vec<Stored> = events
-            .iter()
-            .map(|e| outcome(e, rows.get(&e.request_id)))
-            .collect();
+        let results: Vec<Stored> = events.iter().map(|e| outcome(e, rows.get(&e.request_id))).collect();
         let now = Utc::now();
         let rejections: Vec<Transition> = events
             .iter()
@@ -151,9 +141,7 @@ fn outcome(event: &RegistrationRequested, row: Option<&(Vec<u8>, String)>) -> St
     match row {
         // Emails are canonical (the event was refused otherwise), so byte equality is the
         // system's address equality.
-        Some((email, name)) if email == event.email.as_bytes() && *name == event.name => {
-            Stored::Registered
-        }
+        Some((email, name)) if email == event.email.as_bytes() && *name == event.name => Stored::Registered,
         Some(_) => Stored::RequestIdConflict,
         // The insert was a no-op on the unique email key: another request holds the address.
         None => Stored::EmailTaken,

@@ -13,7 +13,10 @@
 use reliable_messaging::backoff::Backoff;
 use reliable_messaging::dead_letter::DeadLetterPublisher;
 use reliable_messaging::retry_metadata::MetadataFormat;
-use reliable_messaging::{sql_failures, ConsumerSettings, FailureKind, Delivery, DurableProducer, Handler, KafkaSettings, Outcome, ReliableConsumer};
+use reliable_messaging::{
+    sql_failures, ConsumerSettings, Delivery, DurableProducer, FailureKind, Handler, KafkaSettings, Outcome,
+    ReliableConsumer,
+};
 use std::time::Duration;
 
 struct Payments(sqlx::MySqlPool);
@@ -46,16 +49,25 @@ impl Handler for Payments {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     reliable_messaging::telemetry::init("minimal_consumer");
-    let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://registrations@127.0.0.1:3306/registrations".into());
-    let pool = sqlx::mysql::MySqlPoolOptions::new().acquire_timeout(Duration::from_secs(2)).connect(&database_url).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS payments (payment_id BINARY(16) PRIMARY KEY, amount_cents BIGINT NOT NULL)")
-        .execute(&pool)
-        .await?;
+    let database_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://registrations@127.0.0.1:3306/registrations".into());
+    let pool =
+        sqlx::mysql::MySqlPoolOptions::new().acquire_timeout(Duration::from_secs(2)).connect(&database_url).await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS payments (payment_id BINARY(16) PRIMARY KEY, amount_cents BIGINT NOT NULL)",
+    )
+    .execute(&pool)
+    .await?;
 
     let kafka = KafkaSettings::from_env("payments-consumer");
     let producer = DurableProducer::new(&kafka, Duration::from_secs(10))?;
     let dead_letters = DeadLetterPublisher::new(producer, MetadataFormat::Headers, Backoff::default());
-    let consumer = ReliableConsumer::new(&kafka, ConsumerSettings::new("payments-consumer", &["payments"]), Payments(pool), dead_letters)?;
+    let consumer = ReliableConsumer::new(
+        &kafka,
+        ConsumerSettings::new("payments-consumer", &["payments"]),
+        Payments(pool),
+        dead_letters,
+    )?;
     consumer.run(reliable_messaging::shutdown::on_termination_signal()).await?;
     Ok(())
 }

@@ -91,7 +91,9 @@ impl Backoff {
         let initial = ms("BACKOFF_INITIAL_MS", d_initial)?;
         let max = ms("BACKOFF_MAX_MS", d_max)?;
         let multiplier = match var("BACKOFF_MULTIPLIER") {
-            Some(v) => v.parse::<f64>().map_err(|_| format!("{prefix}_BACKOFF_MULTIPLIER must be a number, got {v:?}"))?,
+            Some(v) => {
+                v.parse::<f64>().map_err(|_| format!("{prefix}_BACKOFF_MULTIPLIER must be a number, got {v:?}"))?
+            }
             None => d_mult,
         };
         let jitter = match var("BACKOFF_JITTER") {

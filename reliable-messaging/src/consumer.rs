@@ -79,7 +79,9 @@ impl CommitPolicy {
         match std::env::var("COMMIT_POLICY").as_deref() {
             Err(_) | Ok("after-durable-outcome") => Ok(CommitPolicy::AfterDurableOutcome),
             Ok("unsafe-auto-commit") => Ok(CommitPolicy::UnsafeAutoCommit),
-            Ok(other) => Err(format!("COMMIT_POLICY must be after-durable-outcome or unsafe-auto-commit, got {other:?}")),
+            Ok(other) => {
+                Err(format!("COMMIT_POLICY must be after-durable-outcome or unsafe-auto-commit, got {other:?}"))
+            }
         }
     }
 }
@@ -223,8 +225,16 @@ impl ConsumerStats {
             ("consumed_total", "Messages polled from Kafka", &self.consumed),
             ("done_total", "Messages handled successfully", &self.done),
             ("rejected_total", "Messages rejected for a business reason (recorded, not retried)", &self.rejected),
-            ("dead_lettered_transient_total", "Messages handed to the DLQ after transient failures", &self.dead_lettered_transient),
-            ("dead_lettered_permanent_total", "Messages handed to the DLQ as permanent failures (parked)", &self.dead_lettered_permanent),
+            (
+                "dead_lettered_transient_total",
+                "Messages handed to the DLQ after transient failures",
+                &self.dead_lettered_transient,
+            ),
+            (
+                "dead_lettered_permanent_total",
+                "Messages handed to the DLQ as permanent failures (parked)",
+                &self.dead_lettered_permanent,
+            ),
             ("in_place_retries_total", "In-place retries of transient failures", &self.in_place_retries),
             ("commits_total", "Offset commits the broker confirmed", &self.commits),
         ];
@@ -601,7 +611,8 @@ impl<H: Handler> ReliableConsumer<H> {
                     // Handling and dead-lettering continue the messages' trace (a batch
                     // mixing traces links to each of them).
                     let handling = crate::trace_context::batch_span(&batch.deliveries);
-                    let settled = tracing::Instrument::instrument(self.settle(&batch.deliveries, &shutdown), handling).await?;
+                    let settled =
+                        tracing::Instrument::instrument(self.settle(&batch.deliveries, &shutdown), handling).await?;
                     if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
                         match &settled {
                             Settled::Durable => self.commit(&batch),
@@ -679,7 +690,9 @@ impl<H: Handler> ReliableConsumer<H> {
     /// Gives every message of the batch a durable outcome, or says why it could not.
     async fn settle(&self, batch: &[Delivery], shutdown: &CancellationToken) -> Result<Settled, ConsumerError> {
         let mut outcomes = self.handle_with_in_place_retries(batch, shutdown).await?;
-        if outcomes.iter().any(Outcome::is_dependency_down) && !self.ride_out_outage(batch, &mut outcomes, shutdown).await? {
+        if outcomes.iter().any(Outcome::is_dependency_down)
+            && !self.ride_out_outage(batch, &mut outcomes, shutdown).await?
+        {
             return Ok(Settled::Interrupted);
         }
         let mut failures = Vec::new();
@@ -704,7 +717,9 @@ impl<H: Handler> ReliableConsumer<H> {
                         tracing::info!(position = %delivery.position(), %reason, "rejected");
                     }
                     Outcome::Failed(failure) => failures.push((delivery, failure.clone())),
-                    Outcome::DependencyDown { .. } => unreachable!("outages are ridden out before outcomes are settled"),
+                    Outcome::DependencyDown { .. } => {
+                        unreachable!("outages are ridden out before outcomes are settled")
+                    }
                 }
             }
         }
@@ -728,12 +743,14 @@ impl<H: Handler> ReliableConsumer<H> {
         outcomes: &mut [Outcome],
         shutdown: &CancellationToken,
     ) -> Result<bool, ConsumerError> {
-        let Some(Outcome::DependencyDown { dependency, message }) = outcomes.iter().find(|o| o.is_dependency_down()).cloned()
+        let Some(Outcome::DependencyDown { dependency, message }) =
+            outcomes.iter().find(|o| o.is_dependency_down()).cloned()
         else {
             return Ok(true);
         };
         let started = std::time::Instant::now();
-        *self.stats.outage.lock().expect("outage lock") = Some(Outage { dependency: dependency.clone(), since: started });
+        *self.stats.outage.lock().expect("outage lock") =
+            Some(Outage { dependency: dependency.clone(), since: started });
         self.stats.outages.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%dependency, error = %message, "dependency down: consumption paused; nothing is dead-lettered until it answers");
         self.pause_all();
@@ -842,10 +859,8 @@ impl<H: Handler> ReliableConsumer<H> {
         batch: &[Delivery],
         shutdown: &CancellationToken,
     ) -> Result<Vec<Outcome>, ConsumerError> {
-        let mut outcomes: Vec<Option<Outcome>> = batch
-            .iter()
-            .map(|d| d.retry_metadata_error.as_ref().map(|e| Outcome::permanent(e.to_string())))
-            .collect();
+        let mut outcomes: Vec<Option<Outcome>> =
+            batch.iter().map(|d| d.retry_metadata_error.as_ref().map(|e| Outcome::permanent(e.to_string()))).collect();
         let mut pending: Vec<usize> = (0..batch.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
@@ -895,7 +910,11 @@ impl<H: Handler> ReliableConsumer<H> {
 
     /// Publishes every failure to its DLQ and waits for `acks=all`. A DLQ write that fails
     /// (broker down) is retried until it succeeds: the offset cannot be committed before.
-    async fn route_to_dead_letter_topic(&self, mut failures: Vec<(&Delivery, Failure)>, shutdown: &CancellationToken) -> bool {
+    async fn route_to_dead_letter_topic(
+        &self,
+        mut failures: Vec<(&Delivery, Failure)>,
+        shutdown: &CancellationToken,
+    ) -> bool {
         let mut attempt = 0;
         while !failures.is_empty() {
             let results = join_all(failures.iter().map(|(d, f)| self.dead_letters.publish(d, f))).await;
@@ -993,7 +1012,11 @@ impl<H: Handler> ReliableConsumer<H> {
 
 /// Keeps [`ConsumerStats::consumer_lag`] current until `shutdown`. The offset and watermark
 /// queries block on broker round trips, so they run on a blocking thread, off the runtime.
-async fn monitor_lag(consumer: Arc<StreamConsumer<AssignmentTracker>>, stats: Arc<ConsumerStats>, shutdown: CancellationToken) {
+async fn monitor_lag(
+    consumer: Arc<StreamConsumer<AssignmentTracker>>,
+    stats: Arc<ConsumerStats>,
+    shutdown: CancellationToken,
+) {
     loop {
         let c = consumer.clone();
         if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || consumer_lag(&c)).await {

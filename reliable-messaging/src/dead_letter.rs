@@ -43,7 +43,8 @@ impl DeadLetterPublisher {
         let metadata = RetryMetadata::after_failure(delivery, failure, now, not_before);
         let source_topic = metadata.original_topic.clone().unwrap_or_else(|| delivery.topic.clone());
         let (payload, headers) = retry_metadata::encode(delivery, &metadata, self.format);
-        let record = OutboundRecord { topic: dead_letter_topic(&source_topic), key: delivery.key.clone(), payload, headers };
+        let record =
+            OutboundRecord { topic: dead_letter_topic(&source_topic), key: delivery.key.clone(), payload, headers };
         // The DLQ hop continues the message's own trace (not the batch's): the producer then
         // writes this span as the dead letter's `traceparent`.
         let span = trace_context::continue_span(delivery, || {

@@ -36,11 +36,7 @@ impl Delivery {
     pub fn from_message<M: Message>(message: &M) -> Self {
         let headers = message
             .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header { key: h.key.to_owned(), value: h.value.map(<[u8]>::to_vec) })
-                    .collect()
-            })
+            .map(|hs| hs.iter().map(|h| Header { key: h.key.to_owned(), value: h.value.map(<[u8]>::to_vec) }).collect())
             .unwrap_or_default();
         let mut delivery = Delivery {
             topic: message.topic().to_owned(),

@@ -61,7 +61,15 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
     let ready = results.iter().all(|(_, r)| r.is_ok());
     let checks: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
-        .map(|(name, r)| (name.to_owned(), match r { Ok(()) => json!("ok"), Err(e) => json!(e) }))
+        .map(|(name, r)| {
+            (
+                name.to_owned(),
+                match r {
+                    Ok(()) => json!("ok"),
+                    Err(e) => json!(e),
+                },
+            )
+        })
         .collect();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({"status": if ready { "ready" } else { "not ready" }, "checks": checks}))).into_response()
@@ -81,7 +89,11 @@ impl ReadinessCheck for BrokerCheck {
             let reachable = tokio::task::spawn_blocking(move || producer.broker_reachable(Duration::from_secs(2)))
                 .await
                 .unwrap_or(false);
-            if reachable { Ok(()) } else { Err("broker unreachable".to_owned()) }
+            if reachable {
+                Ok(())
+            } else {
+                Err("broker unreachable".to_owned())
+            }
         })
     }
 }
@@ -109,7 +121,13 @@ impl ReadinessCheck for AssignmentCheck {
     }
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         let assigned = self.0.assigned_partitions.load(std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async move { if assigned > 0 { Ok(()) } else { Err("no partitions assigned".to_owned()) } })
+        Box::pin(async move {
+            if assigned > 0 {
+                Ok(())
+            } else {
+                Err("no partitions assigned".to_owned())
+            }
+        })
     }
 }
 

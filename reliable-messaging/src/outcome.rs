@@ -14,12 +14,17 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     Failed(Failure),
     /// The failure is about a dependency, not about the message (the database unreachable,
     /// read-only, out of connections): every message would fail alike, so none of them is
     /// dead-lettered or spends a retry while it lasts.
-    DependencyDown { dependency: String, message: String },
+    DependencyDown {
+        dependency: String,
+        message: String,
+    },
 }
 
 impl Outcome {

@@ -79,7 +79,10 @@ impl ClientContext for ErrorRecorder {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, _fac: &str, log_message: &str) {
         use rdkafka::config::RDKafkaLogLevel::{Alert, Critical, Emerg, Error};
         if matches!(level, Emerg | Alert | Critical | Error) && is_refusal_text(log_message) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).push((RDKafkaErrorCode::Authentication, log_message.to_owned()));
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((RDKafkaErrorCode::Authentication, log_message.to_owned()));
         }
     }
 }
@@ -94,8 +97,8 @@ fn is_refusal_text(message: &str) -> bool {
         "certificate verify failed",
         "incorrect security.protocol",
     ]
-        .iter()
-        .any(|needle| m.contains(needle))
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 // Nothing is produced: the producer only fetches metadata.
@@ -112,7 +115,9 @@ impl ErrorRecorder {
             .find(|(code, _)| {
                 matches!(
                     code,
-                    RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL | RDKafkaErrorCode::SaslAuthenticationFailed
+                    RDKafkaErrorCode::Authentication
+                        | RDKafkaErrorCode::SSL
+                        | RDKafkaErrorCode::SaslAuthenticationFailed
                 )
             })
             .map(|(_, reason)| reason.clone())
@@ -143,7 +148,11 @@ fn check_kafka_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<R
     let refused = |reason: String| PreflightError::KafkaRefused {
         bootstrap: settings.bootstrap_servers.clone(),
         protocol: settings.security_protocol().to_owned(),
-        mechanism: settings.property("sasl.mechanism").or(settings.property("sasl.mechanisms")).unwrap_or("-").to_owned(),
+        mechanism: settings
+            .property("sasl.mechanism")
+            .or(settings.property("sasl.mechanisms"))
+            .unwrap_or("-")
+            .to_owned(),
         reason,
     };
     let deadline = Instant::now() + timeout;
@@ -191,7 +200,11 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Reach, Prefl
     let options = MySqlConnectOptions::from_str(url).map_err(|e| PreflightError::DatabaseUrl(e.to_string()))?;
     let ssl_mode = ssl_mode_name(url);
     let address = database_address(url);
-    let refused = |reason: String| PreflightError::DatabaseRefused { address: address.clone(), ssl_mode: ssl_mode.clone(), reason };
+    let refused = |reason: String| PreflightError::DatabaseRefused {
+        address: address.clone(),
+        ssl_mode: ssl_mode.clone(),
+        reason,
+    };
     match tokio::time::timeout(timeout, options.connect()).await {
         Err(_) => Ok(Reach::Unreachable(format!("no answer within {timeout:?}"))),
         Ok(Ok(connection)) => {
@@ -200,10 +213,13 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Reach, Prefl
         }
         Ok(Err(sqlx::Error::Tls(e))) => Err(refused(format!("TLS failed: {e}"))),
         // rustls reports a certificate it does not trust as invalid data on the socket.
-        Ok(Err(sqlx::Error::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => Err(refused(format!("TLS failed: {e}"))),
+        Ok(Err(sqlx::Error::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(refused(format!("TLS failed: {e}")))
+        }
         Ok(Err(sqlx::Error::Configuration(e))) => Err(refused(format!("TLS configuration: {e}"))),
         Ok(Err(sqlx::Error::Database(e)))
-            if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| REFUSAL_CODES.contains(&m.number())) =>
+            if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| REFUSAL_CODES.contains(&m.number())) =>
         {
             Err(refused(e.to_string()))
         }
@@ -236,8 +252,12 @@ mod tests {
     #[test]
     fn librdkafka_refusals_are_recognised_by_their_wording() {
         assert!(is_refusal_text("sasl_ssl://localhost:29092/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"));
-        assert!(is_refusal_text("ssl://b:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed"));
-        assert!(!is_refusal_text("localhost:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused"));
+        assert!(is_refusal_text(
+            "ssl://b:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed"
+        ));
+        assert!(!is_refusal_text(
+            "localhost:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
+        ));
     }
 
     #[test]

@@ -67,11 +67,7 @@ impl Problem {
 
     /// A problem that says no more than its status code (`type` "about:blank", RFC 9457 4.2.1).
     pub fn from_status(status: StatusCode) -> Self {
-        Self::new(
-            status,
-            "about:blank",
-            status.canonical_reason().unwrap_or("Error"),
-        )
+        Self::new(status, "about:blank", status.canonical_reason().unwrap_or("Error"))
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -114,10 +110,7 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).expect("problem serialises");
         let mut response = (self.status_code(), body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
         if self.status == StatusCode::UNAUTHORIZED.as_u16() {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -150,10 +143,7 @@ pub async fn ensure_problem_body(request: Request, next: Next) -> Response {
     let mut problem = Problem::from_status(status).instance(path);
     problem.detail = detail;
     let body = serde_json::to_vec(&problem).expect("problem serialises");
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-    );
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }
@@ -163,9 +153,7 @@ fn is_json(response: &Response) -> bool {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.starts_with(PROBLEM_CONTENT_TYPE) || ct.starts_with("application/json")
-        })
+        .is_some_and(|ct| ct.starts_with(PROBLEM_CONTENT_TYPE) || ct.starts_with("application/json"))
 }
 
 /// For `CatchPanicLayer`: a panicking handler answers a problem, not a dropped connection.
@@ -186,23 +174,13 @@ mod tests {
 
     #[tokio::test]
     async fn serialises_as_rfc9457_with_field_errors() {
-        let response = Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "/problems/invalid-fields",
-            "Invalid fields",
-        )
-        .detail("2 fields are invalid")
-        .instance("/registrations")
-        .errors(vec![
-            FieldError::new("email", "must contain an @"),
-            FieldError::new("name", "is required"),
-        ])
-        .into_response();
+        let response = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "/problems/invalid-fields", "Invalid fields")
+            .detail("2 fields are invalid")
+            .instance("/registrations")
+            .errors(vec![FieldError::new("email", "must contain an @"), FieldError::new("name", "is required")])
+            .into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            PROBLEM_CONTENT_TYPE
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
         assert_eq!(
             body_json(response).await,

@@ -105,7 +105,10 @@ impl DurableProducer {
             // connection is dropped (socket.max.fails = 1) and the record retried at the new
             // leader (same sequence: deduplicated). librdkafka's 60 s default, now that
             // message.timeout.ms is long, kept 1/3 of sign-ups refused 55 s after a partition.
-            .set("socket.timeout.ms", delivery_timeout.clamp(Duration::from_secs(1), Duration::from_secs(60)).as_millis().to_string());
+            .set(
+                "socket.timeout.ms",
+                delivery_timeout.clamp(Duration::from_secs(1), Duration::from_secs(60)).as_millis().to_string(),
+            );
         if unsafe_leader_only_acks()? {
             // Negative-control tests only: the leader acknowledges alone, so a leader that dies
             // before its followers copied a record takes an acknowledged record with it.
@@ -156,7 +159,11 @@ impl DurableProducer {
         result
     }
 
-    async fn send_with_headers(&self, record: &OutboundRecord, record_headers: &[Header]) -> Result<Stored, PublishError> {
+    async fn send_with_headers(
+        &self,
+        record: &OutboundRecord,
+        record_headers: &[Header],
+    ) -> Result<Stored, PublishError> {
         let mut headers = OwnedHeaders::new_with_capacity(record_headers.len());
         for h in record_headers {
             headers = headers.insert(KafkaHeader { key: &h.key, value: h.value.as_deref() });

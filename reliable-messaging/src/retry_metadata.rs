@@ -135,11 +135,18 @@ pub struct MetadataError(pub String);
 impl RetryMetadata {
     /// The metadata to write when `delivery` has just failed with `failure`: the retry count
     /// and origin carry over from earlier hops, the failure fields describe this one.
-    pub fn after_failure(delivery: &Delivery, failure: &Failure, now: DateTime<Utc>, not_before: DateTime<Utc>) -> Self {
+    pub fn after_failure(
+        delivery: &Delivery,
+        failure: &Failure,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> Self {
         let previous = delivery.retry.as_ref();
         RetryMetadata {
             retry_count: previous.map_or(0, |p| p.retry_count),
-            original_topic: Some(previous.and_then(|p| p.original_topic.clone()).unwrap_or_else(|| delivery.topic.clone())),
+            original_topic: Some(
+                previous.and_then(|p| p.original_topic.clone()).unwrap_or_else(|| delivery.topic.clone()),
+            ),
             original_partition: Some(previous.and_then(|p| p.original_partition).unwrap_or(delivery.partition)),
             original_offset: Some(previous.and_then(|p| p.original_offset).unwrap_or(delivery.offset)),
             first_failure_at: Some(previous.and_then(|p| p.first_failure_at).unwrap_or(now)),
@@ -207,8 +214,11 @@ fn bound_foreign_error_headers(headers: Vec<Header>) -> Vec<Header> {
         .filter(|(_, h)| is_foreign_error(&h.key))
         .map(|(i, h)| (h.key.as_str(), i))
         .collect();
-    let keep: Vec<bool> =
-        headers.iter().enumerate().map(|(i, h)| !is_foreign_error(&h.key) || newest.get(h.key.as_str()) == Some(&i)).collect();
+    let keep: Vec<bool> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| !is_foreign_error(&h.key) || newest.get(h.key.as_str()) == Some(&i))
+        .collect();
     headers
         .into_iter()
         .zip(keep)
@@ -334,7 +344,9 @@ fn text_header<'a>(d: &'a Delivery, name: &str) -> Result<Option<&'a str>, Metad
 fn parsed_header<T: std::str::FromStr>(d: &Delivery, name: &str) -> Result<Option<T>, MetadataError> {
     match text_header(d, name)? {
         None => Ok(None),
-        Some(s) => s.parse::<T>().map(Some).map_err(|_| MetadataError(format!("header {name} has invalid value {s:?}"))),
+        Some(s) => {
+            s.parse::<T>().map(Some).map_err(|_| MetadataError(format!("header {name} has invalid value {s:?}")))
+        }
     }
 }
 
@@ -352,7 +364,10 @@ fn from_our_headers(d: &Delivery) -> Result<RetryMetadata, MetadataError> {
     };
     let error_kind = match text_header(d, header::ERROR_KIND)? {
         None => None,
-        Some(s) => Some(FailureKind::parse(s).ok_or_else(|| MetadataError(format!("header {} has unknown kind {s:?}", header::ERROR_KIND)))?),
+        Some(s) => Some(
+            FailureKind::parse(s)
+                .ok_or_else(|| MetadataError(format!("header {} has unknown kind {s:?}", header::ERROR_KIND)))?,
+        ),
     };
     Ok(RetryMetadata {
         retry_count,
@@ -387,11 +402,13 @@ fn from_wrapper(payload: Option<&[u8]>) -> Result<Option<Decoded>, MetadataError
     if !probe.contains_key("retryCount") {
         return Ok(None);
     }
-    let w: Wrapper<'_> = serde_json::from_str(text).map_err(|e| MetadataError(format!("retry wrapper is malformed: {e}")))?;
+    let w: Wrapper<'_> =
+        serde_json::from_str(text).map_err(|e| MetadataError(format!("retry wrapper is malformed: {e}")))?;
     if w.retry_count < 0 {
         return Err(MetadataError(format!("negative retry count {}", w.retry_count)));
     }
-    let retry_count = u32::try_from(w.retry_count).map_err(|_| MetadataError(format!("retry count {} out of range", w.retry_count)))?;
+    let retry_count = u32::try_from(w.retry_count)
+        .map_err(|_| MetadataError(format!("retry count {} out of range", w.retry_count)))?;
     let inner = match (w.message, &w.message_base64) {
         (Some(raw), _) => Some(raw.get().as_bytes().to_vec()),
         (None, Some(b64)) => Some(
@@ -415,7 +432,10 @@ fn from_wrapper(payload: Option<&[u8]>) -> Result<Option<Decoded>, MetadataError
         last_failure_at: time(&w.last_failure_at, "lastFailureAt")?,
         error_kind: match w.error_kind.as_deref() {
             None => None,
-            Some(k) => Some(FailureKind::parse(k).ok_or_else(|| MetadataError(format!("retry wrapper errorKind {k:?} is unknown")))?),
+            Some(k) => Some(
+                FailureKind::parse(k)
+                    .ok_or_else(|| MetadataError(format!("retry wrapper errorKind {k:?} is unknown")))?,
+            ),
         },
         error_message: w.error_message,
         not_before_ms: w.not_before,
@@ -646,15 +666,28 @@ mod tests {
 
     #[test]
     fn kafka_connect_headers_give_the_origin() {
-        let d = delivery(b"{}", vec![(header::CONNECT_TOPIC, b"payments"), (header::CONNECT_PARTITION, b"1"), (header::CONNECT_OFFSET, b"9")]);
+        let d = delivery(
+            b"{}",
+            vec![
+                (header::CONNECT_TOPIC, b"payments"),
+                (header::CONNECT_PARTITION, b"1"),
+                (header::CONNECT_OFFSET, b"9"),
+            ],
+        );
         let m = d.retry.unwrap();
         assert_eq!(m.source, MetadataSource::KafkaConnect);
-        assert_eq!((m.original_topic.as_deref(), m.original_partition, m.original_offset), (Some("payments"), Some(1), Some(9)));
+        assert_eq!(
+            (m.original_topic.as_deref(), m.original_partition, m.original_offset),
+            (Some("payments"), Some(1), Some(9))
+        );
     }
 
     #[test]
     fn the_articles_headers_give_count_and_origin() {
-        let d = delivery(b"{}", vec![(header::ARTICLE_ORIGINAL_TOPIC, b"user-registrations"), (header::ARTICLE_RETRY_COUNT, b"2")]);
+        let d = delivery(
+            b"{}",
+            vec![(header::ARTICLE_ORIGINAL_TOPIC, b"user-registrations"), (header::ARTICLE_RETRY_COUNT, b"2")],
+        );
         let m = d.retry.as_ref().unwrap();
         assert_eq!(m.source, MetadataSource::ArticleHeaders);
         assert_eq!((m.retry_count, m.original_topic.as_deref()), (2, Some("user-registrations")));
@@ -686,7 +719,10 @@ mod tests {
         let mut headers: Vec<(&str, Vec<u8>)> = vec![("traceparent", b"00-abc".to_vec())];
         for hop in 0..5 {
             headers.push((header::CONNECT_TOPIC, b"payments".to_vec()));
-            headers.push(("__connect.errors.exception.stacktrace", format!("hop {hop}: {}", "at x.y(Z.java:1)\n".repeat(300)).into_bytes()));
+            headers.push((
+                "__connect.errors.exception.stacktrace",
+                format!("hop {hop}: {}", "at x.y(Z.java:1)\n".repeat(300)).into_bytes(),
+            ));
             headers.push((header::SPRING_EXCEPTION_MESSAGE, format!("spring hop {hop}").into_bytes()));
         }
         let as_refs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_slice())).collect();
@@ -697,7 +733,12 @@ mod tests {
         let size: usize = out.iter().map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len)).sum();
         assert!(before > 20_000, "the input is realistic: {before} bytes");
         assert!(size < 4_000, "{size} bytes of headers carried forward");
-        let values = |key: &str| out.iter().filter(|h| h.key == key).map(|h| String::from_utf8_lossy(h.value.as_deref().unwrap()).into_owned()).collect::<Vec<_>>();
+        let values = |key: &str| {
+            out.iter()
+                .filter(|h| h.key == key)
+                .map(|h| String::from_utf8_lossy(h.value.as_deref().unwrap()).into_owned())
+                .collect::<Vec<_>>()
+        };
         let trace = values("__connect.errors.exception.stacktrace");
         assert_eq!(trace.len(), 1);
         assert!(trace[0].starts_with("hop 4:"), "the newest is kept");

@@ -34,8 +34,7 @@ pub struct KafkaSettings {
 /// logged (or end up in a panic message) without leaking a password.
 impl fmt::Debug for KafkaSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let properties: Vec<(&str, &str)> =
-            self.properties.iter().map(|(k, v)| (k.as_str(), redacted(k, v))).collect();
+        let properties: Vec<(&str, &str)> = self.properties.iter().map(|(k, v)| (k.as_str(), redacted(k, v))).collect();
         f.debug_struct("KafkaSettings")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("client_id", &self.client_id)
@@ -71,10 +70,7 @@ fn property_name(variable: &str) -> Option<String> {
 fn is_librdkafka_property(name: &str, value: &str) -> bool {
     let mut probe = ClientConfig::new();
     probe.set(name, value);
-    !matches!(
-        probe.create_native_config(),
-        Err(KafkaError::ClientConfig(RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN, ..))
-    )
+    !matches!(probe.create_native_config(), Err(KafkaError::ClientConfig(RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN, ..)))
 }
 
 impl KafkaSettings {

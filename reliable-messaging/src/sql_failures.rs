@@ -72,9 +72,7 @@ pub fn is_dependency_down(error: &sqlx::Error) -> bool {
 pub fn classify(error: &sqlx::Error) -> FailureKind {
     match error {
         sqlx::Error::Database(db) => {
-            let code = db
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .map(|e| e.number());
+            let code = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number());
             match code {
                 Some(c) if PERMANENT_CODES.contains(&c) => FailureKind::Permanent,
                 Some(c) if TRANSIENT_CODES.contains(&c) => FailureKind::Transient,

@@ -57,8 +57,9 @@ fn otlp_endpoint() -> Option<String> {
 /// Installs the global subscriber (logs, and traces when an OTLP endpoint is configured).
 pub fn init(service: &str) {
     let filter = || {
-        EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(format!("info,rdkafka=warn,sqlx=warn,{}=info", service.replace('-', "_"))))
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new(format!("info,rdkafka=warn,sqlx=warn,{}=info", service.replace('-', "_")))
+        })
     };
     let json = std::env::var("LOG_FORMAT").map(|v| v == "json").unwrap_or(false);
     let otel = otlp_endpoint().and_then(|endpoint| match tracer_provider(service) {
@@ -121,7 +122,12 @@ impl<S> FormatEvent<S, JsonFields> for TraceIds
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, JsonFields>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
         let mut line = String::with_capacity(256);
         self.inner.format_event(ctx, Writer::new(&mut line), event)?;
         let ids = if enabled() { ctx.lookup_current().and_then(|span| ids_of(&span.id())) } else { None };

@@ -74,9 +74,7 @@ impl TopicPolicy {
         let replication_factor = self.replication_factor.unwrap_or(brokers.min(3));
         Durability {
             replication_factor,
-            min_insync_replicas: self
-                .min_insync_replicas
-                .unwrap_or((replication_factor - 1).max(1)),
+            min_insync_replicas: self.min_insync_replicas.unwrap_or((replication_factor - 1).max(1)),
             unclean_leader_election: self.unclean_leader_election,
         }
     }
@@ -102,42 +100,23 @@ impl Durability {
     ) -> Vec<Weakness> {
         let mut weak = Vec::new();
         let mut note = |setting, actual: String, wanted: String| {
-            weak.push(Weakness {
-                topic: topic.to_owned(),
-                setting,
-                actual,
-                wanted,
-            });
+            weak.push(Weakness { topic: topic.to_owned(), setting, actual, wanted });
         };
         if replication_factor < self.replication_factor {
-            note(
-                "replication factor",
-                replication_factor.to_string(),
-                self.replication_factor.to_string(),
-            );
+            note("replication factor", replication_factor.to_string(), self.replication_factor.to_string());
         }
         if let Some(m) = min_isr.filter(|m| *m < self.min_insync_replicas) {
-            note(
-                "min.insync.replicas",
-                m.to_string(),
-                self.min_insync_replicas.to_string(),
-            );
+            note("min.insync.replicas", m.to_string(), self.min_insync_replicas.to_string());
         }
         if unclean == Some(true) && !self.unclean_leader_election {
-            note(
-                "unclean.leader.election.enable",
-                "true".into(),
-                "false".into(),
-            );
+            note("unclean.leader.election.enable", "true".into(), "false".into());
         }
         weak
     }
 }
 
 fn admin_options() -> AdminOptions {
-    AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(15)))
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)))
 }
 
 /// Live brokers, and for each of `topics` that exists its smallest replica count.
@@ -187,20 +166,12 @@ pub async fn ensure_exist(kafka: &KafkaSettings, topics: &[&str]) -> Result<(), 
 /// Creates each of `topics` that does not exist yet with the [`TopicPolicy`] resolved for the
 /// cluster's size; warns about each existing topic whose settings are weaker
 /// ([`check_durability`]). Existing topics are never changed.
-pub async fn ensure_exist_with(
-    kafka: &KafkaSettings,
-    topics: &[&str],
-    policy: &TopicPolicy,
-) -> Result<(), KafkaError> {
+pub async fn ensure_exist_with(kafka: &KafkaSettings, topics: &[&str], policy: &TopicPolicy) -> Result<(), KafkaError> {
     let (brokers, existing) = cluster_view(kafka, topics).await?;
     let durability = policy.resolve(brokers);
     let min_isr = durability.min_insync_replicas.to_string();
     let unclean = durability.unclean_leader_election.to_string();
-    let missing: Vec<&str> = existing
-        .iter()
-        .filter(|(_, rf)| rf.is_none())
-        .map(|(t, _)| t.as_str())
-        .collect();
+    let missing: Vec<&str> = existing.iter().filter(|(_, rf)| rf.is_none()).map(|(t, _)| t.as_str()).collect();
     if !missing.is_empty() {
         let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
         let new: Vec<NewTopic<'_>> = missing
@@ -243,9 +214,7 @@ pub fn spawn_durability_check(kafka: KafkaSettings, topics: Vec<String>) {
     tokio::spawn(async move {
         let policy = match TopicPolicy::from_env() {
             Ok(p) => p,
-            Err(e) => {
-                return tracing::error!(error = %e, "invalid topic policy; topic durability not checked")
-            }
+            Err(e) => return tracing::error!(error = %e, "invalid topic policy; topic durability not checked"),
         };
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         if let Err(e) = check_durability(&kafka, &names, &policy).await {
@@ -264,21 +233,13 @@ pub async fn check_durability(
 ) -> Result<Vec<Weakness>, KafkaError> {
     let (brokers, existing) = cluster_view(kafka, topics).await?;
     let durability = policy.resolve(brokers);
-    let present: Vec<(String, i32)> = existing
-        .into_iter()
-        .filter_map(|(t, rf)| rf.map(|rf| (t, rf)))
-        .collect();
+    let present: Vec<(String, i32)> = existing.into_iter().filter_map(|(t, rf)| rf.map(|rf| (t, rf))).collect();
     if present.is_empty() {
         return Ok(Vec::new());
     }
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
-    let specifiers: Vec<ResourceSpecifier<'_>> = present
-        .iter()
-        .map(|(t, _)| ResourceSpecifier::Topic(t))
-        .collect();
-    let configs = admin
-        .describe_configs(&specifiers, &admin_options())
-        .await?;
+    let specifiers: Vec<ResourceSpecifier<'_>> = present.iter().map(|(t, _)| ResourceSpecifier::Topic(t)).collect();
+    let configs = admin.describe_configs(&specifiers, &admin_options()).await?;
     let mut weaknesses = Vec::new();
     for ((topic, rf), config) in present.iter().zip(configs) {
         let config = config.map_err(KafkaError::AdminOp)?;
@@ -315,33 +276,18 @@ mod tests {
             min_insync_replicas: min_isr,
             unclean_leader_election: false,
         };
-        assert_eq!(
-            policy.resolve(1),
-            d(1, 1),
-            "a single broker keeps working with RF 1"
-        );
+        assert_eq!(policy.resolve(1), d(1, 1), "a single broker keeps working with RF 1");
         assert_eq!(policy.resolve(2), d(2, 1));
         assert_eq!(policy.resolve(3), d(3, 2));
-        assert_eq!(
-            policy.resolve(7),
-            d(3, 2),
-            "three copies are enough; more brokers do not raise it"
-        );
+        assert_eq!(policy.resolve(7), d(3, 2), "three copies are enough; more brokers do not raise it");
     }
 
     #[test]
     fn explicit_settings_win() {
-        let policy = TopicPolicy {
-            replication_factor: Some(5),
-            min_insync_replicas: None,
-            ..TopicPolicy::default()
-        };
+        let policy = TopicPolicy { replication_factor: Some(5), min_insync_replicas: None, ..TopicPolicy::default() };
         assert_eq!(policy.resolve(3).replication_factor, 5);
         assert_eq!(policy.resolve(3).min_insync_replicas, 4);
-        let policy = TopicPolicy {
-            min_insync_replicas: Some(1),
-            ..TopicPolicy::default()
-        };
+        let policy = TopicPolicy { min_insync_replicas: Some(1), ..TopicPolicy::default() };
         assert_eq!(policy.resolve(3).min_insync_replicas, 1);
     }
 
@@ -350,18 +296,8 @@ mod tests {
         let wanted = TopicPolicy::default().resolve(3);
         let weak = wanted.shortfalls("t", 1, Some(1), Some(true));
         let names: Vec<&str> = weak.iter().map(|w| w.setting).collect();
-        assert_eq!(
-            names,
-            [
-                "replication factor",
-                "min.insync.replicas",
-                "unclean.leader.election.enable"
-            ]
-        );
+        assert_eq!(names, ["replication factor", "min.insync.replicas", "unclean.leader.election.enable"]);
         assert!(wanted.shortfalls("t", 3, Some(2), Some(false)).is_empty());
-        assert!(
-            wanted.shortfalls("t", 3, Some(3), None).is_empty(),
-            "stronger is not weaker"
-        );
+        assert!(wanted.shortfalls("t", 3, Some(3), None).is_empty(), "stronger is not weaker");
     }
 }

@@ -158,7 +158,12 @@ pub fn batch_span(batch: &[Delivery]) -> Span {
 /// Records, as a finished span of the trace `delivery` carries, a period that already passed
 /// (e.g. the time a dead letter waited until its re-send was due): tracing spans cannot start
 /// in the past, so this uses the OpenTelemetry API directly.
-pub fn record_elapsed(delivery: &Delivery, name: &'static str, since: std::time::SystemTime, attributes: &[(&'static str, i64)]) {
+pub fn record_elapsed(
+    delivery: &Delivery,
+    name: &'static str,
+    since: std::time::SystemTime,
+    attributes: &[(&'static str, i64)],
+) {
     use opentelemetry::trace::{Span as _, Tracer as _};
     if !telemetry::enabled() {
         return;
@@ -169,7 +174,11 @@ pub fn record_elapsed(delivery: &Delivery, name: &'static str, since: std::time:
     }
     let tracer = opentelemetry::global::tracer("reliable-messaging");
     let attributes = attributes.iter().map(|(k, v)| opentelemetry::KeyValue::new(*k, *v));
-    let mut span = tracer.span_builder(name).with_start_time(since).with_attributes(attributes).start_with_context(&tracer, &parent);
+    let mut span = tracer
+        .span_builder(name)
+        .with_start_time(since)
+        .with_attributes(attributes)
+        .start_with_context(&tracer, &parent);
     span.end();
 }
 
@@ -183,7 +192,10 @@ mod tests {
 
     #[test]
     fn a_traceparent_header_is_read_as_the_remote_parent() {
-        let headers = vec![header("x-request-id", "1"), header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")];
+        let headers = vec![
+            header("x-request-id", "1"),
+            header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ];
         let cx = extract(&headers);
         let sc = cx.span().span_context().clone();
         assert!(sc.is_valid() && sc.is_remote());
@@ -230,7 +242,8 @@ mod tests {
         use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::prelude::*;
         let collected = Collected::default();
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
+        let provider =
+            opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
         let subscriber =
             tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         telemetry::enable_for_tests();
@@ -263,7 +276,8 @@ mod tests {
     #[test]
     fn injecting_replaces_the_previous_hop_instead_of_appending() {
         let cx = extract(&[header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);
-        let mut headers = vec![header("traceparent", "00-11111111111111111111111111111111-2222222222222222-01"), header("a", "b")];
+        let mut headers =
+            vec![header("traceparent", "00-11111111111111111111111111111111-2222222222222222-01"), header("a", "b")];
         TraceContextPropagator::new().inject_context(&cx, &mut HeadersOut(&mut headers));
         let parents: Vec<_> = headers.iter().filter(|h| h.key == TRACEPARENT).collect();
         assert_eq!(parents.len(), 1);

@@ -42,15 +42,8 @@ impl Brokers {
     /// starts it when it was never set up. Brokers a failed test left down or cut off are not
     /// an error here: [`Brokers::restore_all`] brings them back.
     pub async fn local() -> Brokers {
-        let n = std::env::var("LOCAL_KAFKA_BROKERS")
-            .ok()
-            .filter(|n| n != "1")
-            .unwrap_or_else(|| "3".to_owned());
-        let mut brokers = Brokers {
-            bootstrap: String::new(),
-            ids: Vec::new(),
-            brokers: n.clone(),
-        };
+        let n = std::env::var("LOCAL_KAFKA_BROKERS").ok().filter(|n| n != "1").unwrap_or_else(|| "3".to_owned());
+        let mut brokers = Brokers { bootstrap: String::new(), ids: Vec::new(), brokers: n.clone() };
         let status = match brokers.run(&["status"]).await {
             Ok(s) | Err(s) => s,
         };
@@ -141,10 +134,7 @@ impl Brokers {
 
     /// The node id of the active KRaft controller, or `None` while the quorum has no leader.
     pub async fn active_controller(&self) -> Option<i32> {
-        self.run(&["active-controller"])
-            .await
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        self.run(&["active-controller"]).await.ok().and_then(|s| s.trim().parse().ok())
     }
 
     fn metadata_client(&self) -> BaseConsumer {
@@ -160,9 +150,7 @@ impl Brokers {
         let client = self.metadata_client();
         let topic = topic.to_owned();
         tokio::task::spawn_blocking(move || {
-            let metadata = client
-                .fetch_metadata(Some(&topic), Duration::from_secs(5))
-                .ok()?;
+            let metadata = client.fetch_metadata(Some(&topic), Duration::from_secs(5)).ok()?;
             let t = metadata.topics().iter().find(|t| t.name() == topic)?;
             let mut states: Vec<PartitionState> = t
                 .partitions()
@@ -184,12 +172,7 @@ impl Brokers {
 
     /// Partition → leader of `topic` now.
     pub async fn leaders(&self, topic: &str) -> BTreeMap<i32, i32> {
-        self.partitions(topic)
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(|p| (p.partition, p.leader))
-            .collect()
+        self.partitions(topic).await.unwrap_or_default().iter().map(|p| (p.partition, p.leader)).collect()
     }
 
     /// The ids of the brokers the cluster's metadata lists (registered and not fenced).
@@ -215,10 +198,7 @@ impl Brokers {
             let mut all = true;
             for t in topics {
                 let ok = self.partitions(t).await.is_some_and(|ps| {
-                    !ps.is_empty()
-                        && ps
-                            .iter()
-                            .all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len())
+                    !ps.is_empty() && ps.iter().all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len())
                 });
                 all &= ok;
             }
@@ -234,12 +214,7 @@ impl Brokers {
 
     /// Waits until no partition of `topic` is led by `id` any more and each has a leader; the
     /// time it took, or `None` after `timeout`.
-    pub async fn wait_leadership_moved(
-        &self,
-        topic: &str,
-        id: i32,
-        timeout: Duration,
-    ) -> Option<Duration> {
+    pub async fn wait_leadership_moved(&self, topic: &str, id: i32, timeout: Duration) -> Option<Duration> {
         let t0 = Instant::now();
         loop {
             let leaders = self.leaders(topic).await;
@@ -281,18 +256,12 @@ impl Brokers {
             let Ok(metadata) = client.fetch_metadata(Some(&topic), Duration::from_secs(5)) else {
                 return HashMap::new();
             };
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
+            let partitions: Vec<i32> =
+                metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
             partitions
                 .into_iter()
                 .filter_map(|p| {
-                    client
-                        .fetch_watermarks(&topic, p, Duration::from_secs(2))
-                        .ok()
-                        .map(|(_, high)| (p, high))
+                    client.fetch_watermarks(&topic, p, Duration::from_secs(2)).ok().map(|(_, high)| (p, high))
                 })
                 .collect()
         })
@@ -305,11 +274,8 @@ impl Brokers {
         let before = self.end_offsets(topic).await;
         tokio::time::sleep(window).await;
         let after = self.end_offsets(topic).await;
-        let mut growing: Vec<i32> = after
-            .iter()
-            .filter(|(p, end)| before.get(p).is_some_and(|b| *end > b))
-            .map(|(p, _)| *p)
-            .collect();
+        let mut growing: Vec<i32> =
+            after.iter().filter(|(p, end)| before.get(p).is_some_and(|b| *end > b)).map(|(p, _)| *p).collect();
         growing.sort_unstable();
         growing
     }
@@ -317,8 +283,7 @@ impl Brokers {
 
 /// Where the script keeps broker `id`'s logs.
 fn log_dir(id: i32) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../.local/kafka-cluster/broker-{id}/logs"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../.local/kafka-cluster/broker-{id}/logs"))
 }
 
 /// `[2026-11-27 04:31:36,866] INFO ...` → the stamp (the brokers log in local time).
@@ -339,10 +304,7 @@ impl Brokers {
         for &id in &self.ids {
             for file in ["server.log", "state-change.log"] {
                 let text = std::fs::read_to_string(log_dir(id).join(file)).unwrap_or_default();
-                for line in text
-                    .lines()
-                    .filter(|l| needles.iter().all(|n| l.contains(n)))
-                {
+                for line in text.lines().filter(|l| needles.iter().all(|n| l.contains(n))) {
                     if let Some(at) = stamp(line).filter(|at| *at >= since) {
                         found.push((at, id, line.to_owned()));
                     }
@@ -363,8 +325,6 @@ impl Brokers {
         since: chrono::NaiveDateTime,
     ) -> Option<(chrono::NaiveDateTime, i32)> {
         let name = format!("Leader {topic}-{partition} with topic id");
-        self.log_lines(since, &[&name, "starts at leader epoch"])
-            .first()
-            .map(|(at, id, _)| (*at, *id))
+        self.log_lines(since, &[&name, "starts at leader epoch"]).first().map(|(at, id, _)| (*at, *id))
     }
 }

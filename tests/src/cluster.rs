@@ -274,9 +274,7 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + timeout;
         let ids: Vec<Uuid> = accepted.iter().map(|a| a.request_id).collect();
         // Poll on where requests ended (cheap), then hold every row to its content once.
-        while !ledger::lost_so_far(&self.db, &ids).await.is_empty()
-            && tokio::time::Instant::now() < deadline
-        {
+        while !ledger::lost_so_far(&self.db, &ids).await.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         ledger::check(&self.db, accepted).await

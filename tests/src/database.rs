@@ -28,7 +28,8 @@ impl TestEnv {
         admin.close().await.ok();
         let options = server.clone().database(&name);
         let url = options.to_url_lossy().to_string();
-        let pool = MySqlPoolOptions::new().max_connections(5).connect_with(options).await.expect("connect to test database");
+        let pool =
+            MySqlPoolOptions::new().max_connections(5).connect_with(options).await.expect("connect to test database");
         sqlx::migrate!("../migrations").run(&pool).await.expect("run migrations");
         TestDatabase { name, url, pool }
     }
@@ -41,11 +42,10 @@ impl TestDatabase {
 
     /// Number of rows in `users` per request id, for exactly-once checks.
     pub async fn user_rows_by_request(&self) -> std::collections::HashMap<Uuid, i64> {
-        let rows: Vec<(Vec<u8>, i64)> =
-            sqlx::query_as("SELECT request_id, COUNT(*) FROM users GROUP BY request_id")
-                .fetch_all(&self.pool)
-                .await
-                .expect("read users");
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as("SELECT request_id, COUNT(*) FROM users GROUP BY request_id")
+            .fetch_all(&self.pool)
+            .await
+            .expect("read users");
         rows.into_iter().map(|(id, n)| (Uuid::from_slice(&id).expect("16-byte id"), n)).collect()
     }
 }

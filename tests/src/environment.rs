@@ -40,9 +40,7 @@ pub async fn test_env() -> &'static TestEnv {
 async fn resolve() -> TestEnv {
     let _ = tracing_subscriber_init();
     match (std::env::var("KAFKA_BOOTSTRAP_SERVERS"), std::env::var("DATABASE_URL")) {
-        (Ok(kafka_bootstrap), Ok(database_url)) => {
-            TestEnv { kafka_bootstrap, database_url, _containers: None }
-        }
+        (Ok(kafka_bootstrap), Ok(database_url)) => TestEnv { kafka_bootstrap, database_url, _containers: None },
         _ if docker_answers() => start_containers().await,
         _ => panic!("{HOW_TO_START}"),
     }
@@ -66,11 +64,8 @@ fn docker_answers() -> bool {
 
 async fn start_containers() -> TestEnv {
     // The module defaults to apache/kafka:3.8.0; pinned to the broker every other path runs.
-    let kafka = Kafka::default()
-        .with_tag(KAFKA_IMAGE_TAG)
-        .start()
-        .await
-        .expect("start apache/kafka with testcontainers");
+    let kafka =
+        Kafka::default().with_tag(KAFKA_IMAGE_TAG).start().await.expect("start apache/kafka with testcontainers");
     let mysql = Mysql::default().with_tag("8.4").start().await.expect("start mysql:8.4 with testcontainers");
     let kafka_port = kafka.get_host_port_ipv4(KAFKA_PORT).await.expect("kafka port");
     let mysql_port = mysql.get_host_port_ipv4(3306).await.expect("mysql port");

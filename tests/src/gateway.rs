@@ -32,7 +32,8 @@ pub fn test_settings(env: &TestEnv, topic: &str, database_url: &str) -> Settings
     // Generous: the first send of a fresh idempotent producer waits for its producer id.
     settings.publish_timeout = Duration::from_secs(15);
     settings.request_timeout = Duration::from_secs(30);
-    settings.hashing = HashingSettings { memory_kib: 1024, iterations: 1, parallelism: 1, concurrency: 2, queue_limit: 128 };
+    settings.hashing =
+        HashingSettings { memory_kib: 1024, iterations: 1, parallelism: 1, concurrency: 2, queue_limit: 128 };
     settings
 }
 
@@ -45,20 +46,11 @@ impl InProcessGateway {
         let db = env.fresh_database().await;
         let mut settings = test_settings(env, &topic, &db.url);
         customise(&mut settings);
-        let app = Application::build(settings)
-            .await
-            .expect("build the gateway");
+        let app = Application::build(settings).await.expect("build the gateway");
         let port = app.port();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self {
-            port,
-            base: format!("http://127.0.0.1:{port}"),
-            topic,
-            db,
-            shutdown,
-            task,
-        }
+        Self { port, base: format!("http://127.0.0.1:{port}"), topic, db, shutdown, task }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -48,7 +48,9 @@ impl TestEnv {
             crate::wait::until(Duration::from_secs(15), &format!("topic {t} is served"), || {
                 let ok = consumer
                     .fetch_metadata(Some(t), Duration::from_secs(2))
-                    .map(|m| m.topics().iter().any(|mt| mt.error().is_none() && mt.partitions().len() as i32 == partitions))
+                    .map(|m| {
+                        m.topics().iter().any(|mt| mt.error().is_none() && mt.partitions().len() as i32 == partitions)
+                    })
                     .unwrap_or(false);
                 async move { ok }
             })

@@ -124,13 +124,12 @@ pub async fn check(db: &TestDatabase, expected: &[Expected]) -> LedgerReport {
     let users = user_rows(db).await;
     let mut report = check_places(db, expected, &users).await;
     let rejection_reasons = rejection_reasons(db).await;
-    let owners_by_email: HashMap<&str, HashSet<Uuid>> =
-        users.iter().fold(HashMap::new(), |mut acc, (id, rows)| {
-            for row in rows {
-                acc.entry(row.email.as_str()).or_default().insert(*id);
-            }
-            acc
-        });
+    let owners_by_email: HashMap<&str, HashSet<Uuid>> = users.iter().fold(HashMap::new(), |mut acc, (id, rows)| {
+        for row in rows {
+            acc.entry(row.email.as_str()).or_default().insert(*id);
+        }
+        acc
+    });
     let mut mismatched = HashSet::new();
     let mut falsely_rejected = HashSet::new();
     for acceptance in expected {
@@ -141,9 +140,8 @@ pub async fn check(db: &TestDatabase, expected: &[Expected]) -> LedgerReport {
             }
         } else if rejection_reasons.get(&id).map(String::as_str) == Some(EMAIL_TAKEN_REASON) {
             let email = canonical_email(&acceptance.email).unwrap_or_default();
-            let taken_by_another = owners_by_email
-                .get(email.as_str())
-                .is_some_and(|owners| owners.iter().any(|owner| *owner != id));
+            let taken_by_another =
+                owners_by_email.get(email.as_str()).is_some_and(|owners| owners.iter().any(|owner| *owner != id));
             if !taken_by_another {
                 falsely_rejected.insert(id);
             }
@@ -170,22 +168,11 @@ pub async fn lost_so_far(db: &TestDatabase, accepted: &[Uuid]) -> Vec<Uuid> {
     check_places(db, &expected, &users).await.lost
 }
 
-async fn check_places(
-    db: &TestDatabase,
-    expected: &[Expected],
-    users: &HashMap<Uuid, Vec<UserRow>>,
-) -> LedgerReport {
-    let rejected = ids(
-        db,
-        "SELECT request_id FROM request_status WHERE status = 'rejected'",
-    )
-    .await;
+async fn check_places(db: &TestDatabase, expected: &[Expected], users: &HashMap<Uuid, Vec<UserRow>>) -> LedgerReport {
+    let rejected = ids(db, "SELECT request_id FROM request_status WHERE status = 'rejected'").await;
     let parked = parked_request_ids(db).await;
     let accepted_set: HashSet<Uuid> = expected.iter().map(|e| e.request_id).collect();
-    let mut report = LedgerReport {
-        accepted: accepted_set.len(),
-        ..LedgerReport::default()
-    };
+    let mut report = LedgerReport { accepted: accepted_set.len(), ..LedgerReport::default() };
     for id in &accepted_set {
         let in_users = users.get(id).map_or(0, Vec::len);
         if in_users > 1 {
@@ -201,11 +188,7 @@ async fn check_places(
             report.lost.push(*id);
         }
     }
-    report.unexpected = users
-        .keys()
-        .filter(|id| !accepted_set.contains(id))
-        .copied()
-        .collect();
+    report.unexpected = users.keys().filter(|id| !accepted_set.contains(id)).copied().collect();
     report
 }
 
@@ -214,13 +197,8 @@ fn holds(row: &UserRow, acceptance: &Expected) -> bool {
     let email_matches = canonical_email(&acceptance.email).is_ok_and(|e| e == row.email);
     let password_matches = match &acceptance.password {
         PasswordEvidence::Hash(hash) => *hash == row.password_hash,
-        PasswordEvidence::Plaintext(password) => {
-            PasswordHash::new(&row.password_hash).is_ok_and(|hash| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok()
-            })
-        }
+        PasswordEvidence::Plaintext(password) => PasswordHash::new(&row.password_hash)
+            .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok()),
     };
     email_matches && row.name == acceptance.name.trim() && password_matches
 }
@@ -234,14 +212,11 @@ async fn user_rows(db: &TestDatabase) -> HashMap<Uuid, Vec<UserRow>> {
             .expect("read users");
     let mut users: HashMap<Uuid, Vec<UserRow>> = HashMap::new();
     for (id, email, name, password_hash) in rows {
-        users
-            .entry(Uuid::from_slice(&id).expect("16-byte id"))
-            .or_default()
-            .push(UserRow {
-                email: String::from_utf8(email).expect("emails are UTF-8"),
-                name,
-                password_hash,
-            });
+        users.entry(Uuid::from_slice(&id).expect("16-byte id")).or_default().push(UserRow {
+            email: String::from_utf8(email).expect("emails are UTF-8"),
+            name,
+            password_hash,
+        });
     }
     users
 }
@@ -270,17 +245,9 @@ async fn ids(db: &TestDatabase, sql: &str) -> HashSet<Uuid> {
 /// Parked messages that still wait in the parking lot. Before the parking lot exists (or if its
 /// table is missing) this is empty.
 async fn parked_request_ids(db: &TestDatabase) -> HashSet<Uuid> {
-    let mut parked = ids(
-        db,
-        "SELECT request_id FROM request_status WHERE status = 'parked'",
-    )
-    .await;
+    let mut parked = ids(db, "SELECT request_id FROM request_status WHERE status = 'parked'").await;
     parked.extend(
-        ids(
-            db,
-            "SELECT request_id FROM parked_messages WHERE request_id IS NOT NULL AND state = 'parked'",
-        )
-        .await,
+        ids(db, "SELECT request_id FROM parked_messages WHERE request_id IS NOT NULL AND state = 'parked'").await,
     );
     parked
 }

@@ -44,7 +44,8 @@ pub async fn produce_events(env: &TestEnv, topic: &str, events: &[RegistrationRe
             let topic = topic.to_owned();
             let key = e.email.clone();
             async move {
-                let headers = OwnedHeaders::new().insert(KafkaHeader { key: REQUEST_ID_HEADER, value: Some(id.as_bytes()) });
+                let headers =
+                    OwnedHeaders::new().insert(KafkaHeader { key: REQUEST_ID_HEADER, value: Some(id.as_bytes()) });
                 let record = FutureRecord::to(&topic).key(key.as_bytes()).payload(&payload).headers(headers);
                 producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce event");
             }

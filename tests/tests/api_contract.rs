@@ -27,10 +27,7 @@ const HOW_TO_INSTALL: &str = "schemathesis is not installed. Install the pinned 
     (scripts/test.sh does this), or set SCHEMATHESIS_BIN to an `st` executable.";
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the workspace")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_owned()
 }
 
 /// `SCHEMATHESIS_BIN`, else the project's virtualenv.
@@ -38,11 +35,7 @@ fn schemathesis() -> PathBuf {
     let bin = std::env::var_os("SCHEMATHESIS_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".local/venv/bin/st"));
-    assert!(
-        bin.is_file(),
-        "{} not found. {HOW_TO_INSTALL}",
-        bin.display()
-    );
+    assert!(bin.is_file(), "{} not found. {HOW_TO_INSTALL}", bin.display());
     bin
 }
 
@@ -84,19 +77,9 @@ async fn the_gateway_honours_its_openapi_document_under_schemathesis() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     // Shown with --nocapture: what was tested, not only whether it failed.
     println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "schemathesis found contract violations ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "schemathesis found contract violations ({}):\n{stdout}\n{stderr}", output.status);
     // A run that tested nothing also exits 0: make sure every operation was exercised.
-    assert!(
-        !stdout.contains("No operations"),
-        "schemathesis tested nothing:\n{stdout}"
-    );
-    assert!(
-        gateway.records_on_topic(env) > 0,
-        "no registration was accepted:\n{stdout}"
-    );
+    assert!(!stdout.contains("No operations"), "schemathesis tested nothing:\n{stdout}");
+    assert!(gateway.records_on_topic(env) > 0, "no registration was accepted:\n{stdout}");
     gateway.stop(Duration::from_secs(30)).await;
 }

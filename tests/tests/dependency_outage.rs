@@ -86,7 +86,8 @@ async fn a_database_outage_pauses_the_consumer_and_dead_letters_nothing() {
         db_ref.count("SELECT COUNT(*) FROM users").await == 300
     })
     .await;
-    wait::until(Duration::from_secs(30), "offsets are committed", || async { env.group_caught_up(GROUP, &topic) }).await;
+    wait::until(Duration::from_secs(30), "offsets are committed", || async { env.group_caught_up(GROUP, &topic) })
+        .await;
     let (status, _) = get(port, "/readyz").await;
     assert_eq!(status, 200, "ready again");
     let (_, metrics) = get(port, "/metrics").await;
@@ -115,7 +116,9 @@ async fn a_flood_of_poison_halts_after_the_limit_and_a_restart_carries_on() {
     let payloads: Vec<String> = (0..POISON).map(|i| format!("not json {i}")).collect();
     // One key: one partition anyway, and the sends keep their order.
     futures::future::join_all(
-        payloads.iter().map(|p| integration_tests::kafka::produce_with(&producer, &topic, Some(b"poison"), Some(p.as_bytes()), &[])),
+        payloads.iter().map(|p| {
+            integration_tests::kafka::produce_with(&producer, &topic, Some(b"poison"), Some(p.as_bytes()), &[])
+        }),
     )
     .await;
     let good: Vec<_> = (0..50).map(|_| sample_event()).collect();
@@ -147,7 +150,8 @@ async fn a_flood_of_poison_halts_after_the_limit_and_a_restart_carries_on() {
         db_ref.count("SELECT COUNT(*) FROM users").await == 50
     })
     .await;
-    wait::until(Duration::from_secs(30), "offsets are committed", || async { env.group_caught_up(GROUP, &topic) }).await;
+    wait::until(Duration::from_secs(30), "offsets are committed", || async { env.group_caught_up(GROUP, &topic) })
+        .await;
     restarted.stop().await;
     assert_eq!(records(env, &dlq), POISON as i64, "each poison record dead-lettered once");
     ledger::check(&db, &ledger::expected_from_events(&good)).await.assert_clean();

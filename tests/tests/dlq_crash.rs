@@ -70,7 +70,10 @@ async fn kill_9_while_messages_wait_loses_none_of_them() {
     // scheduled (seen above) and could not be due yet, and the broker has not committed it.
     // Otherwise the restart below would prove nothing.
     let killed_at = Utc::now().timestamp_millis();
-    assert!(killed_at < late_due, "precondition failed: the kill came after the late half was due ({killed_at} >= {late_due})");
+    assert!(
+        killed_at < late_due,
+        "precondition failed: the kill came after the late half was due ({killed_at} >= {late_due})"
+    );
     let committed: i64 = env.committed_offsets(&scope.group, &dlq).values().sum();
     assert!(
         committed <= 10,

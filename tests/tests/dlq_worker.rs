@@ -15,7 +15,6 @@ use reliable_messaging::request_status::{self, REQUEST_ID_HEADER};
 use reliable_messaging::retry_metadata::{header, MetadataFormat, MetadataSource};
 use uuid::Uuid;
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failure_is_resent_to_its_origin_with_the_count_incremented() {
     let env = test_env().await;

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use integration_tests::cluster::{Cluster, ClusterConfig};
-use integration_tests::wait;
 use integration_tests::ledger::{Expected, PasswordEvidence};
+use integration_tests::wait;
 use reliable_messaging::dead_letter::dead_letter_topic;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -32,7 +32,12 @@ async fn sign_up(cluster: &Cluster, email: &str, password: &str) -> Expected {
 }
 
 async fn status(cluster: &Cluster, id: Uuid) -> Value {
-    reqwest::get(format!("{}/registrations/{id}", cluster.gateway_url)).await.expect("GET status").json().await.expect("json")
+    reqwest::get(format!("{}/registrations/{id}", cluster.gateway_url))
+        .await
+        .expect("GET status")
+        .json()
+        .await
+        .expect("json")
 }
 
 fn unique_email() -> String {
@@ -164,10 +169,12 @@ async fn a_message_that_keeps_failing_on_its_own_is_parked_after_exactly_five_re
         ids.push(sign_up(&cluster, &unique_email(), "a fine passphrase").await);
     }
     let db = &cluster.db;
-    let parked = wait::within(Duration::from_secs(90), || async move {
-        db.count("SELECT COUNT(*) FROM parked_messages").await >= 1
-    })
-    .await;
+    let parked =
+        wait::within(
+            Duration::from_secs(90),
+            || async move { db.count("SELECT COUNT(*) FROM parked_messages").await >= 1 },
+        )
+        .await;
     holder.rollback().await.expect("release the lock");
     assert!(parked, "the locked sign-up was never parked");
 
@@ -214,7 +221,10 @@ async fn the_password_never_leaves_the_gateway_in_clear() {
         let expected: i64 = cluster.env.end_offsets(&topic).values().sum();
         for record in cluster.env.read_topic(&topic, expected as usize, Duration::from_secs(10)).await {
             assert!(!contains(record.payload.as_deref().unwrap_or_default()), "plaintext password on {topic}");
-            assert!(record.headers.iter().all(|h| !contains(h.value.as_deref().unwrap_or_default())), "in a header on {topic}");
+            assert!(
+                record.headers.iter().all(|h| !contains(h.value.as_deref().unwrap_or_default())),
+                "in a header on {topic}"
+            );
         }
     }
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE request_id = ?")
@@ -223,11 +233,12 @@ async fn the_password_never_leaves_the_gateway_in_clear() {
         .await
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "stored as an argon2id hash: {hash}");
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE()")
-            .fetch_all(&cluster.db.pool)
-            .await
-            .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE()",
+    )
+    .fetch_all(&cluster.db.pool)
+    .await
+    .unwrap();
     assert!(tables.len() >= 4, "{tables:?}");
     for table in tables {
         let columns: Vec<String> = sqlx::query_scalar(
@@ -237,7 +248,10 @@ async fn the_password_never_leaves_the_gateway_in_clear() {
         .fetch_all(&cluster.db.pool)
         .await
         .unwrap();
-        let row_bytes = format!("SELECT CONCAT_WS(0x7c, {}) FROM `{table}`", columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "));
+        let row_bytes = format!(
+            "SELECT CONCAT_WS(0x7c, {}) FROM `{table}`",
+            columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+        );
         let rows: Vec<Option<Vec<u8>>> = sqlx::query_scalar(&row_bytes).fetch_all(&cluster.db.pool).await.unwrap();
         assert!(rows.iter().flatten().all(|row| !contains(row)), "plaintext password in table {table}");
     }

@@ -24,11 +24,29 @@ async fn the_articles_retry_headers_are_honoured_count_and_origin() {
     let (elsewhere, _) = topic_pair(&scope, "elsewhere", 1).await;
 
     // Count 2, origin as the DLQ's name says: re-sent as attempt 3, not 1.
-    env.produce(&dlq, Some(b"k1"), Some(b"{\"n\":1}"), &[("originalTopic", registrations.as_bytes()), ("retryCount", b"2")]).await;
+    env.produce(
+        &dlq,
+        Some(b"k1"),
+        Some(b"{\"n\":1}"),
+        &[("originalTopic", registrations.as_bytes()), ("retryCount", b"2")],
+    )
+    .await;
     // An origin the DLQ's name does not say: honoured.
-    env.produce(&dlq, Some(b"k2"), Some(b"{\"n\":2}"), &[("originalTopic", elsewhere.as_bytes()), ("retryCount", b"0")]).await;
+    env.produce(
+        &dlq,
+        Some(b"k2"),
+        Some(b"{\"n\":2}"),
+        &[("originalTopic", elsewhere.as_bytes()), ("retryCount", b"0")],
+    )
+    .await;
     // At the threshold: parked, not given two more attempts.
-    env.produce(&dlq, Some(b"k3"), Some(b"{\"n\":3}"), &[("originalTopic", registrations.as_bytes()), ("retryCount", b"5")]).await;
+    env.produce(
+        &dlq,
+        Some(b"k3"),
+        Some(b"{\"n\":3}"),
+        &[("originalTopic", registrations.as_bytes()), ("retryCount", b"5")],
+    )
+    .await;
 
     let worker = RunningWorker::start(settings(env, &scope, &db.url)).await;
     let resent = env.read_topic(&registrations, 1, Duration::from_secs(30)).await;
@@ -64,15 +82,20 @@ async fn a_connect_sink_that_copies_timestamps_still_gets_the_backoff_between_ho
 
     let producer = env.producer();
     let an_hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
-    let stack_trace = "\tat org.apache.kafka.connect.runtime.WorkerSinkTask.deliver(WorkerSinkTask.java:1)\n".repeat(55);
+    let stack_trace =
+        "\tat org.apache.kafka.connect.runtime.WorkerSinkTask.deliver(WorkerSinkTask.java:1)\n".repeat(55);
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
     let mut dead_lettered_at = Vec::new();
     let mut resends = 0usize;
     for hop in 0..=5 {
         // Connect appends its error context to whatever headers the record had.
         headers.push(("__connect.errors.topic".into(), origin.clone().into_bytes()));
-        headers.push(("__connect.errors.exception.class.name".into(), b"org.apache.kafka.connect.errors.DataException".to_vec()));
-        headers.push(("__connect.errors.exception.stacktrace".into(), format!("hop {hop}\n{stack_trace}").into_bytes()));
+        headers.push((
+            "__connect.errors.exception.class.name".into(),
+            b"org.apache.kafka.connect.errors.DataException".to_vec(),
+        ));
+        headers
+            .push(("__connect.errors.exception.stacktrace".into(), format!("hop {hop}\n{stack_trace}").into_bytes()));
         let mut owned = OwnedHeaders::new();
         for (k, v) in &headers {
             owned = owned.insert(KafkaHeader { key: k, value: Some(v) });
@@ -100,11 +123,7 @@ async fn a_connect_sink_that_copies_timestamps_still_gets_the_backoff_between_ho
         let latest = got.last().expect("one");
         let size: usize = latest.headers.iter().map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len)).sum();
         assert!(size < 6_000, "hop {hop}: {size} bytes of headers carried forward");
-        headers = latest
-            .headers
-            .iter()
-            .map(|h| (h.key.clone(), h.value.clone().unwrap_or_default()))
-            .collect();
+        headers = latest.headers.iter().map(|h| (h.key.clone(), h.value.clone().unwrap_or_default())).collect();
     }
     assert_eq!(resends, 5);
     let parked = wait_parked(&db.pool, 1, Duration::from_secs(30)).await;

@@ -40,22 +40,12 @@ async fn spawn_gateway(env: &TestEnv, customise: impl FnOnce(&mut Settings)) -> 
     let db = env.fresh_database().await;
     let mut settings = integration_tests::gateway::test_settings(env, &topic, &db.url);
     customise(&mut settings);
-    let app = Application::build(settings)
-        .await
-        .expect("build the gateway");
+    let app = Application::build(settings).await.expect("build the gateway");
     let base = format!("http://127.0.0.1:{}", app.port());
     let routes = app.routes().to_vec();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestGateway {
-        base,
-        client: reqwest::Client::new(),
-        topic,
-        db,
-        routes,
-        shutdown,
-        task,
-    }
+    TestGateway { base, client: reqwest::Client::new(), topic, db, routes, shutdown, task }
 }
 
 impl TestGateway {
@@ -91,10 +81,7 @@ impl TestGateway {
     async fn stop(self) {
         self.shutdown.cancel();
         let result = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-        result
-            .expect("gateway stops within 20 s")
-            .expect("task joins")
-            .expect("server ends without error");
+        result.expect("gateway stops within 20 s").expect("task joins").expect("server ends without error");
     }
 }
 
@@ -114,20 +101,11 @@ async fn accepted_id(response: reqwest::Response) -> Uuid {
 /// Asserts an RFC 9457 problem document with `status`, and returns it.
 async fn expect_problem(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status, "status of {}", response.url());
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .expect("Content-Type")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = response.headers().get(CONTENT_TYPE).expect("Content-Type").to_str().unwrap().to_owned();
     assert_eq!(content_type, "application/problem+json");
     let problem: Value = response.json().await.expect("problem is JSON");
     assert_eq!(problem["status"], status.as_u16(), "{problem}");
-    assert!(
-        problem["type"].is_string() && problem["title"].is_string(),
-        "{problem}"
-    );
+    assert!(problem["type"].is_string() && problem["title"].is_string(), "{problem}");
     problem
 }
 
@@ -147,13 +125,7 @@ async fn accepted_registration_is_on_the_topic_with_a_hash_and_never_the_passwor
     let response = gateway.register(&body, None).await;
 
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let location = response
-        .headers()
-        .get(LOCATION)
-        .expect("Location")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let location = response.headers().get(LOCATION).expect("Location").to_str().unwrap().to_owned();
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["status"], "pending");
     let request_id = Uuid::parse_str(answer["request_id"].as_str().unwrap()).unwrap();
@@ -162,40 +134,19 @@ async fn accepted_registration_is_on_the_topic_with_a_hash_and_never_the_passwor
 
     // The 202 came after the broker's acknowledgement, so the record is in the log already.
     // (A 202 sent before the acknowledgement is caught by the broker-down test below.)
-    assert_eq!(
-        gateway.records_on_topic(env),
-        1,
-        "202 before the record was stored"
-    );
-    let records = env
-        .read_topic(&gateway.topic, 1, Duration::from_secs(10))
-        .await;
+    assert_eq!(gateway.records_on_topic(env), 1, "202 before the record was stored");
+    let records = env.read_topic(&gateway.topic, 1, Duration::from_secs(10)).await;
     assert_eq!(records.len(), 1, "exactly one record on the topic");
     let record = &records[0];
-    assert_eq!(
-        record.key.as_deref(),
-        Some(b"ada.lovelace@example.com".as_slice())
-    );
-    assert_eq!(
-        record.header("x-request-id"),
-        Some(request_id.to_string().as_bytes())
-    );
+    assert_eq!(record.key.as_deref(), Some(b"ada.lovelace@example.com".as_slice()));
+    assert_eq!(record.header("x-request-id"), Some(request_id.to_string().as_bytes()));
     let payload = record.payload.as_deref().expect("payload");
-    assert!(
-        !String::from_utf8_lossy(payload).contains(PASSWORD),
-        "plaintext password on Kafka"
-    );
+    assert!(!String::from_utf8_lossy(payload).contains(PASSWORD), "plaintext password on Kafka");
     let event = RegistrationRequested::parse(Some(payload)).expect("a valid RegistrationRequested");
     assert_eq!(event.request_id, request_id);
     assert_eq!(event.email, "ada.lovelace@example.com");
     assert_eq!(event.name, "Ada Lovelace");
-    assert!(
-        event
-            .password_hash
-            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-        "{}",
-        event.password_hash
-    );
+    assert!(event.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", event.password_hash);
 
     gateway.stop().await;
 }
@@ -206,64 +157,28 @@ async fn every_bad_registration_is_a_problem_document_and_publishes_nothing() {
     let gateway = spawn_gateway(env, |_| {}).await;
     let post = || gateway.client.post(gateway.url("/registrations"));
 
-    let malformed = post()
-        .header(CONTENT_TYPE, "application/json")
-        .body("{\"email\": ")
-        .send()
-        .await
-        .unwrap();
+    let malformed = post().header(CONTENT_TYPE, "application/json").body("{\"email\": ").send().await.unwrap();
     let problem = expect_problem(malformed, StatusCode::BAD_REQUEST).await;
     assert_eq!(problem["type"], "/problems/malformed-json");
 
-    let no_content_type = post()
-        .body(valid_body(&unique_email()).to_string())
-        .send()
-        .await
-        .unwrap();
+    let no_content_type = post().body(valid_body(&unique_email()).to_string()).send().await.unwrap();
     expect_problem(no_content_type, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
-    let form = post()
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("email=a")
-        .send()
-        .await
-        .unwrap();
+    let form = post().header(CONTENT_TYPE, "application/x-www-form-urlencoded").body("email=a").send().await.unwrap();
     expect_problem(form, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 
-    let huge =
-        json!({"email": unique_email(), "name": "x".repeat(17 * 1024), "password": PASSWORD});
+    let huge = json!({"email": unique_email(), "name": "x".repeat(17 * 1024), "password": PASSWORD});
     let too_large = post().json(&huge).send().await.unwrap();
     expect_problem(too_large, StatusCode::PAYLOAD_TOO_LARGE).await;
 
-    let invalid = gateway
-        .register(
-            &json!({"email": "not-an-address", "name": "  ", "password": "short"}),
-            None,
-        )
-        .await;
+    let invalid = gateway.register(&json!({"email": "not-an-address", "name": "  ", "password": "short"}), None).await;
     let problem = expect_problem(invalid, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: Vec<&str> =
+        problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["email", "name", "password"], "{problem}");
-    assert!(problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())));
-    assert!(
-        !problem.to_string().contains("short"),
-        "the password is not echoed back"
-    );
+    assert!(problem["errors"].as_array().unwrap().iter().all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())));
+    assert!(!problem.to_string().contains("short"), "the password is not echoed back");
 
-    let missing = gateway
-        .register(
-            &json!({"email": unique_email(), "password": 12345678}),
-            None,
-        )
-        .await;
+    let missing = gateway.register(&json!({"email": unique_email(), "password": 12345678}), None).await;
     let problem = expect_problem(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(
         problem["errors"],
@@ -277,45 +192,22 @@ async fn every_bad_registration_is_a_problem_document_and_publishes_nothing() {
     expect_problem(not_an_object, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     let long_key = "k".repeat(256);
-    let bad_key = gateway
-        .register(&valid_body(&unique_email()), Some(&long_key))
-        .await;
+    let bad_key = gateway.register(&valid_body(&unique_email()), Some(&long_key)).await;
     let problem = expect_problem(bad_key, StatusCode::BAD_REQUEST).await;
     assert_eq!(problem["type"], "/problems/invalid-idempotency-key");
 
-    let wrong_method = gateway
-        .client
-        .delete(gateway.url("/registrations"))
-        .send()
-        .await
-        .unwrap();
+    let wrong_method = gateway.client.delete(gateway.url("/registrations")).send().await.unwrap();
     expect_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
     expect_problem(gateway.get("/no-such-route").await, StatusCode::NOT_FOUND).await;
 
-    assert_eq!(
-        gateway.records_on_topic(env),
-        0,
-        "a refused registration must not be published"
-    );
+    assert_eq!(gateway.records_on_topic(env), 0, "a refused registration must not be published");
 
     let metrics = gateway.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 3\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 1\n"),
-        "{metrics}"
-    );
-    assert!(metrics
-        .contains("gateway_registrations_rejected_total{reason=\"unsupported_media_type\"} 2\n"));
-    assert!(
-        metrics.contains("gateway_registrations_rejected_total{reason=\"payload_too_large\"} 1\n")
-    );
-    assert!(
-        metrics.contains("gateway_registrations_accepted_total 0\n"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 3\n"), "{metrics}");
+    assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"unsupported_media_type\"} 2\n"));
+    assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"payload_too_large\"} 1\n"));
+    assert!(metrics.contains("gateway_registrations_accepted_total 0\n"), "{metrics}");
     gateway.stop().await;
 }
 
@@ -324,45 +216,23 @@ async fn status_of_a_malformed_or_foreign_id_is_400_or_404() {
     let env = test_env().await;
     let gateway = spawn_gateway(env, |_| {}).await;
 
-    let problem = expect_problem(
-        gateway.get("/registrations/not-a-uuid").await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let problem = expect_problem(gateway.get("/registrations/not-a-uuid").await, StatusCode::BAD_REQUEST).await;
     assert_eq!(problem["type"], "/problems/invalid-request-id");
 
     // Well-formed UUIDs this gateway never issued: a v4, and a v8 with a forged tag.
     let v4 = Uuid::new_v4();
-    let problem = expect_problem(
-        gateway.get(&format!("/registrations/{v4}")).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    let problem = expect_problem(gateway.get(&format!("/registrations/{v4}")).await, StatusCode::NOT_FOUND).await;
     assert_eq!(problem["type"], "/problems/unknown-request");
     let issued = gateway.register_ok().await;
     let forged = Uuid::from_u128(issued.as_u128() ^ 1);
     // Even with a user row under the forged id, it must never be reported as completed.
     insert_user(&gateway.db, forged).await;
-    expect_problem(
-        gateway.get(&format!("/registrations/{forged}")).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    expect_problem(gateway.get(&format!("/registrations/{forged}")).await, StatusCode::NOT_FOUND).await;
     // An id issued by another gateway (another secret) is unknown here too.
     let other = spawn_gateway(env, |_| {}).await;
     let foreign = other.register_ok().await;
-    expect_problem(
-        gateway.get(&format!("/registrations/{foreign}")).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    assert_eq!(
-        gateway
-            .get(&format!("/registrations/{issued}"))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    expect_problem(gateway.get(&format!("/registrations/{foreign}")).await, StatusCode::NOT_FOUND).await;
+    assert_eq!(gateway.get(&format!("/registrations/{issued}")).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -379,29 +249,18 @@ async fn same_idempotency_key_gets_the_same_request_id() {
     assert_eq!(accepted_id(retry).await, first_id);
 
     // The retry was published again under the same id; the consumer's upsert makes it one user.
-    let records = env
-        .read_topic(&gateway.topic, 2, Duration::from_secs(10))
-        .await;
+    let records = env.read_topic(&gateway.topic, 2, Duration::from_secs(10)).await;
     assert_eq!(records.len(), 2);
     for record in &records {
-        assert_eq!(
-            record.header("x-request-id"),
-            Some(first_id.to_string().as_bytes())
-        );
+        assert_eq!(record.header("x-request-id"), Some(first_id.to_string().as_bytes()));
     }
 
-    let other_key = gateway
-        .register(&valid_body(&unique_email()), Some("signup-other"))
-        .await;
+    let other_key = gateway.register(&valid_body(&unique_email()), Some("signup-other")).await;
     assert_eq!(other_key.status(), StatusCode::ACCEPTED);
     assert_ne!(accepted_id(other_key).await, first_id);
     let no_key = gateway.register(&body, None).await;
     assert_eq!(no_key.status(), StatusCode::ACCEPTED);
-    assert_ne!(
-        accepted_id(no_key).await,
-        first_id,
-        "without a key every request is new"
-    );
+    assert_ne!(accepted_id(no_key).await, first_id, "without a key every request is new");
 }
 
 #[tokio::test]
@@ -409,50 +268,21 @@ async fn same_idempotency_key_with_a_different_request_is_409() {
     let env = test_env().await;
     let gateway = spawn_gateway(env, |_| {}).await;
     let email = unique_email();
-    let first = gateway
-        .register(&valid_body(&email), Some("signup-42"))
-        .await;
+    let first = gateway.register(&valid_body(&email), Some("signup-42")).await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
 
     let other_name = json!({"email": email, "name": "Someone Else", "password": PASSWORD});
-    let problem = expect_problem(
-        gateway.register(&other_name, Some("signup-42")).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
-    assert_eq!(
-        problem["title"],
-        "Idempotency-Key reused with a different request"
-    );
-    let other_password =
-        json!({"email": email, "name": "Ada Lovelace", "password": "another password"});
-    expect_problem(
-        gateway.register(&other_password, Some("signup-42")).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
+    let problem = expect_problem(gateway.register(&other_name, Some("signup-42")).await, StatusCode::CONFLICT).await;
+    assert_eq!(problem["title"], "Idempotency-Key reused with a different request");
+    let other_password = json!({"email": email, "name": "Ada Lovelace", "password": "another password"});
+    expect_problem(gateway.register(&other_password, Some("signup-42")).await, StatusCode::CONFLICT).await;
     // Normalisation makes these the same request, not a different one.
-    let same_normalised =
-        json!({"email": email.to_uppercase(), "name": " Ada Lovelace", "password": PASSWORD});
-    assert_eq!(
-        gateway
-            .register(&same_normalised, Some("signup-42"))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    let same_normalised = json!({"email": email.to_uppercase(), "name": " Ada Lovelace", "password": PASSWORD});
+    assert_eq!(gateway.register(&same_normalised, Some("signup-42")).await.status(), StatusCode::ACCEPTED);
 
-    assert_eq!(
-        gateway.records_on_topic(env),
-        2,
-        "the conflicting requests were not published"
-    );
+    assert_eq!(gateway.records_on_topic(env), 2, "the conflicting requests were not published");
     let metrics = gateway.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics
-            .contains("gateway_registrations_rejected_total{reason=\"idempotency_conflict\"} 2\n"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"idempotency_conflict\"} 2\n"), "{metrics}");
 }
 
 async fn insert_user(db: &TestDatabase, request_id: Uuid) {
@@ -467,23 +297,9 @@ async fn insert_user(db: &TestDatabase, request_id: Uuid) {
         .expect("insert user");
 }
 
-async fn record(
-    db: &TestDatabase,
-    request_id: Uuid,
-    status: Status,
-    retry_count: u32,
-    reason: &str,
-) {
-    let transition = Transition {
-        request_id,
-        status,
-        retry_count,
-        reason: Some(reason.into()),
-        at: Utc::now(),
-    };
-    request_status::record(&db.pool, &[transition])
-        .await
-        .expect("record status");
+async fn record(db: &TestDatabase, request_id: Uuid, status: Status, retry_count: u32, reason: &str) {
+    let transition = Transition { request_id, status, retry_count, reason: Some(reason.into()), at: Utc::now() };
+    request_status::record(&db.pool, &[transition]).await.expect("record status");
 }
 
 #[tokio::test]
@@ -497,22 +313,8 @@ async fn status_reports_pending_completed_rejected_retrying_and_parked() {
     let (pending, completed, rejected, retrying, parked) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
     insert_user(&gateway.db, completed).await;
     record(&gateway.db, completed, Status::Retrying, 1, "deadlock").await;
-    record(
-        &gateway.db,
-        rejected,
-        Status::Rejected,
-        0,
-        "email already registered",
-    )
-    .await;
-    record(
-        &gateway.db,
-        retrying,
-        Status::Retrying,
-        2,
-        "database unavailable",
-    )
-    .await;
+    record(&gateway.db, rejected, Status::Rejected, 0, "email already registered").await;
+    record(&gateway.db, retrying, Status::Retrying, 2, "database unavailable").await;
     record(&gateway.db, parked, Status::Parked, 5, "retries exhausted").await;
 
     let status = |id: Uuid| {
@@ -533,17 +335,9 @@ async fn status_reports_pending_completed_rejected_retrying_and_parked() {
     );
 
     let body = status(completed).await;
-    assert_eq!(
-        (body["status"].as_str(), body["retry_count"].as_u64()),
-        (Some("completed"), Some(1))
-    );
+    assert_eq!((body["status"].as_str(), body["retry_count"].as_u64()), (Some("completed"), Some(1)));
     assert!(body["reason"].is_null());
-    assert!(
-        body["updated_at"]
-            .as_str()
-            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
-        "{body}"
-    );
+    assert!(body["updated_at"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{body}");
 
     let body = status(rejected).await;
     assert_eq!(body["status"], "rejected");
@@ -551,10 +345,7 @@ async fn status_reports_pending_completed_rejected_retrying_and_parked() {
     assert!(body["updated_at"].is_string());
 
     let body = status(retrying).await;
-    assert_eq!(
-        (body["status"].as_str(), body["retry_count"].as_u64()),
-        (Some("retrying"), Some(2))
-    );
+    assert_eq!((body["status"].as_str(), body["retry_count"].as_u64()), (Some("retrying"), Some(2)));
 
     let body = status(parked).await;
     assert_eq!(body["status"], "parked");
@@ -565,10 +356,7 @@ async fn status_reports_pending_completed_rejected_retrying_and_parked() {
 #[tokio::test]
 async fn database_down_fails_only_the_status_route_with_503() {
     let env = test_env().await;
-    let dead_db = format!(
-        "mysql://registrations@127.0.0.1:{}/registrations",
-        closed_port()
-    );
+    let dead_db = format!("mysql://registrations@127.0.0.1:{}/registrations", closed_port());
     let gateway = spawn_gateway(env, |s| s.database_url = dead_db).await;
 
     // Registering needs no database.
@@ -576,15 +364,9 @@ async fn database_down_fails_only_the_status_route_with_503() {
 
     let started = std::time::Instant::now();
     let response = gateway.get(&format!("/registrations/{id}")).await;
-    assert!(
-        response.headers().get(RETRY_AFTER).is_some(),
-        "Retry-After on 503"
-    );
+    assert!(response.headers().get(RETRY_AFTER).is_some(), "Retry-After on 503");
     expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "bounded by the acquire timeout"
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "bounded by the acquire timeout");
     gateway.stop().await;
 }
 
@@ -602,49 +384,26 @@ async fn broker_unavailable_is_503_with_retry_after_never_202() {
         let started = std::time::Instant::now();
         let response = gateway.register(&valid_body(&unique_email()), key).await;
         let elapsed = started.elapsed();
-        assert!(
-            response.headers().get(RETRY_AFTER).is_some(),
-            "Retry-After on 503"
-        );
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned());
+        assert!(response.headers().get(RETRY_AFTER).is_some(), "Retry-After on 503");
+        let location = response.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_owned());
         let problem = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
         assert_eq!(problem["type"], "/problems/not-accepted");
         // The record may still land: the client gets the id it would have had, and where to
         // ask, instead of signing up again and being told its own email is taken.
-        let id = Uuid::parse_str(problem["request_id"].as_str().expect("request_id in the 503"))
-            .expect("uuid");
+        let id = Uuid::parse_str(problem["request_id"].as_str().expect("request_id in the 503")).expect("uuid");
         assert_eq!(location, Some(format!("/registrations/{id}")));
         let status: Value = gateway.get(&format!("/registrations/{id}")).await.json().await.unwrap();
         assert_eq!(status["status"], "pending", "an issued id, not yet stored: {status}");
-        assert!(
-            elapsed >= Duration::from_millis(1000),
-            "waited for the acknowledgement: {elapsed:?}"
-        );
-        assert!(
-            elapsed < Duration::from_secs(10),
-            "bounded by the publish timeout: {elapsed:?}"
-        );
+        assert!(elapsed >= Duration::from_millis(1000), "waited for the acknowledgement: {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(10), "bounded by the publish timeout: {elapsed:?}");
     }
 
     let ready = gateway.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        gateway.get("/healthz").await.status(),
-        StatusCode::OK,
-        "alive, just not ready"
-    );
+    assert_eq!(gateway.get("/healthz").await.status(), StatusCode::OK, "alive, just not ready");
     let metrics = gateway.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("gateway_publish_failures_total 2\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("gateway_registrations_accepted_total 0\n"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("gateway_publish_failures_total 2\n"), "{metrics}");
+    assert!(metrics.contains("gateway_registrations_accepted_total 0\n"), "{metrics}");
     gateway.stop().await;
 }
 
@@ -661,22 +420,11 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .keys()
-                .map(move |m| (m.to_uppercase(), path.clone()))
-        })
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), path.clone())))
         .collect();
-    let served: BTreeSet<(String, String)> = gateway
-        .routes
-        .iter()
-        .map(|r| (r.method.clone(), r.path.clone()))
-        .collect();
-    assert_eq!(
-        documented, served,
-        "the OpenAPI document and the router disagree"
-    );
+    let served: BTreeSet<(String, String)> =
+        gateway.routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect();
+    assert_eq!(documented, served, "the OpenAPI document and the router disagree");
     for route in [
         ("POST", "/registrations"),
         ("GET", "/registrations/{request_id}"),
@@ -684,22 +432,13 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
         ("GET", "/readyz"),
         ("GET", "/metrics"),
     ] {
-        assert!(
-            documented.contains(&(route.0.to_owned(), route.1.to_owned())),
-            "{route:?} is documented"
-        );
+        assert!(documented.contains(&(route.0.to_owned(), route.1.to_owned())), "{route:?} is documented");
     }
     let post = &doc["paths"]["/registrations"]["post"]["responses"];
     for code in ["202", "400", "409", "413", "415", "422", "503"] {
-        assert!(
-            post.get(code).is_some(),
-            "POST /registrations documents {code}"
-        );
+        assert!(post.get(code).is_some(), "POST /registrations documents {code}");
     }
-    assert_eq!(
-        post["422"]["content"]["application/problem+json"]["schema"]["$ref"],
-        "#/components/schemas/Problem"
-    );
+    assert_eq!(post["422"]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem");
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["errors"].is_object());
 
     // Every documented route exists and answers (a 404 or 405 would mean it does not).
@@ -707,9 +446,7 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
     for (method, path) in &documented {
         let concrete = path.replace("{request_id}", &issued.to_string());
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = gateway
-            .client
-            .request(method.clone(), gateway.url(&concrete));
+        let mut request = gateway.client.request(method.clone(), gateway.url(&concrete));
         if method == Method::POST {
             request = request.json(&valid_body(&unique_email()));
         }
@@ -717,10 +454,7 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
         assert!(status.is_success(), "{method} {concrete} answered {status}");
     }
     // ... and the probe can tell: an undocumented route is 404.
-    assert_eq!(
-        gateway.get("/registrations/x/y").await.status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(gateway.get("/registrations/x/y").await.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -30,9 +30,7 @@ enum Ended {
 /// client never closes first.
 async fn dribble(port: u16, head: &[u8], dribble: &[u8], every: Duration) -> (Ended, Duration) {
     let started = Instant::now();
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
     let head = head.to_vec();
     let dribble = dribble.to_vec();
@@ -72,10 +70,7 @@ async fn dribble(port: u16, head: &[u8], dribble: &[u8], every: Duration) -> (En
 
 /// A fresh connection (no pooling) asks for `/healthz`; true on a 200.
 async fn healthz_ok(gateway: &InProcessGateway) -> bool {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     matches!(client.get(gateway.url("/healthz")).send().await, Ok(r) if r.status() == 200)
 }
 
@@ -93,25 +88,13 @@ async fn headers_sent_one_byte_at_a_time_are_cut_off_at_the_header_timeout() {
         Duration::from_millis(100),
     )
     .await;
-    assert!(
-        matches!(ended, Ended::Closed(_)),
-        "a dribbling client still connected after {elapsed:?}: {ended:?}"
-    );
-    assert!(
-        elapsed < limit + SLACK,
-        "closed only after {elapsed:?} (limit {limit:?})"
-    );
+    assert!(matches!(ended, Ended::Closed(_)), "a dribbling client still connected after {elapsed:?}: {ended:?}");
+    assert!(elapsed < limit + SLACK, "closed only after {elapsed:?} (limit {limit:?})");
 
     // A client that connects and says nothing is not kept either.
     let (ended, elapsed) = dribble(gateway.port, b"", b"", Duration::from_secs(3600)).await;
-    assert!(
-        matches!(ended, Ended::Closed(_)),
-        "a silent client still connected after {elapsed:?}"
-    );
-    assert!(
-        elapsed < limit + SLACK,
-        "silent client closed only after {elapsed:?}"
-    );
+    assert!(matches!(ended, Ended::Closed(_)), "a silent client still connected after {elapsed:?}");
+    assert!(elapsed < limit + SLACK, "silent client closed only after {elapsed:?}");
 
     // An ordinary client sends its headers at once: unaffected.
     assert!(healthz_ok(&gateway).await, "an ordinary request is served");
@@ -124,37 +107,24 @@ async fn a_body_sent_one_byte_at_a_time_is_answered_408_at_the_body_timeout_and_
     let limit = Duration::from_secs(1);
     let gateway = InProcessGateway::start(env, |s| s.http.body_read_timeout = limit).await;
 
-    let body =
-        br#"{"email": "slow@example.com", "name": "Slow Loris", "password": "a long passphrase"}"#;
+    let body = br#"{"email": "slow@example.com", "name": "Slow Loris", "password": "a long passphrase"}"#;
     let head = format!(
         "POST /registrations HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n",
         body.len()
     );
     // At 10 bytes a second the whole body would take 8 s.
-    let (ended, elapsed) = dribble(
-        gateway.port,
-        head.as_bytes(),
-        body,
-        Duration::from_millis(100),
-    )
-    .await;
+    let (ended, elapsed) = dribble(gateway.port, head.as_bytes(), body, Duration::from_millis(100)).await;
     let Ended::Closed(answer) = ended else {
         panic!("a slow body still being read after {elapsed:?}: {ended:?}");
     };
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408 "), "answered {answer:?}");
     let lower = answer.to_ascii_lowercase();
-    assert!(
-        lower.contains("content-type: application/problem+json"),
-        "{answer}"
-    );
+    assert!(lower.contains("content-type: application/problem+json"), "{answer}");
     assert!(lower.contains("connection: close"), "{answer}");
     assert!(answer.contains("/problems/body-timed-out"), "{answer}");
-    assert!(
-        elapsed < limit + SLACK,
-        "answered only after {elapsed:?} (limit {limit:?})"
-    );
+    assert!(elapsed < limit + SLACK, "answered only after {elapsed:?} (limit {limit:?})");
 
     // A body sent at once is still accepted, and only it reaches the topic.
     let response = reqwest::Client::new()
@@ -165,11 +135,7 @@ async fn a_body_sent_one_byte_at_a_time_is_answered_408_at_the_body_timeout_and_
         .await
         .expect("POST /registrations");
     assert_eq!(response.status(), 202);
-    assert_eq!(
-        gateway.records_on_topic(env),
-        1,
-        "the timed-out request was not published"
-    );
+    assert_eq!(gateway.records_on_topic(env), 1, "the timed-out request was not published");
     gateway.stop(Duration::from_secs(20)).await;
 }
 
@@ -187,24 +153,15 @@ async fn connections_beyond_the_limit_are_closed_and_service_resumes_when_the_ot
     // `max` clients each send half a request and hold their connection.
     let mut held = Vec::new();
     for _ in 0..max {
-        let mut stream = TcpStream::connect(("127.0.0.1", gateway.port))
-            .await
-            .expect("connect");
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n")
-            .await
-            .unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", gateway.port)).await.expect("connect");
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n").await.unwrap();
         held.push(stream);
     }
     // Connections are accepted in order: every later one is beyond the limit.
     for extra in 0..6 {
-        let (ended, elapsed) = dribble(
-            gateway.port,
-            b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n",
-            b"",
-            Duration::from_secs(3600),
-        )
-        .await;
+        let (ended, elapsed) =
+            dribble(gateway.port, b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n", b"", Duration::from_secs(3600))
+                .await;
         match ended {
             Ended::Closed(answer) => assert!(
                 answer.is_empty(),
@@ -216,10 +173,7 @@ async fn connections_beyond_the_limit_are_closed_and_service_resumes_when_the_ot
                 String::from_utf8_lossy(&answer)
             ),
         }
-        assert!(
-            elapsed < SLACK,
-            "connection {extra} beyond the limit closed only after {elapsed:?}"
-        );
+        assert!(elapsed < SLACK, "connection {extra} beyond the limit closed only after {elapsed:?}");
     }
 
     // The held ones were being served all along: they finish their request.
@@ -237,10 +191,7 @@ async fn connections_beyond_the_limit_are_closed_and_service_resumes_when_the_ot
     // Once they are gone, new clients are served again.
     let deadline = Instant::now() + SLACK;
     while !healthz_ok(&gateway).await {
-        assert!(
-            Instant::now() < deadline,
-            "still refused {SLACK:?} after the held connections closed"
-        );
+        assert!(Instant::now() < deadline, "still refused {SLACK:?} after the held connections closed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     gateway.stop(Duration::from_secs(20)).await;
@@ -249,15 +200,9 @@ async fn connections_beyond_the_limit_are_closed_and_service_resumes_when_the_ot
 #[tokio::test]
 async fn shutdown_is_not_held_up_by_a_client_that_never_finishes_its_headers() {
     let env = test_env().await;
-    let gateway =
-        InProcessGateway::start(env, |s| s.http.header_read_timeout = Duration::from_secs(2)).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", gateway.port))
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n")
-        .await
-        .unwrap();
+    let gateway = InProcessGateway::start(env, |s| s.http.header_read_timeout = Duration::from_secs(2)).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", gateway.port)).await.expect("connect");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     gateway.stop(Duration::from_secs(2) + SLACK).await;
     drop(stream);

@@ -25,7 +25,9 @@ async fn a_flood_of_permanent_failures_parks_at_most_the_limit_then_halts() {
     let payloads: Vec<String> = (0..FLOOD).map(|i| format!("{{\"n\": {i}}}")).collect();
     let headers: [(&str, &[u8]); 2] = [(header::RETRY_COUNT, b"0"), (header::ERROR_KIND, b"permanent")];
     futures::future::join_all(
-        payloads.iter().map(|p| integration_tests::kafka::produce_with(&producer, &dlq, Some(b"k"), Some(p.as_bytes()), &headers)),
+        payloads
+            .iter()
+            .map(|p| integration_tests::kafka::produce_with(&producer, &dlq, Some(b"k"), Some(p.as_bytes()), &headers)),
     )
     .await;
 

@@ -120,7 +120,11 @@ async fn a_poison_message_goes_to_the_dlq_as_permanent_and_the_next_one_is_store
     assert_eq!(d.header_str("traceparent"), Some("00-1"), "foreign headers are preserved");
     assert_eq!(d.header_str(header::ERROR_KIND), Some("permanent"));
     assert_eq!(d.header_str(header::ORIGINAL_TOPIC), Some(topic.as_str()));
-    assert!(d.header_str(header::ERROR_MESSAGE).unwrap().contains("not JSON"), "{:?}", d.header_str(header::ERROR_MESSAGE));
+    assert!(
+        d.header_str(header::ERROR_MESSAGE).unwrap().contains("not JSON"),
+        "{:?}",
+        d.header_str(header::ERROR_MESSAGE)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +141,10 @@ async fn under_the_dead_letter_outage_policy_a_down_database_sends_messages_to_t
     let service = InProcessService::start(settings).await;
     // Let the service migrate and join the group, then take the database away.
     wait::until(Duration::from_secs(30), "partitions are assigned", || async {
-        reqwest::get(format!("http://127.0.0.1:{}/readyz", service.http_port)).await.map(|r| r.status().is_success()).unwrap_or(false)
+        reqwest::get(format!("http://127.0.0.1:{}/readyz", service.http_port))
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
     })
     .await;
     proxy.cut();

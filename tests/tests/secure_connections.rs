@@ -119,7 +119,13 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
             async move { client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }
         })
         .await;
-        assert!(ready, "{url} never became ready over the secured connections; logs:\n{}\n{}\n{}", gateway.log(), registration.log(), dlq_worker.log());
+        assert!(
+            ready,
+            "{url} never became ready over the secured connections; logs:\n{}\n{}\n{}",
+            gateway.log(),
+            registration.log(),
+            dlq_worker.log()
+        );
     }
 
     let email = format!("secure-{}@example.com", Uuid::new_v4().simple());
@@ -148,7 +154,11 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
 
     // The row is there, read back over TLS.
     let mut db = MySqlConnectOptions::from_str(&database_url).expect("url").connect().await.expect("connect");
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = ?").bind(&email).fetch_one(&mut db).await.expect("count");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = ?")
+        .bind(&email)
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
     assert_eq!(rows, 1);
 
     // Secrets stay out of the logs.

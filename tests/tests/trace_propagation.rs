@@ -39,9 +39,16 @@ type Spans = Arc<Mutex<Vec<ReceivedSpan>>>;
 
 /// A minimal OTLP/HTTP trace receiver: protobuf `ExportTraceServiceRequest` on `/v1/traces`.
 async fn start_receiver() -> (String, Spans) {
-    async fn receive(State(spans): State<Spans>, body: Bytes) -> (axum::http::StatusCode, [(&'static str, &'static str); 1], Vec<u8>) {
+    async fn receive(
+        State(spans): State<Spans>,
+        body: Bytes,
+    ) -> (axum::http::StatusCode, [(&'static str, &'static str); 1], Vec<u8>) {
         let Ok(request) = ExportTraceServiceRequest::decode(body) else {
-            return (axum::http::StatusCode::BAD_REQUEST, [("content-type", "text/plain")], b"not OTLP protobuf".to_vec());
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                [("content-type", "text/plain")],
+                b"not OTLP protobuf".to_vec(),
+            );
         };
         let mut received = spans.lock().unwrap();
         for resource_spans in request.resource_spans {
@@ -101,7 +108,10 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
     // The first attempt to store this address fails (SQLSTATE 45000 → transient, dead-lettered)
     // as long as the gate row exists; the test opens the gate once the dead letter is written.
     let email = format!("traced-{}@example.com", Uuid::new_v4().simple());
-    sqlx::query("CREATE TABLE trace_test_gate (email VARCHAR(254) PRIMARY KEY)").execute(&db.pool).await.expect("gate table");
+    sqlx::query("CREATE TABLE trace_test_gate (email VARCHAR(254) PRIMARY KEY)")
+        .execute(&db.pool)
+        .await
+        .expect("gate table");
     sqlx::query("INSERT INTO trace_test_gate VALUES (?)").bind(&email).execute(&db.pool).await.expect("close the gate");
     sqlx::raw_sql(
         "CREATE TRIGGER trace_test_fail_while_gated BEFORE INSERT ON users FOR EACH ROW \
@@ -171,7 +181,13 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
             async move { client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }
         })
         .await;
-        assert!(ready, "{url} never became ready; logs:\n{}\n{}\n{}", gateway.log(), registration.log(), dlq_worker.log());
+        assert!(
+            ready,
+            "{url} never became ready; logs:\n{}\n{}\n{}",
+            gateway.log(),
+            registration.log(),
+            dlq_worker.log()
+        );
     }
 
     // The caller's trace: the gateway must continue it, not start its own.
@@ -185,7 +201,8 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
         .await
         .expect("POST /registrations");
     assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap_or_default());
-    let request_id = answer.json::<serde_json::Value>().await.expect("json")["request_id"].as_str().expect("id").to_owned();
+    let request_id =
+        answer.json::<serde_json::Value>().await.expect("json")["request_id"].as_str().expect("id").to_owned();
 
     // The dead letter carries the same trace in its headers.
     let dead_letters = env.read_topic(&dead_letter_topic(&topic), 1, Duration::from_secs(60)).await;
@@ -232,7 +249,9 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
             expected.iter().all(|(service, name)| trace.iter().any(|s| s.service == *service && s.name == *name))
                 && stores.iter().any(|s| s.status == 2)
                 && stores.iter().any(|s| s.status != 2)
-                && of_trace(&spans, &poison_trace).iter().any(|s| s.service == "dlq-worker" && s.name == "parking lot park")
+                && of_trace(&spans, &poison_trace)
+                    .iter()
+                    .any(|s| s.service == "dlq-worker" && s.name == "parking lot park")
         }
     })
     .await;
@@ -262,7 +281,8 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
     // (headers passed through unchanged would also keep the trace id): only the gateway's
     // server span hangs off the caller's span.
     let parent_of = |span: &ReceivedSpan| trace.iter().find(|p| p.span_id == span.parent_span_id);
-    let from_caller: Vec<_> = trace.iter().filter(|s| s.parent_span_id == caller_span).map(|s| s.name.as_str()).collect();
+    let from_caller: Vec<_> =
+        trace.iter().filter(|s| s.parent_span_id == caller_span).map(|s| s.name.as_str()).collect();
     assert_eq!(from_caller, ["POST /registrations"], "only the gateway continues the caller's span");
     let publish = format!("{topic} publish");
     let dead_letter_publish = format!("{} publish", dead_letter_topic(&topic));

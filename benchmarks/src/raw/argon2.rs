@@ -31,9 +31,7 @@ pub fn gateway_params() -> Params {
 
 fn hash_once(hasher: &Argon2<'_>, password: &[u8]) {
     let salt = SaltString::generate(&mut OsRng);
-    let hash = hasher
-        .hash_password(password, &salt)
-        .expect("hashing succeeds");
+    let hash = hasher.hash_password(password, &salt).expect("hashing succeeds");
     std::hint::black_box(hash);
 }
 
@@ -75,15 +73,8 @@ pub fn measure(threads: usize, duration: Duration, single_samples: usize) -> Has
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("hashing thread"))
-            .collect()
+        workers.into_iter().map(|w| w.join().expect("hashing thread")).collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
-    HashLimits {
-        hashes_per_sec: counts.iter().sum::<u64>() as f64 / elapsed,
-        threads: threads.max(1),
-        one_hash,
-    }
+    HashLimits { hashes_per_sec: counts.iter().sum::<u64>() as f64 / elapsed, threads: threads.max(1), one_hash }
 }

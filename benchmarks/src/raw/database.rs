@@ -20,9 +20,8 @@ pub struct UpsertLimits {
 }
 
 async fn upsert(pool: &MySqlPool, events: &[RegistrationRequested]) -> anyhow::Result<()> {
-    let mut insert: QueryBuilder<'_, MySql> = QueryBuilder::new(
-        "INSERT INTO users (request_id, email, name, password_hash, requested_at) ",
-    );
+    let mut insert: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("INSERT INTO users (request_id, email, name, password_hash, requested_at) ");
     insert.push_values(events, |mut row, e| {
         row.push_bind(e.request_id.as_bytes().to_vec())
             .push_bind(&e.email)
@@ -47,9 +46,7 @@ pub async fn measure(
 ) -> anyhow::Result<UpsertLimits> {
     sqlx::migrate!("../migrations").run(&db.pool).await?;
     // Events are made before the clock starts: only the database is timed.
-    let fresh = |n: usize| -> Vec<RegistrationRequested> {
-        (0..n).map(|_| events::registration(run_id)).collect()
-    };
+    let fresh = |n: usize| -> Vec<RegistrationRequested> { (0..n).map(|_| events::registration(run_id)).collect() };
     // Warm-up: connection, statement cache, buffer pool pages of the new table.
     upsert(&db.pool, &fresh(batch_size)).await?;
 
@@ -70,10 +67,5 @@ pub async fn measure(
     }
     let single_rows_per_sec = times.len() as f64 / started.elapsed().as_secs_f64();
     times.sort();
-    Ok(UpsertLimits {
-        batch_size,
-        batched_rows_per_sec,
-        single_rows_per_sec,
-        one_commit: times[times.len() / 2],
-    })
+    Ok(UpsertLimits { batch_size, batched_rows_per_sec, single_rows_per_sec, one_commit: times[times.len() / 2] })
 }

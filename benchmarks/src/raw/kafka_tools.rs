@@ -32,33 +32,16 @@ pub struct EndToEnd {
 }
 
 impl KafkaTools {
-    async fn run(
-        &self,
-        main_class: &str,
-        args: &[String],
-        timeout: Duration,
-    ) -> anyhow::Result<String> {
+    async fn run(&self, main_class: &str, args: &[String], timeout: Duration) -> anyhow::Result<String> {
         let mut command = Command::new(&self.script);
-        command
-            .arg("kafka-tool")
-            .arg(main_class)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        command.arg("kafka-tool").arg(main_class).args(args).stdin(Stdio::null()).kill_on_drop(true);
         let output = tokio::time::timeout(timeout, command.output())
             .await
             .map_err(|_| anyhow::anyhow!("{main_class} did not finish within {timeout:?}"))?
-            .with_context(|| {
-                format!("running {} kafka-tool {main_class}", self.script.display())
-            })?;
+            .with_context(|| format!("running {} kafka-tool {main_class}", self.script.display()))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
-            bail!(
-                "{main_class} failed ({}): {}{}",
-                output.status,
-                stdout,
-                String::from_utf8_lossy(&output.stderr)
-            );
+            bail!("{main_class} failed ({}): {}{}", output.status, stdout, String::from_utf8_lossy(&output.stderr));
         }
         Ok(stdout)
     }
@@ -87,13 +70,7 @@ impl KafkaTools {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let out = self
-            .run(
-                "org.apache.kafka.tools.ProducerPerformance",
-                &args,
-                Duration::from_secs(180),
-            )
-            .await?;
+        let out = self.run("org.apache.kafka.tools.ProducerPerformance", &args, Duration::from_secs(180)).await?;
         parse_producer_performance(&out)
             .with_context(|| format!("no summary line in ProducerPerformance output:\n{out}"))
     }
@@ -112,43 +89,22 @@ impl KafkaTools {
             "all".to_owned(),
             record_size.to_string(),
         ];
-        let out = self
-            .run(
-                "org.apache.kafka.tools.EndToEndLatency",
-                &args,
-                Duration::from_secs(180),
-            )
-            .await?;
-        parse_end_to_end(&out)
-            .with_context(|| format!("no latency summary in EndToEndLatency output:\n{out}"))
+        let out = self.run("org.apache.kafka.tools.EndToEndLatency", &args, Duration::from_secs(180)).await?;
+        parse_end_to_end(&out).with_context(|| format!("no latency summary in EndToEndLatency output:\n{out}"))
     }
 }
 
 /// `50000 records sent, 11778.6 records/sec (4.49 MB/sec), 340.81 ms avg latency, 738.00 ms max
 /// latency, 382 ms 50th, 519 ms 95th, 533 ms 99th, 549 ms 99.9th.` (the last such line).
 fn parse_producer_performance(output: &str) -> Option<ProducerPerf> {
-    let line = output
-        .lines()
-        .rev()
-        .find(|l| l.contains("records/sec") && l.contains("99th"))?;
+    let line = output.lines().rev().find(|l| l.contains("records/sec") && l.contains("99th"))?;
     let number_before = |suffix: &str| -> Option<f64> {
-        line.split(',')
-            .find(|part| part.trim().ends_with(suffix))
-            .and_then(|part| {
-                let part = part.trim();
-                part.split_whitespace()
-                    .rev()
-                    .nth(suffix.split_whitespace().count())
-                    .and_then(|n| n.parse().ok())
-            })
+        line.split(',').find(|part| part.trim().ends_with(suffix)).and_then(|part| {
+            let part = part.trim();
+            part.split_whitespace().rev().nth(suffix.split_whitespace().count()).and_then(|n| n.parse().ok())
+        })
     };
-    let records_per_sec = line
-        .split(',')
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let records_per_sec = line.split(',').nth(1)?.split_whitespace().next()?.parse().ok()?;
     Some(ProducerPerf {
         records_per_sec,
         avg_latency_ms: number_before("ms avg latency")?,
@@ -163,20 +119,14 @@ fn parse_end_to_end(output: &str) -> Option<EndToEnd> {
         .find_map(|l| l.trim().strip_prefix("Avg latency:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())?;
-    let percentiles = output
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Percentiles:"))?;
+    let percentiles = output.lines().find_map(|l| l.trim().strip_prefix("Percentiles:"))?;
     let percentile = |name: &str| -> Option<f64> {
         percentiles.split(',').find_map(|p| {
             let (k, v) = p.split_once('=')?;
             (k.trim() == name).then(|| v.trim().parse().ok()).flatten()
         })
     };
-    Some(EndToEnd {
-        avg_ms,
-        p50_ms: percentile("50th")?,
-        p99_ms: percentile("99th")?,
-    })
+    Some(EndToEnd { avg_ms, p50_ms: percentile("50th")?, p99_ms: percentile("99th")? })
 }
 
 #[cfg(test)]
@@ -189,27 +139,13 @@ mod tests {
                    20000 records sent, 11778.6 records/sec (4.49 MB/sec), 340.81 ms avg latency, 738.00 ms max latency, \
                    382 ms 50th, 519 ms 95th, 533 ms 99th, 549 ms 99.9th.\n";
         let p = parse_producer_performance(out).unwrap();
-        assert_eq!(
-            p,
-            ProducerPerf {
-                records_per_sec: 11778.6,
-                avg_latency_ms: 340.81,
-                p99_ms: 533.0
-            }
-        );
+        assert_eq!(p, ProducerPerf { records_per_sec: 11778.6, avg_latency_ms: 340.81, p99_ms: 533.0 });
     }
 
     #[test]
     fn parses_end_to_end_latency() {
         let out = "0\t131.589848\nAvg latency: 6.6520 ms\nPercentiles: 50th = 4, 99th = 24, 99.9th = 131\n";
-        assert_eq!(
-            parse_end_to_end(out),
-            Some(EndToEnd {
-                avg_ms: 6.652,
-                p50_ms: 4.0,
-                p99_ms: 24.0
-            })
-        );
+        assert_eq!(parse_end_to_end(out), Some(EndToEnd { avg_ms: 6.652, p50_ms: 4.0, p99_ms: 24.0 }));
         assert_eq!(parse_end_to_end("garbage"), None);
     }
 }

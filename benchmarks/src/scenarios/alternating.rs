@@ -52,22 +52,8 @@ pub async fn run(ctx: &Context<'_>, rounds: usize) -> anyhow::Result<DrainRatio>
     let mut measured = Vec::with_capacity(rounds);
     for i in 0..rounds {
         let db = ctx.env.fresh_database(&format!("raw_alt_{i}")).await?;
-        let raw = raw::database::measure(
-            &db,
-            &ctx.env.run_id,
-            batch_size,
-            ctx.plan.raw_batched_rows,
-            1,
-        )
-        .await?;
-        let ours = drain::run(
-            ctx,
-            &format!("drain-alt-{i}"),
-            ctx.plan.drain_messages,
-            None,
-            false,
-        )
-        .await?;
+        let raw = raw::database::measure(&db, &ctx.env.run_id, batch_size, ctx.plan.raw_batched_rows, 1).await?;
+        let ours = drain::run(ctx, &format!("drain-alt-{i}"), ctx.plan.drain_messages, None, false).await?;
         eprintln!(
             "[bench]   round {}: raw {:.0} rows/s, drain {:.0} rows/s, ratio {:.2}",
             i + 1,
@@ -87,9 +73,7 @@ mod tests {
     #[test]
     fn the_median_ratio_is_of_adjacent_pairs_not_of_medians() {
         // The raw limit doubles half-way: each pair still says 0.5.
-        let r = DrainRatio {
-            rounds: vec![(10.0, 20.0), (20.0, 40.0), (11.0, 22.0)],
-        };
+        let r = DrainRatio { rounds: vec![(10.0, 20.0), (20.0, 40.0), (11.0, 22.0)] };
         assert_eq!(r.median_ratio(), 0.5);
         assert_eq!(r.ratios(), vec![0.5, 0.5, 0.5]);
         assert_eq!(r.median_ours(), 11.0);

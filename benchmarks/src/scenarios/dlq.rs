@@ -48,21 +48,10 @@ pub struct DlqPunctuality {
 const PROBE_HEADER: &str = "x-bench-probe";
 
 /// A dead-lettered registration, as the registration-service writes it.
-fn dead_letter(
-    run_id: &str,
-    origin: &str,
-    dlq: &str,
-    not_before_ms: i64,
-    probe: Option<&str>,
-) -> OutboundRecord {
+fn dead_letter(run_id: &str, origin: &str, dlq: &str, not_before_ms: i64, probe: Option<&str>) -> OutboundRecord {
     let mut record = events::record(dlq, &events::registration(run_id));
     let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut add = |k: &str, v: String| {
-        record.headers.push(Header {
-            key: k.to_owned(),
-            value: Some(v.into_bytes()),
-        })
-    };
+    let mut add = |k: &str, v: String| record.headers.push(Header { key: k.to_owned(), value: Some(v.into_bytes()) });
     add(header::RETRY_COUNT, "0".into());
     add(header::ORIGINAL_TOPIC, origin.into());
     add(header::ORIGINAL_PARTITION, "0".into());
@@ -70,10 +59,7 @@ fn dead_letter(
     add(header::FIRST_FAILURE_AT, at.clone());
     add(header::LAST_FAILURE_AT, at);
     add(header::ERROR_KIND, "transient".into());
-    add(
-        header::ERROR_MESSAGE,
-        "benchmark: database unreachable".into(),
-    );
+    add(header::ERROR_MESSAGE, "benchmark: database unreachable".into());
     add(header::NOT_BEFORE, not_before_ms.to_string());
     if let Some(id) = probe {
         add(PROBE_HEADER, id.to_owned());
@@ -94,14 +80,9 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<DlqPunctuality> {
     let mut service = Service::spawn(ctx.binaries, "dlq-worker", "DLQ_WORKER_ADDR", &env)?;
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
     let svc = &service;
-    poll_until(
-        "the worker has its partitions",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        || async {
-            Ok((svc.scrape().await?.require("dlq_assigned_partitions")? >= 3.0).then_some(()))
-        },
-    )
+    poll_until("the worker has its partitions", Duration::from_secs(30), Duration::from_millis(100), || async {
+        Ok((svc.scrape().await?.require("dlq_assigned_partitions")? >= 3.0).then_some(()))
+    })
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = service.rss_mib()?;
@@ -111,18 +92,11 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<DlqPunctuality> {
     let producer = events::producer(&ctx.env.kafka_bootstrap)?;
     let later = Utc::now().timestamp_millis() + 3_600_000;
     let waiting = ctx.plan.dlq_waiting;
-    let fillers = (0..waiting)
-        .map(|_| dead_letter(&ctx.env.run_id, &origin, &dlq, later, None))
-        .collect();
+    let fillers = (0..waiting).map(|_| dead_letter(&ctx.env.run_id, &origin, &dlq, later, None)).collect();
     events::produce_all(&producer, fillers).await?;
-    poll_until(
-        "every waiting message is scheduled",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || async {
-            Ok((svc.scrape().await?.require("dlq_scheduled")? >= waiting as f64).then_some(()))
-        },
-    )
+    poll_until("every waiting message is scheduled", Duration::from_secs(60), Duration::from_millis(100), || async {
+        Ok((svc.scrape().await?.require("dlq_scheduled")? >= waiting as f64).then_some(()))
+    })
     .await?;
 
     let reader: StreamConsumer = ctx
@@ -141,26 +115,14 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<DlqPunctuality> {
         for i in 0..ctx.plan.dlq_probes_per_delay {
             let id = format!("{}-{i}", delay.as_millis());
             let at = Utc::now().timestamp_millis();
-            let record = dead_letter(
-                &ctx.env.run_id,
-                &origin,
-                &dlq,
-                at + delay.as_millis() as i64,
-                Some(&id),
-            );
+            let record = dead_letter(&ctx.env.run_id, &origin, &dlq, at + delay.as_millis() as i64, Some(&id));
             written.insert(id, (at, *delay));
             sends.push(record);
         }
     }
     events::produce_all(&producer, sends).await?;
 
-    let longest = ctx
-        .plan
-        .dlq_delays
-        .iter()
-        .max()
-        .copied()
-        .unwrap_or_default();
+    let longest = ctx.plan.dlq_delays.iter().max().copied().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(30);
     let mut probes = Vec::new();
     while probes.len() < written.len() {
@@ -199,13 +161,5 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<DlqPunctuality> {
     let peak_rss_mib = rss.peak_mib();
     service.ensure_running()?;
     service.stop().await;
-    Ok(DlqPunctuality {
-        waiting,
-        probes,
-        probe_problem,
-        ready_after,
-        idle_rss_mib,
-        peak_rss_mib,
-        paused_partitions,
-    })
+    Ok(DlqPunctuality { waiting, probes, probe_problem, ready_after, idle_rss_mib, peak_rss_mib, paused_partitions })
 }

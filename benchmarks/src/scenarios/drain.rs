@@ -35,11 +35,7 @@ pub async fn run(
     ctx.env.adopt_topic(format!("{topic}-dlq"));
     let db = ctx.env.fresh_database(&name.replace('-', "_")).await?;
     let producer = events::producer(&ctx.env.kafka_bootstrap)?;
-    let prefill = events::produce_all(
-        &producer,
-        events::registrations(&ctx.env.run_id, &topic, messages),
-    )
-    .await?;
+    let prefill = events::produce_all(&producer, events::registrations(&ctx.env.run_id, &topic, messages)).await?;
 
     // The outage scenario reaches the database through the TCP proxy; its baseline does too,
     // so that the comparison measures the outage and not the proxy.
@@ -47,19 +43,12 @@ pub async fn run(
         true => Some(TcpProxy::start(database_socket_addr(&db.url)).await),
         false => None,
     };
-    let url = proxy
-        .as_ref()
-        .map_or(db.url.clone(), |p| p.rewrite_url(&db.url));
+    let url = proxy.as_ref().map_or(db.url.clone(), |p| p.rewrite_url(&db.url));
     let mut env = registration_service_env(ctx, &topic, &format!("{topic}-group"), &url);
     if let Some(size) = batch_size {
         env.push(("BATCH_SIZE", size.to_string()));
     }
-    let mut service = Service::spawn(
-        ctx.binaries,
-        "registration-service",
-        "REGISTRATION_SERVICE_ADDR",
-        &env,
-    )?;
+    let mut service = Service::spawn(ctx.binaries, "registration-service", "REGISTRATION_SERVICE_ADDR", &env)?;
     let rss = service.sample_rss();
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
 
@@ -71,21 +60,13 @@ pub async fn run(
     }
     // The lag gauge is refreshed periodically; give it a moment to see the final commit.
     let svc = &service;
-    let lag = poll_until(
-        "the consumer lag reaches 0",
-        Duration::from_secs(10),
-        Duration::from_millis(200),
-        || async {
-            let lag = svc.scrape().await?.get("registration_service_consumer_lag");
-            Ok(lag.filter(|l| *l == 0.0))
-        },
-    )
+    let lag = poll_until("the consumer lag reaches 0", Duration::from_secs(10), Duration::from_millis(200), || async {
+        let lag = svc.scrape().await?.get("registration_service_consumer_lag");
+        Ok(lag.filter(|l| *l == 0.0))
+    })
     .await
     .ok()
-    .or(service
-        .scrape()
-        .await?
-        .get("registration_service_consumer_lag"));
+    .or(service.scrape().await?.get("registration_service_consumer_lag"));
     let peak_rss_mib = rss.peak_mib();
     service.ensure_running()?;
     service.stop().await;
@@ -126,11 +107,7 @@ pub async fn measure_drain(service: &Service, target: f64) -> anyhow::Result<Dra
             if elapsed <= 0.0 {
                 anyhow::bail!("the drain finished between two samples; use more messages");
             }
-            return Ok(DrainTiming {
-                rate: (n - at_start) / elapsed,
-                first_progress: start,
-                drained: now,
-            });
+            return Ok(DrainTiming { rate: (n - at_start) / elapsed, first_progress: start, drained: now });
         }
         if now > deadline {
             anyhow::bail!("only {n} of {target} messages settled after {timeout:?}");

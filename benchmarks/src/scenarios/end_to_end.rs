@@ -49,28 +49,15 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }
 
-pub async fn run(
-    ctx: &Context<'_>,
-    gw: &mut GatewayUnderTest,
-    max_rate: f64,
-) -> anyhow::Result<EndToEnd> {
+pub async fn run(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f64) -> anyhow::Result<EndToEnd> {
     let group = format!("{}-e2e", gw.topic);
     let env = registration_service_env(ctx, &gw.topic, &group, &gw.db.url);
-    let mut service = Service::spawn(
-        ctx.binaries,
-        "registration-service",
-        "REGISTRATION_SERVICE_ADDR",
-        &env,
-    )?;
+    let mut service = Service::spawn(ctx.binaries, "registration-service", "REGISTRATION_SERVICE_ADDR", &env)?;
     service.wait_ready(READY_TIMEOUT).await?;
     ctx.env.adopt_topic(format!("{}-dlq", gw.topic));
 
     // First drain what the gateway's own measurements left on the topic.
-    let accepted_so_far = gw
-        .service
-        .scrape()
-        .await?
-        .require("gateway_registrations_accepted_total")? as i64;
+    let accepted_so_far = gw.service.scrape().await?.require("gateway_registrations_accepted_total")? as i64;
     let db = &gw.db;
     poll_until(
         "the registration-service caught up with the earlier sign-ups",
@@ -87,23 +74,16 @@ pub async fn run(
     let rate = max_rate / 2.0;
     let result = load::open_loop(&gw.signups, rate, ctx.plan.end_to_end_load).await;
     let expected: Vec<Uuid> = result.accepted.iter().map(|a| a.request_id).collect();
-    let all_seen = poll_until(
-        "every accepted sign-up has its row",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || {
+    let all_seen =
+        poll_until("every accepted sign-up has its row", Duration::from_secs(60), Duration::from_millis(100), || {
             let seen = seen.clone();
             let expected = &expected;
             async move {
                 let seen = seen.lock().expect("seen lock");
-                Ok(expected
-                    .iter()
-                    .all(|id| seen.contains_key(id))
-                    .then_some(()))
+                Ok(expected.iter().all(|id| seen.contains_key(id)).then_some(()))
             }
-        },
-    )
-    .await;
+        })
+        .await;
     stop.cancel();
     poller.await.context("row poller")??;
     service.ensure_running()?;
@@ -127,20 +107,14 @@ pub async fn run(
                 *created_at
             }
         };
-        let micros = |from: DateTime<Utc>, to: DateTime<Utc>| {
-            (to - from).num_microseconds().unwrap_or(0).max(1) as u64
-        };
+        let micros = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_microseconds().unwrap_or(0).max(1) as u64;
         polled_us.saturating_record(micros(a.intended_at, first_seen));
         created_us.saturating_record(micros(a.intended_at, *created_at));
         after_202_us.saturating_record(micros(a.answered_at, *created_at));
     }
     if created.len() < expected.len() {
         all_seen.with_context(|| {
-            format!(
-                "{} of {} accepted sign-ups have no row",
-                expected.len() - created.len(),
-                expected.len()
-            )
+            format!("{} of {} accepted sign-ups have no row", expected.len() - created.len(), expected.len())
         })?;
     }
     Ok(EndToEnd {
@@ -162,11 +136,10 @@ async fn poll_rows(
 ) -> anyhow::Result<()> {
     while !stop.is_cancelled() {
         let since = (Utc::now() - RECENT).naive_utc();
-        let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT request_id FROM users WHERE created_at >= ?")
-                .bind(since)
-                .fetch_all(&pool)
-                .await?;
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT request_id FROM users WHERE created_at >= ?")
+            .bind(since)
+            .fetch_all(&pool)
+            .await?;
         let now = Utc::now();
         {
             let mut seen = seen.lock().expect("seen lock");
@@ -181,15 +154,11 @@ async fn poll_rows(
     Ok(())
 }
 
-async fn created_times(
-    pool: &sqlx::MySqlPool,
-    ids: &[Uuid],
-) -> anyhow::Result<HashMap<Uuid, DateTime<Utc>>> {
+async fn created_times(pool: &sqlx::MySqlPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, DateTime<Utc>>> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
-        let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
-            "SELECT request_id, created_at FROM users WHERE request_id IN (",
-        );
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::MySql>::new("SELECT request_id, created_at FROM users WHERE request_id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(id.as_bytes().to_vec());

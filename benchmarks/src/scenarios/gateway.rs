@@ -40,9 +40,7 @@ pub struct HalfLoad {
 /// Clients of the saturation test: enough to keep every hashing slot busy with requests
 /// queued behind them, well under the gateway's queue limit (64 per slot).
 pub fn saturating_clients() -> usize {
-    4 * std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
+    4 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
@@ -56,18 +54,9 @@ pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
         ("REQUEST_ID_SECRET", secret),
         // Stated explicitly so that the raw hash rate and the gateway use the same cost
         // whatever the caller's environment says.
-        (
-            "ARGON2_MEMORY_KIB",
-            HashingSettings::OWASP_MEMORY_KIB.to_string(),
-        ),
-        (
-            "ARGON2_ITERATIONS",
-            HashingSettings::OWASP_ITERATIONS.to_string(),
-        ),
-        (
-            "ARGON2_PARALLELISM",
-            HashingSettings::OWASP_PARALLELISM.to_string(),
-        ),
+        ("ARGON2_MEMORY_KIB", HashingSettings::OWASP_MEMORY_KIB.to_string()),
+        ("ARGON2_ITERATIONS", HashingSettings::OWASP_ITERATIONS.to_string()),
+        ("ARGON2_PARALLELISM", HashingSettings::OWASP_PARALLELISM.to_string()),
     ];
     let mut service = Service::spawn(ctx.binaries, "gateway", "GATEWAY_ADDR", &env)?;
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
@@ -75,14 +64,7 @@ pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = service.rss_mib()?;
     let signups = SignUps::new(&service.base_url, &ctx.env.run_id)?;
-    Ok(GatewayUnderTest {
-        service,
-        topic,
-        db,
-        ready_after,
-        idle_rss_mib,
-        signups,
-    })
+    Ok(GatewayUnderTest { service, topic, db, ready_after, idle_rss_mib, signups })
 }
 
 const ACCEPTED: &str = "gateway_registrations_accepted_total";
@@ -94,57 +76,30 @@ pub async fn max_rate(ctx: &Context<'_>, gw: &mut GatewayUnderTest) -> anyhow::R
     let rss = gw.service.sample_rss();
     let signups = gw.signups.clone();
     let total = warmup + window + Duration::from_millis(500);
-    let load =
-        tokio::spawn(async move { load::saturate(&signups, saturating_clients(), total).await });
+    let load = tokio::spawn(async move { load::saturate(&signups, saturating_clients(), total).await });
     tokio::time::sleep(warmup).await;
-    let (a1, t1) = (
-        gw.service.scrape().await?.require(ACCEPTED)?,
-        Instant::now(),
-    );
+    let (a1, t1) = (gw.service.scrape().await?.require(ACCEPTED)?, Instant::now());
     tokio::time::sleep(window).await;
-    let (a2, t2) = (
-        gw.service.scrape().await?.require(ACCEPTED)?,
-        Instant::now(),
-    );
+    let (a2, t2) = (gw.service.scrape().await?.require(ACCEPTED)?, Instant::now());
     let load = load.await?;
     gw.service.ensure_running()?;
     let accepted_per_sec = (a2 - a1) / (t2 - t1).as_secs_f64();
     if accepted_per_sec <= 0.0 {
-        anyhow::bail!(
-            "the gateway accepted nothing under load (answers other than 202: {:?})",
-            load.other
-        );
+        anyhow::bail!("the gateway accepted nothing under load (answers other than 202: {:?})", load.other);
     }
-    Ok(MaxRate {
-        accepted_per_sec,
-        load,
-        peak_rss_mib: rss.peak_mib(),
-    })
+    Ok(MaxRate { accepted_per_sec, load, peak_rss_mib: rss.peak_mib() })
 }
 
 /// Open-loop load at half the maximum rate.
-pub async fn half_load(
-    ctx: &Context<'_>,
-    gw: &mut GatewayUnderTest,
-    max_rate: f64,
-) -> anyhow::Result<HalfLoad> {
+pub async fn half_load(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f64) -> anyhow::Result<HalfLoad> {
     let rate = max_rate / 2.0;
     let samples = ctx.plan.single_hashes;
-    let one_hash =
-        tokio::task::spawn_blocking(move || crate::raw::argon2::one_hash(samples)).await?;
+    let one_hash = tokio::task::spawn_blocking(move || crate::raw::argon2::one_hash(samples)).await?;
     let rss = gw.service.sample_rss();
     let load = load::open_loop(&gw.signups, rate, ctx.plan.gateway_half_load).await;
     gw.service.ensure_running()?;
     if load.accepted.is_empty() {
-        anyhow::bail!(
-            "no request was accepted at {rate:.1}/s (answers: {:?})",
-            load.other
-        );
+        anyhow::bail!("no request was accepted at {rate:.1}/s (answers: {:?})", load.other);
     }
-    Ok(HalfLoad {
-        rate,
-        one_hash,
-        load,
-        peak_rss_mib: rss.peak_mib(),
-    })
+    Ok(HalfLoad { rate, one_hash, load, peak_rss_mib: rss.peak_mib() })
 }

@@ -46,12 +46,7 @@ pub fn registration_service_env(
 }
 
 /// Polls `probe` every `every` until it returns `Some`, or fails with `what` after `timeout`.
-pub async fn poll_until<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    every: Duration,
-    mut probe: F,
-) -> anyhow::Result<T>
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, every: Duration, mut probe: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,

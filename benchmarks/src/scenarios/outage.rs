@@ -37,18 +37,8 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<Outage> {
     ctx.env.adopt_topic(format!("{topic}-dlq"));
     let db = ctx.env.fresh_database("outage").await?;
     let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
-    let env = registration_service_env(
-        ctx,
-        &topic,
-        &format!("{topic}-group"),
-        &proxy.rewrite_url(&db.url),
-    );
-    let mut service = Service::spawn(
-        ctx.binaries,
-        "registration-service",
-        "REGISTRATION_SERVICE_ADDR",
-        &env,
-    )?;
+    let env = registration_service_env(ctx, &topic, &format!("{topic}-group"), &proxy.rewrite_url(&db.url));
+    let mut service = Service::spawn(ctx.binaries, "registration-service", "REGISTRATION_SERVICE_ADDR", &env)?;
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = service.rss_mib()?;

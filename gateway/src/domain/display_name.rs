@@ -58,14 +58,8 @@ mod tests {
 
     #[test]
     fn trims_and_accepts_up_to_100_characters() {
-        assert_eq!(
-            DisplayName::parse("  Ada Lovelace ").unwrap().as_str(),
-            "Ada Lovelace"
-        );
-        assert!(
-            DisplayName::parse(&"é".repeat(100)).is_ok(),
-            "limit counts characters, not bytes"
-        );
+        assert_eq!(DisplayName::parse("  Ada Lovelace ").unwrap().as_str(), "Ada Lovelace");
+        assert!(DisplayName::parse(&"é".repeat(100)).is_ok(), "limit counts characters, not bytes");
         assert!(DisplayName::parse("李小龍").is_ok());
     }
 
@@ -81,9 +75,7 @@ mod tests {
                 "pattern and parse disagree on {input:?}"
             );
         };
-        let interesting = (0..=0x3100u32)
-            .chain([0xFEFF, 0xFFFD, 0x1F600, 0x10FFFF])
-            .filter_map(char::from_u32);
+        let interesting = (0..=0x3100u32).chain([0xFEFF, 0xFFFD, 0x1F600, 0x10FFFF]).filter_map(char::from_u32);
         for c in interesting {
             for input in [
                 format!("{c}"),

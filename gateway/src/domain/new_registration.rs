@@ -15,7 +15,6 @@ pub struct NewRegistration {
     pub password: Password,
 }
 
-
 /// The body as received: any JSON object. Fields are raw values so that a missing field or
 /// a number where a string belongs becomes a field error (422) like any other, instead of a
 /// deserialisation failure that could only name the first problem. No `Debug`: it holds
@@ -32,17 +31,11 @@ impl TryFrom<RegistrationForm> for NewRegistration {
 
     fn try_from(form: RegistrationForm) -> Result<Self, Self::Error> {
         let mut errors = Vec::new();
-        let email = field(&mut errors, "email", form.email, |s| {
-            EmailAddress::parse(&s)
-        });
+        let email = field(&mut errors, "email", form.email, |s| EmailAddress::parse(&s));
         let name = field(&mut errors, "name", form.name, |s| DisplayName::parse(&s));
         let password = field(&mut errors, "password", form.password, Password::parse);
         match (email, name, password) {
-            (Some(email), Some(name), Some(password)) => Ok(Self {
-                email,
-                name,
-                password,
-            }),
+            (Some(email), Some(name), Some(password)) => Ok(Self { email, name, password }),
             _ => Err(errors),
         }
     }
@@ -59,9 +52,7 @@ fn field<T>(
         Some(Value::String(s)) => parse(s),
         Some(_) => Err("must be a string".to_owned()),
     };
-    result
-        .map_err(|message| errors.push(FieldError::new(name, message)))
-        .ok()
+    result.map_err(|message| errors.push(FieldError::new(name, message))).ok()
 }
 
 #[cfg(test)]
@@ -75,10 +66,7 @@ mod tests {
 
     #[test]
     fn valid_body_is_normalised() {
-        let r = parse(
-            json!({"email": " Ada@Example.com", "name": " Ada ", "password": "correct horse"}),
-        )
-        .unwrap();
+        let r = parse(json!({"email": " Ada@Example.com", "name": " Ada ", "password": "correct horse"})).unwrap();
         assert_eq!(r.email.as_str(), "ada@example.com");
         assert_eq!(r.name.as_str(), "Ada");
         assert_eq!(r.password.expose(), "correct horse");

@@ -48,10 +48,7 @@ mod tests {
 
     #[test]
     fn accepts_8_to_128_characters_untrimmed() {
-        assert_eq!(
-            Password::parse(" 8 chars".into()).unwrap().expose(),
-            " 8 chars"
-        );
+        assert_eq!(Password::parse(" 8 chars".into()).unwrap().expose(), " 8 chars");
         assert!(Password::parse("ü".repeat(128)).is_ok());
         assert!(Password::parse("short".into()).is_err());
         assert!(Password::parse("x".repeat(129)).is_err());

@@ -23,10 +23,7 @@ struct Entries {
 
 impl LocalClaims {
     pub fn new(settings: IdempotencySettings) -> Self {
-        Self {
-            settings,
-            inner: Mutex::new(Entries::default()),
-        }
+        Self { settings, inner: Mutex::new(Entries::default()) }
     }
 
     /// Binds `key` to `fingerprint` if it is unknown, and says how this request relates to
@@ -40,11 +37,7 @@ impl LocalClaims {
         let mut entries = self.inner.lock().expect("idempotency map lock poisoned");
         entries.expire(now, self.settings.ttl);
         if let Some((known, _)) = entries.by_key.get(key.as_str()) {
-            return if *known == fingerprint {
-                Claim::Owner
-            } else {
-                Claim::Conflict
-            };
+            return if *known == fingerprint { Claim::Owner } else { Claim::Conflict };
         }
         if self.settings.capacity == 0 {
             return Claim::Owner;
@@ -55,9 +48,7 @@ impl LocalClaims {
             };
             entries.by_key.remove(&oldest);
         }
-        entries
-            .by_key
-            .insert(key.as_str().to_owned(), (fingerprint, now));
+        entries.by_key.insert(key.as_str().to_owned(), (fingerprint, now));
         entries.order.push_back((key.as_str().to_owned(), now));
         Claim::Owner
     }
@@ -78,11 +69,7 @@ impl LocalClaims {
     }
 
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .expect("idempotency map lock poisoned")
-            .by_key
-            .len()
+        self.inner.lock().expect("idempotency map lock poisoned").by_key.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -145,19 +132,8 @@ mod tests {
         store.claim_at(&key("b"), one, t0);
         store.claim_at(&key("c"), one, t0);
         assert_eq!(store.len(), 2);
-        assert_eq!(
-            store.claim_at(&key("a"), two, t0),
-            Claim::Owner,
-            "oldest key was forgotten"
-        );
-        assert_eq!(
-            store.claim_at(&key("c"), two, t0 + Duration::from_secs(59)),
-            Claim::Conflict
-        );
-        assert_eq!(
-            store.claim_at(&key("c"), two, t0 + Duration::from_secs(60)),
-            Claim::Owner,
-            "expired"
-        );
+        assert_eq!(store.claim_at(&key("a"), two, t0), Claim::Owner, "oldest key was forgotten");
+        assert_eq!(store.claim_at(&key("c"), two, t0 + Duration::from_secs(59)), Claim::Conflict);
+        assert_eq!(store.claim_at(&key("c"), two, t0 + Duration::from_secs(60)), Claim::Owner, "expired");
     }
 }

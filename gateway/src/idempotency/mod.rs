@@ -48,9 +48,7 @@ impl IdempotencyKey {
         if !raw.iter().all(|&b| b == b' ' || b.is_ascii_graphic()) {
             return Err("must contain printable ASCII characters only".into());
         }
-        Ok(Self(
-            String::from_utf8(raw.to_vec()).expect("ASCII is UTF-8"),
-        ))
+        Ok(Self(String::from_utf8(raw.to_vec()).expect("ASCII is UTF-8")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -71,16 +69,12 @@ impl Fingerprint {
     }
 
     pub fn of(registration: &NewRegistration, secret: &RequestIdSecret) -> Self {
-        let mut password_mac =
-            <Hmac<Sha256>>::new_from_slice(secret.expose()).expect("HMAC takes any key length");
+        let mut password_mac = <Hmac<Sha256>>::new_from_slice(secret.expose()).expect("HMAC takes any key length");
         password_mac.update(b"idempotency-password:");
         password_mac.update(registration.password.expose().as_bytes());
         let mut digest = Sha256::new();
         // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-        for part in [
-            registration.email.as_str().as_bytes(),
-            registration.name.as_str().as_bytes(),
-        ] {
+        for part in [registration.email.as_str().as_bytes(), registration.name.as_str().as_bytes()] {
             digest.update((part.len() as u64).to_be_bytes());
             digest.update(part);
         }
@@ -140,26 +134,16 @@ impl IdempotencyClaims {
         match tokio::time::timeout(self.shared_timeout, shared).await {
             Ok(Ok(owner)) => {
                 self.local.remember(key, owner);
-                let claim = if owner == fingerprint {
-                    Claim::Owner
-                } else {
-                    Claim::Conflict
-                };
+                let claim = if owner == fingerprint { Claim::Owner } else { Claim::Conflict };
                 (claim, ClaimSource::Shared)
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "shared Idempotency-Key claim failed; this instance's map decides");
-                (
-                    self.local.claim(key, fingerprint),
-                    ClaimSource::LocalFallback,
-                )
+                (self.local.claim(key, fingerprint), ClaimSource::LocalFallback)
             }
             Err(_elapsed) => {
                 tracing::warn!(timeout = ?self.shared_timeout, "shared Idempotency-Key claim timed out; this instance's map decides");
-                (
-                    self.local.claim(key, fingerprint),
-                    ClaimSource::LocalFallback,
-                )
+                (self.local.claim(key, fingerprint), ClaimSource::LocalFallback)
             }
         }
     }
@@ -192,37 +176,13 @@ mod tests {
     #[test]
     fn fingerprint_covers_normalised_fields_and_password() {
         let secret = RequestIdSecret::random();
-        let a = Fingerprint::of(
-            &registration("Ada@Example.com", "Ada", "correct horse"),
-            &secret,
-        );
-        assert_eq!(
-            a,
-            Fingerprint::of(
-                &registration("ada@example.com ", " Ada", "correct horse"),
-                &secret
-            )
-        );
+        let a = Fingerprint::of(&registration("Ada@Example.com", "Ada", "correct horse"), &secret);
+        assert_eq!(a, Fingerprint::of(&registration("ada@example.com ", " Ada", "correct horse"), &secret));
+        assert_ne!(a, Fingerprint::of(&registration("ada@example.com", "Ada", "correct horse!"), &secret));
+        assert_ne!(a, Fingerprint::of(&registration("ada@example.com", "Adah", "correct horse"), &secret));
         assert_ne!(
             a,
-            Fingerprint::of(
-                &registration("ada@example.com", "Ada", "correct horse!"),
-                &secret
-            )
-        );
-        assert_ne!(
-            a,
-            Fingerprint::of(
-                &registration("ada@example.com", "Adah", "correct horse"),
-                &secret
-            )
-        );
-        assert_ne!(
-            a,
-            Fingerprint::of(
-                &registration("ada@example.com", "Ada", "correct horse"),
-                &RequestIdSecret::random()
-            )
+            Fingerprint::of(&registration("ada@example.com", "Ada", "correct horse"), &RequestIdSecret::random())
         );
     }
 }

@@ -65,14 +65,12 @@ impl SharedClaims {
         .bind(expired_before)
         .execute(&self.db)
         .await?;
-        let owner: Vec<u8> =
-            sqlx::query_scalar("SELECT fingerprint FROM idempotency_keys WHERE key_digest = ?")
-                .bind(digest.as_slice())
-                .fetch_one(&self.db)
-                .await?;
-        let owner: [u8; 32] = owner.try_into().map_err(|_| {
-            sqlx::Error::Decode("idempotency_keys.fingerprint is not 32 bytes".into())
-        })?;
+        let owner: Vec<u8> = sqlx::query_scalar("SELECT fingerprint FROM idempotency_keys WHERE key_digest = ?")
+            .bind(digest.as_slice())
+            .fetch_one(&self.db)
+            .await?;
+        let owner: [u8; 32] =
+            owner.try_into().map_err(|_| sqlx::Error::Decode("idempotency_keys.fingerprint is not 32 bytes".into()))?;
         Ok(Fingerprint(owner))
     }
 
@@ -96,8 +94,7 @@ impl SharedClaims {
 
     /// The key as stored: keyed, so the table does not reveal the keys clients chose.
     fn key_digest(&self, key: &IdempotencyKey) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256>>::new_from_slice(self.secret.expose())
-            .expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256>>::new_from_slice(self.secret.expose()).expect("HMAC takes any key length");
         mac.update(b"idempotency-claim:");
         mac.update(key.as_str().as_bytes());
         mac.finalize().into_bytes().into()
@@ -106,9 +103,7 @@ impl SharedClaims {
     /// Claims made before this instant have expired. A retention longer than the calendar
     /// allows means "never expire".
     fn expired_before(&self, now: NaiveDateTime) -> NaiveDateTime {
-        let never = NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .expect("valid date");
+        let never = NaiveDate::from_ymd_opt(1970, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("valid date");
         chrono::TimeDelta::from_std(self.ttl)
             .ok()
             .and_then(|ttl| now.checked_sub_signed(ttl))

@@ -4,8 +4,5 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 pub async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document().to_string(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document().to_string())
 }

@@ -13,8 +13,8 @@ use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSI
 use reliable_messaging::delivery::Header;
 use reliable_messaging::producer::OutboundRecord;
 use reliable_messaging::trace_context;
-use tracing::Instrument;
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::app_state::AppState;
@@ -66,9 +66,7 @@ async fn accept(
             let fingerprint = Fingerprint::of(&registration, &state.secret);
             // Bound to the body: even if the claim below is decided by this instance's map
             // alone, another body under this key gets another id, never this one's outcome.
-            let request_id = state
-                .request_ids
-                .for_idempotency_key(key.as_str(), &fingerprint);
+            let request_id = state.request_ids.for_idempotency_key(key.as_str(), &fingerprint);
             let (claim, source) = state.idempotency.claim(key, fingerprint, request_id).await;
             state.metrics.idempotency_claim(source);
             if claim == Claim::Conflict {
@@ -103,25 +101,17 @@ async fn accept(
     };
     // librdkafka bounds the acknowledgement by the same timeout; this outer bound also covers
     // a full local queue, so the answer never comes later than promised.
-    let stored = match tokio::time::timeout(state.publish_timeout, state.producer.send(&record))
-        .await
-    {
+    let stored = match tokio::time::timeout(state.publish_timeout, state.producer.send(&record)).await {
         Ok(Ok(stored)) => stored,
         Ok(Err(error)) => {
             tracing::warn!(%request_id, %error, "registration not acknowledged by the broker");
-            return Err(RegistrationError::NotAcknowledged {
-                request_id,
-                error: error.to_string(),
-            });
+            return Err(RegistrationError::NotAcknowledged { request_id, error: error.to_string() });
         }
         Err(_elapsed) => {
             tracing::warn!(%request_id, timeout = ?state.publish_timeout, "registration not acknowledged in time");
             return Err(RegistrationError::NotAcknowledged {
                 request_id,
-                error: format!(
-                    "no acknowledgement within {} ms",
-                    state.publish_timeout.as_millis()
-                ),
+                error: format!("no acknowledgement within {} ms", state.publish_timeout.as_millis()),
             });
         }
     };
@@ -146,13 +136,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Regist
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(RegistrationError::InvalidIdempotencyKey(
-            "must be sent at most once".into(),
-        ));
+        return Err(RegistrationError::InvalidIdempotencyKey("must be sent at most once".into()));
     }
-    IdempotencyKey::parse(value.as_bytes())
-        .map(Some)
-        .map_err(RegistrationError::InvalidIdempotencyKey)
+    IdempotencyKey::parse(value.as_bytes()).map(Some).map_err(RegistrationError::InvalidIdempotencyKey)
 }
 
 /// 202 with where to ask for the outcome.
@@ -162,11 +148,8 @@ struct Accepted {
 
 impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
-        let mut response = (
-            StatusCode::ACCEPTED,
-            Json(json!({"request_id": self.request_id, "status": "pending"})),
-        )
-            .into_response();
+        let mut response =
+            (StatusCode::ACCEPTED, Json(json!({"request_id": self.request_id, "status": "pending"}))).into_response();
         set_request_headers(response.headers_mut(), self.request_id);
         response
     }
@@ -175,14 +158,8 @@ impl IntoResponse for Accepted {
 /// `Location` (where to ask for the outcome) and the request id header.
 fn set_request_headers(headers: &mut HeaderMap, request_id: Uuid) {
     let location = format!("/registrations/{request_id}");
-    headers.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location).expect("uuid path is a valid header"),
-    );
-    headers.insert(
-        REQUEST_ID_HEADER,
-        HeaderValue::from_str(&request_id.to_string()).expect("uuid is a valid header"),
-    );
+    headers.insert(header::LOCATION, HeaderValue::from_str(&location).expect("uuid path is a valid header"));
+    headers.insert(REQUEST_ID_HEADER, HeaderValue::from_str(&request_id.to_string()).expect("uuid is a valid header"));
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,9 +183,7 @@ enum RegistrationError {
 impl RegistrationError {
     fn reason(&self) -> RejectReason {
         match self {
-            RegistrationError::Body(BodyRejection::UnsupportedMediaType) => {
-                RejectReason::UnsupportedMediaType
-            }
+            RegistrationError::Body(BodyRejection::UnsupportedMediaType) => RejectReason::UnsupportedMediaType,
             RegistrationError::Body(BodyRejection::TooLarge) => RejectReason::PayloadTooLarge,
             RegistrationError::Body(BodyRejection::Unreadable(_) | BodyRejection::Malformed(_)) => {
                 RejectReason::MalformedJson
@@ -257,16 +232,17 @@ impl IntoResponse for RegistrationError {
                 // Not a promise either way: the broker may still store the record. The id and
                 // Location let the client ask what became of it instead of signing up again
                 // (and being told its own email is taken).
-                let mut response = Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::NOT_ACCEPTED, "Registration not accepted")
-                    .detail(format!(
-                        "the message broker did not acknowledge the registration in time; it may or may not \
+                let mut response =
+                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::NOT_ACCEPTED, "Registration not accepted")
+                        .detail(format!(
+                            "the message broker did not acknowledge the registration in time; it may or may not \
                          have been recorded. Ask GET /registrations/{request_id} what became of it, or retry \
                          with the same Idempotency-Key."
-                    ))
-                    .retry_after(NOT_ACKNOWLEDGED_RETRY_AFTER)
-                    .extension("request_id", json!(request_id))
-                    .instance("/registrations")
-                    .into_response();
+                        ))
+                        .retry_after(NOT_ACKNOWLEDGED_RETRY_AFTER)
+                        .extension("request_id", json!(request_id))
+                        .instance("/registrations")
+                        .into_response();
                 set_request_headers(response.headers_mut(), request_id);
                 return response;
             }

@@ -52,26 +52,18 @@ pub async fn registration_status(
     let instance = uri_reference(uri.path());
     let request_id = Uuid::parse_str(&raw).map_err(|_| invalid_id(Some(&instance)))?;
     if !state.request_ids.verify(&request_id) {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            types::UNKNOWN_REQUEST,
-            "Unknown request",
-        )
-        .detail("no registration with this request id was accepted here")
-        .instance(instance));
+        return Err(Problem::new(StatusCode::NOT_FOUND, types::UNKNOWN_REQUEST, "Unknown request")
+            .detail("no registration with this request id was accepted here")
+            .instance(instance));
     }
-    lookup(&state, request_id)
-        .await
-        .map(Json)
-        .map_err(|error| database_problem(error, instance))
+    lookup(&state, request_id).await.map(Json).map_err(|error| database_problem(error, instance))
 }
 
 async fn lookup(state: &AppState, request_id: Uuid) -> Result<RegistrationStatus, sqlx::Error> {
-    let created_at: Option<NaiveDateTime> =
-        sqlx::query_scalar("SELECT created_at FROM users WHERE request_id = ?")
-            .bind(request_id.as_bytes().to_vec())
-            .fetch_optional(&state.db)
-            .await?;
+    let created_at: Option<NaiveDateTime> = sqlx::query_scalar("SELECT created_at FROM users WHERE request_id = ?")
+        .bind(request_id.as_bytes().to_vec())
+        .fetch_optional(&state.db)
+        .await?;
     let recorded = request_status::fetch(&state.db, request_id).await?;
     let status = match (created_at, recorded) {
         // A row holds this id, yet an event with this id was rejected: the row was written for
@@ -99,13 +91,9 @@ async fn lookup(state: &AppState, request_id: Uuid) -> Result<RegistrationStatus
             reason: recorded.reason,
             updated_at: Some(recorded.updated_at.and_utc()),
         },
-        (None, None) => RegistrationStatus {
-            request_id,
-            status: "pending".into(),
-            retry_count: 0,
-            reason: None,
-            updated_at: None,
-        },
+        (None, None) => {
+            RegistrationStatus { request_id, status: "pending".into(), retry_count: 0, reason: None, updated_at: None }
+        }
     };
     Ok(status)
 }
@@ -131,12 +119,8 @@ fn uri_reference(path: &str) -> String {
 }
 
 fn invalid_id(instance: Option<&str>) -> Problem {
-    let problem = Problem::new(
-        StatusCode::BAD_REQUEST,
-        types::INVALID_REQUEST_ID,
-        "Invalid request id",
-    )
-    .detail("the request id must be a UUID as returned by POST /registrations");
+    let problem = Problem::new(StatusCode::BAD_REQUEST, types::INVALID_REQUEST_ID, "Invalid request id")
+        .detail("the request id must be a UUID as returned by POST /registrations");
     match instance {
         Some(instance) => problem.instance(instance),
         None => problem,
@@ -157,14 +141,10 @@ fn database_problem(error: sqlx::Error, instance: String) -> Problem {
     );
     if unreachable {
         tracing::warn!(%error, "status database unreachable");
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            types::STATUS_UNAVAILABLE,
-            "Status temporarily unavailable",
-        )
-        .detail("the status store cannot be reached; the registration itself is not affected")
-        .retry_after(DB_RETRY_AFTER)
-        .instance(instance)
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::STATUS_UNAVAILABLE, "Status temporarily unavailable")
+            .detail("the status store cannot be reached; the registration itself is not affected")
+            .retry_after(DB_RETRY_AFTER)
+            .instance(instance)
     } else {
         tracing::error!(%error, "reading the registration status failed");
         Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).instance(instance)
@@ -177,22 +157,10 @@ mod tests {
 
     #[test]
     fn instance_is_the_path_as_a_valid_uri_reference() {
-        assert_eq!(
-            uri_reference("/registrations/%C3%87"),
-            "/registrations/%C3%87"
-        );
-        assert_eq!(
-            uri_reference("/registrations/abc-1_2.~"),
-            "/registrations/abc-1_2.~"
-        );
-        assert_eq!(
-            uri_reference("/registrations/a\"b{c}|"),
-            "/registrations/a%22b%7Bc%7D%7C"
-        );
-        assert_eq!(
-            uri_reference("/registrations/100%"),
-            "/registrations/100%25"
-        );
+        assert_eq!(uri_reference("/registrations/%C3%87"), "/registrations/%C3%87");
+        assert_eq!(uri_reference("/registrations/abc-1_2.~"), "/registrations/abc-1_2.~");
+        assert_eq!(uri_reference("/registrations/a\"b{c}|"), "/registrations/a%22b%7Bc%7D%7C");
+        assert_eq!(uri_reference("/registrations/100%"), "/registrations/100%25");
         assert_eq!(uri_reference("/registrations/%zz"), "/registrations/%25zz");
         assert_eq!(uri_reference("/registrations/Ç"), "/registrations/%C3%87");
     }

@@ -22,10 +22,7 @@ pub struct RouteTable<S> {
 
 impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
     pub fn new() -> Self {
-        Self {
-            router: Router::new(),
-            served: Vec::new(),
-        }
+        Self { router: Router::new(), served: Vec::new() }
     }
 
     pub fn get<H, T>(mut self, path: &str, handler: H) -> Self
@@ -48,17 +45,11 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
 
     /// Provides the state; the result can take routers built elsewhere.
     pub fn with_state(self, state: S) -> RouteTable<()> {
-        RouteTable {
-            router: self.router.with_state(state),
-            served: self.served,
-        }
+        RouteTable { router: self.router.with_state(state), served: self.served }
     }
 
     fn record(mut self, method: Method, path: &str) -> Self {
-        self.served.push(ServedRoute {
-            method: method.to_string(),
-            path: path.to_owned(),
-        });
+        self.served.push(ServedRoute { method: method.to_string(), path: path.to_owned() });
         self
     }
 }
