@@ -26,7 +26,7 @@ fi
 export SCHEMATHESIS_BIN="$PWD/.local/venv/bin/st"
 
 cargo build --locked --workspace --bins
-cargo test --locked --workspace -- "$@"
+cargo test --locked --workspace --no-fail-fast -- "$@"
 # The secured run: a broker with only a SASL_SSL listener (SCRAM-SHA-512, PLAIN) and a MariaDB
 # requiring TLS, started beside the shared ones (which keep running) with certificates made
 # here; a sign-up end to end over them, and a wrong password or an untrusted CA refused at

@@ -127,6 +127,12 @@ pub async fn produce_with(
     producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce");
 }
 
+/// Errors of a group coordinator that is still being elected or loaded.
+fn coordinator_not_ready(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{CoordinatorLoadInProgress, CoordinatorNotAvailable, NotCoordinator};
+    matches!(error.rdkafka_error_code(), Some(NotCoordinator | CoordinatorLoadInProgress | CoordinatorNotAvailable))
+}
+
 impl TestEnv {
     /// Offsets committed by consumer `group` on `topic`, per partition (missing = none yet).
     pub fn committed_offsets(&self, group: &str, topic: &str) -> HashMap<i32, i64> {
@@ -136,7 +142,19 @@ impl TestEnv {
         for p in partitions {
             tpl.add_partition(topic, p);
         }
-        let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).expect("committed offsets");
+        // On a freshly formatted broker the group coordinator (and `__consumer_offsets`) may
+        // not exist yet: the first lookups answer "not coordinator" or "loading". Those pass;
+        // anything else, or a coordinator still missing after 30 s, fails the test.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let committed = loop {
+            match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
+                Ok(committed) => break committed,
+                Err(e) if coordinator_not_ready(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => panic!("committed offsets: {e}"),
+            }
+        };
         committed
             .elements()
             .iter()
