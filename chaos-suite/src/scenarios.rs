@@ -411,18 +411,7 @@ async fn row_lock_parks_one(o: Options) -> ScenarioResult {
     };
     let cluster = Cluster::start(config).await;
     let locked_email = format!("locked-{}@example.com", Uuid::new_v4().simple());
-    let mut holder = match cluster.db.pool.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return ScenarioResult::failed("row-lock-parks-one", format!("cannot open the lock holder: {e}")),
-    };
-    let held = sqlx::query("INSERT INTO users (request_id, email, name, password_hash, requested_at) VALUES (?, ?, 'Lock Holder', '$argon2id$x', NOW(6))")
-        .bind(Uuid::new_v4().as_bytes().to_vec())
-        .bind(&locked_email)
-        .execute(&mut *holder)
-        .await;
-    if let Err(e) = held {
-        return ScenarioResult::failed("row-lock-parks-one", format!("cannot hold the lock: {e}"));
-    }
+    let holder = cluster.db.hold_email_lock(&locked_email).await;
     let load = start_load(&cluster, o.rate).await;
     let locked = crate::load::sign_up_once(&cluster.gateway_url, &locked_email).await;
     let db = &cluster.db;

@@ -36,6 +36,23 @@ impl TestEnv {
 }
 
 impl TestDatabase {
+    /// Holds the unique-key entry of `email` in `users` from another transaction until the
+    /// returned transaction is rolled back (or dropped): a sign-up for that address then fails
+    /// on its own with a lock wait timeout, the per-message failure that takes the DLQ path.
+    pub async fn hold_email_lock(&self, email: &str) -> sqlx::Transaction<'static, sqlx::MySql> {
+        let mut holder = self.pool.begin().await.expect("begin the lock holder");
+        sqlx::query(
+            "INSERT INTO users (request_id, email, name, password_hash, requested_at) \
+             VALUES (?, ?, 'Lock Holder', '$argon2id$x', NOW(6))",
+        )
+        .bind(Uuid::new_v4().as_bytes().to_vec())
+        .bind(email)
+        .execute(&mut *holder)
+        .await
+        .expect("hold the lock");
+        holder
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.pool).await.expect("count query")
     }

@@ -152,13 +152,7 @@ async fn a_message_that_keeps_failing_on_its_own_is_parked_after_exactly_five_re
     let cluster = Cluster::start(config).await;
     // Another transaction holds the unique-key entry of this address until the test ends.
     let locked_email = unique_email();
-    let mut holder = cluster.db.pool.begin().await.expect("begin");
-    sqlx::query("INSERT INTO users (request_id, email, name, password_hash, requested_at) VALUES (?, ?, 'Lock Holder', '$argon2id$x', NOW(6))")
-        .bind(Uuid::new_v4().as_bytes().to_vec())
-        .bind(&locked_email)
-        .execute(&mut *holder)
-        .await
-        .expect("hold the lock");
+    let holder = cluster.db.hold_email_lock(&locked_email).await;
 
     let mut ids = Vec::new();
     for _ in 0..10 {
