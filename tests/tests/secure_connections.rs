@@ -109,18 +109,13 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
         ],
     );
     let client = reqwest::Client::new();
-    for url in [
+    let urls = [
         format!("http://127.0.0.1:{gateway_port}/readyz"),
         format!("http://127.0.0.1:{registration_port}/readyz"),
         format!("http://127.0.0.1:{dlq_port}/healthz"),
-    ] {
-        let ready = wait::within(Duration::from_secs(60), || {
-            let (client, url) = (client.clone(), url.clone());
-            async move { client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
-        assert!(
-            ready,
+    ];
+    if let Err(url) = wait::http_ok(&urls, Duration::from_secs(60)).await {
+        panic!(
             "{url} never became ready over the secured connections; logs:\n{}\n{}\n{}",
             gateway.log(),
             registration.log(),

@@ -171,23 +171,13 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
         ]),
     );
     let client = reqwest::Client::new();
-    for url in [
+    let urls = [
         format!("http://127.0.0.1:{gateway_port}/readyz"),
         format!("http://127.0.0.1:{registration_port}/readyz"),
         format!("http://127.0.0.1:{dlq_port}/healthz"),
-    ] {
-        let ready = wait::within(Duration::from_secs(60), || {
-            let (client, url) = (client.clone(), url.clone());
-            async move { client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
-        assert!(
-            ready,
-            "{url} never became ready; logs:\n{}\n{}\n{}",
-            gateway.log(),
-            registration.log(),
-            dlq_worker.log()
-        );
+    ];
+    if let Err(url) = wait::http_ok(&urls, Duration::from_secs(60)).await {
+        panic!("{url} never became ready; logs:\n{}\n{}\n{}", gateway.log(), registration.log(), dlq_worker.log());
     }
 
     // The caller's trace: the gateway must continue it, not start its own.
