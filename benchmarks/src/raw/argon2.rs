@@ -9,15 +9,6 @@ use argon2::password_hash::SaltString;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
 use gateway::configuration::HashingSettings;
 
-#[derive(Debug, Clone, Copy)]
-pub struct HashLimits {
-    /// Hashes per second with `threads` threads hashing back to back.
-    pub hashes_per_sec: f64,
-    pub threads: usize,
-    /// Median time of one hash on one otherwise idle thread.
-    pub one_hash: Duration,
-}
-
 /// The gateway's default parameters (OWASP's argon2id recommendation).
 pub fn gateway_params() -> Params {
     Params::new(
@@ -50,31 +41,36 @@ pub fn one_hash(samples: usize) -> Duration {
     times[times.len() / 2]
 }
 
-/// Blocking: run it on a blocking thread.
-pub fn measure(threads: usize, duration: Duration, single_samples: usize) -> HashLimits {
-    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, gateway_params());
-    // Warm-up: page in the 19 MiB working memory once per thread before timing.
-    hash_once(&hasher, b"warm-up password");
-
-    let one_hash = one_hash(single_samples);
-
-    let started = Instant::now();
-    let counts: Vec<u64> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
+/// Hashes per second with `threads` threads hashing back to back for `duration` (after one
+/// warm-up hash per thread, which pages in its 19 MiB working memory). Blocking: run it on a
+/// blocking thread.
+pub fn rate(threads: usize, duration: Duration) -> f64 {
+    let threads = threads.max(1);
+    // Each thread's hashes ÷ its own time (its last hash ends after `duration`), summed.
+    let barrier = std::sync::Barrier::new(threads);
+    let started = std::sync::OnceLock::new();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
             .map(|t| {
+                let (barrier, started) = (&barrier, &started);
                 scope.spawn(move || {
                     let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, gateway_params());
+                    hash_once(&hasher, b"warm-up password");
+                    barrier.wait();
+                    let started: &Instant = started.get_or_init(Instant::now);
                     let mut n = 0u64;
                     while started.elapsed() < duration {
                         hash_once(&hasher, format!("password {t} {n}").as_bytes());
                         n += 1;
                     }
-                    n
+                    (n, started.elapsed())
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().expect("hashing thread")).collect()
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    HashLimits { hashes_per_sec: counts.iter().sum::<u64>() as f64 / elapsed, threads: threads.max(1), one_hash }
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("hashing thread"))
+            .map(|(n, elapsed)| n as f64 / elapsed.as_secs_f64())
+            .sum()
+    })
 }

@@ -15,8 +15,6 @@ pub struct UpsertLimits {
     pub batch_size: usize,
     pub batched_rows_per_sec: f64,
     pub single_rows_per_sec: f64,
-    /// Median time of one single-row upsert committed on its own.
-    pub one_commit: Duration,
 }
 
 async fn upsert(pool: &MySqlPool, events: &[RegistrationRequested]) -> anyhow::Result<()> {
@@ -57,7 +55,14 @@ pub async fn measure(
     }
     let batched_rows_per_sec = batched.len() as f64 / started.elapsed().as_secs_f64();
 
-    let singles = fresh(single_rows.max(1));
+    let (single_rows_per_sec, _) = singles(db, run_id, single_rows).await?;
+    Ok(UpsertLimits { batch_size, batched_rows_per_sec, single_rows_per_sec })
+}
+
+/// Writes `rows` rows one autocommitted statement each into the migrated `db`: rows per
+/// second, and the median time of one (one commit).
+async fn singles(db: &BenchDatabase, run_id: &str, rows: usize) -> anyhow::Result<(f64, Duration)> {
+    let singles: Vec<RegistrationRequested> = (0..rows.max(1)).map(|_| events::registration(run_id)).collect();
     let mut times = Vec::with_capacity(singles.len());
     let started = Instant::now();
     for event in singles.chunks(1) {
@@ -65,7 +70,15 @@ pub async fn measure(
         upsert(&db.pool, event).await?;
         times.push(t.elapsed());
     }
-    let single_rows_per_sec = times.len() as f64 / started.elapsed().as_secs_f64();
+    let rows_per_sec = times.len() as f64 / started.elapsed().as_secs_f64();
     times.sort();
-    Ok(UpsertLimits { batch_size, batched_rows_per_sec, single_rows_per_sec, one_commit: times[times.len() / 2] })
+    Ok((rows_per_sec, times[times.len() / 2]))
+}
+
+/// One commit: the median of `samples` single-row autocommitted upserts into `db` (migrated
+/// here if it is not yet), after one warm-up row.
+pub async fn one_commit(db: &BenchDatabase, run_id: &str, samples: usize) -> anyhow::Result<Duration> {
+    sqlx::migrate!("../migrations").run(&db.pool).await?;
+    upsert(&db.pool, &[events::registration(run_id)]).await?;
+    Ok(singles(db, run_id, samples).await?.1)
 }

@@ -1,24 +1,69 @@
 //! The registration-service draining a pre-filled topic: rows per second, batched (its
 //! default batch size) and row by row (`BATCH_SIZE=1`), and its memory while it works;
 //! optionally through the TCP proxy, as the baseline of the outage scenario.
+//!
+//! The drain ratios are measured in rounds ([`round`]): the raw upsert limit, then a batched
+//! drain, then a row-by-row drain, one right after the other, so that each round's
+//! "drain ÷ raw batched upsert" and "batched ÷ row by row" divide figures measured next to each
+//! other. A single pair measured minutes apart swung from 0.37 to 0.88 because the raw limit
+//! alone swung 2× on this shared machine.
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use super::{poll_until, registration_service_env, settled, Context, READY_TIMEOUT};
 use crate::events;
+use crate::raw;
+use crate::raw::database::UpsertLimits;
 use crate::services::Service;
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 
 pub struct Drain {
-    pub messages: usize,
     pub rows_per_sec: f64,
     /// Our producer's rate while pre-filling (acks=all, idempotent), for comparison with
     /// Kafka's ProducerPerformance.
     pub prefill_per_sec: f64,
-    pub ready_after: Duration,
     pub peak_rss_mib: f64,
     /// Consumer lag reported on `/metrics` once the drain was over (should be 0).
     pub final_lag: Option<f64>,
+}
+
+const LAG: &str = "registration_service_consumer_lag";
+
+/// One round of the drain ratios, measured in this order.
+pub struct DrainRound {
+    /// MariaDB's own speed at the service's write (batched, and row by row for context).
+    pub raw: UpsertLimits,
+    /// The registration-service with its default batch size.
+    pub batched: Drain,
+    /// The same with `BATCH_SIZE=1`.
+    pub single: Drain,
+}
+
+/// Round `i`: raw upserts into a fresh database, a batched drain, a row-by-row drain (the
+/// plan's sizes), each with topics and databases of its own.
+pub async fn round(ctx: &Context<'_>, i: usize) -> anyhow::Result<DrainRound> {
+    let plan = ctx.plan;
+    let batch_size = reliable_messaging::ConsumerSettings::new("", &[]).max_batch_size;
+    let db = ctx.env.fresh_database(&format!("raw_{i}")).await?;
+    let raw = raw::database::measure(&db, &ctx.env.run_id, batch_size, plan.raw_batched_rows, plan.raw_single_rows)
+        .await
+        .context("raw upserts")?;
+    let batched = run(ctx, &format!("drain-{i}"), plan.drain_messages, None, false).await.context("batched drain")?;
+    let single = run(ctx, &format!("drain-single-{i}"), plan.single_drain_messages, Some(1), false)
+        .await
+        .context("row-by-row drain")?;
+    eprintln!(
+        "[bench]   round {}: raw {:.0} rows/s, drain {:.0} rows/s ({:.2}), row by row {:.0} rows/s (batched ÷ it {:.2})",
+        i + 1,
+        raw.batched_rows_per_sec,
+        batched.rows_per_sec,
+        batched.rows_per_sec / raw.batched_rows_per_sec,
+        single.rows_per_sec,
+        batched.rows_per_sec / single.rows_per_sec
+    );
+    Ok(DrainRound { raw, batched, single })
 }
 
 /// How often the drain is sampled: fine enough for a drain of a few seconds.
@@ -50,7 +95,7 @@ pub async fn run(
     }
     let mut service = Service::spawn(ctx.binaries, "registration-service", "REGISTRATION_SERVICE_ADDR", &env)?;
     let rss = service.sample_rss();
-    let ready_after = service.wait_ready(READY_TIMEOUT).await?;
+    service.wait_ready(READY_TIMEOUT).await?;
 
     let rows_per_sec = measure_drain(&service, messages as f64).await?.rate;
 
@@ -58,26 +103,29 @@ pub async fn run(
     if rows != messages as i64 {
         anyhow::bail!("{messages} events were drained but users has {rows} rows");
     }
-    // The lag gauge is refreshed periodically; give it a moment to see the final commit.
+    // The lag gauge is refreshed periodically; give it a moment to see the final commit (but
+    // do not wait 10 s for a gauge the service has not exposed at all after 3 s).
     let svc = &service;
+    let exposed_by = Instant::now() + Duration::from_secs(3);
     let lag = poll_until("the consumer lag reaches 0", Duration::from_secs(10), Duration::from_millis(200), || async {
-        let lag = svc.scrape().await?.get("registration_service_consumer_lag");
-        Ok(lag.filter(|l| *l == 0.0))
+        let lag = svc.scrape().await?.get(LAG);
+        Ok(match lag {
+            Some(l) if l == 0.0 => Some(Some(l)),
+            None if Instant::now() > exposed_by => Some(None),
+            _ => None,
+        })
     })
     .await
     .ok()
-    .or(service.scrape().await?.get("registration_service_consumer_lag"));
+    .flatten();
+    let lag = match lag {
+        Some(l) => Some(l),
+        None => service.scrape().await?.get(LAG),
+    };
     let peak_rss_mib = rss.peak_mib();
     service.ensure_running()?;
     service.stop().await;
-    Ok(Drain {
-        messages,
-        rows_per_sec,
-        prefill_per_sec: messages as f64 / prefill.as_secs_f64(),
-        ready_after,
-        peak_rss_mib,
-        final_lag: lag,
-    })
+    Ok(Drain { rows_per_sec, prefill_per_sec: messages as f64 / prefill.as_secs_f64(), peak_rss_mib, final_lag: lag })
 }
 
 /// How a drain went, from `/metrics` samples.

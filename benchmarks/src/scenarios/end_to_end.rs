@@ -10,6 +10,10 @@
 //! every [`POLL_EVERY`] which rows became visible (a row is visible only once committed) and
 //! stamps each with the time it was first seen: an upper bound that over-states by up to one
 //! poll interval plus one query. Both are reported.
+//!
+//! In rounds: right before each load, its budget (Kafka's EndToEndLatency p99, one hash, one
+//! commit) is measured anew, and each round's p99 is divided by its own budget. One
+//! registration-service consumes through all rounds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,8 @@ use uuid::Uuid;
 use super::gateway::GatewayUnderTest;
 use super::{poll_until, registration_service_env, Context, READY_TIMEOUT};
 use crate::load;
+use crate::raw;
+use crate::raw::kafka_tools::KafkaTools;
 use crate::services::Service;
 
 const POLL_EVERY: Duration = Duration::from_millis(20);
@@ -49,13 +55,73 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }
 
-pub async fn run(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f64) -> anyhow::Result<EndToEnd> {
+/// The raw limit of one round: what a sign-up cannot beat, each part measured right before
+/// the round's load.
+pub struct Budget {
+    /// Kafka's EndToEndLatency p99 (acks=all, records of our size).
+    pub kafka_p99_ms: f64,
+    pub one_hash: Duration,
+    /// Median single-row autocommitted upsert.
+    pub one_commit: Duration,
+}
+
+impl Budget {
+    pub fn millis(&self) -> f64 {
+        self.kafka_p99_ms + (self.one_hash + self.one_commit).as_secs_f64() * 1000.0
+    }
+}
+
+pub struct EndToEndRound {
+    pub budget: Budget,
+    pub measured: EndToEnd,
+}
+
+/// `ctx.plan.rounds` rounds of (budget, then the gateway and a registration-service at half of
+/// `max_rate`).
+pub async fn rounds(
+    ctx: &Context<'_>,
+    gw: &mut GatewayUnderTest,
+    tools: &KafkaTools,
+    max_rate: f64,
+) -> anyhow::Result<Vec<EndToEndRound>> {
     let group = format!("{}-e2e", gw.topic);
     let env = registration_service_env(ctx, &gw.topic, &group, &gw.db.url);
     let mut service = Service::spawn(ctx.binaries, "registration-service", "REGISTRATION_SERVICE_ADDR", &env)?;
     service.wait_ready(READY_TIMEOUT).await?;
     ctx.env.adopt_topic(format!("{}-dlq", gw.topic));
+    let commit_db = ctx.env.fresh_database("commit").await?;
+    let record_size = crate::events::record_size(&ctx.env.run_id);
+    let mut rounds = Vec::with_capacity(ctx.plan.rounds);
+    for i in 0..ctx.plan.rounds {
+        let topic = ctx.env.create_topic(&format!("end-to-end-latency-{i}"), 1).await?;
+        let kafka = tools.end_to_end_latency(&topic, ctx.plan.end_to_end_messages, record_size).await?;
+        let samples = ctx.plan.single_hashes;
+        let one_hash = tokio::task::spawn_blocking(move || raw::argon2::one_hash(samples)).await?;
+        let one_commit = raw::database::one_commit(&commit_db, &ctx.env.run_id, ctx.plan.commit_samples).await?;
+        let budget = Budget { kafka_p99_ms: kafka.p99_ms, one_hash, one_commit };
+        let measured = run(ctx, gw, &mut service, max_rate).await.with_context(|| format!("round {}", i + 1))?;
+        let p99 = measured.created_us.value_at_quantile(0.99) as f64 / 1000.0;
+        eprintln!(
+            "[bench]   round {}: budget {:.1} ms (Kafka p99 {:.0} ms), p99 {p99:.1} ms ({:.2})",
+            i + 1,
+            budget.millis(),
+            budget.kafka_p99_ms,
+            p99 / budget.millis()
+        );
+        rounds.push(EndToEndRound { budget, measured });
+    }
+    service.ensure_running()?;
+    service.stop().await;
+    Ok(rounds)
+}
 
+/// One load at half of `max_rate` through the gateway and the running `service`.
+async fn run(
+    ctx: &Context<'_>,
+    gw: &mut GatewayUnderTest,
+    service: &mut Service,
+    max_rate: f64,
+) -> anyhow::Result<EndToEnd> {
     // First drain what the gateway's own measurements left on the topic.
     let accepted_so_far = gw.service.scrape().await?.require("gateway_registrations_accepted_total")? as i64;
     let db = &gw.db;
@@ -87,7 +153,6 @@ pub async fn run(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f64) ->
     stop.cancel();
     poller.await.context("row poller")??;
     service.ensure_running()?;
-    service.stop().await;
 
     let mut polled_us = histogram();
     let mut created_us = histogram();

@@ -1,6 +1,8 @@
 //! The gateway binary: how fast it starts, its memory idle and under load, the most sign-ups it
 //! accepts per second (every one costs an argon2id hash, so the raw hash rate is the ceiling),
-//! and its latency under an open-loop load of half that rate.
+//! and its latency under an open-loop load of half that rate. Both in rounds, each next to its
+//! raw limit: all cores hashing right before each saturation window, one hash timed right
+//! before each half load.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,14 @@ pub struct GatewayUnderTest {
     pub ready_after: Duration,
     pub idle_rss_mib: f64,
     pub signups: SignUps,
+}
+
+/// One round of the throughput ratio: the raw hash rate, then the gateway saturated.
+pub struct MaxRateRound {
+    /// argon2id hashes per second on every core, measured right before `max`.
+    pub raw_hashes_per_sec: f64,
+    pub threads: usize,
+    pub max: MaxRate,
 }
 
 pub struct MaxRate {
@@ -69,10 +79,27 @@ pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
 
 const ACCEPTED: &str = "gateway_registrations_accepted_total";
 
+/// Round `i` of the throughput ratio: every core hashing for the plan's time, then the gateway
+/// saturated (the first round warms up longer).
+pub async fn max_rate_round(ctx: &Context<'_>, gw: &mut GatewayUnderTest, i: usize) -> anyhow::Result<MaxRateRound> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let duration = ctx.plan.argon2_duration;
+    let raw_hashes_per_sec = tokio::task::spawn_blocking(move || crate::raw::argon2::rate(threads, duration)).await?;
+    let warmup = if i == 0 { ctx.plan.gateway_warmup } else { ctx.plan.gateway_rewarm };
+    let max = max_rate(ctx, gw, warmup).await?;
+    eprintln!(
+        "[bench]   round {}: raw {raw_hashes_per_sec:.1} hashes/s, gateway {:.1} accepted/s ({:.2})",
+        i + 1,
+        max.accepted_per_sec,
+        max.accepted_per_sec / raw_hashes_per_sec
+    );
+    Ok(MaxRateRound { raw_hashes_per_sec, threads, max })
+}
+
 /// Saturates the gateway; the rate is the `accepted` counter's growth over the window after
 /// the warm-up, so start-up effects and the tail of the run do not count.
-pub async fn max_rate(ctx: &Context<'_>, gw: &mut GatewayUnderTest) -> anyhow::Result<MaxRate> {
-    let (warmup, window) = (ctx.plan.gateway_warmup, ctx.plan.gateway_max_window);
+pub async fn max_rate(ctx: &Context<'_>, gw: &mut GatewayUnderTest, warmup: Duration) -> anyhow::Result<MaxRate> {
+    let window = ctx.plan.gateway_max_window;
     let rss = gw.service.sample_rss();
     let signups = gw.signups.clone();
     let total = warmup + window + Duration::from_millis(500);
@@ -101,5 +128,10 @@ pub async fn half_load(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f
     if load.accepted.is_empty() {
         anyhow::bail!("no request was accepted at {rate:.1}/s (answers: {:?})", load.other);
     }
+    eprintln!(
+        "[bench]   one hash {:.1} ms, p99 at {rate:.1}/s {:.1} ms",
+        one_hash.as_secs_f64() * 1000.0,
+        load.accepted_latency_us.value_at_quantile(0.99) as f64 / 1000.0
+    );
     Ok(HalfLoad { rate, one_hash, load, peak_rss_mib: rss.peak_mib() })
 }

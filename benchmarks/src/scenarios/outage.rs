@@ -1,81 +1,535 @@
-//! The registration-service after a 10 s database outage: how fast it drains the backlog
-//! that built up, compared with its maximum drain rate. The database is reached through the
-//! integration tests' `TcpProxy`, which cuts every connection (and refuses new ones) on demand,
-//! exactly as an unreachable database looks to the service.
+//! The registration-service through a database outage (issues 10 and 14): how fast it drains
+//! the backlog that built up meanwhile, compared with its maximum drain measured next to it,
+//! and whether it dead-lettered or parked anything while the database was away.
 //!
-//! The service starts on an empty topic (that is also where its start-up time and idle memory
-//! are measured), then the proxy is cut, the backlog is produced, and the proxy is restored
-//! when the outage has lasted its full length. During the outage the batch in progress
-//! exhausts its in-place retries and goes to the DLQ, by design; the rate counts every
-//! message given a durable outcome after the restore.
+//! Two ways to take the database away ([`OutageBy`]):
+//!
+//! * `db-stop` (the default): the real MariaDB server is stopped with
+//!   `scripts/local-services.sh db-stop` and started again with `db-start`, as in production
+//!   (every connection refused, then a cold server with its buffer pool to warm). A guard
+//!   ([`StoppedDatabase`]) runs `db-start` whatever happens in between: an error, a phase
+//!   timeout, the run's hard limit or Ctrl-C / SIGTERM;
+//! * `proxy`: the integration tests' `TcpProxy` between the service and MariaDB is cut (every
+//!   connection dropped, new ones refused) and restored: the database itself stays up, so this
+//!   disturbs nobody else on a shared machine.
+//!
+//! One round: the service starts on an empty topic (its start-up time and idle memory are
+//! measured there), the database is taken away, sign-up events are produced as a steady load
+//! spread evenly over the outage ([`crate::events::produce_steadily`]), so the backlog builds as
+//! it would in production, then the database is brought back. The rate is the backlog left at
+//! the restore (db-start returned, or the proxy restored) ÷ the time from the restore to the
+//! last outcome, so the time the service takes to notice the database is back counts. The
+//! baseline is the same service draining a pre-filled topic of the same size over the same path
+//! (directly for `db-stop`, through the proxy for `proxy`), measured right before each round.
 
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::drain::measure_drain;
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use super::drain::{self, measure_drain, Drain};
 use super::{registration_service_env, settled, Context, READY_TIMEOUT};
-use crate::events;
+use crate::events::{self, SteadyLoad};
 use crate::services::Service;
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 
+/// How the database is taken away during the outage (`--outage-by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutageBy {
+    /// Stop the MariaDB server (`local-services.sh db-stop`, then `db-start`).
+    DbStop,
+    /// Cut the TCP proxy between the service and MariaDB, then restore it.
+    Proxy,
+}
+
+impl OutageBy {
+    pub fn describe(self) -> &'static str {
+        match self {
+            OutageBy::DbStop => "MariaDB stopped (local-services.sh db-stop, then db-start)",
+            OutageBy::Proxy => "TCP proxy cut (MariaDB itself up)",
+        }
+    }
+
+    /// The path both the outage round and its baseline drain take to the database.
+    pub fn path(self) -> &'static str {
+        match self {
+            OutageBy::DbStop => "direct",
+            OutageBy::Proxy => "via the TCP proxy",
+        }
+    }
+}
+
+/// An outage of at least this long gets a single round (the issue's 3- and 10-minute figures).
+pub const LONG_OUTAGE: Duration = Duration::from_secs(60);
+
+/// Rounds for an outage of `outage` when other ratios get `rounds`.
+pub fn rounds_for(outage: Duration, rounds: usize) -> usize {
+    if outage >= LONG_OUTAGE {
+        1
+    } else {
+        rounds
+    }
+}
+
 pub struct Outage {
-    pub outage: Duration,
+    /// From the moment the database was gone (db-stop returned, or the proxy cut) to the
+    /// moment it was back (db-start returned, or the proxy restored).
+    pub down_for: Duration,
+    /// How long `db-stop` and `db-start` took (zero for the proxy).
+    pub stop_took: Duration,
+    pub start_took: Duration,
+    /// The sign-ups produced while the database was away.
+    pub load: SteadyLoad,
+    /// Messages without an outcome at the restore.
     pub backlog: usize,
-    /// Settled per second from the restore until the backlog was gone.
+    /// Settled per second from the restore until the backlog was gone: the figure.
     pub rows_per_sec_after: f64,
-    /// From the restore to the first new outcome.
+    /// From the restore to the first new outcome (zero when outcomes began before `db-start`
+    /// returned: see `outcomes_before_restore`).
     pub recovery: Duration,
+    /// Outcomes given while `db-start` was still running (the server answers before the script
+    /// has finished its checks): not part of the backlog the rate counts.
+    pub outcomes_before_restore: f64,
     /// Settled per second once it was draining again.
     pub rows_per_sec_once_recovered: f64,
-    /// Messages handed to the DLQ while the database was away.
+    /// Messages handed to the DLQ for a transient failure from the outage's start until the
+    /// backlog was drained (0 with the default pause policy).
     pub dead_lettered: f64,
+    /// Messages handed to the DLQ as permanent failures (parked) meanwhile (must be 0).
+    pub parked: f64,
+    /// Whether `registration_service_paused` went to 1; `None` when it is not exposed.
+    pub paused: Option<bool>,
+    /// The longest `registration_service_outage_seconds` seen, if exposed.
+    pub paused_for: Option<f64>,
+    /// Rows in `users` at the end (every sign-up stored exactly once: `load.records` minus
+    /// what went to the DLQ).
+    pub stored: i64,
     pub ready_after: Duration,
     pub idle_rss_mib: f64,
 }
 
-pub async fn run(ctx: &Context<'_>) -> anyhow::Result<Outage> {
-    let topic = ctx.env.create_topic("outage", 3).await?;
+impl Outage {
+    /// Dead-lettered plus parked: what the default pause policy must keep at 0.
+    pub fn sent_to_dlq(&self) -> f64 {
+        self.dead_lettered + self.parked
+    }
+}
+
+/// One round: the baseline drain, then the outage.
+pub struct OutageRound {
+    /// The same service draining a pre-filled topic of the same size over the same path.
+    pub baseline: Drain,
+    pub outage: Outage,
+}
+
+pub struct OutageRounds {
+    pub by: OutageBy,
+    pub outage: Duration,
+    pub rounds: Vec<OutageRound>,
+}
+
+/// The outage phase: [`rounds_for`] rounds of (baseline drain, outage).
+pub async fn rounds(ctx: &Context<'_>, by: OutageBy) -> anyhow::Result<OutageRounds> {
+    let count = rounds_for(ctx.plan.outage, ctx.plan.rounds);
+    let mut rounds = Vec::with_capacity(count);
+    for i in 0..count {
+        let round = async {
+            let baseline =
+                drain::run(ctx, &format!("outage-baseline-{i}"), ctx.plan.outage_messages, None, by == OutageBy::Proxy)
+                    .await
+                    .context("baseline drain")?;
+            eprintln!(
+                "[bench]   round {} of {count}: baseline drain {:.0} rows/s ({})",
+                i + 1,
+                baseline.rows_per_sec,
+                by.path()
+            );
+            let outage = run(ctx, i, by).await.context("outage")?;
+            anyhow::Ok(OutageRound { baseline, outage })
+        };
+        rounds.push(round.await.with_context(|| format!("round {} of {count}", i + 1))?);
+    }
+    Ok(OutageRounds { by, outage: ctx.plan.outage, rounds })
+}
+
+const DEAD_LETTERED: &str = "registration_service_dead_lettered_transient_total";
+const PARKED: &str = "registration_service_dead_lettered_permanent_total";
+const PAUSED: &str = "registration_service_paused";
+const OUTAGE_SECONDS: &str = "registration_service_outage_seconds";
+
+/// One outage round (`round` names its topic and database).
+pub async fn run(ctx: &Context<'_>, round: usize, by: OutageBy) -> anyhow::Result<Outage> {
+    let messages = ctx.plan.outage_messages;
+    let topic = ctx.env.create_topic(&format!("outage-{round}"), 3).await?;
     ctx.env.adopt_topic(format!("{topic}-dlq"));
-    let db = ctx.env.fresh_database("outage").await?;
-    let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
-    let env = registration_service_env(ctx, &topic, &format!("{topic}-group"), &proxy.rewrite_url(&db.url));
+    let db = ctx.env.fresh_database(&format!("outage_{round}")).await?;
+    let proxy = match by {
+        OutageBy::Proxy => Some(TcpProxy::start(database_socket_addr(&db.url)).await),
+        OutageBy::DbStop => None,
+    };
+    let url = proxy.as_ref().map_or(db.url.clone(), |p| p.rewrite_url(&db.url));
+    let env = registration_service_env(ctx, &topic, &format!("{topic}-group"), &url);
     let mut service = Service::spawn(ctx.binaries, "registration-service", "REGISTRATION_SERVICE_ADDR", &env)?;
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = service.rss_mib()?;
 
-    let records = events::registrations(&ctx.env.run_id, &topic, ctx.plan.outage_messages);
+    let records = events::registrations(&ctx.env.run_id, &topic, messages);
     let producer = events::producer(&ctx.env.kafka_bootstrap)?;
-    eprintln!("[bench]   database cut for {:?}", ctx.plan.outage);
-    let cut_at = Instant::now();
-    proxy.cut();
-    let produced = events::produce_all(&producer, records).await;
-    tokio::time::sleep(ctx.plan.outage.saturating_sub(cut_at.elapsed())).await;
-    proxy.restore();
+    let before = service.scrape().await?;
+    let settled_before = settled(&before)?;
+
+    let stop_watching = CancellationToken::new();
+    let watch = watch_pause(&service, stop_watching.clone());
+    let sequence = async {
+        let result = outage_and_drain(ctx, by, proxy.as_ref(), &service, &producer, records, settled_before).await;
+        stop_watching.cancel();
+        result
+    };
+    let (sequence, (paused, paused_for)) = tokio::join!(sequence, watch);
+    let drained = sequence?;
+
+    let after = service.scrape().await?;
+    let delta = |name: &str| after.get(name).unwrap_or(0.0) - before.get(name).unwrap_or(0.0);
+    let (dead_lettered, parked) = (delta(DEAD_LETTERED), delta(PARKED));
+    let stored = db.count_users().await?;
+    if stored as f64 + dead_lettered + parked != messages as f64 {
+        anyhow::bail!(
+            "{messages} sign-ups were produced during the outage, but users has {stored} rows and {} went to the DLQ",
+            dead_lettered + parked
+        );
+    }
+    service.ensure_running()?;
+    service.stop().await;
+    let measured = Outage {
+        down_for: drained.down_for,
+        stop_took: drained.stop_took,
+        start_took: drained.start_took,
+        load: drained.load,
+        backlog: drained.backlog,
+        rows_per_sec_after: drained.rows_per_sec_after,
+        recovery: drained.recovery,
+        outcomes_before_restore: drained.outcomes_before_restore,
+        rows_per_sec_once_recovered: drained.rows_per_sec_once_recovered,
+        dead_lettered,
+        parked,
+        paused,
+        paused_for,
+        stored,
+        ready_after,
+        idle_rss_mib,
+    };
+    let o = &measured;
+    eprintln!(
+        "[bench]   outage {:.1} s: backlog {} drained at {:.0}/s from the restore (first outcome after {:.2} s, \
+             {} while db-start ran); dead-lettered {}, parked {}, paused: {}",
+        o.down_for.as_secs_f64(),
+        o.backlog,
+        o.rows_per_sec_after,
+        o.recovery.as_secs_f64(),
+        o.outcomes_before_restore,
+        o.dead_lettered,
+        o.parked,
+        o.paused.map_or("not exposed", |p| if p { "yes" } else { "no" }),
+    );
+    Ok(measured)
+}
+
+struct Drained {
+    down_for: Duration,
+    stop_took: Duration,
+    start_took: Duration,
+    load: SteadyLoad,
+    backlog: usize,
+    rows_per_sec_after: f64,
+    recovery: Duration,
+    outcomes_before_restore: f64,
+    rows_per_sec_once_recovered: f64,
+}
+
+/// Takes the database away, produces the steady load for the outage's length, brings the
+/// database back (always, also when producing failed) and measures the drain from there.
+async fn outage_and_drain(
+    ctx: &Context<'_>,
+    by: OutageBy,
+    proxy: Option<&TcpProxy>,
+    service: &Service,
+    producer: &reliable_messaging::DurableProducer,
+    records: Vec<reliable_messaging::producer::OutboundRecord>,
+    settled_before: f64,
+) -> anyhow::Result<Drained> {
+    let outage = ctx.plan.outage;
+    let messages = records.len();
+    eprintln!("[bench]   database away for {outage:?} ({})", by.describe());
+    let stop_started = Instant::now();
+    let stopped = match (by, proxy) {
+        (OutageBy::DbStop, _) => Some(StoppedDatabase::stop(ctx.local_services).await?),
+        (OutageBy::Proxy, Some(proxy)) => {
+            proxy.cut();
+            None
+        }
+        (OutageBy::Proxy, None) => anyhow::bail!("the proxy outage needs a proxy"),
+    };
+    let down_at = Instant::now();
+    let stop_took = down_at - stop_started;
+    let load = events::produce_steadily(producer, records, outage).await;
+    tokio::time::sleep(outage.saturating_sub(down_at.elapsed())).await;
+    // Nothing can have an outcome while the database is away: the count right before the
+    // restore starts tells which outcomes came while it ran.
+    let before_restore = service.scrape().await.ok().and_then(|s| settled(&s).ok());
+    let start_started = Instant::now();
+    match (stopped, proxy) {
+        (Some(stopped), _) => stopped.start().await?,
+        (None, Some(proxy)) => proxy.restore(),
+        (None, None) => unreachable!("one of the two took the database away"),
+    }
     let restored_at = Instant::now();
-    let outage = cut_at.elapsed();
-    produced?;
-    if outage > ctx.plan.outage + Duration::from_secs(2) {
-        eprintln!("[bench]   pre-filling took longer than the outage: it lasted {outage:?}");
+    let start_took = restored_at - start_started;
+    let down_for = restored_at - down_at;
+    let load = load?;
+    if down_for > outage + start_took + Duration::from_secs(2) {
+        eprintln!("[bench]   producing took longer than the outage: it lasted {down_for:?}");
     }
 
     let at_restore = service.scrape().await?;
-    let dead_lettered = at_restore.require("registration_service_dead_lettered_transient_total")?;
     let settled_at_restore = settled(&at_restore)?;
-    let backlog = ctx.plan.outage_messages as f64 - settled_at_restore;
-    let timing = measure_drain(&service, ctx.plan.outage_messages as f64).await?;
+    let backlog = messages as f64 - (settled_at_restore - settled_before);
+    let outcomes_before_restore = before_restore.map_or(0.0, |b| (settled_at_restore - b).max(0.0));
+    if backlog <= 0.0 {
+        anyhow::bail!(
+            "every message had an outcome before the database was back: was it really away? (paused gauge: {:?})",
+            at_restore.get(PAUSED)
+        );
+    }
+    let timing = measure_drain(service, settled_before + messages as f64).await?;
     // The rate counts from the restore: the time until the first new outcome (the recovery)
     // is part of what this figure measures.
     let drained_after = (timing.drained - restored_at).as_secs_f64();
-    service.ensure_running()?;
-    service.stop().await;
-    Ok(Outage {
-        outage,
-        backlog: backlog.max(0.0) as usize,
+    Ok(Drained {
+        down_for,
+        stop_took,
+        start_took,
+        load,
+        backlog: backlog as usize,
         rows_per_sec_after: backlog / drained_after,
-        recovery: timing.first_progress.saturating_duration_since(restored_at),
+        recovery: if outcomes_before_restore > 0.0 {
+            Duration::ZERO
+        } else {
+            timing.first_progress.saturating_duration_since(restored_at)
+        },
+        outcomes_before_restore,
         rows_per_sec_once_recovered: timing.rate,
-        dead_lettered,
-        ready_after,
-        idle_rss_mib,
     })
+}
+
+/// Scrapes the service every 100 ms until `stop`: whether `registration_service_paused` went
+/// to 1 (`None` if never exposed) and the longest `registration_service_outage_seconds` seen.
+async fn watch_pause(service: &Service, stop: CancellationToken) -> (Option<bool>, Option<f64>) {
+    let (mut paused, mut longest): (Option<bool>, Option<f64>) = (None, None);
+    while !stop.is_cancelled() {
+        if let Ok(scrape) = service.scrape().await {
+            if let Some(p) = scrape.get(PAUSED) {
+                paused = Some(paused.unwrap_or(false) || p >= 1.0);
+            }
+            if let Some(s) = scrape.get(OUTAGE_SECONDS) {
+                longest = Some(longest.map_or(s, |l: f64| l.max(s)));
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    (paused, longest)
+}
+
+/// The shared MariaDB server, stopped by this run: dropping it (error, timeout, Ctrl-C) runs
+/// `db-start` until the server answers again, so an interrupted run never leaves the database
+/// of everyone on the machine down. [`StoppedDatabase::start`] is the normal way back.
+pub struct StoppedDatabase {
+    script: PathBuf,
+    down: bool,
+}
+
+/// Attempts of `db-start` before giving up (each waits up to the script's DB_START_TIMEOUT).
+const START_ATTEMPTS: usize = 3;
+/// The pause between two attempts.
+const RETRY_PAUSE: Duration = if cfg!(test) { Duration::from_millis(10) } else { Duration::from_secs(2) };
+
+impl StoppedDatabase {
+    /// Runs `db-stop`. The guard exists before the script runs: a `db-stop` that fails half-way
+    /// (or is interrupted) is followed by a `db-start` too.
+    pub async fn stop(script: &Path) -> anyhow::Result<StoppedDatabase> {
+        let guard = StoppedDatabase { script: script.to_owned(), down: true };
+        local_services(script, "db-stop").await?;
+        Ok(guard)
+    }
+
+    /// Runs `db-start` (up to [`START_ATTEMPTS`] times) until it succeeds.
+    pub async fn start(mut self) -> anyhow::Result<()> {
+        let mut last = None;
+        for attempt in 1..=START_ATTEMPTS {
+            match local_services(&self.script, "db-start").await {
+                Ok(()) => {
+                    self.down = false;
+                    return Ok(());
+                }
+                Err(e) => {
+                    eprintln!("[bench] db-start attempt {attempt} of {START_ATTEMPTS} failed: {e:#}");
+                    last = Some(e);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        // Dropping `self` tries once more, synchronously, and says what to do if that fails too.
+        Err(last.expect("at least one attempt").context("the database could not be started again after the outage"))
+    }
+}
+
+impl Drop for StoppedDatabase {
+    fn drop(&mut self) {
+        if !self.down {
+            return;
+        }
+        eprintln!(
+            "[bench] the outage was interrupted: starting the database again ({} db-start)",
+            self.script.display()
+        );
+        for attempt in 1..=START_ATTEMPTS {
+            let status = std::process::Command::new(&self.script)
+                .arg("db-start")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .process_group(0)
+                .status();
+            match status {
+                Ok(s) if s.success() => {
+                    eprintln!("[bench] the database is running again");
+                    return;
+                }
+                other => eprintln!("[bench] db-start attempt {attempt} of {START_ATTEMPTS}: {other:?}"),
+            }
+            std::thread::sleep(RETRY_PAUSE);
+        }
+        eprintln!(
+            "[bench] ERROR: the shared database is still DOWN; start it with `{} db-start`",
+            self.script.display()
+        );
+    }
+}
+
+/// Runs `script command` (the `local-services.sh` of the checkout) in a process group of its
+/// own, so that a Ctrl-C at the terminal interrupts the harness (whose guard then restarts the
+/// database) and not the script half-way through stopping or starting the server.
+async fn local_services(script: &Path, command: &str) -> anyhow::Result<()> {
+    let mut child = tokio::process::Command::new(script);
+    child.arg(command).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let output = tokio::time::timeout(Duration::from_secs(300), child.output())
+        .await
+        .map_err(|_| anyhow::anyhow!("{} {command} did not finish within 300 s", script.display()))?
+        .with_context(|| format!("running {} {command}", script.display()))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "{} {command} failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_outages_get_one_round() {
+        assert_eq!(rounds_for(Duration::from_secs(10), 5), 5);
+        assert_eq!(rounds_for(Duration::from_secs(59), 3), 3);
+        assert_eq!(rounds_for(Duration::from_secs(60), 5), 1);
+        assert_eq!(rounds_for(Duration::from_secs(600), 5), 1);
+    }
+
+    /// A stand-in for `local-services.sh`: logs each command; `db-stop` fails when
+    /// `fail-stop` exists, `db-start` fails as many times as `fail-start` has lines.
+    fn fake_script(dir: &Path) -> PathBuf {
+        let script = dir.join("local-services.sh");
+        std::fs::write(
+            &script,
+            r#"#!/usr/bin/env bash
+dir=$(dirname "$0")
+echo "$1" >>"$dir/log"
+case $1 in
+  db-stop) [[ -e $dir/fail-stop ]] && { echo "stop failed" >&2; exit 5; } ;;
+  db-start)
+    if [[ -s $dir/fail-start ]]; then sed -i 1d "$dir/fail-start"; echo "start failed" >&2; exit 5; fi ;;
+esac
+exit 0
+"#,
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bench-outage-{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn log(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("log")).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    #[tokio::test]
+    async fn a_normal_outage_stops_and_starts_once() {
+        let dir = temp_dir("normal");
+        let stopped = StoppedDatabase::stop(&fake_script(&dir)).await.unwrap();
+        stopped.start().await.unwrap();
+        assert_eq!(log(&dir), ["db-stop", "db-start"]);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_outage_still_starts_the_database() {
+        // Ctrl-C, a phase timeout or an error drop the outage's future, and with it the guard.
+        let dir = temp_dir("dropped");
+        let stopped = StoppedDatabase::stop(&fake_script(&dir)).await.unwrap();
+        drop(stopped);
+        assert_eq!(log(&dir), ["db-stop", "db-start"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_stop_is_followed_by_a_start() {
+        let dir = temp_dir("failing-stop");
+        std::fs::write(dir.join("fail-stop"), "").unwrap();
+        let error = StoppedDatabase::stop(&fake_script(&dir)).await.err().expect("db-stop failed");
+        assert!(format!("{error:#}").contains("stop failed"), "{error:#}");
+        assert_eq!(log(&dir), ["db-stop", "db-start"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_start_is_retried() {
+        let dir = temp_dir("failing-start");
+        std::fs::write(dir.join("fail-start"), "1\n2\n").unwrap();
+        let stopped = StoppedDatabase::stop(&fake_script(&dir)).await.unwrap();
+        stopped.start().await.unwrap();
+        assert_eq!(log(&dir), ["db-stop", "db-start", "db-start", "db-start"]);
+    }
+
+    #[tokio::test]
+    async fn a_start_that_keeps_failing_is_an_error_and_is_tried_again_on_drop() {
+        let dir = temp_dir("broken-start");
+        std::fs::write(dir.join("fail-start"), "1\n2\n3\n4\n").unwrap();
+        let stopped = StoppedDatabase::stop(&fake_script(&dir)).await.unwrap();
+        let error = stopped.start().await.expect_err("db-start kept failing");
+        assert!(format!("{error:#}").contains("could not be started again"), "{error:#}");
+        // Three attempts in `start`, then the guard's own until one succeeds (the fourth fails).
+        assert_eq!(log(&dir), ["db-stop", "db-start", "db-start", "db-start", "db-start", "db-start"]);
+    }
 }
