@@ -55,7 +55,8 @@ use crate::services::Binaries;
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Args {
-    /// A ~2 minute run with smaller samples (noisier; for checking the harness).
+    /// About 4 minutes: 3 smaller rounds per ratio instead of 5 (noisier, and the table says so;
+    /// for checking the harness).
     #[arg(long)]
     quick: bool,
     /// Keep the run's topics and databases for inspection instead of deleting them.
@@ -66,7 +67,8 @@ struct Args {
     /// A MySQL/MariaDB URL whose user may create databases.
     #[arg(long, env = "DATABASE_URL", default_value = "mysql://registrations@127.0.0.1:3306/registrations")]
     database_url: String,
-    /// The script whose `kafka-tool` subcommand runs Kafka's CLI classes.
+    /// The script whose `kafka-tool` subcommand runs Kafka's CLI classes, and whose `db-stop` and
+    /// `db-start` take the database away for the outage (scripts/local-services.sh).
     #[arg(long, default_value = "scripts/local-services.sh")]
     kafka_tool: PathBuf,
     /// Also write the table (Markdown) to this file.
@@ -102,6 +104,7 @@ enum Phase {
     Drain,
     /// Outage rounds: baseline drain, then a drain after a database outage.
     Outage,
+    /// The dlq-worker's re-send punctuality with 10,000 messages waiting.
     Dlq,
 }
 
@@ -327,5 +330,43 @@ async fn timed<T>(
     match tokio::time::timeout(limit, work).await {
         Ok(result) => result.with_context(|| what.to_owned()),
         Err(_) => Err(anyhow::anyhow!("{what}: gave up after {limit:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).expect("valid arguments")
+    }
+
+    #[test]
+    fn outage_options_default_to_a_10_s_database_stop() {
+        let args = parse(&[]);
+        assert_eq!((args.outage_by, args.outage_secs, args.rounds), (OutageBy::DbStop, 10, None));
+        let args = parse(&["--only", "outage", "--outage-secs", "180", "--outage-by", "proxy"]);
+        assert_eq!(
+            (args.only.as_slice(), args.outage_by, args.outage_secs),
+            (&[Phase::Outage][..], OutageBy::Proxy, 180)
+        );
+        assert!(Args::try_parse_from(["bench", "--outage-secs", "0"]).is_err());
+        assert!(Args::try_parse_from(["bench", "--outage-by", "kill"]).is_err());
+    }
+
+    #[test]
+    fn the_old_drain_ratio_spellings_still_work() {
+        let args = parse(&["--only", "gateway,drain-ratio", "--drain-rounds", "3"]);
+        assert_eq!(args.only, [Phase::Gateway, Phase::Drain]);
+        assert_eq!(args.rounds, Some(3));
+        assert!(Args::try_parse_from(["bench", "--rounds", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_hard_limit_grows_with_the_outages() {
+        let mut plan = Plan::full();
+        assert_eq!(hard_limit(&plan), HARD_LIMIT + Duration::from_secs(50));
+        plan.outage = Duration::from_secs(600);
+        assert_eq!(hard_limit(&plan), HARD_LIMIT + Duration::from_secs(600));
     }
 }
