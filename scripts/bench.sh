@@ -3,12 +3,22 @@
 # this machine, measured in the same run, and prints one table (figure | ours | raw limit |
 # ratio | goal | met?). See BENCHMARKS.md for the last recorded table and how to read it.
 #
-#   scripts/bench.sh            full run, ~10 minutes on a 2-core machine
-#   scripts/bench.sh --quick    ~2 minutes, smaller samples (noisier)
+#   scripts/bench.sh            full run: every ratio from 5 alternating rounds of ours and its
+#                               raw limit; ~9 minutes on a quiet 2-core machine, ~15 on a busy one
+#   scripts/bench.sh --quick    3 smaller rounds per ratio, ~4 minutes (noisier; the table says so)
 #   scripts/bench.sh --keep     keep the run's topics and databases for inspection
-#   scripts/bench.sh --replicated --only raw,gateway,drain,drain-ratio
+#   scripts/bench.sh --only raw,gateway,drain,outage,dlq   selected phases only
+#   scripts/bench.sh --rounds 7 more (or fewer) rounds per ratio
+#   scripts/bench.sh --only outage --outage-secs 180       one 3-minute outage (60 s or more: 1 round)
+#   scripts/bench.sh --only outage --outage-by proxy       cut a TCP proxy instead of stopping MariaDB
+#   scripts/bench.sh --replicated --only raw,gateway,drain
 #                               the same on the local three-broker cluster (topics replicated
 #                               3 times, min.insync.replicas 2), started beside the single broker
+#
+# The outage phase (part of a full run) STOPS THE LOCAL MariaDB SERVER for --outage-secs (10 by
+# default) in each round (scripts/local-services.sh db-stop, then db-start): everyone using it on
+# this machine sees the outage. The harness starts it again on any error, timeout, Ctrl-C or
+# SIGTERM; only a SIGKILL can leave it down (then: scripts/local-services.sh db-start).
 #
 # It builds the service binaries and the harness in release mode, starts the local Kafka and
 # MariaDB (scripts/local-services.sh up; a no-op when they already run), then runs the harness
@@ -17,8 +27,9 @@
 # The table goes to stdout and to target/bench/last-run.md; progress and logs to stderr and
 # target/release/bench-logs/.
 #
-# Exit codes: 0 every goal met; 1 a goal was missed or could not be measured; 2 the harness
-# could not run (e.g. services down); other codes come from the build or local-services.sh.
+# Exit codes: 0 every goal met; 1 a goal was missed, unsettled (its rounds' spread crosses the
+# goal) or could not be measured; 2 the harness could not run (e.g. services down); other codes
+# come from the build or local-services.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
