@@ -148,7 +148,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     plan.outage = Duration::from_secs(args.outage_secs);
     let machine_before = machine::describe();
     eprintln!(
-        "[bench] run {} ({}, {} rounds) on {machine_before}",
+        "[bench] run {} ({}, rounds: {}) on {machine_before}",
         env.run_id,
         if plan.quick { "quick" } else { "full" },
         plan.rounds
@@ -168,7 +168,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let results = outcome?;
     let report = figures::report(&results, &plan);
     let text = format!(
-        "Run {} ({}, {} rounds), {:.0} s, on {machine_before}\nAfter the run: {}\n\n{}",
+        "Run {} ({}, rounds: {}), {:.0} s, on {machine_before}\nAfter the run: {}\n\n{}",
         env.run_id,
         if plan.quick { "--quick" } else { "full" },
         plan.rounds,
