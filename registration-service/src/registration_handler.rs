@@ -66,11 +66,13 @@ impl Handler for RegistrationHandler {
     }
 
     async fn handle_batch(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let started = std::time::Instant::now();
         let parsed: Vec<Result<RegistrationRequested, Outcome>> = batch
             .iter()
             .map(|d| RegistrationRequested::parse(d.payload.as_deref()).map_err(|e| Outcome::permanent(e.to_string())))
             .collect();
         let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        self.store.stages().record("decode", started.elapsed());
         let mut stored = self.store(&valid).await.into_iter();
         parsed
             .into_iter()

@@ -91,7 +91,7 @@ impl Application {
             settings.dead_letter_format,
             settings.retry_schedule.clone(),
         );
-        let handler = RegistrationHandler::new(UserStore::new(pool.clone()));
+        let handler = RegistrationHandler::new(UserStore::new(pool.clone(), stats.stages.clone()));
         let consumer =
             ReliableConsumer::with_stats(&settings.kafka, settings.consumer.clone(), handler, dead_letters, stats)
                 .context("create the consumer")?;

@@ -1,10 +1,13 @@
 //! The idempotent write: users keyed by request id, many per transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::Utc;
 use registration_events::RegistrationRequested;
 use reliable_messaging::request_status::{self, Status, Transition};
+use reliable_messaging::stage_timings::StageTimings;
 use reliable_messaging::telemetry;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 use tracing::Instrument;
@@ -41,16 +44,29 @@ impl Stored {
 #[derive(Clone)]
 pub struct UserStore {
     pool: MySqlPool,
+    /// Where the statements' time is recorded (`insert`, `upsert`, `read_back`, `status`).
+    stages: Arc<StageTimings>,
 }
 
 impl UserStore {
-    pub fn new(pool: MySqlPool) -> Self {
-        Self { pool }
+    pub fn new(pool: MySqlPool, stages: Arc<StageTimings>) -> Self {
+        Self { pool, stages }
     }
 
-    /// Stores a batch in one transaction and returns one result per event, in order.
+    /// Where this store (and its handler) record their stages.
+    pub fn stages(&self) -> &StageTimings {
+        &self.stages
+    }
+
+    /// Stores a batch and returns one result per event, in order.
     ///
-    /// `ON DUPLICATE KEY UPDATE request_id = request_id` makes a redelivered event a no-op on
+    /// The common case, a batch of new sign-ups, is one plain multi-row `INSERT` in autocommit:
+    /// if it succeeds, every row was inserted now, with this batch's content, so every event is
+    /// `Registered` and nothing needs reading back. InnoDB rolls a failed statement back whole,
+    /// so a duplicate key (a redelivery, an address already taken) leaves nothing behind and
+    /// the batch takes the careful path below. Any other failure is returned as it is.
+    ///
+    /// The careful path, in one transaction: `ON DUPLICATE KEY UPDATE request_id = request_id` makes a redelivered event a no-op on
     /// the primary key, and an event for an already-registered email a no-op on the unique
     /// email key. Reading back the rows that hold the batch's request ids tells the cases
     /// apart by *content*, not by the id alone: the row is this event's only if it holds the
@@ -72,7 +88,7 @@ impl UserStore {
                 error.message = tracing::field::Empty,
             )
         });
-        let result = self.store_batch_untraced(events).instrument(span.clone()).await;
+        let result = self.store_batch_fast_or_careful(events).instrument(span.clone()).await;
         if let Err(e) = &result {
             span.record("otel.status_code", "ERROR");
             span.record("error.message", e.to_string());
@@ -80,23 +96,31 @@ impl UserStore {
         result
     }
 
-    async fn store_batch_untraced(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
+    async fn store_batch_fast_or_careful(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
+        let started = Instant::now();
+        let inserted = insert_statement(events, "").build().execute(&self.pool).await;
+        self.stages.record("insert", started.elapsed());
+        match inserted {
+            Ok(_) => Ok(vec![Stored::Registered; events.len()]),
+            // A row with one of these ids or addresses exists: the careful path tells per row.
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                self.store_batch_careful(events).await
+            }
+            // Anything else (the database down, a lock wait) would fail the careful path
+            // the same way, only later.
+            Err(e) => Err(e),
+        }
+    }
 
-        let mut insert: QueryBuilder<'_, MySql> =
-            QueryBuilder::new("INSERT INTO users (request_id, email, name, password_hash, requested_at) ");
-        insert.push_values(events, |mut row, e| {
-            row.push_bind(e.request_id.as_bytes().to_vec())
-                .push_bind(&e.email)
-                .push_bind(&e.name)
-                .push_bind(&e.password_hash)
-                .push_bind(e.requested_at.naive_utc());
-        });
-        insert.push(" ON DUPLICATE KEY UPDATE request_id = request_id");
-        insert.build().execute(&mut *tx).await?;
+    async fn store_batch_careful(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
+        let started = Instant::now();
+        let mut tx = self.pool.begin().await?;
+        insert_statement(events, " ON DUPLICATE KEY UPDATE request_id = request_id").build().execute(&mut *tx).await?;
+        self.stages.record("upsert", started.elapsed());
+        let started = Instant::now();
 
         let mut select: QueryBuilder<'_, MySql> =
             QueryBuilder::new("SELECT request_id, email, name FROM users WHERE request_id IN (");
@@ -115,6 +139,8 @@ impl UserStore {
             .filter_map(|(id, email, name)| Some((Uuid::from_slice(&id).ok()?, (email, name))))
             .collect();
 
+        self.stages.record("read_back", started.elapsed());
+        let started = Instant::now();
         let results: Vec<Stored> = events.iter().map(|e| outcome(e, rows.get(&e.request_id))).collect();
         let now = Utc::now();
         let rejections: Vec<Transition> = events
@@ -132,8 +158,24 @@ impl UserStore {
             .collect();
         request_status::record(&mut *tx, &rejections).await?;
         tx.commit().await?;
+        self.stages.record("status", started.elapsed());
         Ok(results)
     }
+}
+
+/// The multi-row `INSERT` of `events`, followed by `suffix`.
+fn insert_statement<'a>(events: &'a [&'a RegistrationRequested], suffix: &str) -> QueryBuilder<'a, MySql> {
+    let mut insert: QueryBuilder<'_, MySql> =
+        QueryBuilder::new("INSERT INTO users (request_id, email, name, password_hash, requested_at) ");
+    insert.push_values(events, |mut row, e| {
+        row.push_bind(e.request_id.as_bytes().to_vec())
+            .push_bind(e.email.as_str())
+            .push_bind(e.name.as_str())
+            .push_bind(e.password_hash.as_str())
+            .push_bind(e.requested_at.naive_utc());
+    });
+    insert.push(suffix);
+    insert
 }
 
 /// What the row holding `event`'s request id (if any) says about the event.

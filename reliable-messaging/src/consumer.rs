@@ -39,12 +39,17 @@ use crate::dead_letter::DeadLetterPublisher;
 use crate::dead_letter_limit::{DeadLetterLimit, FloodGuard, HaltReason};
 use crate::delivery::Delivery;
 use crate::outcome::{Failure, FailureKind, Outcome};
+use crate::partition_chunks::partition_chunks;
 use crate::settings::KafkaSettings;
+use crate::stage_timings::StageTimings;
 
 /// Application logic for one topic. Implement [`Handler::handle`]; override
 /// [`Handler::handle_batch`] when the work batches well (one multi-row upsert per batch).
 ///
-/// Handlers must be idempotent: after a crash the same message arrives again.
+/// Handlers must be idempotent: after a crash the same message arrives again. They may be
+/// called concurrently, for different partitions of one batch
+/// ([`ConsumerSettings::partition_concurrency`]); one partition's messages are never handled
+/// by two calls at once, and always in their order.
 pub trait Handler: Send + Sync + 'static {
     /// Decides the outcome of one message, making `Done` / `Rejected` durable before returning.
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
@@ -115,8 +120,13 @@ impl OutagePolicy {
 pub struct ConsumerSettings {
     pub group_id: String,
     pub topics: Vec<String>,
-    /// Most messages handed to the handler at once.
+    /// Most messages polled into one batch.
     pub max_batch_size: usize,
+    /// Most handler calls running at once on one batch: the batch is split by partition (a
+    /// partition's messages stay together and in order) into at most this many chunks, each
+    /// handled concurrently, e.g. on its own database connection. 1 hands the whole batch to
+    /// one call. Keep it at or below the handler's connection pool size.
+    pub partition_concurrency: usize,
     /// How long to wait for a batch to fill once its first message arrived. Bounds the
     /// latency batching adds when traffic is light.
     pub max_batch_wait: Duration,
@@ -142,6 +152,7 @@ impl ConsumerSettings {
             group_id: group_id.into(),
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             max_batch_size: 500,
+            partition_concurrency: 4,
             max_batch_wait: Duration::from_millis(20),
             in_place_retries: 3,
             in_place_backoff: Backoff::exponential(Duration::from_millis(200), 2.0, Duration::from_secs(2)),
@@ -183,6 +194,9 @@ pub struct ConsumerStats {
     pub outages: AtomicU64,
     /// Why the consumer halted (dead-letter flood limit), if it did.
     pub halted: std::sync::Mutex<Option<HaltReason>>,
+    /// Time per stage: the consumer's (`poll`, `handle`, `dead_letter`, `commit`) and any
+    /// the handler records.
+    pub stages: Arc<StageTimings>,
 }
 
 /// A dependency outage in progress.
@@ -276,6 +290,7 @@ impl ConsumerStats {
                 "# HELP {prefix}_consumer_lag Messages on the assigned partitions not yet committed\n# TYPE {prefix}_consumer_lag gauge\n{prefix}_consumer_lag {lag}\n"
             ));
         }
+        out.push_str(&self.stages.render_prometheus(prefix));
         out
     }
 }
@@ -481,6 +496,16 @@ impl Batch {
         prefix
     }
 
+    /// Orders the deliveries by topic and partition, keeping each partition's order, so that
+    /// [`partition_chunks`] can hand out plain slices. Order across partitions means nothing.
+    fn group_by_partition(&mut self) {
+        let deliveries = std::mem::take(&mut self.deliveries);
+        let mut pairs: Vec<(Delivery, Option<u64>)> = deliveries.into_iter().zip(self.tokens.drain(..)).collect();
+        // Stable: within a partition the polled order (the offset order) is kept.
+        pairs.sort_by(|(a, _), (b, _)| (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition)));
+        (self.deliveries, self.tokens) = pairs.into_iter().unzip();
+    }
+
     /// `token` is `None` for a message of a partition not (or no longer) owned: it is handled
     /// but never committed by this member.
     fn push(&mut self, delivery: Delivery, token: Option<u64>) {
@@ -665,17 +690,26 @@ impl<H: Handler> ReliableConsumer<H> {
                 return Some(batch);
             }
         }
-        let deadline = Instant::now() + self.settings.max_batch_wait;
+        let filling = std::time::Instant::now();
+        // One timer for the whole fill, not one per message: a timer per `recv` cost a clock
+        // read and a timer-wheel entry for every message polled.
+        let deadline = tokio::time::sleep_until(Instant::now() + self.settings.max_batch_wait);
+        tokio::pin!(deadline);
         while batch.deliveries.len() < self.settings.max_batch_size {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(m)) => self.take(&mut batch, Delivery::from_message(&m)),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "poll failed");
-                    break;
-                }
-                Err(_) => break,
+            tokio::select! {
+                biased;
+                m = self.consumer.recv() => match m {
+                    Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "poll failed");
+                        break;
+                    }
+                },
+                _ = &mut deadline => break,
             }
         }
+        batch.group_by_partition();
+        self.stats.stages.record("poll", filling.elapsed());
         Some(batch)
     }
 
@@ -723,7 +757,11 @@ impl<H: Handler> ReliableConsumer<H> {
                 }
             }
         }
-        if !self.route_to_dead_letter_topic(failures, shutdown).await {
+        let routed = match failures.is_empty() {
+            true => true,
+            false => self.stats.stages.time("dead_letter", self.route_to_dead_letter_topic(failures, shutdown)).await,
+        };
+        if !routed {
             return Ok(Settled::Interrupted);
         }
         Ok(match halted {
@@ -864,15 +902,14 @@ impl<H: Handler> ReliableConsumer<H> {
         let mut pending: Vec<usize> = (0..batch.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
+            let started = std::time::Instant::now();
             let results = if pending.len() == batch.len() {
-                self.handler.handle_batch(batch).await
+                self.handle_by_partition(batch).await?
             } else {
                 let subset: Vec<Delivery> = pending.iter().map(|&i| batch[i].clone()).collect();
-                self.handler.handle_batch(&subset).await
+                self.handle_by_partition(&subset).await?
             };
-            if results.len() != pending.len() {
-                return Err(ConsumerError::HandlerContract { expected: pending.len(), got: results.len() });
-            }
+            self.stats.stages.record("handle", started.elapsed());
             let results = results.into_iter().map(|o| self.apply_outage_policy(o));
             let retry_again = attempt < self.settings.in_place_retries && !shutdown.is_cancelled();
             let mut still_failing = Vec::new();
@@ -896,6 +933,23 @@ impl<H: Handler> ReliableConsumer<H> {
             pending = still_failing;
         }
         Ok(outcomes.into_iter().map(|o| o.expect("every message has an outcome")).collect())
+    }
+
+    /// Hands `batch` (grouped by partition) to the handler in at most
+    /// `partition_concurrency` concurrent calls, one contiguous chunk of partitions each, and
+    /// returns the outcomes in the batch's order.
+    async fn handle_by_partition(&self, batch: &[Delivery]) -> Result<Vec<Outcome>, ConsumerError> {
+        let partitions: Vec<(&str, i32)> = batch.iter().map(|d| (d.topic.as_str(), d.partition)).collect();
+        let chunks = partition_chunks(&partitions, self.settings.partition_concurrency);
+        let results = join_all(chunks.iter().map(|chunk| self.handler.handle_batch(&batch[chunk.clone()]))).await;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (chunk, result) in chunks.iter().zip(results) {
+            if result.len() != chunk.len() {
+                return Err(ConsumerError::HandlerContract { expected: chunk.len(), got: result.len() });
+            }
+            outcomes.extend(result);
+        }
+        Ok(outcomes)
     }
 
     /// Under [`OutagePolicy::DeadLetter`], an outage is an ordinary transient failure.
@@ -970,6 +1024,12 @@ impl<H: Handler> ReliableConsumer<H> {
     /// A failed commit is logged, not fatal: the worst case is a redelivery that the
     /// idempotent handler absorbs.
     fn commit(&self, batch: &Batch) {
+        let started = std::time::Instant::now();
+        self.commit_owned(batch);
+        self.stats.stages.record("commit", started.elapsed());
+    }
+
+    fn commit_owned(&self, batch: &Batch) {
         // Checked and queued under the lock, so a revocation cannot fall in between.
         let mut ownership = lock_ownership(&self.ownership);
         let positions = ownership.advance(&batch.positions);
