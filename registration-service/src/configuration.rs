@@ -52,7 +52,7 @@ impl Settings {
     /// | `CONSUMER_INSTANCE_ID` | unset (dynamic membership); set for static membership |
     /// | `DATABASE_LOCK_WAIT_TIMEOUT_SECS` | 5 |
     /// | `DEPENDENCY_OUTAGE` | `pause` (nothing dead-lettered while the database is down; `dead-letter`: the article's original path) |
-    /// | `OUTAGE_PROBE_BACKOFF_*` | exponential 200 ms ×2, cap 2 s (probes while the database is down) |
+    /// | `OUTAGE_PROBE_BACKOFF_*` | exponential 50 ms ×2, cap 250 ms (probes while the database is down) |
     /// | `DLQ_MAX_CONSECUTIVE_PERMANENT` | 100 (0 = no limit): permanent failures in a row before the consumer halts |
     /// | `DLQ_PERMANENT_WINDOW` / `DLQ_MAX_PERMANENT_SHARE` | 1000 / 0.5 (window 0 = off): halt when more than that share of the window failed permanently |
     pub fn from_env() -> Result<Self, String> {
