@@ -37,6 +37,7 @@ pub mod request_status;
 pub mod retry_metadata;
 #[cfg(feature = "mysql")]
 pub mod schema_migrations;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 #[cfg(feature = "mysql")]
