@@ -24,10 +24,8 @@ use crate::topics::TopicPolicy;
 ///
 /// [`command`]: crate::service::command
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Consumer, retries, dead letters, topics, probes")]
 pub struct ServiceArgs {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-
     /// Where /healthz, /readyz and /metrics listen.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
@@ -129,6 +127,10 @@ pub struct ServiceArgs {
     /// Partitions of declared topics [default: the broker's default].
     #[arg(long, env = "TOPIC_PARTITIONS", value_parser = clap::value_parser!(i32).range(1..))]
     pub topic_partitions: Option<i32>,
+
+    // Last: its help heading would otherwise carry over to the arguments after it.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 /// [`CommitPolicy`] as a command-line value.

@@ -24,12 +24,18 @@ pub struct ServiceDefaults {
     pub database_url: Option<&'static str>,
 }
 
+/// The variables read outside the arguments, shown at the end of `--help`.
+const MORE_VARIABLES: &str = "Also read: KAFKA_<PROPERTY> for any other librdkafka property (`.` written `_`, \
+     e.g. KAFKA_SSL_KEY_LOCATION); RUST_LOG (log filter); LOG_FORMAT=json; OTEL_EXPORTER_OTLP_ENDPOINT (traces).";
+
 /// The command of arguments `A` (which flatten `ServiceArgs`) with `defaults` applied.
 pub fn command<A: CommandFactory>(defaults: &ServiceDefaults) -> Command {
-    let mut command = A::command().name(defaults.name);
+    let mut command = A::command().name(defaults.name).after_help(MORE_VARIABLES);
     let has = |command: &Command, id: &str| command.get_arguments().any(|a| a.get_id() == id);
     if has(&command, "http_addr") {
-        command = command.mut_arg("http_addr", |a| a.env(defaults.http_addr_env).default_value(defaults.http_addr));
+        command = command.mut_arg("http_addr", |a| {
+            a.env(defaults.http_addr_env).value_name(defaults.http_addr_env).default_value(defaults.http_addr)
+        });
     }
     if let Some(url) = defaults.database_url.filter(|_| has(&command, "database_url")) {
         command = command.mut_arg("database_url", |a| a.default_value(url));
