@@ -109,6 +109,11 @@ impl<H: Handler> ServiceBuilder<H> {
         builder
     }
 
+    /// The Kafka settings the service will use (for a preflight check before [`build`](Self::build)).
+    pub fn kafka_settings(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
     /// How failed messages are dead-lettered; its limit replaces the consumer settings' one.
     pub fn dead_letter_policy(mut self, policy: DeadLetterPolicy) -> Self {
         self.dead_letters = policy;
