@@ -1,20 +1,50 @@
-//! Settings from the environment, with defaults that run against the local services.
+//! Settings from the environment (or the same-named flags), with defaults that run against the
+//! local services: `registration-service --help` lists every variable and its default.
+//!
+//! The variables are the service kit's ([`ServiceArgs`], [`DatabaseArgs`]) plus
+//! `REGISTRATIONS_TOPIC`; the probe address is `REGISTRATION_SERVICE_ADDR`. Any other
+//! librdkafka property can be set as `KAFKA_<PROPERTY>`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::FromArgMatches;
 use reliable_messaging::backoff::Backoff;
 use reliable_messaging::retry_metadata::MetadataFormat;
-use reliable_messaging::settings::env_or;
-use reliable_messaging::{CommitPolicy, ConsumerSettings, KafkaSettings, OutagePolicy};
+use reliable_messaging::service::{self, DatabaseArgs, DatabaseUrl, ServiceArgs, ServiceDefaults};
+use reliable_messaging::topics::TopicPolicy;
+use reliable_messaging::{ConsumerSettings, KafkaSettings};
 
+pub const NAME: &str = "registration-service";
 pub const DEFAULT_DATABASE_URL: &str = "mysql://registrations@127.0.0.1:3306/registrations";
 
+/// What this service's command differs in from other services built with the kit.
+pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
+    name: NAME,
+    http_addr_env: "REGISTRATION_SERVICE_ADDR",
+    http_addr: "127.0.0.1:8081",
+    database_url: Some(DEFAULT_DATABASE_URL),
+};
+
+/// The command-line / environment arguments.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version, about = "Consumes sign-up events and stores each user in MySQL exactly once.")]
+pub struct Args {
+    /// The topic of sign-up events; failures go to `<topic>-dlq`.
+    #[arg(long, env = "REGISTRATIONS_TOPIC", default_value = registration_events::REGISTRATIONS_TOPIC)]
+    pub registrations_topic: String,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// The typed settings the application runs with. `Debug` shows no password.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub kafka: KafkaSettings,
     pub consumer: ConsumerSettings,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub database_pool_size: u32,
     /// How long a handler waits for a database connection before the attempt counts as a
     /// transient failure.
@@ -31,60 +61,163 @@ pub struct Settings {
     pub retry_schedule: Backoff,
     /// How long a DLQ write may wait for `acks=all`.
     pub publish_timeout: Duration,
+    /// How the topic and its DLQ are created when missing.
+    pub topic_policy: TopicPolicy,
 }
 
 impl Settings {
-    /// | variable | default |
-    /// |---|---|
-    /// | `KAFKA_BOOTSTRAP_SERVERS` | `localhost:9092` |
-    /// | `DATABASE_URL` | local MariaDB, database `registrations` |
-    /// | `REGISTRATIONS_TOPIC` | `user-registrations` |
-    /// | `CONSUMER_GROUP` | `registration-service` |
-    /// | `REGISTRATION_SERVICE_ADDR` | `127.0.0.1:8081` |
-    /// | `BATCH_SIZE` / `BATCH_WAIT_MS` | 500 / 20 |
-    /// | `IN_PLACE_RETRIES` | 3 (then the DLQ) |
-    /// | `IN_PLACE_BACKOFF_*` | exponential 200 ms ×2, cap 2 s |
-    /// | `RETRY_BACKOFF_*` | exponential 1 s ×2, cap 60 s (the DLQ schedule) |
-    /// | `RETRY_METADATA_FORMAT` | `headers` (or `wrapper`) |
-    /// | `COMMIT_POLICY` | `after-durable-outcome` (`unsafe-auto-commit` only for the negative-control test) |
-    /// | `DATABASE_POOL_SIZE` | 5 |
-    /// | `DATABASE_ACQUIRE_TIMEOUT_MS` | 2000 |
-    /// | `CONSUMER_INSTANCE_ID` | unset (dynamic membership); set for static membership |
-    /// | `DATABASE_LOCK_WAIT_TIMEOUT_SECS` | 5 |
-    /// | `DEPENDENCY_OUTAGE` | `pause` (nothing dead-lettered while the database is down; `dead-letter`: the article's original path) |
-    /// | `OUTAGE_PROBE_BACKOFF_*` | exponential 50 ms ×2, cap 250 ms (probes while the database is down) |
-    /// | `DLQ_MAX_CONSECUTIVE_PERMANENT` | 100 (0 = no limit): permanent failures in a row before the consumer halts |
-    /// | `DLQ_PERMANENT_WINDOW` / `DLQ_MAX_PERMANENT_SHARE` | 1000 / 0.5 (window 0 = off): halt when more than that share of the window failed permanently |
-    pub fn from_env() -> Result<Self, String> {
-        let topic: String = env_or("REGISTRATIONS_TOPIC", registration_events::REGISTRATIONS_TOPIC.to_owned())?;
-        let group: String = env_or("CONSUMER_GROUP", "registration-service".to_owned())?;
-        let mut consumer = ConsumerSettings::new(group, &[topic.as_str()]);
-        consumer.max_batch_size = env_or("BATCH_SIZE", consumer.max_batch_size)?.max(1);
-        consumer.max_batch_wait = Duration::from_millis(env_or("BATCH_WAIT_MS", 20u64)?);
-        consumer.in_place_retries = env_or("IN_PLACE_RETRIES", consumer.in_place_retries)?;
-        consumer.in_place_backoff = Backoff::from_env("IN_PLACE", consumer.in_place_backoff)?;
-        consumer.commit_policy = CommitPolicy::from_env()?;
-        consumer.instance_id = std::env::var("CONSUMER_INSTANCE_ID").ok().filter(|id| !id.is_empty());
-        consumer.outage_policy = OutagePolicy::from_env()?;
-        consumer.outage_probe_backoff = Backoff::from_env("OUTAGE_PROBE", consumer.outage_probe_backoff)?;
-        let limit = &mut consumer.dead_letter_limit;
-        limit.max_consecutive = env_or("DLQ_MAX_CONSECUTIVE_PERMANENT", limit.max_consecutive)?;
-        limit.window = env_or("DLQ_PERMANENT_WINDOW", limit.window)?;
-        limit.max_share = env_or("DLQ_MAX_PERMANENT_SHARE", limit.max_share)?;
-        if !(0.0..=1.0).contains(&limit.max_share) {
-            return Err("DLQ_MAX_PERMANENT_SHARE must be between 0 and 1".to_owned());
+    /// The command, with this service's name, address variable and defaults.
+    pub fn command() -> clap::Command {
+        service::command::<Args>(&DEFAULTS)
+    }
+
+    /// Parses `args` (the binary's name first) and the environment; the error names the
+    /// variable at fault. `variables` are the process's environment, for `KAFKA_<PROPERTY>`.
+    pub fn parse_from<I, T>(args: I, variables: impl IntoIterator<Item = (String, String)>) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let args = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        Ok(Self::from_args(&args, variables))
+    }
+
+    /// The settings of the environment alone (no flags): what tests start from.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        Self::parse_from([NAME], std::env::vars())
+    }
+
+    pub fn from_args(args: &Args, variables: impl IntoIterator<Item = (String, String)>) -> Self {
+        let service = &args.service;
+        let database = args.database.settings();
+        let dead_letters = service.dead_letter_policy();
+        Settings {
+            kafka: service.kafka_settings(NAME, variables),
+            consumer: service.consumer_settings(NAME, &[args.registrations_topic.as_str()]),
+            database_url: database.url,
+            database_pool_size: database.pool_size,
+            database_acquire_timeout: database.acquire_timeout,
+            database_lock_wait_timeout_secs: database.lock_wait_timeout_secs,
+            http_addr: service.http_addr,
+            dead_letter_format: dead_letters.format,
+            retry_schedule: dead_letters.schedule,
+            publish_timeout: dead_letters.publish_timeout,
+            topic_policy: service.topic_policy(),
         }
-        Ok(Settings {
-            kafka: KafkaSettings::from_env("registration-service"),
-            consumer,
-            database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
-            database_pool_size: env_or("DATABASE_POOL_SIZE", 5u32)?.max(1),
-            database_acquire_timeout: Duration::from_millis(env_or("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000u64)?.max(1)),
-            database_lock_wait_timeout_secs: env_or("DATABASE_LOCK_WAIT_TIMEOUT_SECS", 5u32)?.max(1),
-            http_addr: env_or("REGISTRATION_SERVICE_ADDR", "127.0.0.1:8081".parse().expect("literal address"))?,
-            dead_letter_format: MetadataFormat::from_env()?,
-            retry_schedule: Backoff::from_env("RETRY", Backoff::default())?,
-            publish_timeout: Duration::from_millis(env_or("PUBLISH_TIMEOUT_MS", 10_000u64)?),
-        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every variable the service has always read, with `KafkaSettings::from_env`'s and
+    /// `TopicPolicy::from_env`'s.
+    const VARIABLES: &[&str] = &[
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CA_LOCATION",
+        "DATABASE_URL",
+        "DATABASE_POOL_SIZE",
+        "DATABASE_ACQUIRE_TIMEOUT_MS",
+        "DATABASE_LOCK_WAIT_TIMEOUT_SECS",
+        "REGISTRATIONS_TOPIC",
+        "CONSUMER_GROUP",
+        "CONSUMER_INSTANCE_ID",
+        "REGISTRATION_SERVICE_ADDR",
+        "BATCH_SIZE",
+        "PARTITION_CONCURRENCY",
+        "BATCH_WAIT_MS",
+        "COMMIT_POLICY",
+        "DEPENDENCY_OUTAGE",
+        "IN_PLACE_RETRIES",
+        "IN_PLACE_BACKOFF",
+        "IN_PLACE_BACKOFF_INITIAL_MS",
+        "IN_PLACE_BACKOFF_MULTIPLIER",
+        "IN_PLACE_BACKOFF_MAX_MS",
+        "IN_PLACE_BACKOFF_JITTER",
+        "OUTAGE_PROBE_BACKOFF",
+        "OUTAGE_PROBE_BACKOFF_INITIAL_MS",
+        "OUTAGE_PROBE_BACKOFF_MULTIPLIER",
+        "OUTAGE_PROBE_BACKOFF_MAX_MS",
+        "OUTAGE_PROBE_BACKOFF_JITTER",
+        "RETRY_METADATA_FORMAT",
+        "RETRY_BACKOFF",
+        "RETRY_BACKOFF_INITIAL_MS",
+        "RETRY_BACKOFF_MULTIPLIER",
+        "RETRY_BACKOFF_MAX_MS",
+        "RETRY_BACKOFF_JITTER",
+        "DLQ_MAX_CONSECUTIVE_PERMANENT",
+        "DLQ_PERMANENT_WINDOW",
+        "DLQ_MAX_PERMANENT_SHARE",
+        "PUBLISH_TIMEOUT_MS",
+        "TOPIC_REPLICATION_FACTOR",
+        "TOPIC_MIN_INSYNC_REPLICAS",
+        "TOPIC_UNCLEAN_LEADER_ELECTION",
+        "TOPIC_PARTITIONS",
+    ];
+
+    #[test]
+    fn help_lists_every_variable() {
+        let mut command = Settings::command();
+        let declared: BTreeSet<String> =
+            command.get_arguments().filter_map(|a| a.get_env()).map(|env| env.to_string_lossy().into_owned()).collect();
+        let expected: BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+        assert_eq!(declared, expected);
+        let help = command.render_long_help().to_string();
+        for variable in VARIABLES {
+            assert!(help.contains(&format!("env: {variable}")), "--help does not list {variable}:\n{help}");
+        }
+        assert!(!help.contains("HTTP_ADDR]"), "the shared address variable is renamed:\n{help}");
+    }
+
+    #[test]
+    fn defaults_are_those_of_the_local_services() {
+        let settings = Settings::parse_from(
+            [NAME, "--kafka-bootstrap-servers", "localhost:9092", "--database-url", DEFAULT_DATABASE_URL],
+            Vec::new(),
+        )
+        .expect("defaults parse");
+        assert_eq!(settings.http_addr, "127.0.0.1:8081".parse().expect("addr"));
+        assert_eq!(settings.consumer.topics, vec![registration_events::REGISTRATIONS_TOPIC.to_owned()]);
+        assert_eq!(settings.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!((settings.database_pool_size, settings.database_lock_wait_timeout_secs), (5, 5));
+        assert_eq!(settings.database_acquire_timeout, Duration::from_secs(2));
+        assert_eq!(settings.publish_timeout, Duration::from_secs(10));
+        assert_eq!(settings.retry_schedule, Backoff::default());
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        let settings = Settings::parse_from(
+            [
+                NAME,
+                "--database-url",
+                "mysql://app:hunter2@db.example.com/registrations",
+                "--kafka-sasl-password",
+                "s3cret",
+            ],
+            vec![("KAFKA_SSL_KEY_PASSWORD".to_owned(), "k3y".to_owned())],
+        )
+        .expect("parses");
+        assert_eq!(settings.kafka.property("sasl.password"), Some("s3cret"), "the secret is used");
+        let shown = format!("{settings:?}");
+        for secret in ["hunter2", "s3cret", "k3y"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db.example.com"), "{shown}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let error = Settings::parse_from([NAME, "--batch-wait-ms", "soon"], Vec::new()).expect_err("invalid");
+        assert!(error.to_string().contains("BATCH_WAIT_MS"), "{error}");
     }
 }

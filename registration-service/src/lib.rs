@@ -3,8 +3,10 @@
 //!
 //! * [`registration_handler`] decides what each event means (stored, rejected, failed);
 //! * [`user_store`] is the idempotent MySQL write;
-//! * [`startup`] wires them into a `reliable_messaging::ReliableConsumer`, which commits
-//!   offsets only after the outcome is durable and routes failures to `user-registrations-dlq`.
+//! * [`configuration`] reads the settings (`registration-service --help` lists them);
+//! * [`startup`] hands the handler to the service kit (`reliable_messaging::service`), whose
+//!   consumer commits offsets only after the outcome is durable and routes failures to
+//!   `user-registrations-dlq`.
 
 pub mod configuration;
 pub mod registration_handler;

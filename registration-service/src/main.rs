@@ -1,4 +1,5 @@
-//! `registration-service`: see the crate docs in `lib.rs`.
+//! `registration-service`: see the crate docs in `lib.rs`; `registration-service --help` lists
+//! every setting.
 
 use anyhow::Context;
 use registration_service::configuration::Settings;
@@ -7,9 +8,10 @@ use registration_service::startup::Application;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     reliable_messaging::telemetry::init("registration-service");
-    let settings = Settings::from_env().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    // `--help` and a bad variable (named in the message) exit here.
+    let settings = Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::preflight::check(&settings.kafka, &settings.database_url)
+    reliable_messaging::preflight::check(&settings.kafka, settings.database_url.expose())
         .await
         .context("connecting to Kafka and the database")?;
     let shutdown = reliable_messaging::shutdown::on_termination_signal();

@@ -1,5 +1,8 @@
 //! A new at-least-once consumer with in-place retries, a dead-letter topic and (through the
-//! dlq-worker) delayed retries and a parking lot — everything but the handler is the library.
+//! dlq-worker) delayed retries and a parking lot; everything but the handler is the library.
+//! The service kit adds the rest: the topic and `payments-dlq` declared, the table migrated at
+//! start, `/healthz`, `/readyz` and `/metrics` on 127.0.0.1:8090, the DLQ producer flushed on
+//! shutdown, and every setting from the environment (`-- --help` lists them).
 //!
 //! Consumes `payments` (JSON `{"payment_id": "<uuid>", "amount_cents": 1234}`) into MySQL:
 //!
@@ -7,17 +10,10 @@
 //! scripts/local-services.sh up && eval "$(scripts/local-services.sh env)"
 //! cargo run -p reliable-messaging --example minimal_consumer
 //! ```
-//! Not JSON → parked at once. Database down → retried in place, then `payments-dlq`, from
-//! where the dlq-worker re-sends it with backoff and parks it after 5 tries.
+//! Not JSON → parked at once. Database down → consuming pauses until it is back.
 
-use reliable_messaging::backoff::Backoff;
-use reliable_messaging::dead_letter::DeadLetterPublisher;
-use reliable_messaging::retry_metadata::MetadataFormat;
-use reliable_messaging::{
-    sql_failures, ConsumerSettings, Delivery, DurableProducer, FailureKind, Handler, KafkaSettings, Outcome,
-    ReliableConsumer,
-};
-use std::time::Duration;
+use reliable_messaging::service::{self, DatabaseArgs, ServiceArgs, ServiceBuilder, ServiceDefaults};
+use reliable_messaging::{sql_failures, Delivery, FailureKind, Handler, Outcome};
 
 struct Payments(sqlx::MySqlPool);
 
@@ -40,34 +36,43 @@ impl Handler for Payments {
             .await;
         match stored {
             Ok(_) => Outcome::Done,
+            Err(e) if sql_failures::is_dependency_down(&e) => Outcome::dependency_down("database", e.to_string()),
             Err(e) if sql_failures::classify(&e) == FailureKind::Permanent => Outcome::permanent(e.to_string()),
             Err(e) => Outcome::transient(e.to_string()),
         }
     }
 }
 
+#[derive(clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+const DEFAULTS: ServiceDefaults = ServiceDefaults {
+    name: "payments-consumer",
+    http_addr_env: "PAYMENTS_CONSUMER_ADDR",
+    http_addr: "127.0.0.1:8090",
+    database_url: None,
+};
+
+/// The example's one migration; a real service keeps its own in `migrations/` (`sqlx::migrate!()`).
+const CREATE_PAYMENTS: &str =
+    "CREATE TABLE IF NOT EXISTS payments (payment_id BINARY(16) PRIMARY KEY, amount_cents BIGINT NOT NULL)";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    reliable_messaging::telemetry::init("minimal_consumer");
-    let database_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "mysql://registrations@127.0.0.1:3306/registrations".into());
-    let pool =
-        sqlx::mysql::MySqlPoolOptions::new().acquire_timeout(Duration::from_secs(2)).connect(&database_url).await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS payments (payment_id BINARY(16) PRIMARY KEY, amount_cents BIGINT NOT NULL)",
-    )
-    .execute(&pool)
-    .await?;
-
-    let kafka = KafkaSettings::from_env("payments-consumer");
-    let producer = DurableProducer::new(&kafka, Duration::from_secs(10))?;
-    let dead_letters = DeadLetterPublisher::new(producer, MetadataFormat::Headers, Backoff::default());
-    let consumer = ReliableConsumer::new(
-        &kafka,
-        ConsumerSettings::new("payments-consumer", &["payments"]),
-        Payments(pool),
-        dead_letters,
-    )?;
-    consumer.run(reliable_messaging::shutdown::on_termination_signal()).await?;
+    reliable_messaging::telemetry::init(DEFAULTS.name);
+    let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let pool = args.database.settings().connect_lazy()?;
+    let handler = Payments(pool.clone());
+    let service = ServiceBuilder::from_args(DEFAULTS.name, &args.service, &["payments"], std::env::vars(), handler)
+        .database(pool.clone())
+        .build()
+        .await?;
+    sqlx::query(CREATE_PAYMENTS).execute(&pool).await?;
+    service.run(reliable_messaging::shutdown::on_termination_signal()).await?;
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! Liveness and readiness endpoints shared by every service.
 //!
+//! The checks themselves ([`ReadinessCheck`], [`Readiness`]) need no HTTP server; the
+//! endpoints need the `http` feature and [`DatabaseCheck`] the `mysql` feature.
+//!
 //! `/healthz` answers while the process runs; `/readyz` answers 200 only while every
 //! registered [`ReadinessCheck`] passes, and 503 with the failing checks otherwise, so an
 //! orchestrator routes traffic only to instances that can do their work.
@@ -7,12 +10,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "http")]
 use axum::extract::State;
+#[cfg(feature = "http")]
 use axum::http::StatusCode;
+#[cfg(feature = "http")]
 use axum::response::{IntoResponse, Response};
+#[cfg(feature = "http")]
 use axum::routing::get;
+#[cfg(feature = "http")]
 use axum::{Json, Router};
 use futures::future::BoxFuture;
+#[cfg(feature = "http")]
 use serde_json::json;
 
 /// One condition a service needs to do its work.
@@ -33,6 +42,12 @@ impl Readiness {
         self
     }
 
+    /// Adds a check that is already shared (the service kit keeps a service's own checks so).
+    pub fn with_shared(mut self, check: Arc<dyn ReadinessCheck>) -> Self {
+        self.checks.push(check);
+        self
+    }
+
     /// Runs every check, each bounded so one hung dependency cannot hang the probe.
     pub async fn evaluate(&self) -> Vec<(&'static str, Result<(), String>)> {
         let mut results = Vec::with_capacity(self.checks.len());
@@ -47,15 +62,18 @@ impl Readiness {
     }
 }
 
+#[cfg(feature = "http")]
 /// `/healthz` and `/readyz`, to merge into a service's router.
 pub fn router(readiness: Readiness) -> Router {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness)
 }
 
+#[cfg(feature = "http")]
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "alive"}))
 }
 
+#[cfg(feature = "http")]
 async fn readyz(State(readiness): State<Readiness>) -> Response {
     let results = readiness.evaluate().await;
     let ready = results.iter().all(|(_, r)| r.is_ok());
@@ -99,8 +117,10 @@ impl ReadinessCheck for BrokerCheck {
 }
 
 /// Ready while the database answers `SELECT 1`.
+#[cfg(feature = "mysql")]
 pub struct DatabaseCheck(pub sqlx::MySqlPool);
 
+#[cfg(feature = "mysql")]
 impl ReadinessCheck for DatabaseCheck {
     fn name(&self) -> &'static str {
         "database"

@@ -15,8 +15,13 @@
 //! * [`backoff::Backoff`] computes retry delays; [`parking::ParkingLot`] stores messages that
 //!   must not be retried any more, where an operator can inspect and replay them.
 //!
-//! A new consumer with retries, DLQ and parking is a few dozen lines: see
-//! `examples/minimal_consumer.rs`.
+//! A new consumer with retries, DLQ and parking is a few dozen lines: the [`service`] kit turns
+//! a handler into a running service (topics and their DLQs declared, migrations at start,
+//! `/healthz`, `/readyz`, `/metrics`, configuration from the environment, graceful shutdown);
+//! see `examples/minimal_consumer.rs`, or `scripts/new-service.sh NAME` for a new crate.
+//!
+//! Features (both default): `mysql` (the parking lot, request status, migrations, the
+//! database readiness check, the kit's pool) and `http` (the probe server, problem documents).
 
 pub mod backoff;
 pub mod consumer;
@@ -26,16 +31,22 @@ pub mod delivery;
 pub mod health;
 pub mod offset_tracker;
 pub mod outcome;
+#[cfg(feature = "mysql")]
 pub mod parking;
 mod partition_chunks;
 pub mod preflight;
+#[cfg(feature = "http")]
 pub mod problem;
 pub mod producer;
+#[cfg(feature = "mysql")]
 pub mod request_status;
 pub mod retry_metadata;
+#[cfg(feature = "mysql")]
 pub mod schema_migrations;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
+#[cfg(feature = "mysql")]
 pub mod sql_failures;
 pub mod stage_timings;
 pub mod telemetry;

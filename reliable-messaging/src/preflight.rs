@@ -12,6 +12,7 @@
 //!   waits as before;
 //! * it answers: nothing to say.
 
+#[cfg(feature = "mysql")]
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +22,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+#[cfg(feature = "mysql")]
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+#[cfg(feature = "mysql")]
 use sqlx::{ConnectOptions, Connection};
 
 use crate::settings::KafkaSettings;
@@ -38,8 +41,10 @@ pub enum PreflightError {
     KafkaRefused { bootstrap: String, protocol: String, mechanism: String, reason: String },
     #[error("the Kafka client configuration is invalid: {0}")]
     KafkaConfig(String),
+    #[cfg(feature = "mysql")]
     #[error("the database at {address} refused this client (ssl-mode={ssl_mode}): {reason}")]
     DatabaseRefused { address: String, ssl_mode: String, reason: String },
+    #[cfg(feature = "mysql")]
     #[error("DATABASE_URL is invalid: {0}")]
     DatabaseUrl(String),
 }
@@ -52,6 +57,7 @@ pub enum Reach {
     Unreachable(String),
 }
 
+#[cfg(feature = "mysql")]
 /// Both checks, Kafka first; logs a warning for a server that cannot be reached.
 pub async fn check(kafka: &KafkaSettings, database_url: &str) -> Result<(), PreflightError> {
     if let Reach::Unreachable(reason) = check_kafka(kafka, DEFAULT_TIMEOUT).await? {
@@ -187,6 +193,7 @@ fn config_error_without_secret(error: &KafkaError) -> String {
     }
 }
 
+#[cfg(feature = "mysql")]
 /// MySQL/MariaDB errors that say "not you" or "not like this": they do not heal by waiting.
 const REFUSAL_CODES: &[u16] = &[
     1044, // access denied to the database
@@ -195,6 +202,7 @@ const REFUSAL_CODES: &[u16] = &[
     3159, // insecure transport prohibited (require_secure_transport)
 ];
 
+#[cfg(feature = "mysql")]
 /// Opens one connection to the database and says whether it refused us.
 pub async fn check_database(url: &str, timeout: Duration) -> Result<Reach, PreflightError> {
     let options = MySqlConnectOptions::from_str(url).map_err(|e| PreflightError::DatabaseUrl(e.to_string()))?;
@@ -227,6 +235,7 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Reach, Prefl
     }
 }
 
+#[cfg(feature = "mysql")]
 fn ssl_mode_name(url: &str) -> String {
     let mode = url::Url::parse(url)
         .ok()
@@ -237,6 +246,7 @@ fn ssl_mode_name(url: &str) -> String {
     }
 }
 
+#[cfg(feature = "mysql")]
 /// `host:port/database` of a URL, without user or password.
 fn database_address(url: &str) -> String {
     match url::Url::parse(url) {
@@ -260,6 +270,7 @@ mod tests {
         ));
     }
 
+    #[cfg(feature = "mysql")]
     #[test]
     fn the_address_in_an_error_never_carries_the_password() {
         let url = "mysql://app:hunter2@db.example.com:3307/registrations?ssl-mode=VERIFY_IDENTITY";
@@ -268,6 +279,7 @@ mod tests {
         assert_eq!(ssl_mode_name("mysql://a@b/c"), "PREFERRED (default)");
     }
 
+    #[cfg(feature = "mysql")]
     #[tokio::test]
     async fn an_unreachable_database_is_waited_for_not_refused() {
         // Port 9 (discard) is closed on loopback: connection refused, which is an outage.

@@ -62,7 +62,7 @@ pub fn service_settings(env: &TestEnv, topic: &str, group: &str, database_url: &
     settings.consumer = reliable_messaging::ConsumerSettings::new(group, &[topic]);
     settings.consumer.in_place_backoff = Backoff::constant(Duration::from_millis(100));
     settings.consumer.commit_policy = CommitPolicy::AfterDurableOutcome;
-    settings.database_url = database_url.to_owned();
+    settings.database_url = database_url.into();
     settings.http_addr = "127.0.0.1:0".parse().expect("addr");
     settings.retry_schedule = Backoff::constant(Duration::from_millis(200));
     settings

@@ -1,0 +1,60 @@
+//! Turning a service's clap arguments into its command: the name in `--help`, and the
+//! per-service names and defaults that a shared struct cannot know.
+//!
+//! [`ServiceArgs`](crate::service::ServiceArgs) is shared by every service, but each service
+//! has its own HTTP address variable (several run on one machine with one environment) and its
+//! own default database. Rather than a struct per service, the shared arguments are renamed
+//! here on the built [`clap::Command`].
+
+use std::ffi::OsString;
+
+use clap::{ArgMatches, Command, CommandFactory, FromArgMatches};
+
+/// What differs between services that share [`ServiceArgs`](crate::service::ServiceArgs).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDefaults {
+    /// The binary's name in `--help`.
+    pub name: &'static str,
+    /// The variable of the probe and metrics address, e.g. `REGISTRATION_SERVICE_ADDR`.
+    pub http_addr_env: &'static str,
+    /// Its default, e.g. `127.0.0.1:8081`.
+    pub http_addr: &'static str,
+    /// The default `DATABASE_URL`, when the arguments include
+    /// [`DatabaseArgs`](crate::service::DatabaseArgs).
+    pub database_url: Option<&'static str>,
+}
+
+/// The variables read outside the arguments, shown at the end of `--help`.
+const MORE_VARIABLES: &str = "Also read: KAFKA_<PROPERTY> for any other librdkafka property (`.` written `_`, \
+     e.g. KAFKA_SSL_KEY_LOCATION); RUST_LOG (log filter); LOG_FORMAT=json; OTEL_EXPORTER_OTLP_ENDPOINT (traces).";
+
+/// The command of arguments `A` (which flatten `ServiceArgs`) with `defaults` applied.
+pub fn command<A: CommandFactory>(defaults: &ServiceDefaults) -> Command {
+    let mut command = A::command().name(defaults.name).after_help(MORE_VARIABLES);
+    let has = |command: &Command, id: &str| command.get_arguments().any(|a| a.get_id() == id);
+    if has(&command, "http_addr") {
+        command = command.mut_arg("http_addr", |a| {
+            a.env(defaults.http_addr_env).value_name(defaults.http_addr_env).default_value(defaults.http_addr)
+        });
+    }
+    if let Some(url) = defaults.database_url.filter(|_| has(&command, "database_url")) {
+        command = command.mut_arg("database_url", |a| a.default_value(url));
+    }
+    command
+}
+
+/// Parses `A` from `args` (the first is the binary's name) and the environment. Errors name the
+/// variable (or flag) at fault; `--help` is an error too, which `clap::Error::exit` prints.
+///
+/// The binary calls this once at start-up (`std::env::args_os()`); nothing else reads the
+/// environment.
+pub fn parse_from<A, I, T>(defaults: &ServiceDefaults, args: I) -> Result<A, clap::Error>
+where
+    A: CommandFactory + FromArgMatches,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut command = command::<A>(defaults);
+    let matches: ArgMatches = command.try_get_matches_from_mut(args)?;
+    A::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}

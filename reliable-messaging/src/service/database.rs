@@ -1,0 +1,126 @@
+//! The service's MySQL database: its settings, its connection pool, and creating the database
+//! itself when a service owns one (`mysql` feature).
+//!
+//! The pool is built lazily, so a service starts (and answers its probes) while the database
+//! is down; every connection gets a short `innodb_lock_wait_timeout`, because a row held by
+//! another transaction should fail that one message quickly as a transient failure instead of
+//! stalling the whole partition for MySQL's default 50 s.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{ConnectOptions, Connection, MySqlPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::service::error::ServiceError;
+use crate::service::secret::DatabaseUrl;
+
+/// Database arguments, to flatten into a service's arguments.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
+    /// mysql://user:password@host:port/database[?ssl-mode=…&ssl-ca=…] (the password is never printed).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "mysql://registrations@127.0.0.1:3306/registrations"
+    )]
+    pub database_url: DatabaseUrl,
+    /// Most connections the service holds.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 5)]
+    pub database_pool_size: u32,
+    /// How long a handler waits for a connection before the attempt counts as a transient failure (ms).
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub database_acquire_timeout_ms: u64,
+    /// `innodb_lock_wait_timeout` of the service's sessions (s).
+    #[arg(long, env = "DATABASE_LOCK_WAIT_TIMEOUT_SECS", default_value_t = 5)]
+    pub database_lock_wait_timeout_secs: u32,
+}
+
+impl DatabaseArgs {
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.database_url.clone(),
+            pool_size: self.database_pool_size.max(1),
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms.max(1)),
+            lock_wait_timeout_secs: self.database_lock_wait_timeout_secs.max(1),
+        }
+    }
+}
+
+/// Where the database is and how the pool behaves; `Debug` hides the password.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    pub pool_size: u32,
+    /// How long a handler waits for a connection before the attempt counts as a transient failure.
+    pub acquire_timeout: Duration,
+    /// `innodb_lock_wait_timeout` of every session; see the module docs.
+    pub lock_wait_timeout_secs: u32,
+}
+
+impl DatabaseSettings {
+    /// The pool; connects on first use, so this succeeds while the database is down.
+    pub fn connect_lazy(&self) -> Result<MySqlPool, ServiceError> {
+        let options = MySqlConnectOptions::from_str(self.url.expose()).map_err(ServiceError::DatabaseUrl)?;
+        let lock_wait = self.lock_wait_timeout_secs;
+        Ok(MySqlPoolOptions::new()
+            .max_connections(self.pool_size)
+            // Short, so an unreachable database surfaces as a transient failure quickly
+            // instead of stalling the partition.
+            .acquire_timeout(self.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    sqlx::query(&format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}")).execute(conn).await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options))
+    }
+}
+
+/// The name of `pool`'s database when it is safe to use unquoted in DDL.
+pub(crate) fn own_database_name(pool: &MySqlPool) -> Result<String, ServiceError> {
+    let name = pool.connect_options().get_database().map(str::to_owned);
+    match name {
+        Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Ok(n),
+        other => Err(ServiceError::DatabaseName(other)),
+    }
+}
+
+/// Creates `name` (when missing) on `pool`'s server, retrying with backoff while the server
+/// is unreachable, as migrations do. `Err(())` when `shutdown` came first.
+pub(crate) async fn create_database(pool: &MySqlPool, name: &str, shutdown: &CancellationToken) -> Result<(), ()> {
+    // `information_schema` always exists, so the connection does not need the database we
+    // are about to create.
+    let server = pool.connect_options().as_ref().clone().database("information_schema");
+    let backoff = Backoff::exponential(Duration::from_millis(250), 2.0, Duration::from_secs(10)).with_jitter(0.3);
+    let mut attempt = 0;
+    loop {
+        let created = async {
+            let mut conn = server.connect().await?;
+            let sql =
+                format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci");
+            sqlx::query(&sql).execute(&mut conn).await?;
+            conn.close().await
+        };
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return Err(()),
+            result = created => result,
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, attempt, database = name, "could not create the database yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(()),
+            _ = tokio::time::sleep(backoff.delay(attempt)) => {}
+        }
+        attempt = attempt.saturating_add(1);
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# test-template.sh - what CI checks of the service template: generates a service with a
+# temporary name (scripts/new-service.sh), checks its formatting and lints, builds it and runs
+# its integration test against the running local services, then removes it. Cargo.toml and
+# Cargo.lock are restored and the crate deleted whatever happens (trap), so a failed run leaves
+# nothing behind in the tree.
+# Needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (scripts/test.sh exports them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for variable in KAFKA_BOOTSTRAP_SERVERS DATABASE_URL; do
+  if [[ -z ${!variable:-} ]]; then
+    echo "$variable is not set: scripts/local-services.sh up && eval \"\$(scripts/local-services.sh env)\" && export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL" >&2
+    exit 1
+  fi
+done
+
+name="template-check-$$"
+backup=$(mktemp -d)
+cp Cargo.toml Cargo.lock "$backup/"
+cleanup() {
+  cp "$backup/Cargo.toml" "$backup/Cargo.lock" .
+  rm -rf "$name" "$backup"
+}
+trap cleanup EXIT
+# A signal ends the script through `exit`, so the EXIT trap runs then too.
+trap 'exit 130' INT TERM
+
+scripts/new-service.sh "$name" >/dev/null
+cargo fmt -p "$name" -- --check
+cargo clippy -p "$name" --all-targets -- -D warnings
+# The service alone has main.rs + handler.rs; the template promises they stay short.
+lines=$(cat "$name/src/main.rs" "$name/src/handler.rs" | wc -l)
+((lines < 120)) || { echo "main.rs + handler.rs of the template are $lines lines (limit: under 120)" >&2; exit 1; }
+cargo test -p "$name" -- "$@"
+echo "template OK: generated, built and tested $name ($lines lines of main.rs + handler.rs), then removed"

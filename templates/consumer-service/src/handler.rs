@@ -1,0 +1,55 @@
+//! What the service does with each message: stores its payload, once, in `received_messages`.
+//! Replace the body of `handle` with your own logic; keep it idempotent (after a crash the same
+//! message arrives again) and say how each failure should be treated (`Outcome`).
+
+use reliable_messaging::retry_metadata::RetryMetadata;
+use reliable_messaging::{sql_failures, Delivery, FailureKind, Handler, Outcome};
+use sqlx::MySqlPool;
+
+pub struct StoreMessages {
+    pool: MySqlPool,
+}
+
+impl StoreMessages {
+    pub fn new(pool: MySqlPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Handler for StoreMessages {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        // Poison: retrying cannot fix a payload that is not JSON, so it goes to the DLQ at once.
+        let payload = delivery.payload.as_deref().unwrap_or_default();
+        if serde_json::from_slice::<serde_json::Value>(payload).is_err() {
+            return Outcome::permanent("the payload is not JSON");
+        }
+        // Keyed by where the message was first produced (kept across DLQ retries), so a
+        // redelivery or a retry of a message already stored changes nothing.
+        let (topic, partition, offset) = match &delivery.retry {
+            Some(RetryMetadata {
+                original_topic: Some(t),
+                original_partition: Some(p),
+                original_offset: Some(o),
+                ..
+            }) => (t.as_str(), *p, *o),
+            _ => (delivery.topic.as_str(), delivery.partition, delivery.offset),
+        };
+        let stored = sqlx::query(
+            "INSERT INTO received_messages (topic, kafka_partition, kafka_offset, payload) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE kafka_offset = kafka_offset",
+        )
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
+        .bind(payload)
+        .execute(&self.pool)
+        .await;
+        match stored {
+            Ok(_) => Outcome::Done,
+            // Pause consuming until the database is back, instead of failing every message.
+            Err(e) if sql_failures::is_dependency_down(&e) => Outcome::dependency_down("database", e.to_string()),
+            Err(e) if sql_failures::classify(&e) == FailureKind::Permanent => Outcome::permanent(e.to_string()),
+            Err(e) => Outcome::transient(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `consumer-service-template`: stores every message of one topic in a MySQL table of its own,
+//! exactly once, with in-place retries, a dead-letter topic, `/healthz`, `/readyz` and
+//! `/metrics` from the service kit (`reliable_messaging::service`).
+//! `consumer-service-template --help` lists every setting; the logic is in `handler.rs`.
+
+mod handler;
+
+use reliable_messaging::preflight;
+use reliable_messaging::service::{self, DatabaseArgs, ServiceArgs, ServiceBuilder, ServiceDefaults};
+
+const NAME: &str = "consumer-service-template";
+
+/// The database is the service's own, named after it, and created at start when missing: sqlx
+/// records applied migrations per database (`_sqlx_migrations`), so in the workspace's shared
+/// database each migrator would find the other's migrations "applied but missing" and refuse.
+const DEFAULTS: ServiceDefaults = ServiceDefaults {
+    name: NAME,
+    http_addr_env: "CONSUMER_SERVICE_TEMPLATE_ADDR",
+    http_addr: "127.0.0.1:8090",
+    database_url: Some("mysql://registrations@127.0.0.1:3306/consumer_service_template"),
+};
+
+#[derive(Debug, clap::Parser)]
+#[command(version, about = "Stores each message of a topic in MySQL, exactly once.")]
+struct Args {
+    /// The topic to consume; failures go to `<topic>-dlq`.
+    #[arg(long, env = "CONSUMER_SERVICE_TEMPLATE_TOPIC", default_value = "consumer-service-template-input")]
+    topic: String,
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    reliable_messaging::telemetry::init(NAME);
+    let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let pool = args.database.settings().connect_lazy()?;
+    let handler = handler::StoreMessages::new(pool.clone());
+    let builder = ServiceBuilder::from_args(NAME, &args.service, &[&args.topic], std::env::vars(), handler)
+        .database(pool)
+        .create_database_if_missing()
+        .migrations(sqlx::migrate!());
+    // A wrong password or an untrusted certificate is a clear error now, not a hang later.
+    preflight::check_kafka(builder.kafka_settings(), preflight::DEFAULT_TIMEOUT).await?;
+    let service = builder.build().await?;
+    tracing::info!(http = ?service.http_addr(), topic = %args.topic, "{NAME} starting");
+    let stopped = service.run(reliable_messaging::shutdown::on_termination_signal()).await;
+    reliable_messaging::telemetry::shutdown();
+    Ok(stopped?)
+}
