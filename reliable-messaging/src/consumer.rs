@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::future::join_all;
+use futures::FutureExt as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message as _;
@@ -127,8 +128,10 @@ pub struct ConsumerSettings {
     /// handled concurrently, e.g. on its own database connection. 1 hands the whole batch to
     /// one call. Keep it at or below the handler's connection pool size.
     pub partition_concurrency: usize,
-    /// How long to wait for a batch to fill once its first message arrived. Bounds the
-    /// latency batching adds when traffic is light.
+    /// How long a batch may wait for more messages once librdkafka has none ready and the
+    /// handler is idle. 0 (the default) closes it at once: batches still fill under load,
+    /// because the next batch keeps filling for as long as the handler is busy with the
+    /// previous one, and a sign-up at light load waits for nothing.
     pub max_batch_wait: Duration,
     /// In-place retries of transient failures before the message goes to the DLQ. Short on
     /// purpose: a consumer stuck retrying holds up its whole partition.
@@ -153,7 +156,7 @@ impl ConsumerSettings {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             max_batch_size: 500,
             partition_concurrency: 4,
-            max_batch_wait: Duration::from_millis(20),
+            max_batch_wait: Duration::ZERO,
             in_place_retries: 3,
             in_place_backoff: Backoff::exponential(Duration::from_millis(200), 2.0, Duration::from_secs(2)),
             commit_policy: CommitPolicy::AfterDurableOutcome,
@@ -525,6 +528,13 @@ impl Batch {
     }
 }
 
+/// Whether the handler is still busy with the batch before the one being polled, and the
+/// signal that it is done.
+struct HandlerState<'a> {
+    busy: &'a std::sync::atomic::AtomicBool,
+    idle: &'a tokio::sync::Notify,
+}
+
 /// What became of a batch.
 enum Settled {
     /// Every message has a durable outcome: commit the batch.
@@ -620,7 +630,7 @@ impl<H: Handler> ReliableConsumer<H> {
         loop {
             let batch = match prefetched.take() {
                 Some(batch) => batch,
-                None => match self.next_batch(&shutdown).await {
+                None => match self.next_batch(&shutdown, None).await {
                     Some(batch) => batch,
                     None => break,
                 },
@@ -631,24 +641,33 @@ impl<H: Handler> ReliableConsumer<H> {
             self.stats.consumed.fetch_add(batch.deliveries.len() as u64, Ordering::Relaxed);
             // The next batch is polled while this one is handled, so the poll's round trips
             // and copying overlap the handler's database work. This batch's offsets are
-            // committed as soon as its outcomes are durable, whatever the poll is doing.
+            // committed as soon as its outcomes are durable, whatever the poll is doing. The
+            // next batch keeps filling while this one is handled (`busy`), and closes when the
+            // handler is free and librdkafka has nothing more ready.
+            let busy = std::sync::atomic::AtomicBool::new(true);
+            let idle = tokio::sync::Notify::new();
             let (settled, next) = tokio::join!(
                 async {
                     // Handling and dead-lettering continue the messages' trace (a batch
                     // mixing traces links to each of them).
                     let handling = crate::trace_context::batch_span(&batch.deliveries);
-                    let settled =
-                        tracing::Instrument::instrument(self.settle(&batch.deliveries, &shutdown), handling).await?;
-                    if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
-                        match &settled {
-                            Settled::Durable => self.commit(&batch),
-                            Settled::Halted { durable, .. } => self.commit(&batch.prefix(*durable)),
-                            Settled::Interrupted => {}
-                        }
-                    }
-                    Ok::<Settled, ConsumerError>(settled)
+                    let settled = tracing::Instrument::instrument(self.settle(&batch.deliveries, &shutdown), handling)
+                        .await
+                        .inspect(|settled| {
+                            if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
+                                match settled {
+                                    Settled::Durable => self.commit(&batch),
+                                    Settled::Halted { durable, .. } => self.commit(&batch.prefix(*durable)),
+                                    Settled::Interrupted => {}
+                                }
+                            }
+                        });
+                    // Also on an error: the poll must not wait for a handler that is gone.
+                    busy.store(false, Ordering::Release);
+                    idle.notify_one();
+                    settled
                 },
-                self.next_batch(&shutdown)
+                self.next_batch(&shutdown, Some(HandlerState { busy: &busy, idle: &idle }))
             );
             match settled? {
                 Settled::Durable => {}
@@ -675,9 +694,10 @@ impl<H: Handler> ReliableConsumer<H> {
         Ok(())
     }
 
-    /// Waits for the first message, then gathers more for at most `max_batch_wait`.
-    /// `None` when shutdown was requested.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Batch> {
+    /// Waits for the first message, then takes whatever librdkafka has ready, and keeps
+    /// gathering while `handler` is still busy with the previous batch (or for
+    /// `max_batch_wait`), up to `max_batch_size`. `None` when shutdown was requested.
+    async fn next_batch(&self, shutdown: &CancellationToken, handler: Option<HandlerState<'_>>) -> Option<Batch> {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return None,
             m = self.consumer.recv() => m,
@@ -694,9 +714,25 @@ impl<H: Handler> ReliableConsumer<H> {
         let filling = std::time::Instant::now();
         // One timer for the whole fill, not one per message: a timer per `recv` cost a clock
         // read and a timer-wheel entry for every message polled.
-        let deadline = tokio::time::sleep_until(Instant::now() + self.settings.max_batch_wait);
-        tokio::pin!(deadline);
+        let linger = tokio::time::sleep_until(Instant::now() + self.settings.max_batch_wait);
+        tokio::pin!(linger);
+        let mut lingered = self.settings.max_batch_wait.is_zero();
         while batch.deliveries.len() < self.settings.max_batch_size {
+            // What librdkafka already holds is taken without waiting.
+            if let Some(m) = self.consumer.recv().now_or_never() {
+                match m {
+                    Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "poll failed");
+                        break;
+                    }
+                }
+                continue;
+            }
+            let handler_busy = handler.as_ref().is_some_and(|h| h.busy.load(Ordering::Acquire));
+            if lingered && !handler_busy {
+                break;
+            }
             tokio::select! {
                 biased;
                 m = self.consumer.recv() => match m {
@@ -706,7 +742,9 @@ impl<H: Handler> ReliableConsumer<H> {
                         break;
                     }
                 },
-                _ = &mut deadline => break,
+                // A permit stored by a `notify_one` before this wait still wakes it.
+                _ = async { if let Some(h) = &handler { h.idle.notified().await } }, if handler_busy => {}
+                _ = &mut linger, if !lingered => lingered = true,
             }
         }
         batch.group_by_partition();

@@ -43,8 +43,9 @@ pub struct ServiceArgs {
     /// whole batch in one call). At most the database pool's size.
     #[arg(long, env = "PARTITION_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub partition_concurrency: u16,
-    /// How long a batch may wait to fill once its first message arrived (ms).
-    #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 20)]
+    /// How long a batch may wait for more once none are ready and the handler is idle (ms);
+    /// 0: batches fill while the handler is busy, and close as soon as it is free.
+    #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 0)]
     pub batch_wait_ms: u64,
     /// When offsets are committed (unsafe-auto-commit only for the negative-control test).
     #[arg(long, env = "COMMIT_POLICY", value_enum, default_value_t = CommitPolicyArg::AfterDurableOutcome)]
