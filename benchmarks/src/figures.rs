@@ -171,6 +171,10 @@ pub fn report(r: &Results, plan: &Plan) -> Report {
             paired.describe(|v| format!("{v:.1} ms")),
             rounds.last().map_or("—".to_owned(), |h| describe_latency(&h.load.accepted_latency_us)),
         ));
+        if let Some(last) = rounds.last() {
+            report
+                .note(format!("Gateway at 50%, where its time went (last round, from its /metrics): {}.", last.stages));
+        }
     }
 
     // 3. and 4. Registration-service drain, and the raw limits' own ratio for context.
@@ -216,6 +220,12 @@ pub fn report(r: &Results, plan: &Plan) -> Report {
                 .collect::<Vec<_>>()
                 .join(", "),
         ));
+        if let Some(last) = rounds.last() {
+            report.note(format!(
+                "Batched drain, where the registration-service's time went (last round, from its /metrics): {}.",
+                last.batched.stages
+            ));
+        }
     }
 
     // 5. End to end.

@@ -28,6 +28,7 @@ mod report;
 mod rounds;
 mod scenarios;
 mod services;
+mod stages;
 /// The integration tests' fault-injecting proxy, compiled in as is: depending on the whole
 /// test-support crate would build testcontainers and every test helper in release mode.
 /// (`rustfmt::skip`: the file belongs to the tests crate; formatting this crate must not touch it.)

@@ -7,11 +7,14 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Default)]
 pub struct Scrape {
     values: HashMap<String, f64>,
+    /// `stage="…"` → value, per metric name, for the stage-timing families.
+    stages: HashMap<String, Vec<(String, f64)>>,
 }
 
 impl Scrape {
     pub fn parse(text: &str) -> Self {
         let mut values: HashMap<String, f64> = HashMap::new();
+        let mut stages: HashMap<String, Vec<(String, f64)>> = HashMap::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let (series, value) = match line.rsplit_once(' ') {
                 Some(parts) => parts,
@@ -20,9 +23,17 @@ impl Scrape {
             let name = series.split('{').next().unwrap_or(series).trim();
             if let Ok(v) = value.trim().parse::<f64>() {
                 *values.entry(name.to_owned()).or_default() += v;
+                if let Some(stage) = series.split("stage=\"").nth(1).and_then(|rest| rest.split('"').next()) {
+                    stages.entry(name.to_owned()).or_default().push((stage.to_owned(), v));
+                }
             }
         }
-        Scrape { values }
+        Scrape { values, stages }
+    }
+
+    /// The series of `name` by their `stage` label, in the order served.
+    pub fn by_stage(&self, name: &str) -> &[(String, f64)] {
+        self.stages.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The metric summed over all label sets; `None` when the service does not expose it.

@@ -3,6 +3,9 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use reliable_messaging::stage_timings::StageTimings;
 
 use crate::idempotency::ClaimSource;
 use std::time::Duration;
@@ -65,6 +68,9 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
     latency_count: AtomicU64,
+    /// Time per stage of an accepted request: `idempotency`, `hash_queue` (waiting for a
+    /// hashing slot), `hash` (argon2id itself), `publish` (until the broker's acknowledgement).
+    pub stages: Arc<StageTimings>,
 }
 
 impl Metrics {
@@ -142,6 +148,7 @@ impl Metrics {
         let sum = load(&self.latency_sum_micros) as f64 / 1e6;
         let _ = writeln!(out, "gateway_registration_accept_duration_seconds_sum {sum}");
         let _ = writeln!(out, "gateway_registration_accept_duration_seconds_count {}", load(&self.latency_count));
+        out.push_str(&self.stages.render_prometheus("gateway"));
         out
     }
 }

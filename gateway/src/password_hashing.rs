@@ -15,6 +15,9 @@ use std::sync::Arc;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::time::Instant;
+
+use reliable_messaging::stage_timings::StageTimings;
 use tokio::sync::Semaphore;
 
 use crate::configuration::HashingSettings;
@@ -41,6 +44,8 @@ pub struct PasswordHasher {
     /// Requests hashing or waiting for a slot.
     in_flight: AtomicUsize,
     max_in_flight: usize,
+    /// Where `hash_queue` (waiting for a slot) and `hash` (argon2id itself) are recorded.
+    timings: Arc<StageTimings>,
 }
 
 impl PasswordHasher {
@@ -54,14 +59,24 @@ impl PasswordHasher {
             memory: Arc::default(),
             in_flight: AtomicUsize::new(0),
             max_in_flight: concurrency + settings.queue_limit,
+            timings: Arc::default(),
         })
+    }
+
+    /// Records the queueing and hashing time of every hash in `timings`.
+    pub fn with_timings(mut self, timings: Arc<StageTimings>) -> Self {
+        self.timings = timings;
+        self
     }
 
     /// The PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`) of `password`, with a
     /// fresh random salt.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let _place = self.reserve()?;
+        let queued = Instant::now();
         let permit = self.slots.clone().acquire_owned().await.map_err(|e| HashError::Failed(e.to_string()))?;
+        self.timings.record("hash_queue", queued.elapsed());
+        let timings = self.timings.clone();
         let params = self.params.clone();
         let password = password.clone();
         let memory = self.memory.clone();
@@ -73,7 +88,9 @@ impl PasswordHasher {
                 .expect("memory pool")
                 .pop()
                 .unwrap_or_else(|| vec![Block::default(); params.block_count()]);
+            let hashing = Instant::now();
             let phc = phc_string(&params, password.expose().as_bytes(), &mut blocks);
+            timings.record("hash", hashing.elapsed());
             memory.lock().expect("memory pool").push(blocks);
             phc
         })

@@ -75,16 +75,17 @@ impl Application {
         let schema = SchemaStatus::default();
         spawn_migrations(db.clone(), schema.clone());
 
+        let metrics = Arc::new(Metrics::new());
         let state = AppState {
             producer: producer.clone(),
             registrations_topic: Arc::from(settings.registrations_topic.as_str()),
             publish_timeout: settings.publish_timeout,
-            hasher: Arc::new(PasswordHasher::new(&settings.hashing)?),
+            hasher: Arc::new(PasswordHasher::new(&settings.hashing)?.with_timings(metrics.stages.clone())),
             request_ids: RequestIds::new(settings.request_id_secret.clone()),
             secret: settings.request_id_secret.clone(),
             idempotency: IdempotencyClaims::new(db.clone(), settings.request_id_secret.clone(), settings.idempotency),
             db,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         };
         spawn_idempotency_sweep(Arc::downgrade(&state.idempotency));
         // Not gated on the schema: accepting a sign-up needs only the broker (Idempotency-Key

@@ -17,6 +17,7 @@ use crate::events;
 use crate::raw;
 use crate::raw::database::UpsertLimits;
 use crate::services::Service;
+use crate::stages::StageProfile;
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 
 pub struct Drain {
@@ -27,6 +28,8 @@ pub struct Drain {
     pub peak_rss_mib: f64,
     /// Consumer lag reported on `/metrics` once the drain was over (should be 0).
     pub final_lag: Option<f64>,
+    /// Where the service's time went while it drained.
+    pub stages: StageProfile,
 }
 
 const LAG: &str = "registration_service_consumer_lag";
@@ -97,7 +100,15 @@ pub async fn run(
     let rss = service.sample_rss();
     service.wait_ready(READY_TIMEOUT).await?;
 
+    let before = service.scrape().await?;
+    let started = Instant::now();
     let rows_per_sec = measure_drain(&service, messages as f64).await?.rate;
+    let stages = StageProfile::between(
+        "registration_service",
+        &before,
+        &service.scrape().await?,
+        started.elapsed().as_secs_f64(),
+    );
 
     let rows = db.count_users().await?;
     if rows != messages as i64 {
@@ -125,7 +136,13 @@ pub async fn run(
     let peak_rss_mib = rss.peak_mib();
     service.ensure_running()?;
     service.stop().await;
-    Ok(Drain { rows_per_sec, prefill_per_sec: messages as f64 / prefill.as_secs_f64(), peak_rss_mib, final_lag: lag })
+    Ok(Drain {
+        rows_per_sec,
+        prefill_per_sec: messages as f64 / prefill.as_secs_f64(),
+        peak_rss_mib,
+        final_lag: lag,
+        stages,
+    })
 }
 
 /// How a drain went, from `/metrics` samples.

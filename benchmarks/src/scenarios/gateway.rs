@@ -12,6 +12,7 @@ use super::{Context, READY_TIMEOUT};
 use crate::environment::BenchDatabase;
 use crate::load::{self, LoadResult, SignUps};
 use crate::services::Service;
+use crate::stages::StageProfile;
 
 /// A running gateway with its own topic and database.
 pub struct GatewayUnderTest {
@@ -45,6 +46,8 @@ pub struct HalfLoad {
     pub one_hash: Duration,
     pub load: LoadResult,
     pub peak_rss_mib: f64,
+    /// Where the gateway's time went during the load.
+    pub stages: StageProfile,
 }
 
 /// Clients of the saturation test: enough to keep every hashing slot busy with requests
@@ -123,7 +126,11 @@ pub async fn half_load(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f
     let samples = ctx.plan.single_hashes;
     let one_hash = tokio::task::spawn_blocking(move || crate::raw::argon2::one_hash(samples)).await?;
     let rss = gw.service.sample_rss();
+    let before = gw.service.scrape().await?;
+    let started = Instant::now();
     let load = load::open_loop(&gw.signups, rate, ctx.plan.gateway_half_load).await;
+    let stages =
+        StageProfile::between("gateway", &before, &gw.service.scrape().await?, started.elapsed().as_secs_f64());
     gw.service.ensure_running()?;
     if load.accepted.is_empty() {
         anyhow::bail!("no request was accepted at {rate:.1}/s (answers: {:?})", load.other);
@@ -133,5 +140,5 @@ pub async fn half_load(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f
         one_hash.as_secs_f64() * 1000.0,
         load.accepted_latency_us.value_at_quantile(0.99) as f64 / 1000.0
     );
-    Ok(HalfLoad { rate, one_hash, load, peak_rss_mib: rss.peak_mib() })
+    Ok(HalfLoad { rate, one_hash, load, peak_rss_mib: rss.peak_mib(), stages })
 }

@@ -67,7 +67,8 @@ async fn accept(
             // Bound to the body: even if the claim below is decided by this instance's map
             // alone, another body under this key gets another id, never this one's outcome.
             let request_id = state.request_ids.for_idempotency_key(key.as_str(), &fingerprint);
-            let (claim, source) = state.idempotency.claim(key, fingerprint, request_id).await;
+            let (claim, source) =
+                state.metrics.stages.time("idempotency", state.idempotency.claim(key, fingerprint, request_id)).await;
             state.metrics.idempotency_claim(source);
             if claim == Claim::Conflict {
                 return Err(RegistrationError::IdempotencyKeyReused);
@@ -101,7 +102,8 @@ async fn accept(
     };
     // librdkafka bounds the acknowledgement by the same timeout; this outer bound also covers
     // a full local queue, so the answer never comes later than promised.
-    let stored = match tokio::time::timeout(state.publish_timeout, state.producer.send(&record)).await {
+    let publishing = tokio::time::timeout(state.publish_timeout, state.producer.send(&record));
+    let stored = match state.metrics.stages.time("publish", publishing).await {
         Ok(Ok(stored)) => stored,
         Ok(Err(error)) => {
             tracing::warn!(%request_id, %error, "registration not acknowledged by the broker");
