@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs the test suite against real servers, from a bare machine if need be: starts
-# (installing on first use) the local Kafka broker and MariaDB, builds the service binaries
-# that the crash tests run as OS processes, runs every test of the workspace, then a service
-# generated from the template (scripts/test-template.sh) and its own test, then the short
-# chaos suite (every scenario with a few faults; the long run is scripts/chaos.sh), then one
-# leader-kill scenario on a local three-broker cluster.
+# Runs the hygiene gates (scripts/check-hygiene.sh), then the test suite against real servers,
+# from a bare machine if need be: starts (installing on first use) the local Kafka broker and
+# MariaDB, builds the service binaries that the crash tests run as OS processes, runs every
+# test of the workspace, then a service generated from the template (scripts/test-template.sh)
+# and its own test, then the short chaos suite (every scenario with a few faults; the long run
+# is scripts/chaos.sh), then one leader-kill scenario on a local three-broker cluster.
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
@@ -14,6 +14,9 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) fi
 command -v cc >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q build-essential; }
 # libssl-dev + pkg-config: librdkafka is built with TLS and SASL against the system OpenSSL.
 scripts/ensure-build-deps.sh
+# The hygiene gates first (fmt, clippy -D warnings, cargo-deny, cargo-machete): cheap next to
+# the suite, and a failure here needs no broker to show.
+scripts/check-hygiene.sh
 
 scripts/local-services.sh up
 eval "$(scripts/local-services.sh env)"

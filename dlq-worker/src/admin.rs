@@ -97,13 +97,16 @@ struct FilterParams {
 }
 
 impl FilterParams {
-    fn into_filter(self) -> Result<ParkedFilter, Problem> {
+    /// The problem is boxed: at ~170 bytes it would make every `Result` of this function that
+    /// large (clippy::result_large_err); the handlers unbox it at the `?`.
+    fn into_filter(self) -> Result<ParkedFilter, Box<Problem>> {
         let since = self
             .since
             .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)))
             .transpose()
-            .map_err(|e| problem::invalid(format!("since must be an RFC 3339 time: {e}")))?;
-        let state = self.state.map(|s| s.parse::<ParkedState>()).transpose().map_err(problem::invalid)?;
+            .map_err(|e| Box::new(problem::invalid(format!("since must be an RFC 3339 time: {e}"))))?;
+        let state =
+            self.state.map(|s| s.parse::<ParkedState>()).transpose().map_err(|e| Box::new(problem::invalid(e)))?;
         Ok(ParkedFilter {
             source_topic: self.topic,
             error_kind: self.error_kind,
@@ -120,7 +123,7 @@ async fn list(
     query: Result<Query<FilterParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let Query(params) = query.map_err(|e| problem::invalid(e.body_text()))?;
-    let filter = params.into_filter()?;
+    let filter = params.into_filter().map_err(|p| *p)?;
     let items = state.parking.list(&filter).await.map_err(storage_problem)?;
     Ok(Json(json!({ "items": items })))
 }
@@ -191,7 +194,7 @@ async fn redrive(
     let results = match (request.ids.is_empty(), request.filter) {
         (false, None) => state.redriver.redrive_many(&request.ids, &actor, reason, rate).await,
         (true, Some(filter)) => {
-            let filter = filter.into_filter()?;
+            let filter = filter.into_filter().map_err(|p| *p)?;
             state.redriver.redrive_matching(&filter, &actor, reason, rate).await.map_err(storage_problem)?
         }
         _ => return Err(problem::invalid("give either ids or a filter")),
