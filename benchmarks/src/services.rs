@@ -120,11 +120,15 @@ impl Service {
     }
 
     pub async fn scrape(&self) -> anyhow::Result<Scrape> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base_url))
-            .send()
-            .await
+        let url = format!("{}/metrics", self.base_url);
+        let mut response = self.http.get(&url).send().await;
+        // A pooled keep-alive connection the service closed as idle just as it was reused
+        // fails without the request having been read (seen once in a full run); a second
+        // attempt opens a fresh connection. Any other error, and a second failure, count.
+        if response.as_ref().is_err_and(|e| e.is_request()) {
+            response = self.http.get(&url).send().await;
+        }
+        let text = response
             .and_then(|r| r.error_for_status())
             .with_context(|| format!("scraping {} /metrics", self.name))?
             .text()
