@@ -215,7 +215,7 @@ impl ParkedMessage {
         let extra = serde_json::json!({
             "original_partition": self.original_partition,
             "original_offset": self.original_offset,
-            "headers": serde_json::from_str::<serde_json::Value>(&super::headers_to_json(&self.headers)).expect("valid"),
+            "headers": serde_json::from_str::<serde_json::Value>(&super::headers_json::headers_to_json(&self.headers)).expect("valid"),
             "payload": self.payload.as_deref().map(readable),
         });
         if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
