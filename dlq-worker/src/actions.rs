@@ -92,7 +92,8 @@ impl Actions {
         let current = entry.delivery.retry.clone().unwrap_or_else(|| first_hop_metadata(&entry));
         let mut next = current.next_attempt();
         next.original_topic.get_or_insert_with(|| entry.target_topic.clone());
-        let (payload, headers) = retry_metadata::encode(&entry.delivery, &next, self.format);
+        let (payload, headers) =
+            retry_metadata::encode(&entry.delivery.headers, entry.delivery.payload.as_deref(), &next, self.format);
         let record =
             OutboundRecord { topic: entry.target_topic.clone(), key: entry.delivery.key.clone(), payload, headers };
         match self.producer.send(&record).await {

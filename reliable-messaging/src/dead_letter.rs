@@ -40,9 +40,11 @@ impl DeadLetterPublisher {
         let now = Utc::now();
         let delay = self.schedule.delay(delivery.retry_count());
         let not_before = now + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::zero());
-        let metadata = RetryMetadata::after_failure(delivery, failure, now, not_before);
+        let origin = (delivery.topic.as_str(), delivery.partition, delivery.offset);
+        let metadata = RetryMetadata::after_failure(delivery.retry.as_ref(), origin, failure, now, not_before);
         let source_topic = metadata.original_topic.clone().unwrap_or_else(|| delivery.topic.clone());
-        let (payload, headers) = retry_metadata::encode(delivery, &metadata, self.format);
+        let (payload, headers) =
+            retry_metadata::encode(&delivery.headers, delivery.payload.as_deref(), &metadata, self.format);
         let record =
             OutboundRecord { topic: dead_letter_topic(&source_topic), key: delivery.key.clone(), payload, headers };
         // The DLQ hop continues the message's own trace (not the batch's): the producer then

@@ -1,15 +1,13 @@
 //! An owned copy of a consumed Kafka record, with the retry metadata it carried.
+//!
+//! Depends on [`crate::retry_metadata`] (to decode what a record carries), never the reverse:
+//! the formats work on headers and payloads, so they can be used and tested without a
+//! delivery.
 
 use rdkafka::message::{Headers, Message};
 
+pub use crate::record_header::Header;
 use crate::retry_metadata::{self, MetadataError, RetryMetadata};
-
-/// One Kafka header. Values are optional because Kafka allows null header values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub key: String,
-    pub value: Option<Vec<u8>>,
-}
 
 /// A record as a handler sees it.
 ///
@@ -49,13 +47,28 @@ impl Delivery {
             retry: None,
             retry_metadata_error: None,
         };
-        retry_metadata::attach(&mut delivery);
+        delivery.decode_retry_metadata();
         delivery
+    }
+
+    /// Decodes the retry metadata the record carries: unwraps a wrapper payload, and records
+    /// either the metadata or the reason it is unreadable.
+    fn decode_retry_metadata(&mut self) {
+        match retry_metadata::decode(&self.headers, self.payload.as_deref()) {
+            Ok(Some((metadata, unwrapped))) => {
+                if let Some(payload) = unwrapped {
+                    self.payload = payload;
+                }
+                self.retry = Some(metadata);
+            }
+            Ok(None) => {}
+            Err(e) => self.retry_metadata_error = Some(e),
+        }
     }
 
     /// The first value of a header, if present and not null.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.key == name).and_then(|h| h.value.as_deref())
+        crate::record_header::first_value(&self.headers, name)
     }
 
     /// A header as UTF-8 text.

@@ -38,6 +38,7 @@ pub mod preflight;
 #[cfg(feature = "http")]
 pub mod problem;
 pub mod producer;
+mod record_header;
 #[cfg(feature = "mysql")]
 pub mod request_status;
 pub mod retry_metadata;

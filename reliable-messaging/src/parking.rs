@@ -19,7 +19,4 @@ mod store;
 pub use headers_json::{headers_from_json, headers_to_json};
 pub use message::{AuditEntry, NewParkedMessage, ParkReason, ParkedFilter, ParkedMessage, ParkedState, ParkedSummary};
 pub use redrive::{Rate, RedriveOutcome, Redriver};
-pub use store::{DiscardOutcome, Parked, ParkingError, ParkingLot};
-
-/// The `tracing` target of the parking log line, for routing it to an alerting pipeline.
-pub const LOG_TARGET: &str = "parking_lot";
+pub use store::{DiscardOutcome, Parked, ParkingError, ParkingLot, LOG_TARGET};

@@ -34,12 +34,11 @@ mod running;
 mod secret;
 
 pub use args::ServiceArgs;
-pub use builder::ServiceBuilder;
+pub use builder::{ConsumerService, ServiceBuilder};
 pub use command::{command, parse_from, ServiceDefaults};
 #[cfg(feature = "mysql")]
 pub use database::{DatabaseArgs, DatabaseSettings};
 pub use dead_letter_policy::DeadLetterPolicy;
 pub use error::ServiceError;
 pub use kafka_args::KafkaArgs;
-pub use running::ConsumerService;
 pub use secret::{DatabaseUrl, Secret};

@@ -184,18 +184,8 @@ impl ParkedMessage {
     /// The record that puts this message back on its original topic: key, payload and foreign
     /// headers as parked, retry metadata replaced by [`ParkedMessage::redrive_metadata`].
     pub fn redrive_record(&self, format: MetadataFormat) -> crate::producer::OutboundRecord {
-        let as_delivered = Delivery {
-            topic: self.dlq_topic.clone(),
-            partition: self.dlq_partition,
-            offset: self.dlq_offset,
-            key: self.key.clone(),
-            payload: self.payload.clone(),
-            headers: self.headers.clone(),
-            timestamp_ms: None,
-            retry: None,
-            retry_metadata_error: None,
-        };
-        let (payload, headers) = retry_metadata::encode(&as_delivered, &self.redrive_metadata(), format);
+        let (payload, headers) =
+            retry_metadata::encode(&self.headers, self.payload.as_deref(), &self.redrive_metadata(), format);
         crate::producer::OutboundRecord { topic: self.source_topic.clone(), key: self.key.clone(), payload, headers }
     }
 
@@ -225,7 +215,7 @@ impl ParkedMessage {
         let extra = serde_json::json!({
             "original_partition": self.original_partition,
             "original_offset": self.original_offset,
-            "headers": serde_json::from_str::<serde_json::Value>(&super::headers_to_json(&self.headers)).expect("valid"),
+            "headers": serde_json::from_str::<serde_json::Value>(&super::headers_json::headers_to_json(&self.headers)).expect("valid"),
             "payload": self.payload.as_deref().map(readable),
         });
         if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::message::{ParkedFilter, ParkedState};
-use super::store::{lock_message, set_state, ParkingError, ParkingLot};
+use super::store::{lock_message, set_state, ParkingError, ParkingLot, LOG_TARGET};
 use crate::producer::DurableProducer;
 use crate::retry_metadata::MetadataFormat;
 
@@ -114,7 +114,7 @@ impl Redriver {
             .map_err(|source| ParkingError::Publish { id, source: Box::new(source) })?;
         set_state(&mut tx, id, ParkedState::Redriven, "redrive", actor, reason).await?;
         tx.commit().await?;
-        tracing::info!(target: super::LOG_TARGET, event = "message_redriven", parked_id = id, actor,
+        tracing::info!(target: LOG_TARGET, event = "message_redriven", parked_id = id, actor,
             topic = %record.topic, partition = stored.partition, offset = stored.offset, "parked message redriven");
         Ok(RedriveOutcome::Redriven { id, topic: record.topic, partition: stored.partition, offset: stored.offset })
     }

@@ -9,6 +9,11 @@ use super::message::{AuditEntry, NewParkedMessage, ParkedFilter, ParkedMessage, 
 use crate::producer::PublishError;
 use crate::request_status::{self, Status, Transition};
 
+/// The `tracing` target of the parking log line, for routing it to an alerting pipeline.
+/// Defined here, where the lot logs, and re-exported as `parking::LOG_TARGET`, so the files of
+/// this module never import their parent.
+pub const LOG_TARGET: &str = "parking_lot";
+
 /// Rows a listing returns when the filter sets no limit.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
 /// Rows a listing returns at most, whatever the filter asks.
@@ -188,7 +193,7 @@ impl ParkingLot {
         }
         set_state(&mut tx, id, ParkedState::Discarded, "discard", actor, Some(reason)).await?;
         tx.commit().await?;
-        tracing::info!(target: super::LOG_TARGET, event = "message_discarded", parked_id = id, actor, reason,
+        tracing::info!(target: LOG_TARGET, event = "message_discarded", parked_id = id, actor, reason,
             "parked message discarded");
         Ok(DiscardOutcome::Discarded)
     }
@@ -249,7 +254,7 @@ pub(super) async fn set_state(
 fn log_parked(id: u64, m: &NewParkedMessage) {
     let key = m.key.as_deref().map(String::from_utf8_lossy);
     tracing::warn!(
-        target: super::LOG_TARGET,
+        target: LOG_TARGET,
         event = "message_parked",
         parked_id = id,
         source_topic = %m.source_topic,

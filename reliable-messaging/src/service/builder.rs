@@ -19,9 +19,17 @@ use crate::producer::DurableProducer;
 use crate::service::args::ServiceArgs;
 use crate::service::dead_letter_policy::DeadLetterPolicy;
 use crate::service::error::ServiceError;
-use crate::service::running::ConsumerService;
 use crate::settings::KafkaSettings;
 use crate::topics::TopicPolicy;
+
+/// A consumer service ready to run; made by [`ServiceBuilder::build`].
+pub struct ConsumerService<H: Handler> {
+    pub(super) parts: ServiceBuilder<H>,
+    pub(super) producer: DurableProducer,
+    pub(super) stats: Arc<ConsumerStats>,
+    #[cfg(feature = "http")]
+    pub(super) listener: Option<tokio::net::TcpListener>,
+}
 
 /// Builds a [`ConsumerService`]:
 ///

@@ -1,6 +1,9 @@
 //! A built service, and the order of its life: probes up first, then database, migrations,
 //! topics, consuming; on shutdown the batch in progress is finished and committed, the DLQ
 //! producer flushed, the HTTP server stopped and the pool closed, in that order.
+//!
+//! [`ConsumerService`] itself is defined next to the builder that makes it (`builder.rs`), so
+//! that this file depends on the builder and not the other way round.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,22 +15,13 @@ use crate::dead_letter::{dead_letter_topic, DeadLetterPublisher};
 #[cfg(feature = "http")]
 use crate::health::{AssignmentCheck, BrokerCheck, ConsumingCheck, Readiness};
 use crate::producer::DurableProducer;
-use crate::service::builder::ServiceBuilder;
+use crate::service::builder::{ConsumerService, ServiceBuilder};
 use crate::service::error::ServiceError;
 use crate::settings::KafkaSettings;
 use crate::topics::TopicPolicy;
 
 /// How long the DLQ producer may take to deliver what it still holds at shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A consumer service ready to run; made by [`ServiceBuilder::build`].
-pub struct ConsumerService<H: Handler> {
-    pub(super) parts: ServiceBuilder<H>,
-    pub(super) producer: DurableProducer,
-    pub(super) stats: Arc<ConsumerStats>,
-    #[cfg(feature = "http")]
-    pub(super) listener: Option<tokio::net::TcpListener>,
-}
 
 impl<H: Handler> ConsumerService<H> {
     /// Where `/healthz`, `/readyz` and `/metrics` listen, if they were asked for.

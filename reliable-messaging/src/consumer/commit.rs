@@ -1,0 +1,160 @@
+//! Committing what is durable: after each batch (asynchronously) and once more before exit
+//! (synchronously).
+//!
+//! Every position committed comes from [`Ownership`](super::assignment::Ownership), so a
+//! partition lost in a rebalance is never committed by this member again; the tests below
+//! check what is committed for batches polled across rebalances.
+
+use rdkafka::consumer::{CommitMode, Consumer};
+
+use super::assignment::{lock_ownership, offset_list};
+use super::batch::Batch;
+use super::handler::Handler;
+use super::ReliableConsumer;
+
+impl<H: Handler> ReliableConsumer<H> {
+    /// Commits, for every partition in the batch this member still owns under the assignment
+    /// the batch was polled under, the offset after the batch. Asynchronous: the request is
+    /// queued and the loop moves on (the result arrives in [`AssignmentTracker`](super::AssignmentTracker)'s commit
+    /// callback); at-least-once holds because the outcomes are already durable. A partition
+    /// revoked meanwhile is left to its new owner, which redelivers the batch's part of it:
+    /// committing it here could move the new owner's committed offset backwards.
+    ///
+    /// A failed commit is logged, not fatal: the worst case is a redelivery that the
+    /// idempotent handler absorbs.
+    pub(super) fn commit(&self, batch: &Batch) {
+        let started = std::time::Instant::now();
+        self.commit_owned(batch);
+        self.stats.stages.record("commit", started.elapsed());
+    }
+
+    fn commit_owned(&self, batch: &Batch) {
+        // Checked and queued under the lock, so a revocation cannot fall in between.
+        let mut ownership = lock_ownership(&self.ownership);
+        let positions = ownership.advance(&batch.positions);
+        if positions.is_empty() {
+            return;
+        }
+        match offset_list(&positions) {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                    tracing::warn!(error = %e, "offset commit failed; the batch may be redelivered");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not build the commit list"),
+        }
+    }
+
+    /// One synchronous commit of the durable position of every partition this member still
+    /// owns, so a graceful stop leaves no stored-but-uncommitted batch behind. Partitions it
+    /// owned once and lost in a rebalance are not among them: their committed offsets belong
+    /// to their new owner.
+    pub(super) async fn commit_before_exit(&self) {
+        // The loop has stopped polling, so no rebalance callback runs until the commit is done.
+        let positions = lock_ownership(&self.ownership).unconfirmed();
+        if positions.is_empty() {
+            return;
+        }
+        let tpl = match offset_list(&positions) {
+            Ok(tpl) => tpl,
+            Err(e) => return tracing::error!(error = %e, "could not build the final commit list"),
+        };
+        let consumer = self.consumer.clone();
+        match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {
+            // Confirmed: the revocation when the consumer closes need not commit it again.
+            Ok(Ok(())) => lock_ownership(&self.ownership).confirm(&positions),
+            Ok(Err(e)) => tracing::warn!(error = %e, "final offset commit failed; the last batch may be redelivered"),
+            Err(e) => tracing::warn!(error = %e, "final offset commit task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::TopicPartitionList;
+
+    use super::*;
+    use crate::consumer::assignment::{Ownership, PartitionKey};
+    use crate::delivery::Delivery;
+
+    fn partitions(ps: &[i32]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for p in ps {
+            tpl.add_partition("t", *p);
+        }
+        tpl
+    }
+
+    fn delivery(partition: i32, offset: i64) -> Delivery {
+        Delivery {
+            topic: "t".into(),
+            partition,
+            offset,
+            key: None,
+            payload: None,
+            headers: Vec::new(),
+            timestamp_ms: None,
+            retry: None,
+            retry_metadata_error: None,
+        }
+    }
+
+    /// A batch of `(partition, offset)` polled under the current assignment.
+    fn polled(ownership: &Ownership, messages: &[(i32, i64)]) -> Batch {
+        let mut batch = Batch::default();
+        for &(p, o) in messages {
+            batch.push(delivery(p, o), ownership.token("t", p));
+        }
+        batch
+    }
+
+    fn key(p: i32) -> PartitionKey {
+        ("t".to_owned(), p)
+    }
+
+    #[test]
+    fn revoked_partitions_are_committed_on_revoke_and_never_again() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0, 1]));
+        let batch = polled(&ownership, &[(0, 9), (1, 19)]);
+        assert_eq!(ownership.advance(&batch.positions), vec![(key(0), 10), (key(1), 20)]);
+        assert_eq!(ownership.revoke(&partitions(&[1])), vec![(key(1), 20)], "committed before it goes");
+        assert_eq!(ownership.unconfirmed(), vec![(key(0), 10)], "the exit commit leaves partition 1 to its new owner");
+    }
+
+    #[test]
+    fn a_batch_in_flight_across_a_revocation_commits_nothing_for_the_moved_partition() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0, 1]));
+        let batch = polled(&ownership, &[(0, 50), (1, 50)]);
+        // Partition 1 moves to another member (which commits far past 51) and comes back.
+        ownership.revoke(&partitions(&[0, 1]));
+        ownership.assign(&partitions(&[0]));
+        assert!(ownership.advance(&batch.positions).is_empty(), "revoked under the batch: nothing to commit");
+        ownership.assign(&partitions(&[1]));
+        assert!(ownership.advance(&batch.positions).is_empty(), "assigned again: the old batch still commits nothing");
+        assert!(ownership.unconfirmed().is_empty());
+    }
+
+    #[test]
+    fn positions_never_move_backwards_and_confirmed_ones_are_not_repeated() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0]));
+        let later = polled(&ownership, &[(0, 7), (0, 8)]);
+        let earlier = polled(&ownership, &[(0, 3)]);
+        assert_eq!(ownership.advance(&later.positions), vec![(key(0), 9)]);
+        assert_eq!(ownership.advance(&earlier.positions), vec![(key(0), 9)]);
+        ownership.confirm(&[(key(0), 9)]);
+        assert!(ownership.unconfirmed().is_empty());
+        assert!(ownership.revoke(&partitions(&[0])).is_empty(), "nothing left to commit on revoke");
+    }
+
+    #[test]
+    fn messages_of_partitions_not_owned_are_never_committed() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0]));
+        let batch = polled(&ownership, &[(0, 1), (5, 1)]);
+        assert_eq!(batch.deliveries.len(), 2, "handled all the same");
+        assert_eq!(ownership.advance(&batch.positions), vec![(key(0), 2)]);
+    }
+}

@@ -1,0 +1,144 @@
+//! Stopping consumption without leaving the group: riding out a dependency outage (pause,
+//! probe, resume) and halting after the dead-letter flood limit tripped.
+//!
+//! Both keep polling while paused, so the group does not evict this member and rebalances are
+//! served; both leave whatever they could not finish uncommitted, so nothing is lost.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer as _;
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::handler::Handler;
+use super::stats::Outage;
+use super::{ConsumerError, ReliableConsumer};
+use crate::dead_letter_limit::HaltReason;
+use crate::delivery::Delivery;
+use crate::outcome::Outcome;
+
+impl<H: Handler> ReliableConsumer<H> {
+    /// Pauses consumption while the dependency named by a `DependencyDown` outcome is down:
+    /// every partition is paused (and any assigned meanwhile), the consumer keeps polling so it
+    /// stays in its group, and the messages that met the outage are handled again with
+    /// backoff, as the probe. Returns `false` if shutdown came first; the messages are then
+    /// left uncommitted. Nothing is dead-lettered for an outage, however long it lasts.
+    pub(super) async fn ride_out_outage(
+        &self,
+        batch: &[Delivery],
+        outcomes: &mut [Outcome],
+        shutdown: &CancellationToken,
+    ) -> Result<bool, ConsumerError> {
+        let Some(Outcome::DependencyDown { dependency, message }) =
+            outcomes.iter().find(|o| o.is_dependency_down()).cloned()
+        else {
+            return Ok(true);
+        };
+        let started = std::time::Instant::now();
+        *self.stats.outage.lock().expect("outage lock") =
+            Some(Outage { dependency: dependency.clone(), since: started });
+        self.stats.outages.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%dependency, error = %message, "dependency down: consumption paused; nothing is dead-lettered until it answers");
+        self.pause_all();
+        let mut attempt = 0;
+        let result = loop {
+            let pending: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].is_dependency_down()).collect();
+            if pending.is_empty() {
+                break Ok(true);
+            }
+            if !self.keep_membership_for(self.settings.outage_probe_backoff.delay(attempt), shutdown).await {
+                break Ok(false);
+            }
+            let subset: Vec<Delivery> = pending.iter().map(|&i| batch[i].clone()).collect();
+            let results = match self.handle_with_in_place_retries(&subset, shutdown).await {
+                Ok(results) => results,
+                Err(e) => break Err(e),
+            };
+            for (&i, outcome) in pending.iter().zip(results) {
+                outcomes[i] = outcome;
+            }
+            attempt += 1;
+        };
+        self.resume_all();
+        *self.stats.outage.lock().expect("outage lock") = None;
+        if matches!(result, Ok(true)) {
+            tracing::info!(%dependency, outage_secs = started.elapsed().as_secs_f64(), "dependency back: consumption resumed");
+        }
+        result
+    }
+
+    /// Stops consuming after the dead-letter flood limit tripped: pauses everything, reports
+    /// not-ready with the reason, and keeps the group membership until shutdown. The offsets
+    /// from the tripping message on stay uncommitted, so a restart after the fix resumes there.
+    pub(super) async fn halt(&self, reason: HaltReason, shutdown: &CancellationToken) {
+        tracing::error!(
+            reason = %reason.summary,
+            first_failures = ?reason.first_failures,
+            "dead-letter flood limit reached: consumption halted, the rest stays on the topic uncommitted; fix the cause (or raise the limit) and restart"
+        );
+        *self.stats.halted.lock().expect("halt lock") = Some(reason);
+        self.pause_all();
+        while self.keep_membership_for(Duration::from_secs(1), shutdown).await {}
+    }
+
+    fn pause_all(&self) {
+        self.hold.store(true, Ordering::SeqCst);
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.pause(&tpl) {
+                    tracing::warn!(error = %e, "could not pause the assigned partitions");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the assignment to pause it"),
+        }
+    }
+
+    fn resume_all(&self) {
+        self.hold.store(false, Ordering::SeqCst);
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                if let Err(e) = self.consumer.resume(&tpl) {
+                    tracing::warn!(error = %e, "could not resume the assigned partitions");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the assignment to resume it"),
+        }
+    }
+
+    /// Polls for `period` while paused, so the group does not evict this member
+    /// (`max.poll.interval.ms`) and rebalances are served. Paused partitions deliver nothing; a
+    /// message that arrives anyway (a partition assigned before it could be paused) is not
+    /// handled now: its partition is paused and rewound to it, so it is fetched again after
+    /// the resume. `false` once shutdown is requested.
+    async fn keep_membership_for(&self, period: Duration, shutdown: &CancellationToken) -> bool {
+        let deadline = Instant::now() + period;
+        while Instant::now() < deadline {
+            let slice = (deadline - Instant::now()).min(Duration::from_millis(500));
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                polled = tokio::time::timeout(slice, self.consumer.recv()) => {
+                    if let Ok(Ok(m)) = polled {
+                        let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+                        drop(m);
+                        self.hold_back(&topic, partition, offset);
+                    }
+                }
+            }
+        }
+        !shutdown.is_cancelled()
+    }
+
+    fn hold_back(&self, topic: &str, partition: i32, offset: i64) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(error = %e, topic, partition, "could not pause a partition");
+        }
+        if let Err(e) = self.consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+            tracing::warn!(error = %e, topic, partition, offset, "could not rewind a partition polled while paused");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Polling: gathering the next batch while the handler works on the current one.
+//!
+//! Apart from the run loop because batching is a throughput concern with its own rules (take
+//! what is ready, keep filling while the handler is busy, linger at most `max_batch_wait`),
+//! while the run loop is about durability.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::assignment::lock_ownership;
+use super::batch::Batch;
+use super::handler::Handler;
+use super::ReliableConsumer;
+use crate::delivery::Delivery;
+
+/// Whether the handler is still busy with the batch before the one being polled, and the
+/// signal that it is done.
+pub(super) struct HandlerState<'a> {
+    pub(super) busy: &'a AtomicBool,
+    pub(super) idle: &'a Notify,
+}
+
+impl<H: Handler> ReliableConsumer<H> {
+    /// Waits for the first message, then takes whatever librdkafka has ready, and keeps
+    /// gathering while `handler` is still busy with the previous batch (or for
+    /// `max_batch_wait`), up to `max_batch_size`. `None` when shutdown was requested.
+    pub(super) async fn next_batch(
+        &self,
+        shutdown: &CancellationToken,
+        handler: Option<HandlerState<'_>>,
+    ) -> Option<Batch> {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            m = self.consumer.recv() => m,
+        };
+        let mut batch = Batch::default();
+        match first {
+            Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
+            Err(e) => {
+                tracing::warn!(error = %e, "poll failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Some(batch);
+            }
+        }
+        let filling = std::time::Instant::now();
+        // One timer for the whole fill, not one per message: a timer per `recv` cost a clock
+        // read and a timer-wheel entry for every message polled.
+        let linger = tokio::time::sleep_until(Instant::now() + self.settings.max_batch_wait);
+        tokio::pin!(linger);
+        let mut lingered = self.settings.max_batch_wait.is_zero();
+        while batch.deliveries.len() < self.settings.max_batch_size {
+            // What librdkafka already holds is taken without waiting.
+            if let Some(m) = self.consumer.recv().now_or_never() {
+                match m {
+                    Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "poll failed");
+                        break;
+                    }
+                }
+                continue;
+            }
+            let handler_busy = handler.as_ref().is_some_and(|h| h.busy.load(Ordering::Acquire));
+            if lingered && !handler_busy {
+                break;
+            }
+            tokio::select! {
+                biased;
+                m = self.consumer.recv() => match m {
+                    Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "poll failed");
+                        break;
+                    }
+                },
+                // A permit stored by a `notify_one` before this wait still wakes it.
+                _ = async { if let Some(h) = &handler { h.idle.notified().await } }, if handler_busy => {}
+                _ = &mut linger, if !lingered => lingered = true,
+            }
+        }
+        batch.group_by_partition();
+        self.stats.stages.record("poll", filling.elapsed());
+        Some(batch)
+    }
+
+    /// Adds a polled message to `batch` with the assignment it arrived under. Rebalance
+    /// callbacks run inside `recv`, before it returns a message, so the token read here is the
+    /// one of the assignment the message was fetched for.
+    fn take(&self, batch: &mut Batch, delivery: Delivery) {
+        let token = lock_ownership(&self.ownership).token(&delivery.topic, delivery.partition);
+        batch.push(delivery, token);
+    }
+}
