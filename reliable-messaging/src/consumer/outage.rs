@@ -85,26 +85,24 @@ impl<H: Handler> ReliableConsumer<H> {
     }
 
     fn pause_all(&self) {
-        self.hold.store(true, Ordering::SeqCst);
-        match self.consumer.assignment() {
-            Ok(tpl) => {
-                if let Err(e) = self.consumer.pause(&tpl) {
-                    tracing::warn!(error = %e, "could not pause the assigned partitions");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not read the assignment to pause it"),
-        }
+        self.set_paused(true);
     }
 
     fn resume_all(&self) {
-        self.hold.store(false, Ordering::SeqCst);
-        match self.consumer.assignment() {
-            Ok(tpl) => {
-                if let Err(e) = self.consumer.resume(&tpl) {
-                    tracing::warn!(error = %e, "could not resume the assigned partitions");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not read the assignment to resume it"),
+        self.set_paused(false);
+    }
+
+    /// Pauses or resumes every assigned partition; `hold` makes the rebalance callbacks treat
+    /// partitions assigned meanwhile the same way.
+    fn set_paused(&self, paused: bool) {
+        self.hold.store(paused, Ordering::SeqCst);
+        let (verb, result) = match self.consumer.assignment() {
+            Ok(tpl) if paused => ("pause", self.consumer.pause(&tpl)),
+            Ok(tpl) => ("resume", self.consumer.resume(&tpl)),
+            Err(e) => return tracing::warn!(error = %e, paused, "could not read the assignment"),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not {verb} the assigned partitions");
         }
     }
 

@@ -24,19 +24,6 @@ pub enum CommitPolicy {
     UnsafeAutoCommit,
 }
 
-impl CommitPolicy {
-    /// `COMMIT_POLICY=after-durable-outcome` (default) or `unsafe-auto-commit`.
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var("COMMIT_POLICY").as_deref() {
-            Err(_) | Ok("after-durable-outcome") => Ok(CommitPolicy::AfterDurableOutcome),
-            Ok("unsafe-auto-commit") => Ok(CommitPolicy::UnsafeAutoCommit),
-            Ok(other) => {
-                Err(format!("COMMIT_POLICY must be after-durable-outcome or unsafe-auto-commit, got {other:?}"))
-            }
-        }
-    }
-}
-
 /// What the consumer does while a dependency is down (`Outcome::DependencyDown`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutagePolicy {
@@ -48,17 +35,6 @@ pub enum OutagePolicy {
     /// consumers whose dependency outages are expected to be per-message, and for the tests
     /// that drive the dead-letter path with a database cut.
     DeadLetter,
-}
-
-impl OutagePolicy {
-    /// `DEPENDENCY_OUTAGE=pause` (default) or `dead-letter`.
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var("DEPENDENCY_OUTAGE").as_deref() {
-            Err(_) | Ok("pause") => Ok(OutagePolicy::Pause),
-            Ok("dead-letter") => Ok(OutagePolicy::DeadLetter),
-            Ok(other) => Err(format!("DEPENDENCY_OUTAGE must be pause or dead-letter, got {other:?}")),
-        }
-    }
 }
 
 /// How a [`ReliableConsumer`](super::ReliableConsumer) polls, retries and commits.
