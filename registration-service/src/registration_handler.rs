@@ -3,9 +3,16 @@
 use registration_events::RegistrationRequested;
 use reliable_messaging::outcome::FailureKind;
 use reliable_messaging::sql_failures;
-use reliable_messaging::{Delivery, Handler, Outcome};
+use reliable_messaging::{Delivery, Handler, Outcome, Prepared};
 
-use crate::user_store::{Stored, UserStore};
+use crate::user_store::{PreparedInsert, Stored, UserStore};
+
+/// A batch decoded, and the fast path's statement for its valid events built, while the
+/// previous batch was still being written.
+struct DecodedBatch {
+    parsed: Vec<Result<RegistrationRequested, Outcome>>,
+    insert: PreparedInsert,
+}
 
 /// Parses events (malformed ones are permanent failures: poison, parked at once) and stores
 /// the rest in one transaction per batch.
@@ -18,8 +25,37 @@ impl RegistrationHandler {
         Self { store }
     }
 
-    async fn store(&self, events: &[&RegistrationRequested]) -> Vec<Outcome> {
-        match self.store.store_batch(events).await {
+    /// Parses every event of `batch` (a malformed one is poison: a permanent failure) and
+    /// builds the statement for the valid ones.
+    fn decode(&self, batch: &[Delivery]) -> DecodedBatch {
+        let started = std::time::Instant::now();
+        let parsed: Vec<Result<RegistrationRequested, Outcome>> = batch
+            .iter()
+            .map(|d| RegistrationRequested::parse(d.payload.as_deref()).map_err(|e| Outcome::permanent(e.to_string())))
+            .collect();
+        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let insert = PreparedInsert::of(&valid);
+        self.store.stages().record("decode", started.elapsed());
+        DecodedBatch { parsed, insert }
+    }
+
+    /// Stores the valid events of a decoded batch; one outcome per delivery, in order.
+    async fn store_decoded(&self, DecodedBatch { parsed, insert }: DecodedBatch) -> Vec<Outcome> {
+        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut stored = self.store(&valid, Some(insert)).await.into_iter();
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => stored.next().expect("one outcome per stored event"),
+                Err(poison) => poison,
+            })
+            .collect()
+    }
+
+    /// `insert`, when given, is the fast path's statement for exactly `events`.
+    async fn store(&self, events: &[&RegistrationRequested], insert: Option<PreparedInsert>) -> Vec<Outcome> {
+        let insert = insert.unwrap_or_else(|| PreparedInsert::of(events));
+        match self.store.store_prepared_batch(events, insert).await {
             Ok(results) => results.into_iter().map(to_outcome).collect(),
             Err(e) if sql_failures::is_dependency_down(&e) => {
                 // The database, not these events: the consumer pauses and tries them again
@@ -36,7 +72,7 @@ impl RegistrationHandler {
                     tracing::warn!(error = %e, %kind, "batch failed on one event's account; isolating it");
                     let mut outcomes = Vec::with_capacity(events.len());
                     for event in events {
-                        outcomes.push(Box::pin(self.store(std::slice::from_ref(event))).await.remove(0));
+                        outcomes.push(Box::pin(self.store(std::slice::from_ref(event), None)).await.remove(0));
                     }
                     return outcomes;
                 }
@@ -66,20 +102,17 @@ impl Handler for RegistrationHandler {
     }
 
     async fn handle_batch(&self, batch: &[Delivery]) -> Vec<Outcome> {
-        let started = std::time::Instant::now();
-        let parsed: Vec<Result<RegistrationRequested, Outcome>> = batch
-            .iter()
-            .map(|d| RegistrationRequested::parse(d.payload.as_deref()).map_err(|e| Outcome::permanent(e.to_string())))
-            .collect();
-        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        self.store.stages().record("decode", started.elapsed());
-        let mut stored = self.store(&valid).await.into_iter();
-        parsed
-            .into_iter()
-            .map(|p| match p {
-                Ok(_) => stored.next().expect("one outcome per stored event"),
-                Err(poison) => poison,
-            })
-            .collect()
+        self.store_decoded(self.decode(batch)).await
+    }
+
+    fn prepare(&self, batch: &[Delivery]) -> Prepared {
+        Prepared::new(self.decode(batch))
+    }
+
+    async fn handle_prepared(&self, batch: &[Delivery], prepared: Prepared) -> Vec<Outcome> {
+        match prepared.take::<DecodedBatch>() {
+            Some(decoded) => self.store_decoded(decoded).await,
+            None => self.handle_batch(batch).await,
+        }
     }
 }

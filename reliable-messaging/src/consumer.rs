@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 
 pub use assignment::AssignmentTracker;
-pub use handler::Handler;
+pub use handler::{Handler, Prepared};
 pub use settings::{CommitPolicy, ConsumerSettings, OutagePolicy};
 pub use stats::{ConsumerStats, Outage, LAG_REFRESH};
 

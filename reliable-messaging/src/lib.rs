@@ -54,7 +54,7 @@ pub mod telemetry;
 pub mod topics;
 pub mod trace_context;
 
-pub use consumer::{CommitPolicy, ConsumerSettings, Handler, OutagePolicy, ReliableConsumer};
+pub use consumer::{CommitPolicy, ConsumerSettings, Handler, OutagePolicy, Prepared, ReliableConsumer};
 pub use delivery::Delivery;
 pub use outcome::{FailureKind, Outcome};
 pub use producer::DurableProducer;

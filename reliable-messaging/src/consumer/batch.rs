@@ -5,9 +5,16 @@
 //! the consumer halts part-way) can be tested without a broker.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use super::assignment::PartitionKey;
+use super::handler::{Handler, Prepared};
 use crate::delivery::Delivery;
+use crate::partition_chunks::partition_chunks;
+
+/// The chunks of a batch handled at the same time (contiguous, whole partitions), each with
+/// what the handler prepared for it.
+pub(super) type PreparedChunks = Vec<(Range<usize>, Prepared)>;
 
 /// Polled messages, and for each partition among them the assignment token they were polled
 /// under and the offset after the last one.
@@ -17,6 +24,9 @@ pub(super) struct Batch {
     /// The assignment token each delivery was polled under, in the same order.
     tokens: Vec<Option<u64>>,
     pub(super) positions: BTreeMap<PartitionKey, (u64, i64)>,
+    /// Filled by [`Batch::prepare`] once the batch is complete; taken by the first attempt
+    /// at handling it.
+    pub(super) prepared: PreparedChunks,
 }
 
 impl Batch {
@@ -38,6 +48,20 @@ impl Batch {
         // Stable: within a partition the polled order (the offset order) is kept.
         pairs.sort_by(|(a, _), (b, _)| (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition)));
         (self.deliveries, self.tokens) = pairs.into_iter().unzip();
+    }
+
+    /// Splits the complete batch into the chunks that will be handled at once (at most
+    /// `max_chunks`) and lets `handler` prepare each, so the preparation runs now, while the
+    /// previous batch is still being written, rather than when this batch's turn comes.
+    pub(super) fn prepare<H: Handler>(&mut self, handler: &H, max_chunks: usize) {
+        let partitions: Vec<(&str, i32)> = self.deliveries.iter().map(|d| (d.topic.as_str(), d.partition)).collect();
+        self.prepared = partition_chunks(&partitions, max_chunks)
+            .into_iter()
+            .map(|chunk| {
+                let prepared = handler.prepare(&self.deliveries[chunk.clone()]);
+                (chunk, prepared)
+            })
+            .collect();
     }
 
     /// `token` is `None` for a message of a partition not (or no longer) owned: it is handled

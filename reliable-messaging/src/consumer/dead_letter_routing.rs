@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::PreparedChunks;
 use super::handler::Handler;
 use super::stats::ConsumerStats;
 use super::{ConsumerError, ReliableConsumer};
@@ -95,9 +96,10 @@ impl<H: Handler> ReliableConsumer<H> {
     pub(super) async fn settle(
         &self,
         batch: &[Delivery],
+        prepared: PreparedChunks,
         shutdown: &CancellationToken,
     ) -> Result<Settled, ConsumerError> {
-        let mut outcomes = self.handle_with_in_place_retries(batch, shutdown).await?;
+        let mut outcomes = self.handle_with_in_place_retries(batch, prepared, shutdown).await?;
         if outcomes.iter().any(Outcome::is_dependency_down)
             && !self.ride_out_outage(batch, &mut outcomes, shutdown).await?
         {

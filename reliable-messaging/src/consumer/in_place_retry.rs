@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::PreparedChunks;
 use super::handler::Handler;
 use super::settings::OutagePolicy;
 use super::{ConsumerError, ReliableConsumer};
@@ -53,9 +54,12 @@ pub(super) fn apply_outage_policy(policy: OutagePolicy, outcome: Outcome) -> Out
 
 impl<H: Handler> ReliableConsumer<H> {
     /// Calls the handler; transient failures are retried in place a few times with backoff.
+    /// `prepared` (empty when the batch was not prepared) serves the first call, if that call
+    /// is for the whole batch.
     pub(super) async fn handle_with_in_place_retries(
         &self,
         batch: &[Delivery],
+        mut prepared: PreparedChunks,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Outcome>, ConsumerError> {
         let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(outcome_without_handling).collect();
@@ -64,10 +68,10 @@ impl<H: Handler> ReliableConsumer<H> {
         while !pending.is_empty() {
             let started = std::time::Instant::now();
             let results = if pending.len() == batch.len() {
-                self.handle_by_partition(batch).await?
+                self.handle_by_partition(batch, std::mem::take(&mut prepared)).await?
             } else {
                 let subset: Vec<Delivery> = pending.iter().map(|&i| batch[i].clone()).collect();
-                self.handle_by_partition(&subset).await?
+                self.handle_by_partition(&subset, Vec::new()).await?
             };
             self.stats.stages.record("handle", started.elapsed());
             let results: Vec<Outcome> =
@@ -95,11 +99,24 @@ impl<H: Handler> ReliableConsumer<H> {
 
     /// Hands `batch` (grouped by partition) to the handler in at most
     /// `partition_concurrency` concurrent calls, one contiguous chunk of partitions each, and
-    /// returns the outcomes in the batch's order.
-    async fn handle_by_partition(&self, batch: &[Delivery]) -> Result<Vec<Outcome>, ConsumerError> {
-        let partitions: Vec<(&str, i32)> = batch.iter().map(|d| (d.topic.as_str(), d.partition)).collect();
-        let chunks = partition_chunks(&partitions, self.settings.partition_concurrency);
-        let results = join_all(chunks.iter().map(|chunk| self.handler.handle_batch(&batch[chunk.clone()]))).await;
+    /// returns the outcomes in the batch's order. Chunks that were `prepared` for exactly this
+    /// batch go to [`Handler::handle_prepared`] with what was prepared.
+    async fn handle_by_partition(
+        &self,
+        batch: &[Delivery],
+        prepared: PreparedChunks,
+    ) -> Result<Vec<Outcome>, ConsumerError> {
+        let (chunks, results) = if prepared.last().is_some_and(|(chunk, _)| chunk.end == batch.len()) {
+            let chunks: Vec<_> = prepared.iter().map(|(chunk, _)| chunk.clone()).collect();
+            let calls =
+                prepared.into_iter().map(|(chunk, prepared)| self.handler.handle_prepared(&batch[chunk], prepared));
+            (chunks, join_all(calls).await)
+        } else {
+            let partitions: Vec<(&str, i32)> = batch.iter().map(|d| (d.topic.as_str(), d.partition)).collect();
+            let chunks = partition_chunks(&partitions, self.settings.partition_concurrency);
+            let results = join_all(chunks.iter().map(|chunk| self.handler.handle_batch(&batch[chunk.clone()]))).await;
+            (chunks, results)
+        };
         let mut outcomes = Vec::with_capacity(batch.len());
         for (chunk, result) in chunks.iter().zip(results) {
             if result.len() != chunk.len() {

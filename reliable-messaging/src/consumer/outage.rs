@@ -53,7 +53,7 @@ impl<H: Handler> ReliableConsumer<H> {
                 break Ok(false);
             }
             let subset: Vec<Delivery> = pending.iter().map(|&i| batch[i].clone()).collect();
-            let results = match self.handle_with_in_place_retries(&subset, shutdown).await {
+            let results = match self.handle_with_in_place_retries(&subset, Vec::new(), shutdown).await {
                 Ok(results) => results,
                 Err(e) => break Err(e),
             };

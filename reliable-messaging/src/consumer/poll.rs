@@ -85,6 +85,9 @@ impl<H: Handler> ReliableConsumer<H> {
         }
         batch.group_by_partition();
         self.stats.stages.record("poll", filling.elapsed());
+        let preparing = std::time::Instant::now();
+        batch.prepare(&self.handler, self.settings.partition_concurrency);
+        self.stats.stages.record("prepare", preparing.elapsed());
         Some(batch)
     }
 

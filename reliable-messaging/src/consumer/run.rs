@@ -26,7 +26,7 @@ impl<H: Handler> ReliableConsumer<H> {
         let lag_monitor = tokio::spawn(monitor_lag(self.consumer.clone(), self.stats.clone(), shutdown.clone()));
         let mut prefetched: Option<Batch> = None;
         loop {
-            let batch = match prefetched.take() {
+            let mut batch = match prefetched.take() {
                 Some(batch) => batch,
                 None => match self.next_batch(&shutdown, None).await {
                     Some(batch) => batch,
@@ -42,6 +42,7 @@ impl<H: Handler> ReliableConsumer<H> {
             // committed as soon as its outcomes are durable, whatever the poll is doing. The
             // next batch keeps filling while this one is handled (`busy`), and closes when the
             // handler is free and librdkafka has nothing more ready.
+            let prepared = std::mem::take(&mut batch.prepared);
             let busy = AtomicBool::new(true);
             let idle = Notify::new();
             let (settled, next) = tokio::join!(
@@ -49,17 +50,18 @@ impl<H: Handler> ReliableConsumer<H> {
                     // Handling and dead-lettering continue the messages' trace (a batch
                     // mixing traces links to each of them).
                     let handling = crate::trace_context::batch_span(&batch.deliveries);
-                    let settled = tracing::Instrument::instrument(self.settle(&batch.deliveries, &shutdown), handling)
-                        .await
-                        .inspect(|settled| {
-                            if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
-                                match settled {
-                                    Settled::Durable => self.commit(&batch),
-                                    Settled::Halted { durable, .. } => self.commit(&batch.prefix(*durable)),
-                                    Settled::Interrupted => {}
+                    let settled =
+                        tracing::Instrument::instrument(self.settle(&batch.deliveries, prepared, &shutdown), handling)
+                            .await
+                            .inspect(|settled| {
+                                if self.settings.commit_policy == CommitPolicy::AfterDurableOutcome {
+                                    match settled {
+                                        Settled::Durable => self.commit(&batch),
+                                        Settled::Halted { durable, .. } => self.commit(&batch.prefix(*durable)),
+                                        Settled::Interrupted => {}
+                                    }
                                 }
-                            }
-                        });
+                            });
                     // Also on an error: the poll must not wait for a handler that is gone.
                     busy.store(false, Ordering::Release);
                     idle.notify_one();
