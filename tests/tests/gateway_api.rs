@@ -8,51 +8,41 @@ use std::time::Duration;
 
 use chrono::Utc;
 use gateway::configuration::{HashingSettings, Settings};
-use gateway::startup::Application;
 use integration_tests::database::TestDatabase;
+use integration_tests::harness::free_port;
+use integration_tests::harness::gateway::InProcessGateway;
 use integration_tests::{test_env, TestEnv};
 use registration_events::RegistrationRequested;
 use reliable_messaging::request_status::{self, Status, Transition};
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A gateway of one test, and what it writes to.
+/// A gateway of one test (the harness's, with its own topic and database), and a client.
 struct TestGateway {
-    base: String,
+    gateway: InProcessGateway,
     client: reqwest::Client,
-    topic: String,
-    db: TestDatabase,
-    routes: Vec<gateway::routes::ServedRoute>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// The harness gateway's topic, database, routes and URLs, as `gateway.db` and so on.
+impl std::ops::Deref for TestGateway {
+    type Target = InProcessGateway;
+
+    fn deref(&self) -> &InProcessGateway {
+        &self.gateway
+    }
 }
 
 /// A gateway with cheap argon2 so tests stay fast (`test_settings`); one test keeps the OWASP
 /// defaults.
 async fn spawn_gateway(env: &TestEnv, customise: impl FnOnce(&mut Settings)) -> TestGateway {
-    let topic = env.unique_topic("gateway-registrations");
-    env.create_topics(&[&topic], 1).await;
-    let db = env.fresh_database().await;
-    let mut settings = integration_tests::gateway::test_settings(env, &topic, &db.url);
-    customise(&mut settings);
-    let app = Application::build(settings).await.expect("build the gateway");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let routes = app.routes().to_vec();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestGateway { base, client: reqwest::Client::new(), topic, db, routes, shutdown, task }
+    TestGateway { gateway: InProcessGateway::start(env, customise).await, client: reqwest::Client::new() }
 }
 
 impl TestGateway {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     async fn register(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
         let mut request = self.client.post(self.url("/registrations")).json(body);
         if let Some(key) = idempotency_key {
@@ -72,16 +62,9 @@ impl TestGateway {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
-    /// Records on this gateway's topic, across partitions.
-    fn records_on_topic(&self, env: &TestEnv) -> i64 {
-        env.end_offsets(&self.topic).values().sum()
-    }
-
     /// Graceful stop; asserts the server shut down cleanly.
     async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-        result.expect("gateway stops within 20 s").expect("task joins").expect("server ends without error");
+        self.gateway.stop(Duration::from_secs(20)).await;
     }
 }
 
@@ -111,8 +94,7 @@ async fn expect_problem(response: reqwest::Response, status: StatusCode) -> Valu
 
 /// A port nothing listens on: bound, then released.
 fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    free_port()
 }
 
 #[tokio::test]
