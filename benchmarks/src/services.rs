@@ -2,6 +2,13 @@
 //! variables they read, on ports of their own, timed until `/readyz` answers 200, sampled for
 //! resident memory, scraped for their Prometheus counters, and always stopped again (SIGTERM,
 //! then SIGKILL; `kill_on_drop` covers errors and panics).
+//!
+//! Why this is not the test harness (`integration_tests::harness`): the benchmark measures what
+//! the harness only waits for. Start → ready is timed from the spawn with a 5 ms poll (the
+//! harness polls every 100 ms, too coarse for that figure), and the processes are release builds
+//! beside the `bench` binary, sampled for memory and scraped, with failures reported as errors
+//! with the end of the log instead of test panics. Depending on `integration-tests` would also
+//! compile the services' libraries and the test containers into the benchmark for a free port.
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::database::TestDatabase;
+use crate::harness::{self, free_port, ServiceProcess};
 use crate::ledger::{self, Expected, LedgerReport};
-use crate::processes::{free_port, ServiceProcess};
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 use crate::{test_env, wait, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
@@ -88,18 +88,11 @@ impl Cluster {
         }
 
         let gateway_port = free_port();
-        let secret: String = Uuid::new_v4().simple().to_string() + &Uuid::new_v4().simple().to_string();
-        let mut gateway_env = vec![
-            ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
-            ("KAFKA_BOOTSTRAP_SERVERS", env.kafka_bootstrap.clone()),
-            ("DATABASE_URL", db.url.clone()),
-            ("REGISTRATIONS_TOPIC", topic.clone()),
-            ("REQUEST_ID_SECRET", secret),
-            // Cheap hashing: these scenarios are about loss, not password cost.
-            ("ARGON2_MEMORY_KIB", "1024".to_owned()),
-            ("ARGON2_ITERATIONS", "1".to_owned()),
-            ("PUBLISH_TIMEOUT_MS", "3000".to_owned()),
-        ];
+        let secret = harness::gateway::random_secret();
+        // Cheap hashing (the harness's default): these scenarios are about loss, not password cost.
+        let mut gateway_env =
+            harness::gateway::process_env(gateway_port, &env.kafka_bootstrap, &db.url, &topic, &secret);
+        gateway_env.push(("PUBLISH_TIMEOUT_MS", "3000".to_owned()));
         gateway_env.extend(config.extra_env.iter().cloned());
         let gateway = ServiceProcess::spawn("gateway", &gateway_env);
         let gateway_env = gateway_env.clone();
@@ -137,12 +130,13 @@ impl Cluster {
         cluster.wait_ready(&format!("http://127.0.0.1:{}/healthz", cluster.wiring.dlq_worker_port)).await;
         // Every instance in the group with partitions before the load starts.
         let ports = cluster.registration_ports.clone();
+        let client = reqwest::Client::new();
         wait::until(Duration::from_secs(60), "registration-service instances own partitions", || {
-            let ports = ports.clone();
+            let (ports, client) = (ports.clone(), client.clone());
             async move {
                 let mut ready = 0;
                 for p in &ports {
-                    if ok(&format!("http://127.0.0.1:{p}/readyz")).await {
+                    if harness::answers_ok(&client, &format!("http://127.0.0.1:{p}/readyz")).await {
                         ready += 1;
                     }
                 }
@@ -260,12 +254,7 @@ impl Cluster {
     }
 
     async fn wait_ready(&self, url: &str) {
-        let url = url.to_owned();
-        wait::until(Duration::from_secs(60), &format!("{url} answers 200"), || {
-            let url = url.clone();
-            async move { ok(&url).await }
-        })
-        .await;
+        harness::wait_ready(url, Duration::from_secs(60)).await;
     }
 
     /// Waits until every accepted request reached an end state (or `timeout`), and returns the
@@ -350,11 +339,4 @@ impl Wiring {
 /// rebalance (and the others' commits) up.
 fn registration_group(topic: &str) -> String {
     format!("{topic}-registration-service")
-}
-
-async fn ok(url: &str) -> bool {
-    match reqwest::Client::new().get(url).timeout(Duration::from_secs(3)).send().await {
-        Ok(r) => r.status().is_success(),
-        Err(_) => false,
-    }
 }

@@ -1,9 +1,10 @@
 //! Support shared by the integration tests: where the real Kafka broker and MySQL server are
 //! ([`environment`]), a fresh migrated database per test ([`database`]), topics ([`kafka`]),
-//! the service binaries as OS processes that can be killed ([`processes`]), and a TCP proxy
-//! that cuts the database connection on demand ([`tcp_proxy`]), the whole system as OS
-//! processes ([`cluster`]), the local multi-broker Kafka cluster and its faults ([`brokers`]), a gateway in-process on a random port ([`gateway`]), and the loss
-//! check every scenario ends with ([`ledger`]).
+//! the three services started, awaited and killed, as OS processes or in-process
+//! ([`harness`]), sample registration events ([`registrations`]), a TCP proxy that cuts the
+//! database connection on demand ([`tcp_proxy`]), the whole system as OS processes
+//! ([`cluster`]), the local multi-broker Kafka cluster and its faults ([`brokers`]), and the
+//! loss check every scenario ends with ([`ledger`]).
 //!
 //! Nothing here mocks Kafka or MySQL: every test talks to real servers.
 
@@ -11,11 +12,10 @@ pub mod brokers;
 pub mod cluster;
 pub mod database;
 pub mod environment;
-pub mod gateway;
+pub mod harness;
 pub mod kafka;
 pub mod ledger;
 pub mod metrics;
-pub mod processes;
 pub mod registrations;
 pub mod tcp_proxy;
 pub mod wait;

@@ -31,19 +31,3 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-
-/// Waits until every URL answers 2xx, each within `timeout`; the first that never did, if any.
-pub async fn http_ok(urls: &[String], timeout: Duration) -> Result<(), String> {
-    let client = reqwest::Client::new();
-    for url in urls {
-        let ready = within(timeout, || {
-            let (client, url) = (client.clone(), url.clone());
-            async move { client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
-        if !ready {
-            return Err(url.clone());
-        }
-    }
-    Ok(())
-}

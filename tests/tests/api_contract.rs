@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use integration_tests::gateway::InProcessGateway;
+use integration_tests::harness::gateway::InProcessGateway;
 use integration_tests::test_env;
 use tokio::process::Command;
 

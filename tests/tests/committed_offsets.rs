@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use integration_tests::processes::{free_port, ServiceProcess};
-use integration_tests::registrations::{produce_events, sample_event, service_process_env, spawn_service_process};
+use integration_tests::harness::registration::{service_process_env, spawn_service_process};
+use integration_tests::harness::{free_port, ServiceProcess};
+use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::{test_env, wait, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
 

@@ -12,8 +12,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures::future::join_all;
-use integration_tests::processes::{free_port, ServiceProcess};
-use integration_tests::{test_env, wait, TestEnv};
+use integration_tests::harness::{self, free_port, ServiceProcess};
+use integration_tests::{test_env, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
@@ -139,24 +139,13 @@ async fn the_three_services_started_at_once_on_an_empty_database_all_come_up() {
     let topic = env.unique_topic("registrations");
     // Two partitions: each of the two registration-service instances owns one, so is ready.
     env.create_topics(&[&topic, &dead_letter_topic(&topic)], 2).await;
-    let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let secret = harness::gateway::random_secret();
     let mut ports = Vec::new();
     let mut specs: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
     for _ in 0..2 {
         let port = free_port();
         ports.push(port);
-        specs.push((
-            "gateway",
-            vec![
-                ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
-                ("KAFKA_BOOTSTRAP_SERVERS", env.kafka_bootstrap.clone()),
-                ("DATABASE_URL", url.clone()),
-                ("REGISTRATIONS_TOPIC", topic.clone()),
-                ("REQUEST_ID_SECRET", secret.clone()),
-                ("ARGON2_MEMORY_KIB", "1024".to_owned()),
-                ("ARGON2_ITERATIONS", "1".to_owned()),
-            ],
-        ));
+        specs.push(("gateway", harness::gateway::process_env(port, &env.kafka_bootstrap, &url, &topic, &secret)));
         let port = free_port();
         ports.push(port);
         specs.push((
@@ -186,14 +175,8 @@ async fn the_three_services_started_at_once_on_an_empty_database_all_come_up() {
     let mut processes: Vec<ServiceProcess> =
         specs.iter().map(|(name, vars)| ServiceProcess::spawn(name, vars)).collect();
 
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
     for (process, port) in processes.iter_mut().zip(&ports) {
-        let url = format!("http://127.0.0.1:{port}/readyz");
-        let ready = wait::within(Duration::from_secs(90), || {
-            let request = client.get(&url).send();
-            async move { request.await.map(|r| r.status().is_success()).unwrap_or(false) }
-        })
-        .await;
+        let ready = harness::ready_within(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(90)).await;
         assert!(ready, "{} on port {port} never became ready\n{}", process.name, process.log());
     }
     for process in &mut processes {

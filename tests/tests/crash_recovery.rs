@@ -13,9 +13,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use integration_tests::harness::registration::{service_process_env, spawn_service_process};
+use integration_tests::harness::{free_port, ServiceProcess};
 use integration_tests::ledger::{self, LedgerReport};
-use integration_tests::processes::{free_port, ServiceProcess};
-use integration_tests::registrations::{produce_events, sample_event, service_process_env, spawn_service_process};
+use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{metrics, test_env, wait};
 use rand::Rng;

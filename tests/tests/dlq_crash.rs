@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use dlq_support::{free_port, metric, process_env, topic_pair, Scope};
-use integration_tests::processes::ServiceProcess;
+use dlq_support::{metric, topic_pair};
+use integration_tests::harness::dlq_worker::{process_env, Scope};
+use integration_tests::harness::{free_port, ServiceProcess};
 use integration_tests::{test_env, wait, TestEnv};
 use reliable_messaging::retry_metadata::header;
 

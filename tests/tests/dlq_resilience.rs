@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
-use dlq_support::{settings, topic_pair, wait_parked, RunningWorker, Scope};
+use dlq_support::{topic_pair, wait_parked};
+use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::kafka::produce_with;
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait};

@@ -8,7 +8,8 @@ mod dlq_support;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dlq_support::{settings, topic_exists, topic_pair, wait_parked, RunningWorker, Scope};
+use dlq_support::{topic_exists, topic_pair, wait_parked};
+use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::request_status::{self, REQUEST_ID_HEADER};

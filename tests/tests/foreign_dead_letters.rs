@@ -7,7 +7,8 @@ mod dlq_support;
 
 use std::time::{Duration, Instant};
 
-use dlq_support::{settings, topic_pair, wait_parked, RunningWorker, Scope};
+use dlq_support::{topic_pair, wait_parked};
+use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::test_env;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::FutureRecord;

@@ -1,119 +1,24 @@
-//! The gateway's HTTP contract, against a real Kafka broker and a real MySQL/MariaDB.
+//! The gateway's HTTP contract for sign-ups, against a real Kafka broker and a real
+//! MySQL/MariaDB: what is accepted and published, what is refused as a problem document, the
+//! Idempotency-Key, a broker that is away, the time limit, and the API document against the
+//! router. The status route is in `gateway_status`.
 //!
 //! Each test runs its own gateway in-process on a random port, with its own topic and its own
-//! database. No registration-service runs here: the status tests write the rows it would write.
+//! database. No registration-service runs here.
+
+mod gateway_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::Utc;
-use gateway::configuration::{HashingSettings, Settings};
-use gateway::startup::Application;
-use integration_tests::database::TestDatabase;
-use integration_tests::{test_env, TestEnv};
+use gateway::configuration::HashingSettings;
+use gateway_support::{accepted_id, closed_port, expect_problem, spawn_gateway, unique_email, valid_body, PASSWORD};
+use integration_tests::test_env;
 use registration_events::RegistrationRequested;
-use reliable_messaging::request_status::{self, Status, Transition};
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// A gateway of one test, and what it writes to.
-struct TestGateway {
-    base: String,
-    client: reqwest::Client,
-    topic: String,
-    db: TestDatabase,
-    routes: Vec<gateway::routes::ServedRoute>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-/// A gateway with cheap argon2 so tests stay fast (`test_settings`); one test keeps the OWASP
-/// defaults.
-async fn spawn_gateway(env: &TestEnv, customise: impl FnOnce(&mut Settings)) -> TestGateway {
-    let topic = env.unique_topic("gateway-registrations");
-    env.create_topics(&[&topic], 1).await;
-    let db = env.fresh_database().await;
-    let mut settings = integration_tests::gateway::test_settings(env, &topic, &db.url);
-    customise(&mut settings);
-    let app = Application::build(settings).await.expect("build the gateway");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let routes = app.routes().to_vec();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestGateway { base, client: reqwest::Client::new(), topic, db, routes, shutdown, task }
-}
-
-impl TestGateway {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn register(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
-        let mut request = self.client.post(self.url("/registrations")).json(body);
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
-        request.send().await.expect("POST /registrations")
-    }
-
-    /// Registers a valid unique user and returns its request id (asserting the 202).
-    async fn register_ok(&self) -> Uuid {
-        let response = self.register(&valid_body(&unique_email()), None).await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        accepted_id(response).await
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("GET")
-    }
-
-    /// Records on this gateway's topic, across partitions.
-    fn records_on_topic(&self, env: &TestEnv) -> i64 {
-        env.end_offsets(&self.topic).values().sum()
-    }
-
-    /// Graceful stop; asserts the server shut down cleanly.
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-        result.expect("gateway stops within 20 s").expect("task joins").expect("server ends without error");
-    }
-}
-
-fn unique_email() -> String {
-    format!("user-{}@example.com", Uuid::new_v4().simple())
-}
-
-fn valid_body(email: &str) -> Value {
-    json!({"email": email, "name": "Ada Lovelace", "password": PASSWORD})
-}
-
-async fn accepted_id(response: reqwest::Response) -> Uuid {
-    let body: Value = response.json().await.expect("JSON body");
-    Uuid::parse_str(body["request_id"].as_str().expect("request_id")).expect("UUID")
-}
-
-/// Asserts an RFC 9457 problem document with `status`, and returns it.
-async fn expect_problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status, "status of {}", response.url());
-    let content_type = response.headers().get(CONTENT_TYPE).expect("Content-Type").to_str().unwrap().to_owned();
-    assert_eq!(content_type, "application/problem+json");
-    let problem: Value = response.json().await.expect("problem is JSON");
-    assert_eq!(problem["status"], status.as_u16(), "{problem}");
-    assert!(problem["type"].is_string() && problem["title"].is_string(), "{problem}");
-    problem
-}
-
-/// A port nothing listens on: bound, then released.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
 
 #[tokio::test]
 async fn accepted_registration_is_on_the_topic_with_a_hash_and_never_the_password() {
@@ -212,30 +117,6 @@ async fn every_bad_registration_is_a_problem_document_and_publishes_nothing() {
 }
 
 #[tokio::test]
-async fn status_of_a_malformed_or_foreign_id_is_400_or_404() {
-    let env = test_env().await;
-    let gateway = spawn_gateway(env, |_| {}).await;
-
-    let problem = expect_problem(gateway.get("/registrations/not-a-uuid").await, StatusCode::BAD_REQUEST).await;
-    assert_eq!(problem["type"], "/problems/invalid-request-id");
-
-    // Well-formed UUIDs this gateway never issued: a v4, and a v8 with a forged tag.
-    let v4 = Uuid::new_v4();
-    let problem = expect_problem(gateway.get(&format!("/registrations/{v4}")).await, StatusCode::NOT_FOUND).await;
-    assert_eq!(problem["type"], "/problems/unknown-request");
-    let issued = gateway.register_ok().await;
-    let forged = Uuid::from_u128(issued.as_u128() ^ 1);
-    // Even with a user row under the forged id, it must never be reported as completed.
-    insert_user(&gateway.db, forged).await;
-    expect_problem(gateway.get(&format!("/registrations/{forged}")).await, StatusCode::NOT_FOUND).await;
-    // An id issued by another gateway (another secret) is unknown here too.
-    let other = spawn_gateway(env, |_| {}).await;
-    let foreign = other.register_ok().await;
-    expect_problem(gateway.get(&format!("/registrations/{foreign}")).await, StatusCode::NOT_FOUND).await;
-    assert_eq!(gateway.get(&format!("/registrations/{issued}")).await.status(), StatusCode::OK);
-}
-
-#[tokio::test]
 async fn same_idempotency_key_gets_the_same_request_id() {
     let env = test_env().await;
     let gateway = spawn_gateway(env, |_| {}).await;
@@ -283,91 +164,6 @@ async fn same_idempotency_key_with_a_different_request_is_409() {
     assert_eq!(gateway.records_on_topic(env), 2, "the conflicting requests were not published");
     let metrics = gateway.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"idempotency_conflict\"} 2\n"), "{metrics}");
-}
-
-async fn insert_user(db: &TestDatabase, request_id: Uuid) {
-    sqlx::query("INSERT INTO users (request_id, email, name, password_hash, requested_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(request_id.as_bytes().to_vec())
-        .bind(unique_email())
-        .bind("Ada Lovelace")
-        .bind("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG")
-        .bind(Utc::now().naive_utc())
-        .execute(&db.pool)
-        .await
-        .expect("insert user");
-}
-
-async fn record(db: &TestDatabase, request_id: Uuid, status: Status, retry_count: u32, reason: &str) {
-    let transition = Transition { request_id, status, retry_count, reason: Some(reason.into()), at: Utc::now() };
-    request_status::record(&db.pool, &[transition]).await.expect("record status");
-}
-
-#[tokio::test]
-async fn status_reports_pending_completed_rejected_retrying_and_parked() {
-    let env = test_env().await;
-    let gateway = spawn_gateway(env, |_| {}).await;
-    let mut ids = Vec::new();
-    for _ in 0..5 {
-        ids.push(gateway.register_ok().await);
-    }
-    let (pending, completed, rejected, retrying, parked) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
-    insert_user(&gateway.db, completed).await;
-    record(&gateway.db, completed, Status::Retrying, 1, "deadlock").await;
-    record(&gateway.db, rejected, Status::Rejected, 0, "email already registered").await;
-    record(&gateway.db, retrying, Status::Retrying, 2, "database unavailable").await;
-    record(&gateway.db, parked, Status::Parked, 5, "retries exhausted").await;
-
-    let status = |id: Uuid| {
-        let gateway = &gateway;
-        async move {
-            let response = gateway.get(&format!("/registrations/{id}")).await;
-            assert_eq!(response.status(), StatusCode::OK);
-            let body: Value = response.json().await.unwrap();
-            assert_eq!(body["request_id"], id.to_string());
-            body
-        }
-    };
-
-    let body = status(pending).await;
-    assert_eq!(
-        body,
-        json!({"request_id": pending, "status": "pending", "retry_count": 0, "reason": null, "updated_at": null})
-    );
-
-    let body = status(completed).await;
-    assert_eq!((body["status"].as_str(), body["retry_count"].as_u64()), (Some("completed"), Some(1)));
-    assert!(body["reason"].is_null());
-    assert!(body["updated_at"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{body}");
-
-    let body = status(rejected).await;
-    assert_eq!(body["status"], "rejected");
-    assert_eq!(body["reason"], "email already registered");
-    assert!(body["updated_at"].is_string());
-
-    let body = status(retrying).await;
-    assert_eq!((body["status"].as_str(), body["retry_count"].as_u64()), (Some("retrying"), Some(2)));
-
-    let body = status(parked).await;
-    assert_eq!(body["status"], "parked");
-    assert_eq!(body["retry_count"], 5);
-    assert_eq!(body["reason"], "retries exhausted");
-}
-
-#[tokio::test]
-async fn database_down_fails_only_the_status_route_with_503() {
-    let env = test_env().await;
-    let dead_db = format!("mysql://registrations@127.0.0.1:{}/registrations", closed_port());
-    let gateway = spawn_gateway(env, |s| s.database_url = dead_db).await;
-
-    // Registering needs no database.
-    let id = gateway.register_ok().await;
-
-    let started = std::time::Instant::now();
-    let response = gateway.get(&format!("/registrations/{id}")).await;
-    assert!(response.headers().get(RETRY_AFTER).is_some(), "Retry-After on 503");
-    expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "bounded by the acquire timeout");
-    gateway.stop().await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::gateway::InProcessGateway;
+use integration_tests::harness::gateway::InProcessGateway;
 use integration_tests::test_env;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

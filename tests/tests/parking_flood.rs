@@ -8,7 +8,8 @@ mod dlq_support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dlq_support::{settings, topic_pair, wait_parked, RunningWorker, Scope};
+use dlq_support::{topic_pair, wait_parked};
+use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter_limit::DeadLetterLimit;
 use reliable_messaging::retry_metadata::header;

@@ -4,14 +4,12 @@
 //!
 //! The CLI tests need the binary: `cargo build -p dlq-worker` (scripts/test.sh builds it).
 
-mod dlq_support;
-
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use dlq_support::{settings, RunningWorker, Scope};
-use integration_tests::processes::binary_path;
+use integration_tests::harness::binary_path;
+use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::delivery::Header;

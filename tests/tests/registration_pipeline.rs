@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use integration_tests::harness::registration::{service_settings, InProcessService};
 use integration_tests::ledger;
-use integration_tests::registrations::{produce_events, sample_event, service_settings, InProcessService};
+use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;

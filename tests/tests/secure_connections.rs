@@ -16,7 +16,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use integration_tests::processes::{free_port, ServiceProcess};
+use integration_tests::harness::{self, free_port, ServiceProcess};
 use integration_tests::wait;
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::preflight::{self, PreflightError, Reach};
@@ -78,17 +78,10 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let gateway_port = free_port();
     let registration_port = free_port();
     let dlq_port = free_port();
-    let secret = Uuid::new_v4().simple().to_string() + &Uuid::new_v4().simple().to_string();
+    let secret = harness::gateway::random_secret();
     let mut gateway = ServiceProcess::spawn(
         "gateway",
-        &[
-            ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
-            ("DATABASE_URL", database_url.clone()),
-            ("REGISTRATIONS_TOPIC", topic.clone()),
-            ("REQUEST_ID_SECRET", secret),
-            ("ARGON2_MEMORY_KIB", "1024".to_owned()),
-            ("ARGON2_ITERATIONS", "1".to_owned()),
-        ],
+        &harness::gateway::process_env(gateway_port, &kafka.bootstrap_servers, &database_url, &topic, &secret),
     );
     let mut registration = ServiceProcess::spawn(
         "registration-service",
@@ -114,7 +107,7 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
         format!("http://127.0.0.1:{registration_port}/readyz"),
         format!("http://127.0.0.1:{dlq_port}/healthz"),
     ];
-    if let Err(url) = wait::http_ok(&urls, Duration::from_secs(60)).await {
+    if let Err(url) = harness::all_ready(&urls, Duration::from_secs(60)).await {
         panic!(
             "{url} never became ready over the secured connections; logs:\n{}\n{}\n{}",
             gateway.log(),

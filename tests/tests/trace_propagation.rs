@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
-use integration_tests::processes::{free_port, ServiceProcess};
+use integration_tests::harness::{self, free_port, ServiceProcess};
 use integration_tests::{test_env, wait};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -130,7 +130,7 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
     let gateway_port = free_port();
     let registration_port = free_port();
     let dlq_port = free_port();
-    let secret = Uuid::new_v4().simple().to_string() + &Uuid::new_v4().simple().to_string();
+    let secret = harness::gateway::random_secret();
     let with_tracing = |extra: Vec<(&'static str, String)>| -> Vec<(&'static str, String)> {
         let mut all = vec![("KAFKA_BOOTSTRAP_SERVERS", env.kafka_bootstrap.clone()), ("DATABASE_URL", db.url.clone())];
         all.extend(tracing_env.iter().cloned());
@@ -139,13 +139,7 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
     };
     let mut gateway = ServiceProcess::spawn(
         "gateway",
-        &with_tracing(vec![
-            ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
-            ("REGISTRATIONS_TOPIC", topic.clone()),
-            ("REQUEST_ID_SECRET", secret),
-            ("ARGON2_MEMORY_KIB", "1024".to_owned()),
-            ("ARGON2_ITERATIONS", "1".to_owned()),
-        ]),
+        &with_tracing(harness::gateway::process_env(gateway_port, &env.kafka_bootstrap, &db.url, &topic, &secret)),
     );
     let mut registration = ServiceProcess::spawn(
         "registration-service",
@@ -176,7 +170,7 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
         format!("http://127.0.0.1:{registration_port}/readyz"),
         format!("http://127.0.0.1:{dlq_port}/healthz"),
     ];
-    if let Err(url) = wait::http_ok(&urls, Duration::from_secs(60)).await {
+    if let Err(url) = harness::all_ready(&urls, Duration::from_secs(60)).await {
         panic!("{url} never became ready; logs:\n{}\n{}\n{}", gateway.log(), registration.log(), dlq_worker.log());
     }
 

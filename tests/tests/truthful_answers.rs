@@ -12,25 +12,22 @@ use std::time::Duration;
 
 use gateway::configuration::RequestIdSecret;
 use gateway::request_id::RequestIds;
-use gateway::startup::Application;
+use integration_tests::harness::free_port;
+use integration_tests::harness::gateway::{test_settings, GatewayServer};
+use integration_tests::harness::registration::{service_settings, InProcessService};
 use integration_tests::ledger::{self, Expected};
-use integration_tests::registrations::{produce_events, sample_event, service_settings, InProcessService};
+use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::{test_env, wait, TestEnv};
 use registration_events::canonical_email;
 use registration_events::email::equality_examples::{MUST_COLLIDE, MUST_NOT_COLLIDE};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// One in-process gateway; several may share a topic, a database and a secret, as instances
 /// of one deployment do.
-struct Gateway {
-    base: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
+struct Gateway(GatewayServer);
 
 struct Deployment {
     topic: String,
@@ -46,22 +43,18 @@ impl Deployment {
     }
 
     async fn start_gateway(&self, env: &TestEnv) -> Gateway {
-        let mut settings = integration_tests::gateway::test_settings(env, &self.topic, &self.database_url);
+        let mut settings = test_settings(env, &self.topic, &self.database_url);
         settings.request_id_secret = self.secret.clone();
         settings.db_acquire_timeout = Duration::from_millis(500);
         settings.idempotency.shared_timeout = Duration::from_millis(1_000);
-        let app = Application::build(settings).await.expect("build the gateway");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Gateway { base, shutdown, task }
+        Gateway(GatewayServer::start(settings).await)
     }
 }
 
 impl Gateway {
     async fn register(&self, body: &Value, key: &str) -> reqwest::Response {
         reqwest::Client::new()
-            .post(format!("{}/registrations", self.base))
+            .post(self.0.url("/registrations"))
             .header("Idempotency-Key", key)
             .json(body)
             .send()
@@ -88,16 +81,11 @@ impl Gateway {
     }
 
     async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap()
+        reqwest::get(self.0.url("/metrics")).await.unwrap().text().await.unwrap()
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("stops within 20 s")
-            .expect("joins")
-            .expect("ends cleanly");
+        self.0.stop(Duration::from_secs(20)).await;
     }
 }
 
@@ -148,7 +136,7 @@ async fn a_reused_key_with_another_body_is_409_across_restarts_and_instances() {
 async fn without_the_shared_claims_another_body_still_gets_another_request_id() {
     let env = test_env().await;
     // Nothing listens here: the shared claim fails and each instance's own map decides.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let deployment = Deployment::new(env, format!("mysql://nobody@127.0.0.1:{port}/nothing")).await;
     let (a, b) = (body(&unique_email("a"), "Ada"), body(&unique_email("b"), "Bob"));
 
@@ -220,7 +208,7 @@ async fn an_event_whose_request_id_holds_other_content_is_rejected_never_complet
     let deployment = Deployment { topic: topic.clone(), database_url: db.url.clone(), secret };
     let gateway = deployment.start_gateway(env).await;
     let status: Value =
-        reqwest::get(format!("{}/registrations/{request_id}", gateway.base)).await.unwrap().json().await.unwrap();
+        reqwest::get(format!("{}/registrations/{request_id}", gateway.0.base)).await.unwrap().json().await.unwrap();
     assert_eq!(status["status"], "rejected", "never completed for content that was not stored: {status}");
     gateway.stop().await;
 }

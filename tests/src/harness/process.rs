@@ -93,8 +93,3 @@ impl ServiceProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 }
-
-/// A loopback port that is free right now, for a service that must be told its port up front.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}

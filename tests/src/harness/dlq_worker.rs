@@ -1,0 +1,124 @@
+//! The dlq-worker for tests, scoped to one test (its own topic prefix, subscription pattern and
+//! consumer group, so tests running in parallel never drain each other's dead-letter topics):
+//! in-process ([`RunningWorker`], from [`settings`]) or as an OS process ([`process_env`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dlq_worker::metrics::Metrics;
+use dlq_worker::{Application, Settings};
+use reliable_messaging::backoff::Backoff;
+use reliable_messaging::parking::Rate;
+use reliable_messaging::retry_metadata::MetadataFormat;
+use reliable_messaging::KafkaSettings;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::TestEnv;
+
+/// The retry delay the tests configure: short, so a test waits seconds, not minutes.
+pub const TEST_BACKOFF: Duration = Duration::from_millis(300);
+
+/// Names of one test's topics and of its worker's subscription and group.
+pub struct Scope {
+    pub prefix: String,
+    pub group: String,
+}
+
+impl Scope {
+    pub fn new(env: &TestEnv) -> Self {
+        let prefix = env.unique_topic("dlqt");
+        Scope { group: format!("{prefix}-dlq-worker"), prefix }
+    }
+
+    /// A topic of this test: `<prefix>-<name>`.
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// The default `-dlq` rule, restricted to this test's topics.
+    pub fn pattern(&self) -> String {
+        format!("^{}-.*-dlq$", self.prefix)
+    }
+}
+
+pub fn settings(env: &TestEnv, scope: &Scope, database_url: &str) -> Settings {
+    Settings {
+        kafka: KafkaSettings::new(env.kafka_bootstrap.clone(), "dlq-worker-test"),
+        database_url: database_url.to_owned(),
+        database_pool_size: 3,
+        topic_pattern: scope.pattern(),
+        group_id: scope.group.clone(),
+        metadata_refresh: Duration::from_millis(1000),
+        retry_threshold: 5,
+        retry_schedule: Backoff::constant(TEST_BACKOFF),
+        metadata_format: MetadataFormat::Headers,
+        max_scheduled: 10_000,
+        resume_below: 5_000,
+        max_in_flight: 64,
+        commit_interval: Duration::from_millis(200),
+        publish_timeout: Duration::from_secs(10),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_token: None,
+        redrive_rate: Rate::default(),
+        park_limit: reliable_messaging::dead_letter_limit::DeadLetterLimit::default(),
+    }
+}
+
+/// A worker running in this process.
+pub struct RunningWorker {
+    pub address: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    pub async fn start(settings: Settings) -> RunningWorker {
+        let app = Application::build(settings).await.expect("build the dlq-worker");
+        let address = app.address();
+        let metrics = app.metrics();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        // The worker migrates before it subscribes; tests that take the database away right
+        // after the start mean an outage of a worker that is already working.
+        let subscribed = metrics.clone();
+        crate::wait::until(Duration::from_secs(60), "the dlq-worker migrated and subscribed", || {
+            let subscribed = subscribed.subscribed.load(std::sync::atomic::Ordering::Relaxed);
+            async move { subscribed }
+        })
+        .await;
+        RunningWorker { address, metrics, shutdown, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("worker stops within 30 s")
+            .expect("worker task")
+            .expect("worker ran cleanly");
+    }
+}
+
+/// Environment for the `dlq-worker` binary, equivalent to [`settings`].
+pub fn process_env(env: &TestEnv, scope: &Scope, database_url: &str, http_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", env.kafka_bootstrap.clone()),
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DLQ_TOPIC_PATTERN", scope.pattern()),
+        ("DLQ_CONSUMER_GROUP", scope.group.clone()),
+        ("DLQ_METADATA_REFRESH_MS", "1000".into()),
+        ("DLQ_COMMIT_INTERVAL_MS", "200".into()),
+        ("RETRY_BACKOFF", "constant".into()),
+        ("RETRY_BACKOFF_INITIAL_MS", TEST_BACKOFF.as_millis().to_string()),
+        ("DLQ_WORKER_ADDR", format!("127.0.0.1:{http_port}")),
+        ("RUST_LOG", "info,dlq_worker=debug".into()),
+    ]
+}

@@ -1,0 +1,135 @@
+//! The gateway for tests: in-process on a random port ([`GatewayServer`] from any settings,
+//! [`InProcessGateway`] with a topic and a database of its own), and the environment of the
+//! `gateway` binary run as an OS process ([`process_env`]).
+
+use std::time::Duration;
+
+use gateway::configuration::{HashingSettings, Settings};
+use gateway::routes::ServedRoute;
+use gateway::startup::Application;
+use tokio_util::sync::CancellationToken;
+
+use crate::database::TestDatabase;
+use crate::TestEnv;
+
+/// Gateway settings for a test: a free port, the test run's broker, `topic` and
+/// `database_url`, generous timeouts and cheap password hashing (tests are not about its cost).
+pub fn test_settings(env: &TestEnv, topic: &str, database_url: &str) -> Settings {
+    let mut settings = Settings::local_defaults();
+    settings.addr = "127.0.0.1:0".into();
+    settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
+    settings.registrations_topic = topic.to_owned();
+    settings.database_url = database_url.to_owned();
+    // Generous: the first send of a fresh idempotent producer waits for its producer id.
+    settings.publish_timeout = Duration::from_secs(15);
+    settings.request_timeout = Duration::from_secs(30);
+    settings.hashing =
+        HashingSettings { memory_kib: 1024, iterations: 1, parallelism: 1, concurrency: 2, queue_limit: 128 };
+    settings
+}
+
+/// A gateway served by a task of the test process, from settings the test chose; several may
+/// share a topic, a database and a secret, as instances of one deployment do.
+pub struct GatewayServer {
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    /// The routes its router serves, for tests that hold the API document to them.
+    pub routes: Vec<ServedRoute>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl GatewayServer {
+    /// Builds the gateway (it binds its port here, so it is reachable when this returns) and
+    /// serves it in the background.
+    pub async fn start(settings: Settings) -> Self {
+        let app = Application::build(settings).await.expect("build the gateway");
+        let port = app.port();
+        let routes = app.routes().to_vec();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Self { port, base: format!("http://127.0.0.1:{port}"), routes, shutdown, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Graceful stop; panics unless the server ends cleanly within `within`.
+    pub async fn stop(self, within: Duration) {
+        self.shutdown.cancel();
+        tokio::time::timeout(within, self.task)
+            .await
+            .unwrap_or_else(|_| panic!("the gateway stops within {within:?}"))
+            .expect("the gateway task joins")
+            .expect("the server ends without error");
+    }
+}
+
+/// A gateway in-process on a random port, against the test run's broker, with a topic and a
+/// database of its own.
+pub struct InProcessGateway {
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    pub topic: String,
+    pub db: TestDatabase,
+    pub routes: Vec<ServedRoute>,
+    server: GatewayServer,
+}
+
+impl InProcessGateway {
+    /// Starts a gateway with cheap password hashing (tests are not about its cost), after
+    /// `customise` has changed its settings.
+    pub async fn start(env: &TestEnv, customise: impl FnOnce(&mut Settings)) -> Self {
+        let topic = env.unique_topic("edge-registrations");
+        env.create_topics(&[&topic], 1).await;
+        let db = env.fresh_database().await;
+        let mut settings = test_settings(env, &topic, &db.url);
+        customise(&mut settings);
+        let server = GatewayServer::start(settings).await;
+        Self { port: server.port, base: server.base.clone(), topic, db, routes: server.routes.clone(), server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// Records on this gateway's topic, across partitions.
+    pub fn records_on_topic(&self, env: &TestEnv) -> i64 {
+        env.end_offsets(&self.topic).values().sum()
+    }
+
+    /// Graceful stop; panics unless the server ends cleanly within `within`.
+    pub async fn stop(self, within: Duration) {
+        self.server.stop(within).await;
+    }
+}
+
+/// Environment of the `gateway` binary serving on `port`, publishing to `topic` of the broker at
+/// `kafka_bootstrap`, with `database_url` and the request-id `secret` (instances of one
+/// deployment share it), and cheap password hashing: tests are about loss and start-up, not
+/// about the cost of a hash. Tests add or override variables after these.
+pub fn process_env(
+    port: u16,
+    kafka_bootstrap: &str,
+    database_url: &str,
+    topic: &str,
+    secret: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap.to_owned()),
+        ("DATABASE_URL", database_url.to_owned()),
+        ("REGISTRATIONS_TOPIC", topic.to_owned()),
+        ("REQUEST_ID_SECRET", secret.to_owned()),
+        ("ARGON2_MEMORY_KIB", "1024".to_owned()),
+        ("ARGON2_ITERATIONS", "1".to_owned()),
+    ]
+}
+
+/// A secret for [`process_env`]: 64 hex characters, fresh per deployment.
+pub fn random_secret() -> String {
+    uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string()
+}
