@@ -19,6 +19,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# The commit, for the `revision` label of each service's `<prefix>_build_info` on /metrics
+# (`--build-arg GIT_COMMIT=$(git rev-parse HEAD)`); empty, the label is left out.
+ARG GIT_COMMIT=""
+ENV GIT_COMMIT=${GIT_COMMIT}
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p gateway -p registration-service -p dlq-worker \

@@ -1,5 +1,6 @@
-//! Reads the Prometheus text exposition the services serve on `/metrics`: the harness counts
-//! with the same numbers an operator sees (accepted, stored, retried, parked, consumer lag).
+//! Reads the OpenMetrics text the services serve on `/metrics`: the harness counts with the
+//! same numbers an operator sees (accepted, stored, retried, parked, consumer lag). Only the
+//! sample lines are read; `# HELP`, `# TYPE` and the closing `# EOF` are metadata.
 
 use std::collections::HashMap;
 
@@ -52,10 +53,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sums_label_sets_and_skips_comments() {
-        let text = "# HELP x_total X\n# TYPE x_total counter\nx_total 3\n\
+    fn sums_label_sets_and_skips_metadata() {
+        let text = "# HELP x X.\n# TYPE x counter\nx_total 3\n\
+                    # TYPE dlq_parked counter\n\
                     dlq_parked_total{reason=\"poison\"} 2\ndlq_parked_total{reason=\"permanent\"} 5\n\
-                    lag 1.5e3\n";
+                    lag 1.5e3\n# EOF\n";
         let s = Scrape::parse(text);
         assert_eq!(s.get("x_total"), Some(3.0));
         assert_eq!(s.get("dlq_parked_total"), Some(7.0));

@@ -4,13 +4,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{middleware, Router};
 use futures::future::BoxFuture;
 use reliable_messaging::health::{self, Readiness, ReadinessCheck};
+use reliable_messaging::metrics::MetricsRegistry;
 use sqlx::MySqlPool;
 
 use crate::admin::{self, AdminState};
@@ -19,16 +16,14 @@ use crate::problem::{self, ensure_problem_body};
 use crate::topics::TopicCatalog;
 
 pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminState, String)>) -> Router {
-    let mut router =
-        Router::new().route("/metrics", get(render_metrics).with_state(metrics)).merge(health::router(readiness));
+    // One registry per worker instance (tests run several in one process).
+    let mut registry = MetricsRegistry::new("dlq", env!("CARGO_PKG_VERSION"));
+    registry.service().register_collector(Box::new(metrics));
+    let mut router = reliable_messaging::metrics::http::router(Arc::new(registry)).merge(health::router(readiness));
     if let Some((state, token)) = admin {
         router = router.merge(admin::router(state, token));
     }
     router.fallback(|| async { problem::not_found("no such route") }).layer(middleware::from_fn(ensure_problem_body))
-}
-
-async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
 }
 
 /// The broker answers metadata requests.

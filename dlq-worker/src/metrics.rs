@@ -1,8 +1,12 @@
-//! Counters and gauges of the worker, rendered in the Prometheus text format at `/metrics`.
+//! Counters and gauges of the worker: atomics the worker adds to, read at scrape time into
+//! the registry it serves at `/metrics` (`reliable_messaging::metrics`, as every service).
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use reliable_messaging::metrics::family::{counter, counters, gauge};
 use reliable_messaging::parking::ParkReason;
 
 #[derive(Debug, Default)]
@@ -59,125 +63,118 @@ impl Metrics {
     pub fn parked(&self, reason: ParkReason) -> u64 {
         self.parked_counter(reason).load(Ordering::Relaxed)
     }
+}
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
+/// Read at scrape time: the worker only adds to its atomics.
+impl Collector for Metrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let e = &mut encoder;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let gauge = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
-        metric(
-            "dlq_consumed_total",
-            "counter",
-            "Records read from dead-letter topics.",
-            vec![(String::new(), load(&self.consumed))],
-        );
-        metric(
-            "dlq_redriven_total",
-            "counter",
-            "Messages re-sent to their original topic.",
-            vec![(String::new(), load(&self.redriven))],
-        );
-        metric(
-            "dlq_resend_failures_total",
-            "counter",
-            "Re-sends that failed and were rescheduled.",
-            vec![(String::new(), load(&self.resend_failures))],
-        );
-        metric(
-            "dlq_parked_total",
-            "counter",
-            "Messages parked, by reason.",
-            ParkReason::ALL.iter().map(|r| (format!("{{reason=\"{}\"}}", r.as_str()), self.parked(*r))).collect(),
-        );
-        metric(
-            "dlq_parking_failures_total",
-            "counter",
-            "Parking attempts that failed and were retried.",
-            vec![(String::new(), load(&self.parking_failures))],
-        );
-        metric(
-            "dlq_operator_actions_total",
-            "counter",
-            "Parked messages redriven or discarded by an operator.",
-            vec![
-                ("{action=\"redrive\"}".to_owned(), load(&self.operator_redrives)),
-                ("{action=\"discard\"}".to_owned(), load(&self.operator_discards)),
+        let gauge_of = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
+        counter(e, "consumed", "Records read from dead-letter topics", load(&self.consumed))?;
+        counter(e, "redriven", "Messages re-sent to their original topic", load(&self.redriven))?;
+        counter(e, "resend_failures", "Re-sends that failed and were rescheduled", load(&self.resend_failures))?;
+        counters(
+            e,
+            "parked",
+            "Messages parked, by reason",
+            ParkReason::ALL.iter().map(|r| ([("reason", r.as_str())], self.parked(*r))),
+        )?;
+        counter(e, "parking_failures", "Parking attempts that failed and were retried", load(&self.parking_failures))?;
+        counters(
+            e,
+            "operator_actions",
+            "Parked messages redriven or discarded by an operator",
+            [
+                ([("action", "redrive")], load(&self.operator_redrives)),
+                ([("action", "discard")], load(&self.operator_discards)),
             ],
-        );
-        metric("dlq_commits_total", "counter", "Offset commits.", vec![(String::new(), load(&self.commits))]);
-        metric(
-            "dlq_scheduled",
-            "gauge",
-            "Messages waiting for their re-send time.",
-            vec![(String::new(), gauge(&self.scheduled))],
-        );
-        metric(
-            "dlq_in_flight",
-            "gauge",
-            "Re-sends and parkings running now.",
-            vec![(String::new(), gauge(&self.in_flight))],
-        );
-        metric(
-            "dlq_paused_partitions",
-            "gauge",
-            "Partitions paused because too many messages wait.",
-            vec![(String::new(), gauge(&self.paused_partitions))],
-        );
-        metric(
-            "dlq_pauses_total",
-            "counter",
-            "Times the partitions were paused because too many messages waited.",
-            vec![(String::new(), load(&self.pauses))],
-        );
-        metric(
-            "dlq_resends_held",
-            "gauge",
-            "1 while re-sends are held because the database does not answer.",
-            vec![(String::new(), u64::from(self.database_down.load(Ordering::Relaxed)))],
-        );
-        metric(
-            "dlq_database_outages_total",
-            "counter",
-            "Database outages during which re-sends were held.",
-            vec![(String::new(), load(&self.outages))],
-        );
-        metric(
-            "dlq_halted",
-            "gauge",
-            "1 once the parking flood limit stopped intake.",
-            vec![(String::new(), u64::from(self.halted.lock().expect("halt lock").is_some()))],
-        );
-        metric(
-            "dlq_assigned_partitions",
-            "gauge",
-            "Dead-letter partitions assigned to this worker.",
-            vec![(String::new(), gauge(&self.assigned_partitions))],
-        );
-        out
+        )?;
+        counter(e, "commits", "Offset commits", load(&self.commits))?;
+        gauge(e, "scheduled", "Messages waiting for their re-send time", gauge_of(&self.scheduled))?;
+        gauge(e, "in_flight", "Re-sends and parkings running now", gauge_of(&self.in_flight))?;
+        gauge(
+            e,
+            "paused_partitions",
+            "Partitions paused because too many messages wait",
+            gauge_of(&self.paused_partitions),
+        )?;
+        counter(e, "pauses", "Times the partitions were paused because too many messages waited", load(&self.pauses))?;
+        gauge(
+            e,
+            "resends_held",
+            "1 while re-sends are held because the database does not answer",
+            u64::from(self.database_down.load(Ordering::Relaxed)),
+        )?;
+        counter(e, "database_outages", "Database outages during which re-sends were held", load(&self.outages))?;
+        let halted = self.halted.lock().expect("halt lock").is_some();
+        gauge(e, "halted", "1 once the parking flood limit stopped intake", u64::from(halted))?;
+        gauge(
+            e,
+            "assigned_partitions",
+            "Dead-letter partitions assigned to this worker",
+            gauge_of(&self.assigned_partitions),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use reliable_messaging::metrics::MetricsRegistry;
+
     use super::*;
 
+    fn page(m: &Arc<Metrics>) -> String {
+        let mut registry = MetricsRegistry::new("dlq", "0.1.0");
+        registry.service().register_collector(Box::new(m.clone()));
+        registry.encode().expect("encodes")
+    }
+
     #[test]
-    fn renders_counters_with_reason_labels() {
-        let m = Metrics::default();
+    fn serves_counters_with_reason_labels() {
+        let m = Arc::new(Metrics::default());
         m.record_parked(ParkReason::Poison);
         m.record_parked(ParkReason::Poison);
         m.redriven.fetch_add(3, Ordering::Relaxed);
         m.scheduled.store(7, Ordering::Relaxed);
-        let text = m.render();
-        assert!(text.contains("dlq_parked_total{reason=\"poison\"} 2\n"), "{text}");
-        assert!(text.contains("dlq_parked_total{reason=\"permanent\"} 0\n"), "{text}");
-        assert!(text.contains("dlq_redriven_total 3\n"), "{text}");
+        let text = page(&m);
+        assert!(text.contains("\ndlq_parked_total{reason=\"poison\"} 2\n"), "{text}");
+        assert!(text.contains("\ndlq_parked_total{reason=\"permanent\"} 0\n"), "{text}");
+        assert!(text.contains("\ndlq_redriven_total 3\n"), "{text}");
         assert!(text.contains("# TYPE dlq_scheduled gauge\ndlq_scheduled 7\n"), "{text}");
+    }
+
+    /// Every series the hand-written page had, by name and labels, still served.
+    #[test]
+    fn keeps_every_name_operators_use() {
+        let text = page(&Arc::new(Metrics::default()));
+        let mut expected: Vec<String> = [
+            "dlq_consumed_total 0",
+            "dlq_redriven_total 0",
+            "dlq_resend_failures_total 0",
+            "dlq_parking_failures_total 0",
+            "dlq_operator_actions_total{action=\"redrive\"} 0",
+            "dlq_operator_actions_total{action=\"discard\"} 0",
+            "dlq_commits_total 0",
+            "dlq_scheduled 0",
+            "dlq_in_flight 0",
+            "dlq_paused_partitions 0",
+            "dlq_pauses_total 0",
+            "dlq_resends_held 0",
+            "dlq_database_outages_total 0",
+            "dlq_halted 0",
+            "dlq_assigned_partitions 0",
+            "dlq_build_info{version=\"0.1.0\"",
+        ]
+        .map(String::from)
+        .to_vec();
+        expected.extend(ParkReason::ALL.iter().map(|r| format!("dlq_parked_total{{reason=\"{}\"}} 0", r.as_str())));
+        #[cfg(target_os = "linux")]
+        expected.push("process_resident_memory_bytes ".into());
+        for name in &expected {
+            assert!(text.lines().any(|l| l.starts_with(name.as_str())), "{name} missing from:\n{text}");
+        }
     }
 }

@@ -1,14 +1,17 @@
-//! Counters and the accept-path latency histogram, exposed at `/metrics` in the Prometheus
-//! text format. Hand-rolled with atomics: a handful of series do not justify a registry.
+//! The gateway's counters, the accept-path latency histogram and its stage timings, in the
+//! per-instance registry it serves at `/metrics` (with the process and build-info metrics
+//! every service has: `reliable_messaging::metrics`).
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use reliable_messaging::metrics::MetricsRegistry;
 use reliable_messaging::stage_timings::StageTimings;
 
 use crate::idempotency::ClaimSource;
-use std::time::Duration;
 
 /// Why a `POST /registrations` was not accepted (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,125 +59,110 @@ impl RejectReason {
 /// a slow broker shows up in the upper buckets up to the publish timeout.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-#[derive(Default)]
+/// One label, such as `reason="invalid_fields"`.
+type Label = [(&'static str, &'static str); 1];
+
+#[derive(Debug)]
 pub struct Metrics {
-    accepted: AtomicU64,
-    rejected: [AtomicU64; RejectReason::ALL.len()],
-    publish_failures: AtomicU64,
-    /// Idempotency-Key claims decided by the shared table / by this instance's fallback map.
-    idempotency_claims_shared: AtomicU64,
-    idempotency_claims_local_fallback: AtomicU64,
-    /// Non-cumulative per bucket, plus one for +Inf; cumulated on rendering.
-    latency_buckets: [AtomicU64; BUCKETS.len() + 1],
-    latency_sum_micros: AtomicU64,
-    latency_count: AtomicU64,
+    accepted: Counter,
+    rejected: Family<Label, Counter>,
+    publish_failures: Counter,
+    /// Idempotency-Key claims by who decided them: the shared table or this instance's fallback map.
+    idempotency_claims: Family<Label, Counter>,
+    accept_duration: Histogram,
     /// Time per stage of an accepted request: `idempotency`, `hash_queue` (waiting for a
     /// hashing slot), `hash` (argon2id itself), `publish` (until the broker's acknowledgement).
     pub stages: Arc<StageTimings>,
+    registry: MetricsRegistry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
+        let metrics = Metrics {
+            accepted: Counter::default(),
+            rejected: Family::default(),
+            publish_failures: Counter::default(),
+            idempotency_claims: Family::default(),
+            accept_duration: Histogram::new(BUCKETS),
+            stages: Arc::default(),
+            registry: MetricsRegistry::new("gateway", env!("CARGO_PKG_VERSION")),
+        };
+        // Every series from the start, at 0: a rate over a series that appears with its first
+        // event misses that event.
+        for reason in RejectReason::ALL {
+            let _ = metrics.rejected.get_or_create(&[("reason", reason.label())]);
+        }
+        for source in [ClaimSource::Shared, ClaimSource::LocalFallback] {
+            let _ = metrics.idempotency_claims.get_or_create(&[("source", source_label(source))]);
+        }
+        metrics.registered()
+    }
+
+    fn registered(mut self) -> Self {
+        let registry = self.registry.service();
+        registry.register(
+            "registrations_accepted",
+            "Registrations acknowledged by the broker and answered 202",
+            self.accepted.clone(),
+        );
+        registry.register("registrations_rejected", "Registrations not accepted, by reason", self.rejected.clone());
+        registry.register(
+            "publish_failures",
+            "Records the broker did not acknowledge in time",
+            self.publish_failures.clone(),
+        );
+        registry.register(
+            "idempotency_claims",
+            "Idempotency-Key claims, by where they were decided (local_fallback: the shared table did not answer in time)",
+            self.idempotency_claims.clone(),
+        );
+        registry.register(
+            "registration_accept_duration_seconds",
+            "Time from request to 202, hashing and broker acknowledgement included",
+            self.accept_duration.clone(),
+        );
+        registry.register_collector(Box::new(self.stages.clone()));
+        self
+    }
+
+    /// What `/metrics` serves.
+    pub fn registry(&self) -> &MetricsRegistry {
+        &self.registry
     }
 
     /// A registration was accepted (202) after `elapsed`.
     pub fn accepted(&self, elapsed: Duration) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        let bucket = BUCKETS.iter().position(|&le| secs <= le).unwrap_or(BUCKETS.len());
-        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.accepted.inc();
+        self.accept_duration.observe(elapsed.as_secs_f64());
     }
 
     pub fn rejected(&self, reason: RejectReason) {
-        let index = RejectReason::ALL.iter().position(|r| *r == reason).expect("listed");
-        self.rejected[index].fetch_add(1, Ordering::Relaxed);
+        self.rejected.get_or_create(&[("reason", reason.label())]).inc();
     }
 
     /// The broker did not acknowledge a record.
     pub fn publish_failed(&self) {
-        self.publish_failures.fetch_add(1, Ordering::Relaxed);
+        self.publish_failures.inc();
     }
 
     /// An Idempotency-Key claim was decided by `source`.
     pub fn idempotency_claim(&self, source: ClaimSource) {
-        match source {
-            ClaimSource::Shared => &self.idempotency_claims_shared,
-            ClaimSource::LocalFallback => &self.idempotency_claims_local_fallback,
-        }
-        .fetch_add(1, Ordering::Relaxed);
+        self.idempotency_claims.get_or_create(&[("source", source_label(source))]).inc();
     }
+}
 
-    /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        out.push_str(
-            "# HELP gateway_registrations_accepted_total Registrations acknowledged by the broker and answered 202.\n",
-        );
-        out.push_str("# TYPE gateway_registrations_accepted_total counter\n");
-        let _ = writeln!(out, "gateway_registrations_accepted_total {}", load(&self.accepted));
-
-        out.push_str("# HELP gateway_registrations_rejected_total Registrations not accepted, by reason.\n");
-        out.push_str("# TYPE gateway_registrations_rejected_total counter\n");
-        for (reason, count) in RejectReason::ALL.iter().zip(&self.rejected) {
-            let _ =
-                writeln!(out, "gateway_registrations_rejected_total{{reason=\"{}\"}} {}", reason.label(), load(count));
-        }
-
-        out.push_str("# HELP gateway_publish_failures_total Records the broker did not acknowledge in time.\n");
-        out.push_str("# TYPE gateway_publish_failures_total counter\n");
-        let _ = writeln!(out, "gateway_publish_failures_total {}", load(&self.publish_failures));
-
-        out.push_str("# HELP gateway_idempotency_claims_total Idempotency-Key claims, by where they were decided (local_fallback: the shared table did not answer in time).\n");
-        out.push_str("# TYPE gateway_idempotency_claims_total counter\n");
-        for (source, count) in
-            [("shared", &self.idempotency_claims_shared), ("local_fallback", &self.idempotency_claims_local_fallback)]
-        {
-            let _ = writeln!(out, "gateway_idempotency_claims_total{{source=\"{source}\"}} {}", load(count));
-        }
-
-        out.push_str("# HELP gateway_registration_accept_duration_seconds Time from request to 202, hashing and broker acknowledgement included.\n");
-        out.push_str("# TYPE gateway_registration_accept_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (le, count) in BUCKETS.iter().zip(&self.latency_buckets) {
-            cumulative += load(count);
-            let _ = writeln!(out, "gateway_registration_accept_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        cumulative += load(&self.latency_buckets[BUCKETS.len()]);
-        let _ = writeln!(out, "gateway_registration_accept_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
-        let sum = load(&self.latency_sum_micros) as f64 / 1e6;
-        let _ = writeln!(out, "gateway_registration_accept_duration_seconds_sum {sum}");
-        let _ = writeln!(out, "gateway_registration_accept_duration_seconds_count {}", load(&self.latency_count));
-        out.push_str(&self.stages.render_prometheus("gateway"));
-        out
+fn source_label(source: ClaimSource) -> &'static str {
+    match source {
+        ClaimSource::Shared => "shared",
+        ClaimSource::LocalFallback => "local_fallback",
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_counters_and_a_cumulative_histogram() {
-        let m = Metrics::new();
-        m.accepted(Duration::from_millis(30));
-        m.accepted(Duration::from_secs(60));
-        m.rejected(RejectReason::InvalidFields);
-        m.rejected(RejectReason::InvalidFields);
-        m.publish_failed();
-        let text = m.render();
-        assert!(text.contains("gateway_registrations_accepted_total 2\n"));
-        assert!(text.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 2\n"));
-        assert!(text.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 0\n"));
-        assert!(text.contains("gateway_publish_failures_total 1\n"));
-        assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"0.025\"} 0\n"));
-        assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"0.05\"} 1\n"));
-        assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"30\"} 1\n"));
-        assert!(text.contains("gateway_registration_accept_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
-        assert!(text.contains("gateway_registration_accept_duration_seconds_sum 60.03\n"));
-        assert!(text.contains("gateway_registration_accept_duration_seconds_count 2\n"));
-    }
-}
+mod tests;

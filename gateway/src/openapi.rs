@@ -98,7 +98,7 @@ pub fn document() -> Value {
                 "get": {
                     "operationId": "metrics",
                     "summary": "Prometheus metrics",
-                    "responses": {"200": {"description": "Text exposition format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+                    "responses": {"200": {"description": "OpenMetrics text 1.0.0 (ends with `# EOF`).", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}
                 }
             },
             "/openapi.json": {

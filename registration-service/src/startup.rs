@@ -39,6 +39,7 @@ impl Application {
         let handler = RegistrationHandler::new(UserStore::new(pool.clone(), stats.stages.clone()));
         let service = ServiceBuilder::new(NAME, settings.kafka, settings.consumer, handler)
             .stats(stats)
+            .version(env!("CARGO_PKG_VERSION"))
             .dead_letter_policy(dead_letters)
             .topic_policy(settings.topic_policy)
             .database(pool)

@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let handler = Payments(pool.clone());
     let service = ServiceBuilder::from_args(DEFAULTS.name, &args.service, &["payments"], std::env::vars(), handler)
         .database(pool.clone())
+        .version(env!("CARGO_PKG_VERSION"))
         .build()
         .await?;
     sqlx::query(CREATE_PAYMENTS).execute(&pool).await?;

@@ -29,6 +29,7 @@ pub mod dead_letter;
 pub mod dead_letter_limit;
 pub mod delivery;
 pub mod health;
+pub mod metrics;
 pub mod offset_tracker;
 pub mod outcome;
 #[cfg(feature = "mysql")]

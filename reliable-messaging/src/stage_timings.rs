@@ -1,6 +1,7 @@
 //! Where a consumer's time goes: wall-clock seconds and calls per stage (the consumer's own
 //! `poll`, `handle`, `dead_letter`, `commit`, and any stage a handler records, such as
-//! `decode` or `insert`), served on `/metrics` as `<prefix>_stage_seconds_total{stage}`.
+//! `decode` or `insert`), served on `/metrics` as `<prefix>_stage_seconds_total{stage}` and
+//! `<prefix>_stage_calls_total{stage}` (`crate::metrics` reads them at scrape time).
 //!
 //! This is how the benchmark's drain profile is read: a drain that falls short of the raw
 //! database limit shows which stage holds the time. Stages of the pipeline overlap (the next
@@ -50,32 +51,6 @@ impl StageTimings {
     pub fn snapshot(&self) -> Vec<Stage> {
         self.stages.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
-
-    /// Two counter families, `<prefix>_stage_seconds_total` and `<prefix>_stage_calls_total`,
-    /// one series per stage (nothing when no stage was recorded yet).
-    pub fn render_prometheus(&self, prefix: &str) -> String {
-        let stages = self.snapshot();
-        if stages.is_empty() {
-            return String::new();
-        }
-        let mut out = format!(
-            "# HELP {prefix}_stage_seconds_total Wall-clock seconds spent per processing stage (stages overlap)\n# TYPE {prefix}_stage_seconds_total counter\n"
-        );
-        for s in &stages {
-            out.push_str(&format!(
-                "{prefix}_stage_seconds_total{{stage=\"{}\"}} {:.6}\n",
-                s.name,
-                s.total.as_secs_f64()
-            ));
-        }
-        out.push_str(&format!(
-            "# HELP {prefix}_stage_calls_total Times each processing stage ran\n# TYPE {prefix}_stage_calls_total counter\n"
-        ));
-        for s in &stages {
-            out.push_str(&format!("{prefix}_stage_calls_total{{stage=\"{}\"}} {}\n", s.name, s.calls));
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -83,18 +58,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accumulates_per_stage_in_first_seen_order_and_renders_both_families() {
+    fn accumulates_per_stage_in_first_seen_order() {
         let t = StageTimings::default();
-        assert_eq!(t.render_prometheus("svc"), "");
+        assert!(t.snapshot().is_empty());
         t.record("poll", Duration::from_millis(3));
         t.record("insert", Duration::from_millis(10));
         t.record("poll", Duration::from_millis(2));
         let s = t.snapshot();
         assert_eq!(s.iter().map(|s| s.name).collect::<Vec<_>>(), ["poll", "insert"]);
         assert_eq!((s[0].calls, s[0].total), (2, Duration::from_millis(5)));
-        let text = t.render_prometheus("svc");
-        assert!(text.contains("svc_stage_seconds_total{stage=\"poll\"} 0.005000\n"), "{text}");
-        assert!(text.contains("svc_stage_calls_total{stage=\"insert\"} 1\n"), "{text}");
     }
 
     #[tokio::test]

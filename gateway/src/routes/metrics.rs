@@ -1,11 +1,10 @@
-//! `GET /metrics`: the Prometheus scrape endpoint.
+//! `GET /metrics`: the Prometheus scrape endpoint, in the content type every service serves.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::Response;
 
 use crate::app_state::AppState;
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    reliable_messaging::metrics::http::response(state.metrics.registry())
 }

@@ -56,6 +56,8 @@ pub struct ConsumerService<H: Handler> {
 /// ```
 pub struct ServiceBuilder<H: Handler> {
     pub(super) name: String,
+    /// For `<name>_build_info{version}`: the service crate's, which the library cannot know.
+    pub(super) version: String,
     pub(super) kafka: KafkaSettings,
     pub(super) consumer: ConsumerSettings,
     pub(super) handler: H,
@@ -81,6 +83,7 @@ impl<H: Handler> ServiceBuilder<H> {
     pub fn new(name: impl Into<String>, kafka: KafkaSettings, consumer: ConsumerSettings, handler: H) -> Self {
         Self {
             name: name.into(),
+            version: "unknown".to_owned(),
             kafka,
             consumer,
             handler,
@@ -117,6 +120,13 @@ impl<H: Handler> ServiceBuilder<H> {
         #[cfg(feature = "http")]
         let builder = builder.http(args.http_addr);
         builder
+    }
+
+    /// The version `/metrics` reports in `<name>_build_info{version}`: pass
+    /// `env!("CARGO_PKG_VERSION")` of the service's crate (`unknown` until then).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
     }
 
     /// The Kafka settings the service will use (for a preflight check before [`build`](Self::build)).

@@ -3,24 +3,21 @@
 
 use std::sync::Arc;
 
-use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::ConsumerStats;
 use crate::health::{self, Readiness};
+use crate::metrics::MetricsRegistry;
 
 /// Serves until `stop` is cancelled; in-flight requests finish first.
 pub(crate) async fn serve(
     listener: TcpListener,
     readiness: Readiness,
-    stats: Arc<ConsumerStats>,
-    metrics_prefix: String,
+    metrics: Arc<MetricsRegistry>,
     stop: CancellationToken,
 ) {
-    let metrics = get(move || async move { stats.render_prometheus(&metrics_prefix) });
-    let app = Router::new().route("/metrics", metrics).merge(health::router(readiness));
+    let app = Router::new().merge(crate::metrics::http::router(metrics)).merge(health::router(readiness));
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await {
         tracing::error!(error = %e, "probe server failed");
     }

@@ -56,8 +56,10 @@ impl<H: Handler> ConsumerService<H> {
                 #[cfg(feature = "mysql")]
                 schema.as_ref(),
             );
-            let prefix = parts.name.replace('-', "_");
-            tokio::spawn(super::probes::serve(listener, readiness, stats.clone(), prefix, http_stop.clone()))
+            // The kit is the application here: it chooses to export the consumer's stats.
+            let mut metrics = crate::metrics::MetricsRegistry::new(&parts.name, &parts.version);
+            metrics.service().register_collector(Box::new(stats.clone()));
+            tokio::spawn(super::probes::serve(listener, readiness, Arc::new(metrics), http_stop.clone()))
         });
 
         #[cfg(feature = "mysql")]

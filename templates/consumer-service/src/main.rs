@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let handler = handler::StoreMessages::new(pool.clone());
     let builder = ServiceBuilder::from_args(NAME, &args.service, &[&args.topic], std::env::vars(), handler)
         .database(pool)
+        .version(env!("CARGO_PKG_VERSION"))
         .create_database_if_missing()
         .migrations(sqlx::migrate!());
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
