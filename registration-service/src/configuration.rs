@@ -115,8 +115,8 @@ mod tests {
 
     use super::*;
 
-    /// Every variable the service has always read, with `KafkaSettings::from_env`'s and
-    /// `TopicPolicy::from_env`'s.
+    /// Every variable the service has always read, with those the library once read itself
+    /// (the Kafka connection, the topic policy, `PRODUCER_ACKS`).
     const VARIABLES: &[&str] = &[
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_SECURITY_PROTOCOL",
@@ -124,6 +124,7 @@ mod tests {
         "KAFKA_SASL_USERNAME",
         "KAFKA_SASL_PASSWORD",
         "KAFKA_SSL_CA_LOCATION",
+        "PRODUCER_ACKS",
         "DATABASE_URL",
         "DATABASE_POOL_SIZE",
         "DATABASE_ACQUIRE_TIMEOUT_MS",

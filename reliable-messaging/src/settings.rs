@@ -14,6 +14,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 use rdkafka::ClientConfig;
 
+use crate::producer::ProducerAcks;
+
 /// Prefix of the variables that become librdkafka properties.
 pub const PROPERTY_ENV_PREFIX: &str = "KAFKA_";
 
@@ -28,6 +30,9 @@ pub struct KafkaSettings {
     /// e.g. `compression.type`) but before what durability needs (`acks`, idempotence, manual
     /// commits), which they cannot weaken.
     pub properties: Vec<(String, String)>,
+    /// What a producer waits for; anything but [`ProducerAcks::All`] loses acknowledged
+    /// records, and exists only for a negative-control test.
+    pub producer_acks: ProducerAcks,
 }
 
 /// Debug output with the values of secret properties replaced, so a settings struct can be
@@ -39,6 +44,7 @@ impl fmt::Debug for KafkaSettings {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("client_id", &self.client_id)
             .field("properties", &properties)
+            .field("producer_acks", &self.producer_acks)
             .finish()
     }
 }
@@ -88,7 +94,12 @@ impl KafkaSettings {
     }
 
     pub fn new(bootstrap_servers: impl Into<String>, client_id: impl Into<String>) -> Self {
-        Self { bootstrap_servers: bootstrap_servers.into(), client_id: client_id.into(), properties: Vec::new() }
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            client_id: client_id.into(),
+            properties: Vec::new(),
+            producer_acks: ProducerAcks::All,
+        }
     }
 
     /// Takes the librdkafka properties out of `variables` (name, value pairs, e.g.
