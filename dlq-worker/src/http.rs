@@ -11,12 +11,10 @@ use axum::routing::get;
 use axum::{middleware, Router};
 use futures::future::BoxFuture;
 use reliable_messaging::health::{self, Readiness, ReadinessCheck};
-use sqlx::MySqlPool;
 
 use crate::admin::{self, AdminState};
 use crate::metrics::Metrics;
 use crate::problem::{self, ensure_problem_body};
-use crate::topics::TopicCatalog;
 
 pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminState, String)>) -> Router {
     let mut router =
@@ -29,24 +27,6 @@ pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminS
 
 async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
-}
-
-/// The broker answers metadata requests.
-pub struct BrokerReachable(pub TopicCatalog);
-
-impl ReadinessCheck for BrokerReachable {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            if self.0.broker_reachable().await {
-                Ok(())
-            } else {
-                Err("broker unreachable".to_owned())
-            }
-        })
-    }
 }
 
 /// The dead-letter subscription is in place (partitions may be none: no DLQ topic exists yet).
@@ -65,18 +45,6 @@ impl ReadinessCheck for Subscribed {
                 Err("not subscribed".to_owned())
             }
         })
-    }
-}
-
-/// The parking lot's database answers.
-pub struct DatabaseReachable(pub MySqlPool);
-
-impl ReadinessCheck for DatabaseReachable {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| e.to_string()) })
     }
 }
 

@@ -20,8 +20,8 @@ use crate::producer::ProducerAcks;
 pub const PROPERTY_ENV_PREFIX: &str = "KAFKA_";
 
 /// Where the brokers are, who we are, and how we connect (TLS, SASL, any other librdkafka
-/// property), read from the environment with defaults that work against the local services
-/// started by `scripts/local-services.sh`.
+/// property). A service fills it from its arguments
+/// ([`KafkaArgs`](crate::service::KafkaArgs)); nothing here reads the environment.
 #[derive(Clone)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
@@ -81,17 +81,6 @@ fn is_librdkafka_property(name: &str, value: &str) -> bool {
 
 impl KafkaSettings {
     pub const DEFAULT_BOOTSTRAP_SERVERS: &'static str = "localhost:9092";
-
-    /// `KAFKA_BOOTSTRAP_SERVERS` (defaulting to the local broker) and every other
-    /// `KAFKA_<PROPERTY>` variable of the process environment.
-    pub fn from_env(client_id: &str) -> Self {
-        let mut settings = Self::new(
-            std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| Self::DEFAULT_BOOTSTRAP_SERVERS.to_owned()),
-            client_id,
-        );
-        settings.read_properties(std::env::vars());
-        settings
-    }
 
     pub fn new(bootstrap_servers: impl Into<String>, client_id: impl Into<String>) -> Self {
         Self {
@@ -165,19 +154,6 @@ impl KafkaSettings {
             .set("log_level", "4");
         self.apply_properties(&mut config);
         config
-    }
-}
-
-/// Reads `name` from the environment and parses it, or returns `default` when unset.
-/// The error names the variable and the bad value, so a typo fails at start-up, loudly.
-pub fn env_or<T>(name: &str, default: T) -> Result<T, String>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(raw) => raw.trim().parse().map_err(|e| format!("{name}={raw:?} is invalid: {e}")),
-        Err(_) => Ok(default),
     }
 }
 
