@@ -217,6 +217,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_variable() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        for variable in VARIABLES {
+            assert!(
+                readme.contains(&format!("| `{variable}` |")),
+                "README.md's configuration does not list {variable}"
+            );
+        }
+    }
+
+    #[test]
     fn a_bad_value_names_its_variable() {
         let error = Settings::parse_from([NAME, "--batch-wait-ms", "soon"], Vec::new()).expect_err("invalid");
         assert!(error.to_string().contains("BATCH_WAIT_MS"), "{error}");

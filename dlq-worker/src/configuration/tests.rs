@@ -125,3 +125,11 @@ fn the_worker_settings_apply_to_the_subcommands() {
 fn an_empty_admin_token_leaves_the_admin_api_off() {
     assert!(settings(&["--admin-token", " "]).admin_token.is_none());
 }
+
+#[test]
+fn the_readme_lists_every_variable() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+    for variable in VARIABLES {
+        assert!(readme.contains(&format!("| `{variable}` |")), "README.md's configuration does not list {variable}");
+    }
+}

@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, env = "REQUEST_ID_SECRET", hide_env_values = true)]
     pub request_id_secret: Option<Secret>,
 
-    /// argon2id memory cost (KiB) [OWASP's recommendation].
+    /// argon2id memory cost (KiB); the defaults of the three are OWASP's recommendation.
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = HashingSettings::OWASP_MEMORY_KIB, help_heading = "Password hashing")]
     pub argon2_memory_kib: u32,
     /// argon2id passes.

@@ -12,10 +12,10 @@ use crate::retry_metadata::MetadataFormat;
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "DLQ retry schedule")]
 pub struct RetryScheduleArgs {
-    /// Format of the retry metadata written to the DLQ.
+    /// Format of the retry metadata written with dead letters and re-sends.
     #[arg(long, env = "RETRY_METADATA_FORMAT", value_enum, default_value_t = MetadataFormatArg::Headers)]
     pub retry_metadata_format: MetadataFormatArg,
-    /// Shape of the DLQ retry schedule (sets `x-not-before` of dead-lettered messages).
+    /// Shape of the DLQ retry schedule: the delay before each re-send (`x-not-before`).
     #[arg(long, env = "RETRY_BACKOFF", value_enum, default_value_t = BackoffShapeArg::Exponential)]
     pub retry_backoff: BackoffShapeArg,
     /// First DLQ retry delay (ms).

@@ -4,7 +4,8 @@
 
 use crate::topics::TopicPolicy;
 
-/// `TOPIC_*`; unset values follow the cluster's size, as [`TopicPolicy`] describes.
+/// `TOPIC_*`; unset values follow the cluster's size, as [`TopicPolicy`] describes. A service
+/// that only publishes checks its topics against the same policy.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Topic policy")]
 pub struct TopicArgs {

@@ -192,3 +192,11 @@ fn a_bad_value_names_its_variable_and_not_the_secret() {
     assert!(error.to_string().contains("REQUEST_ID_SECRET"), "{error}");
     assert!(!error.to_string().contains("hunter2"), "{error}");
 }
+
+#[test]
+fn the_readme_lists_every_variable() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+    for variable in VARIABLES {
+        assert!(readme.contains(&format!("| `{variable}` |")), "README.md's configuration does not list {variable}");
+    }
+}
