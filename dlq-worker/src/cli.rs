@@ -10,19 +10,42 @@ use reliable_messaging::parking::{
     DiscardOutcome, ParkedFilter, ParkedState, ParkedSummary, ParkingLot, Rate, RedriveOutcome, Redriver,
 };
 
-use crate::configuration::Settings;
+use reliable_messaging::service;
+
+use crate::configuration::{Settings, WorkerArgs, DEFAULTS};
 use crate::startup::{connect, redrive_producer};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "dlq-worker",
+    version,
     about = "Re-sends dead-lettered messages to their topic after a backoff and parks those that must not be retried.",
-    long_about = "Without a subcommand, runs the worker (configured by environment variables, see the README).\n\
-                  `parked ...` inspects and acts on the parking lot."
+    long_about = "Without a subcommand, runs the worker. `parked ...` inspects and acts on the parking lot, \
+                  with the same database and broker settings (each variable below, or its flag before the \
+                  subcommand)."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command, with the worker's name, address variable and defaults.
+    pub fn command() -> clap::Command {
+        service::command::<Cli>(&DEFAULTS)
+    }
+
+    /// Parses `args` (the binary's name first) and the environment; the error names the
+    /// variable at fault (`--help` is an error too, which `clap::Error::exit` prints).
+    pub fn parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        service::parse_from(&DEFAULTS, args)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,4 +1,11 @@
-//! Settings from the environment, with defaults that run against the local services.
+//! The worker's settings: [`WorkerArgs`], every variable it reads with its default (so
+//! `dlq-worker --help` lists them and a bad value fails at start naming the variable), turned
+//! into the typed [`Settings`] the worker runs with. The defaults run against the local
+//! services.
+//!
+//! The Kafka connection, the database and the DLQ retry schedule are the service kit's
+//! arguments, so they read the same variables as in every other service. The binary parses
+//! them once (`cli.rs`); nothing else reads the environment.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,16 +14,95 @@ use reliable_messaging::backoff::Backoff;
 use reliable_messaging::dead_letter_limit::DeadLetterLimit;
 use reliable_messaging::parking::Rate;
 use reliable_messaging::retry_metadata::MetadataFormat;
-use reliable_messaging::settings::env_or;
+use reliable_messaging::service::{
+    self, DatabaseArgs, DatabaseSettings, KafkaArgs, RetryScheduleArgs, Secret, ServiceDefaults,
+};
 use reliable_messaging::KafkaSettings;
 
+pub const NAME: &str = "dlq-worker";
 pub const DEFAULT_DATABASE_URL: &str = "mysql://registrations@127.0.0.1:3306/registrations";
 
+/// What the worker's command differs in from other services built with the kit.
+pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
+    name: NAME,
+    http_addr_env: "DLQ_WORKER_ADDR",
+    http_addr: "127.0.0.1:8082",
+    database_url: Some(DEFAULT_DATABASE_URL),
+};
+
+/// The worker's arguments, read by every subcommand too (they share the database and broker).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Where `/healthz`, `/readyz`, `/metrics` and the admin API listen.
+    #[arg(long, env = "DLQ_WORKER_ADDR", default_value = "127.0.0.1:8082")]
+    pub http_addr: SocketAddr,
+    /// Bearer token of the admin API (never printed) [default: unset, the admin API is off].
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Regex of the dead-letter topics to drain; must start with `^` (librdkafka's regex
+    /// subscription).
+    #[arg(long, env = "DLQ_TOPIC_PATTERN", default_value = "^.*-dlq$", value_parser = topic_pattern)]
+    pub dlq_topic_pattern: String,
+    /// Consumer group of the workers.
+    #[arg(long, env = "DLQ_CONSUMER_GROUP", default_value = NAME)]
+    pub dlq_consumer_group: String,
+    /// How often the broker is asked for new topics matching the pattern (ms, at least 100).
+    #[arg(long, env = "DLQ_METADATA_REFRESH_MS", default_value_t = 2_000)]
+    pub dlq_metadata_refresh_ms: u64,
+    /// A message re-sent this many times is parked instead.
+    #[arg(long, env = "RETRY_THRESHOLD", default_value_t = 5)]
+    pub retry_threshold: u32,
+    /// Above this many waiting messages the worker pauses its partitions.
+    #[arg(long, env = "DLQ_MAX_SCHEDULED", default_value_t = 20_000)]
+    pub dlq_max_scheduled: usize,
+    /// Resume the partitions once fewer than this many wait [default: half of DLQ_MAX_SCHEDULED].
+    #[arg(long, env = "DLQ_RESUME_BELOW")]
+    pub dlq_resume_below: Option<usize>,
+    /// Re-sends and parkings running at once.
+    #[arg(long, env = "DLQ_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub dlq_max_in_flight: usize,
+    /// How often finished offsets are committed (ms, at least 10).
+    #[arg(long, env = "DLQ_COMMIT_INTERVAL_MS", default_value_t = 500)]
+    pub dlq_commit_interval_ms: u64,
+    /// How long a re-send may wait for `acks=all` (ms).
+    #[arg(long, env = "PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub publish_timeout_ms: u64,
+    /// Default pace of bulk redrives from the parking lot (50/s, 600/m, ...).
+    #[arg(long, env = "DLQ_REDRIVE_RATE", default_value = "50/s")]
+    pub dlq_redrive_rate: Rate,
+    /// Permanent or poison parks in a row before the worker halts (0: no limit).
+    #[arg(long, env = "DLQ_MAX_CONSECUTIVE_PARKED", default_value_t = DeadLetterLimit::default().max_consecutive)]
+    pub dlq_max_consecutive_parked: u32,
+    /// Window of recent messages judged for the share of permanent or poison parks (0: off).
+    #[arg(long, env = "DLQ_PARKED_WINDOW", default_value_t = DeadLetterLimit::default().window)]
+    pub dlq_parked_window: u32,
+    /// Halt when more than this share of the window was parked so, 0 to 1.
+    #[arg(long, env = "DLQ_MAX_PARKED_SHARE", default_value_t = DeadLetterLimit::default().max_share, value_parser = service::parse_share)]
+    pub dlq_max_parked_share: f64,
+
+    #[command(flatten)]
+    pub retries: RetryScheduleArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    // Last: its help heading would otherwise carry over to the arguments after it.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+fn topic_pattern(raw: &str) -> Result<String, String> {
+    if raw.starts_with('^') {
+        Ok(raw.to_owned())
+    } else {
+        Err("must start with ^ (librdkafka regex subscription)".to_owned())
+    }
+}
+
+/// The typed settings the worker runs with. `Debug` shows neither the database password nor
+/// the admin token.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub kafka: KafkaSettings,
-    pub database_url: String,
-    pub database_pool_size: u32,
+    pub database: DatabaseSettings,
     /// Regex of the dead-letter topics to drain; librdkafka treats a subscription starting with
     /// `^` as a regex.
     pub topic_pattern: String,
@@ -46,7 +132,7 @@ pub struct Settings {
     /// Where `/healthz`, `/readyz`, `/metrics` and the admin API listen.
     pub http_addr: SocketAddr,
     /// Bearer token of the admin API; unset means the admin API is not served at all.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Default pace of bulk redrives from the parking lot.
     pub redrive_rate: Rate,
     /// When parking stops and the worker halts: too many permanent/poison parks in a row or
@@ -55,64 +141,35 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// | variable | default |
-    /// |---|---|
-    /// | `KAFKA_BOOTSTRAP_SERVERS` | `localhost:9092` |
-    /// | `DATABASE_URL` | local MariaDB, database `registrations` |
-    /// | `DATABASE_POOL_SIZE` | 5 |
-    /// | `DLQ_TOPIC_PATTERN` | `^.*-dlq$` |
-    /// | `DLQ_CONSUMER_GROUP` | `dlq-worker` |
-    /// | `DLQ_METADATA_REFRESH_MS` | 2000 |
-    /// | `RETRY_THRESHOLD` | 5 |
-    /// | `RETRY_BACKOFF_*` | exponential 1 s ×2, cap 60 s (see `Backoff::from_env`) |
-    /// | `RETRY_METADATA_FORMAT` | `headers` (or `wrapper`) |
-    /// | `DLQ_MAX_SCHEDULED` / `DLQ_RESUME_BELOW` | 20000 / half of it |
-    /// | `DLQ_MAX_IN_FLIGHT` | 64 |
-    /// | `DLQ_COMMIT_INTERVAL_MS` | 500 |
-    /// | `PUBLISH_TIMEOUT_MS` | 10000 |
-    /// | `DLQ_WORKER_ADDR` | `127.0.0.1:8082` |
-    /// | `ADMIN_TOKEN` | unset (admin API off) |
-    /// | `DLQ_REDRIVE_RATE` | `50/s` |
-    /// | `DLQ_MAX_CONSECUTIVE_PARKED` | 100 (0 = no limit): permanent or poison parks in a row before the worker halts |
-    /// | `DLQ_PARKED_WINDOW` / `DLQ_MAX_PARKED_SHARE` | 1000 / 0.5 (window 0 = off) |
-    pub fn from_env() -> Result<Self, String> {
-        let topic_pattern: String = env_or("DLQ_TOPIC_PATTERN", "^.*-dlq$".to_owned())?;
-        if !topic_pattern.starts_with('^') {
-            return Err(format!(
-                "DLQ_TOPIC_PATTERN must start with ^ (librdkafka regex subscription), got {topic_pattern:?}"
-            ));
-        }
-        let max_scheduled = env_or("DLQ_MAX_SCHEDULED", 20_000usize)?.max(1);
-        Ok(Settings {
-            kafka: KafkaSettings::from_env("dlq-worker"),
-            database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
-            database_pool_size: env_or("DATABASE_POOL_SIZE", 5u32)?.max(1),
-            topic_pattern,
-            group_id: env_or("DLQ_CONSUMER_GROUP", "dlq-worker".to_owned())?,
-            metadata_refresh: Duration::from_millis(env_or("DLQ_METADATA_REFRESH_MS", 2_000u64)?.max(100)),
-            retry_threshold: env_or("RETRY_THRESHOLD", 5u32)?,
-            retry_schedule: Backoff::from_env("RETRY", Backoff::default())?,
-            metadata_format: MetadataFormat::from_env()?,
+    /// The settings `args` describe. `variables` are the process's environment, for
+    /// `KAFKA_<PROPERTY>`.
+    pub fn from_args(args: &WorkerArgs, variables: impl IntoIterator<Item = (String, String)>) -> Self {
+        let max_scheduled = args.dlq_max_scheduled.max(1);
+        Settings {
+            kafka: args.kafka.settings(NAME, variables),
+            database: args.database.settings(),
+            topic_pattern: args.dlq_topic_pattern.clone(),
+            group_id: args.dlq_consumer_group.clone(),
+            metadata_refresh: Duration::from_millis(args.dlq_metadata_refresh_ms.max(100)),
+            retry_threshold: args.retry_threshold,
+            retry_schedule: args.retries.schedule(),
+            metadata_format: args.retries.format(),
             max_scheduled,
-            resume_below: env_or("DLQ_RESUME_BELOW", max_scheduled / 2)?.min(max_scheduled),
-            max_in_flight: env_or("DLQ_MAX_IN_FLIGHT", 64usize)?.max(1),
-            commit_interval: Duration::from_millis(env_or("DLQ_COMMIT_INTERVAL_MS", 500u64)?.max(10)),
-            publish_timeout: Duration::from_millis(env_or("PUBLISH_TIMEOUT_MS", 10_000u64)?.max(1)),
-            http_addr: env_or("DLQ_WORKER_ADDR", "127.0.0.1:8082".parse().expect("literal address"))?,
-            admin_token: std::env::var("ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()),
-            redrive_rate: env_or("DLQ_REDRIVE_RATE", Rate::default())?,
-            park_limit: {
-                let default = DeadLetterLimit::default();
-                let limit = DeadLetterLimit {
-                    max_consecutive: env_or("DLQ_MAX_CONSECUTIVE_PARKED", default.max_consecutive)?,
-                    window: env_or("DLQ_PARKED_WINDOW", default.window)?,
-                    max_share: env_or("DLQ_MAX_PARKED_SHARE", default.max_share)?,
-                };
-                if !(0.0..=1.0).contains(&limit.max_share) {
-                    return Err("DLQ_MAX_PARKED_SHARE must be between 0 and 1".to_owned());
-                }
-                limit
+            resume_below: args.dlq_resume_below.unwrap_or(max_scheduled / 2).min(max_scheduled),
+            max_in_flight: args.dlq_max_in_flight.max(1),
+            commit_interval: Duration::from_millis(args.dlq_commit_interval_ms.max(10)),
+            publish_timeout: Duration::from_millis(args.publish_timeout_ms.max(1)),
+            http_addr: args.http_addr,
+            admin_token: args.admin_token.clone().filter(|t| !t.expose().trim().is_empty()),
+            redrive_rate: args.dlq_redrive_rate,
+            park_limit: DeadLetterLimit {
+                max_consecutive: args.dlq_max_consecutive_parked,
+                window: args.dlq_parked_window,
+                max_share: args.dlq_max_parked_share,
             },
-        })
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,12 +8,10 @@ use axum::{middleware, Router};
 use futures::future::BoxFuture;
 use reliable_messaging::health::{self, Readiness, ReadinessCheck};
 use reliable_messaging::metrics::MetricsRegistry;
-use sqlx::MySqlPool;
 
 use crate::admin::{self, AdminState};
 use crate::metrics::Metrics;
 use crate::problem::{self, ensure_problem_body};
-use crate::topics::TopicCatalog;
 
 pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminState, String)>) -> Router {
     // One registry per worker instance (tests run several in one process).
@@ -24,24 +22,6 @@ pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminS
         router = router.merge(admin::router(state, token));
     }
     router.fallback(|| async { problem::not_found("no such route") }).layer(middleware::from_fn(ensure_problem_body))
-}
-
-/// The broker answers metadata requests.
-pub struct BrokerReachable(pub TopicCatalog);
-
-impl ReadinessCheck for BrokerReachable {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            if self.0.broker_reachable().await {
-                Ok(())
-            } else {
-                Err("broker unreachable".to_owned())
-            }
-        })
-    }
 }
 
 /// The dead-letter subscription is in place (partitions may be none: no DLQ topic exists yet).
@@ -60,18 +40,6 @@ impl ReadinessCheck for Subscribed {
                 Err("not subscribed".to_owned())
             }
         })
-    }
-}
-
-/// The parking lot's database answers.
-pub struct DatabaseReachable(pub MySqlPool);
-
-impl ReadinessCheck for DatabaseReachable {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| e.to_string()) })
     }
 }
 

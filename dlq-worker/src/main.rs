@@ -1,22 +1,23 @@
 //! `dlq-worker` runs the worker; `dlq-worker parked ...` operates the parking lot.
+//! `dlq-worker --help` lists every variable.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use dlq_worker::cli::{self, Cli, Command};
 use dlq_worker::{Application, Settings};
 use reliable_messaging::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let args = Cli::parse();
-    let settings = Settings::from_env().map_err(anyhow::Error::msg).context("reading the configuration")?;
+    // `--help` and a bad variable (named in the message) exit here.
+    let args = Cli::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let settings = Settings::from_args(&args.worker, std::env::vars());
     match args.command {
         None => {
             telemetry::init("dlq-worker");
             // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-            reliable_messaging::preflight::check(&settings.kafka, &settings.database_url)
+            reliable_messaging::preflight::check(&settings.kafka, settings.database.url.expose())
                 .await
                 .context("connecting to Kafka and the database")?;
             let application = Application::build(settings).await?;

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use reliable_messaging::health::Readiness;
+use reliable_messaging::health::{BrokerCheck, DatabaseCheck, Readiness};
 use reliable_messaging::parking::{ParkingLot, Redriver};
-use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
+use reliable_messaging::schema_migrations::SchemaStatus;
+use reliable_messaging::service::{prepare_database, DatabaseStart};
 use reliable_messaging::DurableProducer;
-use sqlx::mysql::MySqlPoolOptions;
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::Actions;
 use crate::admin::AdminState;
 use crate::configuration::Settings;
-use crate::http::{self, BrokerReachable, DatabaseReachable, Subscribed};
+use crate::http::{self, Subscribed};
 use crate::metrics::Metrics;
 use crate::topics::TopicCatalog;
 use crate::worker::DlqWorker;
@@ -40,7 +40,7 @@ impl Application {
     /// is down; migrating, subscribing and consuming happen in
     /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = lazy_pool(&settings)?;
+        let pool = settings.database.connect_lazy().context("DATABASE_URL")?;
         let producer = redrive_producer(&settings)?;
         let topics = TopicCatalog::new(&settings.kafka).context("creating the metadata client")?;
         let metrics = Arc::new(Metrics::default());
@@ -56,18 +56,18 @@ impl Application {
         let schema = SchemaStatus::default();
         let readiness = Readiness::default()
             .with(schema.clone())
-            .with(BrokerReachable(topics))
+            .with(BrokerCheck(producer.clone()))
             .with(Subscribed(metrics.clone()))
-            .with(DatabaseReachable(pool.clone()))
+            .with(DatabaseCheck(pool.clone()))
             .with(http::Resending(metrics.clone()));
-        let admin = settings.admin_token.clone().map(|token| {
+        let admin = settings.admin_token.as_ref().map(|token| {
             let state = AdminState {
                 redriver: Redriver::new(parking.clone(), producer.clone(), settings.metadata_format),
                 parking,
                 default_rate: settings.redrive_rate,
                 metrics: metrics.clone(),
             };
-            (state, token)
+            (state, token.expose().to_owned())
         });
         if admin.is_none() {
             tracing::info!("ADMIN_TOKEN is not set: the admin API is off");
@@ -100,7 +100,9 @@ impl Application {
         let server = tokio::spawn(async move { server.await });
         // Subscribing only after the migrations: a member that joined the group without polling
         // would hold partitions other workers could drain.
-        if apply_migrations(&self.pool, sqlx::migrate!("../migrations"), &self.schema, &shutdown).await.is_ok() {
+        let migrator = sqlx::migrate!("../migrations");
+        let start = prepare_database(&self.pool, Some(migrator), false, &self.schema, &shutdown).await;
+        if start.context("preparing the database")? == DatabaseStart::Ready {
             let worker = DlqWorker::new(&self.settings, self.actions, self.metrics.clone())
                 .context("creating the DLQ consumer")?;
             worker.run(shutdown).await;
@@ -112,21 +114,9 @@ impl Application {
     }
 }
 
+/// The pool, connected now: the `parked` subcommands have nothing to do without it.
 pub async fn connect(settings: &Settings) -> anyhow::Result<MySqlPool> {
-    pool_options(settings).connect(&settings.database_url).await.context("connecting to the database (DATABASE_URL)")
-}
-
-/// Like [`connect`], connecting on first use: the worker starts while the database is down.
-fn lazy_pool(settings: &Settings) -> anyhow::Result<MySqlPool> {
-    pool_options(settings).connect_lazy(&settings.database_url).context("DATABASE_URL is not a MySQL URL")
-}
-
-fn pool_options(settings: &Settings) -> MySqlPoolOptions {
-    MySqlPoolOptions::new()
-        .max_connections(settings.database_pool_size)
-        // Short: a database outage must fail a parking attempt quickly so it is retried, and
-        // must never hold up re-sends.
-        .acquire_timeout(Duration::from_secs(3))
+    settings.database.connect().await.context("connecting to the database (DATABASE_URL)")
 }
 
 /// The producer for re-sends and redrives. It never auto-creates a topic: a message whose topic

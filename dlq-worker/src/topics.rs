@@ -65,12 +65,4 @@ impl TopicCatalog {
         }
         Ok(exists)
     }
-
-    /// Whether the broker answers at all (readiness).
-    pub async fn broker_reachable(&self) -> bool {
-        let client = self.client.clone();
-        tokio::task::spawn_blocking(move || client.fetch_metadata(None, Duration::from_secs(2)).is_ok())
-            .await
-            .unwrap_or(false)
-    }
 }

@@ -19,6 +19,7 @@ use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
+use reliable_messaging::consumer::group_member_config;
 use reliable_messaging::offset_tracker::TopicPartition;
 use reliable_messaging::Delivery;
 use tokio::task::JoinSet;
@@ -69,18 +70,13 @@ impl DlqWorker {
     /// Creates the consumer and subscribes to the dead-letter topic pattern.
     pub fn new(settings: &Settings, actions: Actions, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
         let state = SharedState::default();
-        let mut config = settings.kafka.client_config();
+        // The group member every consumer in the workspace is (manual commits, earliest offset,
+        // quick failure detection), plus what a pattern subscription needs.
+        let mut config = group_member_config(&settings.kafka, &settings.group_id);
         config
-            .set("group.id", &settings.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
             // New dead-letter topics matching the pattern are picked up within this interval.
             .set("topic.metadata.refresh.interval.ms", settings.metadata_refresh.as_millis().to_string())
-            .set("allow.auto.create.topics", "false")
-            // A crashed worker is noticed after this long; short so a restart resumes quickly.
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1500");
+            .set("allow.auto.create.topics", "false");
         let consumer: StreamConsumer<WorkerContext> =
             config.create_with_context(WorkerContext { state: state.clone(), metrics: metrics.clone() })?;
         consumer.subscribe(&[settings.topic_pattern.as_str()])?;

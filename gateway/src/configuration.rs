@@ -1,23 +1,36 @@
-//! Gateway settings: read from environment variables, with defaults that run against the
-//! local services of `scripts/local-services.sh`.
+//! Gateway settings: the typed [`Settings`] the application runs with. The binary fills them
+//! from its arguments and environment ([`args`]: `gateway --help` lists every variable with
+//! its default, and the defaults run against the local services of
+//! `scripts/local-services.sh`).
 //!
 //! Tests build a [`Settings`] with [`Settings::local_defaults`] and change fields, so they
 //! never touch the process environment (which every test in the binary shares).
+
+pub mod args;
 
 use std::fmt;
 use std::time::Duration;
 
 use rand::RngCore;
+use reliable_messaging::service::DatabaseUrl;
+use reliable_messaging::topics::TopicPolicy;
 use reliable_messaging::KafkaSettings;
 
-/// Everything the gateway needs to start.
+pub use args::Args;
+
+/// Everything the gateway needs to start. `Debug` shows neither the database password nor the
+/// request-id secret.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `GATEWAY_ADDR`: where to listen; port 0 picks a free port (tests).
     pub addr: String,
     pub kafka: KafkaSettings,
-    /// `DATABASE_URL`: only `GET /registrations/{id}` reads it.
-    pub database_url: String,
+    /// `DATABASE_URL`: the status route and the shared Idempotency-Key claims use it.
+    pub database_url: DatabaseUrl,
+    /// `DATABASE_POOL_SIZE`.
+    pub database_pool_size: u32,
+    /// `DATABASE_LOCK_WAIT_TIMEOUT_SECS`: `innodb_lock_wait_timeout` of the gateway's sessions.
+    pub database_lock_wait_timeout_secs: u32,
     /// `REGISTRATIONS_TOPIC`.
     pub registrations_topic: String,
     /// `PUBLISH_TIMEOUT_MS`: how long a request waits for the broker's acknowledgement
@@ -26,8 +39,10 @@ pub struct Settings {
     /// `REQUEST_TIMEOUT_MS`: upper bound on any request; longer than the publish timeout so
     /// that the more precise "broker did not acknowledge" answer wins.
     pub request_timeout: Duration,
-    /// `DB_ACQUIRE_TIMEOUT_MS`: how long the status route waits for a database connection.
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long the status route waits for a database connection.
     pub db_acquire_timeout: Duration,
+    /// `TOPIC_*`: what the registrations topic's replication is checked against at start.
+    pub topic_policy: TopicPolicy,
     pub hashing: HashingSettings,
     pub request_id_secret: RequestIdSecret,
     pub idempotency: IdempotencySettings,
@@ -153,16 +168,17 @@ impl fmt::Debug for RequestIdSecret {
     }
 }
 
+/// A setting that cannot be used, naming its variable; never quoting a secret's value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid {variable}: {problem}")]
 pub struct ConfigError {
-    pub variable: &'static str,
+    pub variable: String,
     pub problem: String,
 }
 
 impl ConfigError {
-    fn invalid(variable: &'static str, problem: impl Into<String>) -> Self {
-        Self { variable, problem: problem.into() }
+    pub fn invalid(variable: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { variable: variable.into(), problem: problem.into() }
     }
 }
 
@@ -172,107 +188,26 @@ impl Settings {
     pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_millis(5000);
     pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
     /// Added to the publish timeout for the default request timeout: room for hashing.
-    const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
+    pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 
     /// The defaults, ignoring the environment, with a random request-id secret.
     pub fn local_defaults() -> Self {
         Self {
             addr: Self::DEFAULT_ADDR.to_owned(),
             kafka: KafkaSettings::new(KafkaSettings::DEFAULT_BOOTSTRAP_SERVERS, "gateway"),
-            database_url: Self::DEFAULT_DATABASE_URL.to_owned(),
+            database_url: Self::DEFAULT_DATABASE_URL.into(),
+            database_pool_size: 5,
+            database_lock_wait_timeout_secs: 5,
             registrations_topic: registration_events::REGISTRATIONS_TOPIC.to_owned(),
             publish_timeout: Self::DEFAULT_PUBLISH_TIMEOUT,
             request_timeout: Self::DEFAULT_PUBLISH_TIMEOUT + Self::REQUEST_TIMEOUT_MARGIN,
             db_acquire_timeout: Self::DEFAULT_DB_ACQUIRE_TIMEOUT,
+            topic_policy: TopicPolicy::default(),
             hashing: HashingSettings::owasp(),
             request_id_secret: RequestIdSecret::random(),
             idempotency: IdempotencySettings::default(),
             http: HttpLimits::default(),
         }
-    }
-
-    /// Reads the process environment. The flag says whether the request-id secret was
-    /// generated because `REQUEST_ID_SECRET` is unset (the caller warns about it).
-    pub fn from_env() -> Result<(Self, SecretSource), ConfigError> {
-        let (mut settings, source) = Self::from_lookup(|name| std::env::var(name).ok())?;
-        // KAFKA_<PROPERTY> variables: TLS, SASL and any other librdkafka property.
-        settings.kafka.read_properties(std::env::vars());
-        Ok((settings, source))
-    }
-
-    /// Like [`Settings::from_env`], reading variables through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<(Self, SecretSource), ConfigError> {
-        let mut s = Self::local_defaults();
-        if let Some(v) = lookup("GATEWAY_ADDR") {
-            s.addr = v;
-        }
-        if let Some(v) = lookup("KAFKA_BOOTSTRAP_SERVERS") {
-            s.kafka.bootstrap_servers = v;
-        }
-        if let Some(v) = lookup("DATABASE_URL") {
-            s.database_url = v;
-        }
-        if let Some(v) = lookup("REGISTRATIONS_TOPIC") {
-            s.registrations_topic = v;
-        }
-        if let Some(ms) = number::<u64>(&lookup, "PUBLISH_TIMEOUT_MS")? {
-            s.publish_timeout = Duration::from_millis(ms.max(1));
-        }
-        s.request_timeout = match number::<u64>(&lookup, "REQUEST_TIMEOUT_MS")? {
-            Some(ms) => Duration::from_millis(ms.max(1)),
-            None => s.publish_timeout + Self::REQUEST_TIMEOUT_MARGIN,
-        };
-        if let Some(ms) = number::<u64>(&lookup, "DB_ACQUIRE_TIMEOUT_MS")? {
-            s.db_acquire_timeout = Duration::from_millis(ms.max(1));
-        }
-        if let Some(v) = number(&lookup, "ARGON2_MEMORY_KIB")? {
-            s.hashing.memory_kib = v;
-        }
-        if let Some(v) = number(&lookup, "ARGON2_ITERATIONS")? {
-            s.hashing.iterations = v;
-        }
-        if let Some(v) = number(&lookup, "ARGON2_PARALLELISM")? {
-            s.hashing.parallelism = v;
-        }
-        if let Some(v) = number::<usize>(&lookup, "HASHING_CONCURRENCY")? {
-            if v == 0 {
-                return Err(ConfigError::invalid("HASHING_CONCURRENCY", "must be at least 1"));
-            }
-            s.hashing.concurrency = v;
-        }
-        s.hashing.queue_limit = match number(&lookup, "HASHING_QUEUE_LIMIT")? {
-            Some(v) => v,
-            None => s.hashing.concurrency * HashingSettings::QUEUE_PER_SLOT,
-        };
-        if let Some(v) = number(&lookup, "IDEMPOTENCY_CAPACITY")? {
-            s.idempotency.capacity = v;
-        }
-        if let Some(secs) = number(&lookup, "IDEMPOTENCY_TTL_SECS")? {
-            s.idempotency.ttl = Duration::from_secs(secs);
-        }
-        if let Some(ms) = number::<u64>(&lookup, "IDEMPOTENCY_DB_TIMEOUT_MS")? {
-            s.idempotency.shared_timeout = Duration::from_millis(ms);
-        }
-        if let Some(ms) = number::<u64>(&lookup, "HTTP_HEADER_READ_TIMEOUT_MS")? {
-            s.http.header_read_timeout = Duration::from_millis(ms.max(1));
-        }
-        if let Some(ms) = number::<u64>(&lookup, "HTTP_BODY_READ_TIMEOUT_MS")? {
-            s.http.body_read_timeout = Duration::from_millis(ms.max(1));
-        }
-        if let Some(v) = number::<usize>(&lookup, "HTTP_MAX_CONNECTIONS")? {
-            if v == 0 {
-                return Err(ConfigError::invalid("HTTP_MAX_CONNECTIONS", "must be at least 1"));
-            }
-            s.http.max_connections = v;
-        }
-        let source = match lookup("REQUEST_ID_SECRET").filter(|v| !v.trim().is_empty()) {
-            Some(hex_text) => {
-                s.request_id_secret = RequestIdSecret::from_hex(&hex_text)?;
-                SecretSource::Configured
-            }
-            None => SecretSource::Generated,
-        };
-        Ok((s, source))
     }
 }
 
@@ -282,82 +217,4 @@ pub enum SecretSource {
     Configured,
     /// Made up at start: ids issued by an earlier process can no longer be verified.
     Generated,
-}
-
-fn number<T: std::str::FromStr>(
-    lookup: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-) -> Result<Option<T>, ConfigError> {
-    match lookup(variable) {
-        None => Ok(None),
-        Some(v) => {
-            v.trim().parse().map(Some).map_err(|_| ConfigError::invalid(variable, format!("not a number: {v:?}")))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn from(vars: &[(&str, &str)]) -> Result<(Settings, SecretSource), ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::from_lookup(|k| map.get(k).cloned())
-    }
-
-    #[test]
-    fn defaults_run_locally() {
-        let (s, source) = from(&[]).unwrap();
-        assert_eq!(s.addr, "127.0.0.1:8080");
-        assert_eq!(s.database_url, "mysql://registrations@127.0.0.1:3306/registrations");
-        assert_eq!(s.registrations_topic, "user-registrations");
-        assert_eq!(s.publish_timeout, Duration::from_millis(5000));
-        assert!(s.request_timeout > s.publish_timeout);
-        assert_eq!((s.hashing.memory_kib, s.hashing.iterations, s.hashing.parallelism), (19_456, 2, 1));
-        assert_eq!(s.hashing.queue_limit, 64 * s.hashing.concurrency);
-        assert_eq!(s.http, HttpLimits::default());
-        assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
-        assert_eq!(source, SecretSource::Generated);
-    }
-
-    #[test]
-    fn reads_overrides() {
-        let secret = "00112233445566778899aabbccddeeff";
-        let (s, source) = from(&[
-            ("PUBLISH_TIMEOUT_MS", "250"),
-            ("HASHING_CONCURRENCY", "3"),
-            ("ARGON2_MEMORY_KIB", "64"),
-            ("REQUEST_ID_SECRET", secret),
-            ("HTTP_HEADER_READ_TIMEOUT_MS", "1500"),
-            ("HTTP_BODY_READ_TIMEOUT_MS", "2500"),
-            ("HTTP_MAX_CONNECTIONS", "7"),
-        ])
-        .unwrap();
-        assert_eq!(
-            s.http,
-            HttpLimits {
-                header_read_timeout: Duration::from_millis(1500),
-                body_read_timeout: Duration::from_millis(2500),
-                max_connections: 7,
-            }
-        );
-        assert_eq!(s.publish_timeout, Duration::from_millis(250));
-        assert_eq!(s.hashing.concurrency, 3);
-        assert_eq!(s.hashing.queue_limit, 192);
-        assert_eq!(s.hashing.memory_kib, 64);
-        assert_eq!(s.request_id_secret.expose(), hex::decode(secret).unwrap());
-        assert_eq!(source, SecretSource::Configured);
-    }
-
-    #[test]
-    fn rejects_bad_values_and_never_prints_the_secret() {
-        assert_eq!(from(&[("PUBLISH_TIMEOUT_MS", "soon")]).unwrap_err().variable, "PUBLISH_TIMEOUT_MS");
-        assert_eq!(from(&[("REQUEST_ID_SECRET", "zz")]).unwrap_err().variable, "REQUEST_ID_SECRET");
-        assert_eq!(from(&[("REQUEST_ID_SECRET", "0011")]).unwrap_err().variable, "REQUEST_ID_SECRET");
-        assert_eq!(from(&[("HASHING_CONCURRENCY", "0")]).unwrap_err().variable, "HASHING_CONCURRENCY");
-        assert_eq!(from(&[("HTTP_MAX_CONNECTIONS", "0")]).unwrap_err().variable, "HTTP_MAX_CONNECTIONS");
-        let secret = RequestIdSecret::from_hex("00112233445566778899aabbccddeeff").unwrap();
-        assert!(!format!("{secret:?}").contains("0011"));
-    }
 }

@@ -1,4 +1,5 @@
-//! The gateway binary: configuration from the environment, then serve until SIGTERM.
+//! The gateway binary: configuration from the arguments and environment (`gateway --help`
+//! lists every variable), then serve until SIGTERM.
 
 use anyhow::Context;
 use gateway::configuration::{SecretSource, Settings};
@@ -8,7 +9,9 @@ use reliable_messaging::{shutdown, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("gateway");
-    let (settings, secret_source) = Settings::from_env().context("reading the gateway configuration")?;
+    // `--help` and a bad variable (named in the message) exit here.
+    let (settings, secret_source) =
+        Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
     if secret_source == SecretSource::Generated {
         tracing::warn!(
             "REQUEST_ID_SECRET is not set: using a random secret; request ids issued before a restart \
@@ -16,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::preflight::check(&settings.kafka, &settings.database_url)
+    reliable_messaging::preflight::check(&settings.kafka, settings.database_url.expose())
         .await
         .context("connecting to Kafka and the database")?;
     let application = Application::build(settings).await.context("starting the gateway")?;

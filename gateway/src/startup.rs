@@ -8,12 +8,11 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use futures::future::BoxFuture;
-use reliable_messaging::health::{self, Readiness, ReadinessCheck};
+use reliable_messaging::health::{self, BrokerCheck, Readiness};
 use reliable_messaging::producer::PublishError;
-use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
+use reliable_messaging::schema_migrations::SchemaStatus;
+use reliable_messaging::service::{prepare_database, DatabaseSettings, ServiceError};
 use reliable_messaging::DurableProducer;
-use sqlx::mysql::MySqlPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -31,8 +30,6 @@ use crate::routes::{self, RouteTable, ServedRoute};
 
 /// How long shutdown waits for records still in the producer's queue.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the readiness probe waits for the broker's metadata.
-const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -40,8 +37,8 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error(transparent)]
     Producer(#[from] PublishError),
-    #[error("invalid DATABASE_URL: {0}")]
-    Database(#[source] sqlx::Error),
+    #[error(transparent)]
+    Database(#[from] ServiceError),
     #[error(transparent)]
     Hashing(#[from] InvalidParams),
 }
@@ -54,6 +51,8 @@ pub struct Application {
     routes: Vec<ServedRoute>,
     producer: DurableProducer,
     http_limits: HttpLimits,
+    /// Stops the background migrations when the gateway stops before they are applied.
+    migrations_stop: CancellationToken,
 }
 
 impl Application {
@@ -64,16 +63,19 @@ impl Application {
         reliable_messaging::topics::spawn_durability_check(
             settings.kafka.clone(),
             vec![settings.registrations_topic.clone()],
+            settings.topic_policy.clone(),
         );
         // Lazy: the gateway starts, and accepts registrations, while the database is down;
         // only the status route needs it, and it waits at most `db_acquire_timeout`.
-        let db = MySqlPoolOptions::new()
-            .max_connections(5)
-            .acquire_timeout(settings.db_acquire_timeout)
-            .connect_lazy(&settings.database_url)
-            .map_err(StartupError::Database)?;
-        let schema = SchemaStatus::default();
-        spawn_migrations(db.clone(), schema.clone());
+        let database = DatabaseSettings {
+            url: settings.database_url.clone(),
+            pool_size: settings.database_pool_size,
+            acquire_timeout: settings.db_acquire_timeout,
+            lock_wait_timeout_secs: settings.database_lock_wait_timeout_secs,
+        };
+        let db = database.connect_lazy()?;
+        let migrations_stop = CancellationToken::new();
+        spawn_migrations(db.clone(), migrations_stop.clone());
 
         let metrics = Arc::new(Metrics::new());
         let state = AppState {
@@ -92,14 +94,14 @@ impl Application {
         // claims fall back to this instance's map until `idempotency_keys` exists), and a
         // gateway held out of its load balancer while the database is down would refuse
         // sign-ups the system could take.
-        let readiness = Readiness::default().with(BrokerReachable { producer: producer.clone() });
+        let readiness = Readiness::default().with(BrokerCheck(producer.clone()));
         let (router, routes) = router(state, readiness, settings.request_timeout);
 
         let listener = TcpListener::bind(&settings.addr)
             .await
             .map_err(|source| StartupError::Bind { addr: settings.addr.clone(), source })?;
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.addr, source })?.port();
-        Ok(Self { port, listener, router, routes, producer, http_limits: settings.http })
+        Ok(Self { port, listener, router, routes, producer, http_limits: settings.http, migrations_stop })
     }
 
     pub fn port(&self) -> u16 {
@@ -117,6 +119,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(port = self.port, "gateway listening");
         let served = crate::http_server::serve(self.listener, self.router, self.http_limits, shutdown).await;
+        self.migrations_stop.cancel();
         let producer = self.producer;
         let _ = tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT)).await;
         tracing::info!("gateway stopped");
@@ -185,42 +188,19 @@ async fn timeout(State(limit): State<Duration>, request: Request, next: Next) ->
     }
 }
 
-/// Every service applies the shared migrations at start, all through the same function. The
-/// gateway must start, and accept sign-ups, while the database is down, so it applies them in
-/// the background, retrying until they are applied; until then the status route answers 503
-/// and Idempotency-Key claims are decided by this instance's map.
-fn spawn_migrations(db: sqlx::MySqlPool, schema: SchemaStatus) {
+/// The gateway prepares the database the way every service does
+/// ([`prepare_database`]), but in the background: it must start, and accept sign-ups, while
+/// the database is down. Until the migrations are applied the status route answers 503 and
+/// Idempotency-Key claims are decided by this instance's map.
+fn spawn_migrations(db: sqlx::MySqlPool, stop: CancellationToken) {
     tokio::spawn(async move {
-        // No shutdown token exists yet: the task ends with the runtime.
-        let never = CancellationToken::new();
-        let _ = apply_migrations(&db, sqlx::migrate!("../migrations"), &schema, &never).await;
+        // The schema is not a readiness condition of the gateway (see `build`): nobody reads it.
+        let schema = SchemaStatus::default();
+        let migrator = sqlx::migrate!("../migrations");
+        if let Err(error) = prepare_database(&db, Some(migrator), false, &schema, &stop).await {
+            tracing::error!(error = %error, "the database cannot be prepared; the status route stays unavailable");
+        }
     });
-}
-
-/// Ready when the broker answers a metadata request: without it nothing can be accepted.
-struct BrokerReachable {
-    producer: DurableProducer,
-}
-
-impl ReadinessCheck for BrokerReachable {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        let producer = self.producer.clone();
-        Box::pin(async move {
-            // librdkafka's metadata call blocks its thread.
-            let reachable = tokio::task::spawn_blocking(move || producer.broker_reachable(BROKER_PROBE_TIMEOUT))
-                .await
-                .unwrap_or(false);
-            if reachable {
-                Ok(())
-            } else {
-                Err("broker unreachable".to_owned())
-            }
-        })
-    }
 }
 
 /// How often expired Idempotency-Key claims are deleted. Expiry itself does not wait for the

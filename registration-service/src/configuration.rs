@@ -115,8 +115,8 @@ mod tests {
 
     use super::*;
 
-    /// Every variable the service has always read, with `KafkaSettings::from_env`'s and
-    /// `TopicPolicy::from_env`'s.
+    /// Every variable the service has always read, with those the library once read itself
+    /// (the Kafka connection, the topic policy, `PRODUCER_ACKS`).
     const VARIABLES: &[&str] = &[
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_SECURITY_PROTOCOL",
@@ -124,6 +124,7 @@ mod tests {
         "KAFKA_SASL_USERNAME",
         "KAFKA_SASL_PASSWORD",
         "KAFKA_SSL_CA_LOCATION",
+        "PRODUCER_ACKS",
         "DATABASE_URL",
         "DATABASE_POOL_SIZE",
         "DATABASE_ACQUIRE_TIMEOUT_MS",
@@ -213,6 +214,17 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("db.example.com"), "{shown}");
+    }
+
+    #[test]
+    fn the_readme_lists_every_variable() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        for variable in VARIABLES {
+            assert!(
+                readme.contains(&format!("| `{variable}` |")),
+                "README.md's configuration does not list {variable}"
+            );
+        }
     }
 
     #[test]

@@ -69,48 +69,6 @@ impl Backoff {
         let cut = rand::thread_rng().gen_range(0.0..=self.jitter);
         nominal.mul_f64(1.0 - cut)
     }
-
-    /// Reads `{PREFIX}_BACKOFF` (`constant` or `exponential`), `{PREFIX}_BACKOFF_INITIAL_MS`,
-    /// `{PREFIX}_BACKOFF_MULTIPLIER`, `{PREFIX}_BACKOFF_MAX_MS` and `{PREFIX}_BACKOFF_JITTER`,
-    /// falling back to `default` for anything unset.
-    pub fn from_env(prefix: &str, default: Backoff) -> Result<Backoff, String> {
-        let var = |name: &str| std::env::var(format!("{prefix}_{name}")).ok();
-        let ms = |name: &str, fallback: Duration| -> Result<Duration, String> {
-            match var(name) {
-                Some(v) => v
-                    .parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| format!("{prefix}_{name} must be milliseconds, got {v:?}")),
-                None => Ok(fallback),
-            }
-        };
-        let (d_initial, d_mult, d_max) = match &default.shape {
-            BackoffShape::Constant(d) => (*d, 1.0, *d),
-            BackoffShape::Exponential { initial, multiplier, max } => (*initial, *multiplier, *max),
-        };
-        let initial = ms("BACKOFF_INITIAL_MS", d_initial)?;
-        let max = ms("BACKOFF_MAX_MS", d_max)?;
-        let multiplier = match var("BACKOFF_MULTIPLIER") {
-            Some(v) => {
-                v.parse::<f64>().map_err(|_| format!("{prefix}_BACKOFF_MULTIPLIER must be a number, got {v:?}"))?
-            }
-            None => d_mult,
-        };
-        let jitter = match var("BACKOFF_JITTER") {
-            Some(v) => v.parse::<f64>().map_err(|_| format!("{prefix}_BACKOFF_JITTER must be 0..1, got {v:?}"))?,
-            None => default.jitter,
-        };
-        let shape = match var("BACKOFF").as_deref() {
-            Some("constant") => BackoffShape::Constant(initial),
-            Some("exponential") => BackoffShape::Exponential { initial, multiplier, max },
-            Some(other) => return Err(format!("{prefix}_BACKOFF must be constant or exponential, got {other:?}")),
-            None => match default.shape {
-                BackoffShape::Constant(_) => BackoffShape::Constant(initial),
-                BackoffShape::Exponential { .. } => BackoffShape::Exponential { initial, multiplier, max },
-            },
-        };
-        Ok(Backoff { shape, jitter }.with_jitter(jitter))
-    }
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ use rdkafka::consumer::{Consumer as _, StreamConsumer};
 
 pub use assignment::AssignmentTracker;
 pub use handler::{Handler, Prepared};
-pub use settings::{CommitPolicy, ConsumerSettings, OutagePolicy};
+pub use settings::{group_member_config, CommitPolicy, ConsumerSettings, OutagePolicy};
 pub use stats::{ConsumerStats, Outage, LAG_REFRESH};
 
 use assignment::Ownership;

@@ -14,17 +14,16 @@ use crate::delivery::Header;
 use crate::settings::KafkaSettings;
 use crate::{telemetry, trace_context};
 
-/// `PRODUCER_ACKS`: `all` (the default and the only safe value) or `unsafe-1`, which exists so
-/// that the replicated-cluster negative control can show what `acks=all` prevents, the way
-/// `COMMIT_POLICY=unsafe-auto-commit` does for commits.
-fn unsafe_leader_only_acks() -> Result<bool, PublishError> {
-    match std::env::var("PRODUCER_ACKS").as_deref() {
-        Err(_) | Ok("all") => Ok(false),
-        Ok("unsafe-1") => Ok(true),
-        Ok(other) => Err(PublishError::Setup(KafkaError::ClientCreation(format!(
-            "PRODUCER_ACKS={other:?} is invalid: use `all` (`unsafe-1` only for negative-control tests)"
-        )))),
-    }
+/// What a producer waits for before a send counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProducerAcks {
+    /// Every in-sync replica, with idempotence: the default and the only safe value.
+    #[default]
+    All,
+    /// The leader alone, without idempotence. Exists so the replicated-cluster negative
+    /// control can show what `acks=all` prevents, the way `CommitPolicy::UnsafeAutoCommit`
+    /// does for commits.
+    UnsafeLeaderOnly,
 }
 
 /// How long librdkafka keeps a record it could not deliver yet (`message.timeout.ms`), however
@@ -109,7 +108,7 @@ impl DurableProducer {
                 "socket.timeout.ms",
                 delivery_timeout.clamp(Duration::from_secs(1), Duration::from_secs(60)).as_millis().to_string(),
             );
-        if unsafe_leader_only_acks()? {
+        if settings.producer_acks == ProducerAcks::UnsafeLeaderOnly {
             // Negative-control tests only: the leader acknowledges alone, so a leader that dies
             // before its followers copied a record takes an acknowledged record with it.
             // (librdkafka refuses idempotence without acks=all.)

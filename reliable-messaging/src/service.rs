@@ -7,11 +7,15 @@
 //! * configuration from the environment: [`ServiceArgs`] (Kafka, consumer, retries, dead
 //!   letters, topics, HTTP) and [`DatabaseArgs`] (`mysql` feature), clap structs a service
 //!   flattens into its own, so `<service> --help` lists every variable with its default
-//!   (`args.rs`, `kafka_args.rs`, `database.rs`, `command.rs`); secrets never appear in `Debug`
-//!   (`secret.rs`);
+//!   (`args.rs`, `kafka_args.rs`, `database.rs`, `command.rs`); the parts a service that is not
+//!   a [`ConsumerService`] needs on their own ([`KafkaArgs`], [`RetryScheduleArgs`],
+//!   [`TopicArgs`]: `retry_args.rs`, `topic_args.rs`); secrets never appear in `Debug`
+//!   (`secret.rs`). The binary parses them once at start; no library type reads the
+//!   environment;
 //! * the dead-letter policy as one value: [`DeadLetterPolicy`] (`dead_letter_policy.rs`);
 //! * the running service: topics and their `<topic>-dlq` declared, the DLQ producer derived
-//!   from the Kafka settings, migrations applied at start while the database may still be down,
+//!   from the Kafka settings, migrations applied at start while the database may still be down
+//!   ([`prepare_database`], also for services built by hand),
 //!   `/healthz`, `/readyz` and `/metrics` served, and a graceful stop that finishes the batch,
 //!   commits, flushes the producer and stops the HTTP server (`builder.rs`, `running.rs`,
 //!   `probes.rs`);
@@ -30,15 +34,19 @@ mod error;
 mod kafka_args;
 #[cfg(feature = "http")]
 mod probes;
+mod retry_args;
 mod running;
 mod secret;
+mod topic_args;
 
-pub use args::ServiceArgs;
+pub use args::{share as parse_share, ServiceArgs};
 pub use builder::{ConsumerService, ServiceBuilder};
-pub use command::{command, parse_from, ServiceDefaults};
+pub use command::{command, ignoring_environment, parse_from, ServiceDefaults};
 #[cfg(feature = "mysql")]
-pub use database::{DatabaseArgs, DatabaseSettings};
+pub use database::{prepare_database, DatabaseArgs, DatabaseSettings, DatabaseStart};
 pub use dead_letter_policy::DeadLetterPolicy;
 pub use error::ServiceError;
-pub use kafka_args::KafkaArgs;
+pub use kafka_args::{KafkaArgs, ProducerAcksArg};
+pub use retry_args::{BackoffShapeArg, MetadataFormatArg, RetryScheduleArgs};
 pub use secret::{DatabaseUrl, Secret};
+pub use topic_args::TopicArgs;

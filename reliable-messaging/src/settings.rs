@@ -14,12 +14,14 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 use rdkafka::ClientConfig;
 
+use crate::producer::ProducerAcks;
+
 /// Prefix of the variables that become librdkafka properties.
 pub const PROPERTY_ENV_PREFIX: &str = "KAFKA_";
 
 /// Where the brokers are, who we are, and how we connect (TLS, SASL, any other librdkafka
-/// property), read from the environment with defaults that work against the local services
-/// started by `scripts/local-services.sh`.
+/// property). A service fills it from its arguments
+/// ([`KafkaArgs`](crate::service::KafkaArgs)); nothing here reads the environment.
 #[derive(Clone)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
@@ -28,6 +30,9 @@ pub struct KafkaSettings {
     /// e.g. `compression.type`) but before what durability needs (`acks`, idempotence, manual
     /// commits), which they cannot weaken.
     pub properties: Vec<(String, String)>,
+    /// What a producer waits for; anything but [`ProducerAcks::All`] loses acknowledged
+    /// records, and exists only for a negative-control test.
+    pub producer_acks: ProducerAcks,
 }
 
 /// Debug output with the values of secret properties replaced, so a settings struct can be
@@ -39,6 +44,7 @@ impl fmt::Debug for KafkaSettings {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("client_id", &self.client_id)
             .field("properties", &properties)
+            .field("producer_acks", &self.producer_acks)
             .finish()
     }
 }
@@ -76,19 +82,13 @@ fn is_librdkafka_property(name: &str, value: &str) -> bool {
 impl KafkaSettings {
     pub const DEFAULT_BOOTSTRAP_SERVERS: &'static str = "localhost:9092";
 
-    /// `KAFKA_BOOTSTRAP_SERVERS` (defaulting to the local broker) and every other
-    /// `KAFKA_<PROPERTY>` variable of the process environment.
-    pub fn from_env(client_id: &str) -> Self {
-        let mut settings = Self::new(
-            std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| Self::DEFAULT_BOOTSTRAP_SERVERS.to_owned()),
-            client_id,
-        );
-        settings.read_properties(std::env::vars());
-        settings
-    }
-
     pub fn new(bootstrap_servers: impl Into<String>, client_id: impl Into<String>) -> Self {
-        Self { bootstrap_servers: bootstrap_servers.into(), client_id: client_id.into(), properties: Vec::new() }
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            client_id: client_id.into(),
+            properties: Vec::new(),
+            producer_acks: ProducerAcks::All,
+        }
     }
 
     /// Takes the librdkafka properties out of `variables` (name, value pairs, e.g.
@@ -154,19 +154,6 @@ impl KafkaSettings {
             .set("log_level", "4");
         self.apply_properties(&mut config);
         config
-    }
-}
-
-/// Reads `name` from the environment and parses it, or returns `default` when unset.
-/// The error names the variable and the bad value, so a typo fails at start-up, loudly.
-pub fn env_or<T>(name: &str, default: T) -> Result<T, String>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(raw) => raw.trim().parse().map_err(|e| format!("{name}={raw:?} is invalid: {e}")),
-        Err(_) => Ok(default),
     }
 }
 

@@ -2,7 +2,8 @@
 //! written to yet and a DLQ exists before its first dead letter (brokers in production usually
 //! refuse to auto-create topics), with the durability settings a replicated cluster needs.
 //!
-//! On a cluster of N brokers a declared topic gets, by default ([`TopicPolicy`]):
+//! On a cluster of N brokers a declared topic gets, by default ([`TopicPolicy`]; a service sets
+//! it from the variables of the kit's [`TopicArgs`](crate::service::TopicArgs)):
 //!
 //! | setting | default | variable |
 //! |---|---|---|
@@ -24,7 +25,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::settings::{env_or, KafkaSettings};
+use crate::settings::KafkaSettings;
 
 /// How declared topics are replicated; `None` fields follow the cluster's size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,26 +49,6 @@ pub struct Durability {
 }
 
 impl TopicPolicy {
-    /// `TOPIC_REPLICATION_FACTOR`, `TOPIC_MIN_INSYNC_REPLICAS`, `TOPIC_UNCLEAN_LEADER_ELECTION`,
-    /// `TOPIC_PARTITIONS` (each unset = the default above).
-    pub fn from_env() -> Result<Self, String> {
-        let positive = |name: &str| -> Result<Option<i32>, String> {
-            if std::env::var(name).is_err() {
-                return Ok(None);
-            }
-            match env_or::<i32>(name, 0)? {
-                n if n >= 1 => Ok(Some(n)),
-                n => Err(format!("{name}={n} is invalid: must be at least 1")),
-            }
-        };
-        Ok(Self {
-            replication_factor: positive("TOPIC_REPLICATION_FACTOR")?,
-            min_insync_replicas: positive("TOPIC_MIN_INSYNC_REPLICAS")?,
-            unclean_leader_election: env_or("TOPIC_UNCLEAN_LEADER_ELECTION", false)?,
-            partitions: positive("TOPIC_PARTITIONS")?,
-        })
-    }
-
     /// The settings for a cluster of `brokers` live brokers.
     pub fn resolve(&self, brokers: usize) -> Durability {
         let brokers = i32::try_from(brokers).unwrap_or(i32::MAX).max(1);
@@ -147,22 +128,6 @@ async fn cluster_view(
 }
 
 /// Why topics could not be declared.
-#[derive(Debug, thiserror::Error)]
-pub enum TopicsError {
-    #[error("invalid topic policy: {0}")]
-    Policy(String),
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-}
-
-/// [`ensure_exist_with`] the policy from the environment ([`TopicPolicy::from_env`]).
-pub async fn ensure_exist(kafka: &KafkaSettings, topics: &[&str]) -> Result<(), TopicsError> {
-    let policy = TopicPolicy::from_env()
-        .map_err(TopicsError::Policy)
-        .inspect_err(|e| tracing::error!(error = %e, "not declaring topics"))?;
-    Ok(ensure_exist_with(kafka, topics, &policy).await?)
-}
-
 /// Creates each of `topics` that does not exist yet with the [`TopicPolicy`] resolved for the
 /// cluster's size; warns about each existing topic whose settings are weaker
 /// ([`check_durability`]). Existing topics are never changed.
@@ -209,13 +174,9 @@ pub async fn ensure_exist_with(kafka: &KafkaSettings, topics: &[&str], policy: &
 }
 
 /// For a service that publishes to topics it does not declare (the gateway): checks them once
-/// in the background against the policy from the environment and logs what is weaker.
-pub fn spawn_durability_check(kafka: KafkaSettings, topics: Vec<String>) {
+/// in the background against `policy` and logs what is weaker.
+pub fn spawn_durability_check(kafka: KafkaSettings, topics: Vec<String>, policy: TopicPolicy) {
     tokio::spawn(async move {
-        let policy = match TopicPolicy::from_env() {
-            Ok(p) => p,
-            Err(e) => return tracing::error!(error = %e, "invalid topic policy; topic durability not checked"),
-        };
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         if let Err(e) = check_durability(&kafka, &names, &policy).await {
             tracing::info!(error = %e, ?topics, "could not check topic durability (broker unreachable?)");

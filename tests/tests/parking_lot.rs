@@ -236,7 +236,7 @@ async fn cli_redrive_by_filter_is_rate_limited() {
 
 async fn admin_worker(env: &TestEnv, scope: &Scope, database_url: &str, token: Option<&str>) -> RunningWorker {
     let mut config = settings(env, scope, database_url);
-    config.admin_token = token.map(str::to_owned);
+    config.admin_token = token.map(reliable_messaging::service::Secret::new);
     RunningWorker::start(config).await
 }
 

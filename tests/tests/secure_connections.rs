@@ -34,7 +34,12 @@ fn var(name: &str) -> String {
 
 /// The secured environment, checked to really be the secured one.
 fn secured_env() -> (KafkaSettings, String) {
-    let kafka = KafkaSettings::from_env("secure-test");
+    // What the services read through their KafkaArgs: the bootstrap servers, then every other
+    // KAFKA_<PROPERTY> of the environment.
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| KafkaSettings::DEFAULT_BOOTSTRAP_SERVERS.to_owned());
+    let mut kafka = KafkaSettings::new(bootstrap, "secure-test");
+    kafka.read_properties(std::env::vars());
     assert_eq!(kafka.security_protocol(), "SASL_SSL", "KAFKA_SECURITY_PROTOCOL must be SASL_SSL: {HOW_TO_RUN}");
     let database_url = var("DATABASE_URL");
     assert!(database_url.contains("ssl-mode=VERIFY_IDENTITY"), "DATABASE_URL must verify the server: {HOW_TO_RUN}");
@@ -70,7 +75,8 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let (kafka, server_url) = secured_env();
     let database_url = fresh_database(&server_url).await;
     let topic = format!("secure-registrations-{}", Uuid::new_v4().simple());
-    reliable_messaging::topics::ensure_exist(&kafka, &[&topic, &dead_letter_topic(&topic)])
+    let policy = reliable_messaging::topics::TopicPolicy::default();
+    reliable_messaging::topics::ensure_exist_with(&kafka, &[&topic, &dead_letter_topic(&topic)], &policy)
         .await
         .expect("create topics over SASL_SSL");
 

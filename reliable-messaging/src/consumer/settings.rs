@@ -91,31 +91,37 @@ impl ConsumerSettings {
         }
     }
 
-    /// The librdkafka configuration of the consumer: the connection from `kafka`, the group,
-    /// and commits as [`ConsumerSettings::commit_policy`] says.
+    /// The librdkafka configuration of the consumer: [`group_member_config`], plus static
+    /// membership and commits as [`ConsumerSettings::commit_policy`] says.
     pub(super) fn client_config(&self, kafka: &KafkaSettings) -> ClientConfig {
-        let mut config = kafka.client_config();
-        config
-            .set("group.id", &self.group_id)
-            .set("auto.offset.reset", "earliest")
-            // A crashed member is noticed after this long; short so a restart resumes quickly.
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1500");
+        let mut config = group_member_config(kafka, &self.group_id);
         if let Some(id) = &self.instance_id {
             config.set("group.instance.id", id);
         }
-        match self.commit_policy {
-            CommitPolicy::AfterDurableOutcome => {
-                config.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
-            }
-            CommitPolicy::UnsafeAutoCommit => {
-                tracing::warn!("COMMIT_POLICY=unsafe-auto-commit: messages WILL be lost on a crash");
-                config
-                    .set("enable.auto.commit", "true")
-                    .set("enable.auto.offset.store", "true")
-                    .set("auto.commit.interval.ms", "100");
-            }
+        if self.commit_policy == CommitPolicy::UnsafeAutoCommit {
+            tracing::warn!("COMMIT_POLICY=unsafe-auto-commit: messages WILL be lost on a crash");
+            config
+                .set("enable.auto.commit", "true")
+                .set("enable.auto.offset.store", "true")
+                .set("auto.commit.interval.ms", "100");
         }
         config
     }
+}
+
+/// The librdkafka configuration of every consumer-group member in the workspace (the
+/// [`ReliableConsumer`](super::ReliableConsumer) and the dlq-worker's own consumer): the
+/// connection from `kafka`, the group, reading from the earliest offset when the group has
+/// none, and offsets stored and committed only by the code, after the outcome is durable.
+pub fn group_member_config(kafka: &KafkaSettings, group_id: &str) -> ClientConfig {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", group_id)
+        .set("auto.offset.reset", "earliest")
+        // A crashed member is noticed after this long; short so a restart resumes quickly.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1500")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    config
 }

@@ -15,17 +15,6 @@ pub enum MetadataFormat {
     Wrapper,
 }
 
-impl MetadataFormat {
-    /// `RETRY_METADATA_FORMAT=headers|wrapper`, default headers.
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var("RETRY_METADATA_FORMAT").as_deref() {
-            Err(_) | Ok("headers") => Ok(MetadataFormat::Headers),
-            Ok("wrapper") => Ok(MetadataFormat::Wrapper),
-            Ok(other) => Err(format!("RETRY_METADATA_FORMAT must be headers or wrapper, got {other:?}")),
-        }
-    }
-}
-
 /// Where the metadata of a record was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataSource {

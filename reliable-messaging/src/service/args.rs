@@ -8,12 +8,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::backoff::{Backoff, BackoffShape};
 use crate::consumer::{CommitPolicy, ConsumerSettings, OutagePolicy};
 use crate::dead_letter_limit::DeadLetterLimit;
-use crate::retry_metadata::MetadataFormat;
 use crate::service::dead_letter_policy::DeadLetterPolicy;
 use crate::service::kafka_args::KafkaArgs;
+use crate::service::retry_args::{backoff, BackoffShapeArg, RetryScheduleArgs};
+use crate::service::topic_args::TopicArgs;
 use crate::settings::KafkaSettings;
 use crate::topics::TopicPolicy;
 
@@ -89,24 +89,6 @@ pub struct ServiceArgs {
     #[arg(long, env = "OUTAGE_PROBE_BACKOFF_JITTER", default_value_t = 0.0)]
     pub outage_probe_backoff_jitter: f64,
 
-    /// Format of the retry metadata written to the DLQ.
-    #[arg(long, env = "RETRY_METADATA_FORMAT", value_enum, default_value_t = MetadataFormatArg::Headers)]
-    pub retry_metadata_format: MetadataFormatArg,
-    /// Shape of the DLQ retry schedule (sets `x-not-before` of dead-lettered messages).
-    #[arg(long, env = "RETRY_BACKOFF", value_enum, default_value_t = BackoffShapeArg::Exponential)]
-    pub retry_backoff: BackoffShapeArg,
-    /// First DLQ retry delay (ms).
-    #[arg(long, env = "RETRY_BACKOFF_INITIAL_MS", default_value_t = 1_000)]
-    pub retry_backoff_initial_ms: u64,
-    /// Growth of each DLQ retry delay.
-    #[arg(long, env = "RETRY_BACKOFF_MULTIPLIER", default_value_t = 2.0)]
-    pub retry_backoff_multiplier: f64,
-    /// Longest DLQ retry delay (ms).
-    #[arg(long, env = "RETRY_BACKOFF_MAX_MS", default_value_t = 60_000)]
-    pub retry_backoff_max_ms: u64,
-    /// Share of each DLQ retry delay to randomise, 0 to 1.
-    #[arg(long, env = "RETRY_BACKOFF_JITTER", default_value_t = 0.0)]
-    pub retry_backoff_jitter: f64,
     /// Permanent failures in a row before the consumer halts (0: no limit).
     #[arg(long, env = "DLQ_MAX_CONSECUTIVE_PERMANENT", default_value_t = 100)]
     pub dlq_max_consecutive_permanent: u32,
@@ -120,19 +102,10 @@ pub struct ServiceArgs {
     #[arg(long, env = "PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
     pub publish_timeout_ms: u64,
 
-    /// Replication factor of declared topics [default: min(3, brokers)].
-    #[arg(long, env = "TOPIC_REPLICATION_FACTOR", value_parser = clap::value_parser!(i32).range(1..))]
-    pub topic_replication_factor: Option<i32>,
-    /// `min.insync.replicas` of declared topics [default: replication factor − 1, at least 1].
-    #[arg(long, env = "TOPIC_MIN_INSYNC_REPLICAS", value_parser = clap::value_parser!(i32).range(1..))]
-    pub topic_min_insync_replicas: Option<i32>,
-    /// Whether an out-of-sync replica may become leader (loses acknowledged writes).
-    #[arg(long, env = "TOPIC_UNCLEAN_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
-    pub topic_unclean_leader_election: bool,
-    /// Partitions of declared topics [default: the broker's default].
-    #[arg(long, env = "TOPIC_PARTITIONS", value_parser = clap::value_parser!(i32).range(1..))]
-    pub topic_partitions: Option<i32>,
-
+    #[command(flatten)]
+    pub retries: RetryScheduleArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
     // Last: its help heading would otherwise carry over to the arguments after it.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -152,40 +125,14 @@ pub enum OutagePolicyArg {
     DeadLetter,
 }
 
-/// [`MetadataFormat`] as a command-line value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MetadataFormatArg {
-    Headers,
-    Wrapper,
-}
-
-/// [`BackoffShape`] as a command-line value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackoffShapeArg {
-    Constant,
-    Exponential,
-}
-
-fn share(raw: &str) -> Result<f64, String> {
+/// A share between 0 and 1, e.g. of a window of messages; the error says the range.
+pub fn share(raw: &str) -> Result<f64, String> {
     let value: f64 = raw.trim().parse().map_err(|e| format!("{e}"))?;
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
         Err("must be between 0 and 1".to_owned())
     }
-}
-
-/// What `Backoff::from_env` builds from the same five variables: a constant shape waits the
-/// initial delay every time.
-fn backoff(shape: BackoffShapeArg, initial_ms: u64, multiplier: f64, max_ms: u64, jitter: f64) -> Backoff {
-    let initial = Duration::from_millis(initial_ms);
-    let shape = match shape {
-        BackoffShapeArg::Constant => BackoffShape::Constant(initial),
-        BackoffShapeArg::Exponential => {
-            BackoffShape::Exponential { initial, multiplier, max: Duration::from_millis(max_ms) }
-        }
-    };
-    Backoff { shape, jitter: 0.0 }.with_jitter(jitter)
 }
 
 impl ServiceArgs {
@@ -244,17 +191,8 @@ impl ServiceArgs {
     /// Format, schedule, limits and publish timeout of dead letters.
     pub fn dead_letter_policy(&self) -> DeadLetterPolicy {
         DeadLetterPolicy {
-            format: match self.retry_metadata_format {
-                MetadataFormatArg::Headers => MetadataFormat::Headers,
-                MetadataFormatArg::Wrapper => MetadataFormat::Wrapper,
-            },
-            schedule: backoff(
-                self.retry_backoff,
-                self.retry_backoff_initial_ms,
-                self.retry_backoff_multiplier,
-                self.retry_backoff_max_ms,
-                self.retry_backoff_jitter,
-            ),
+            format: self.retries.format(),
+            schedule: self.retries.schedule(),
             limit: self.dead_letter_limit(),
             publish_timeout: Duration::from_millis(self.publish_timeout_ms),
         }
@@ -262,12 +200,7 @@ impl ServiceArgs {
 
     /// How declared topics are replicated.
     pub fn topic_policy(&self) -> TopicPolicy {
-        TopicPolicy {
-            replication_factor: self.topic_replication_factor,
-            min_insync_replicas: self.topic_min_insync_replicas,
-            unclean_leader_election: self.topic_unclean_leader_election,
-            partitions: self.topic_partitions,
-        }
+        self.topics.policy()
     }
 }
 
@@ -276,6 +209,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::backoff::Backoff;
 
     #[derive(Debug, Parser)]
     struct Cli {

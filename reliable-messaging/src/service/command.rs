@@ -43,6 +43,14 @@ pub fn command<A: CommandFactory>(defaults: &ServiceDefaults) -> Command {
     command
 }
 
+/// `command` with every argument's variable removed, so that only flags are read: for tests,
+/// which must not depend on (or change) the environment every test in the process shares.
+pub fn ignoring_environment(command: Command) -> Command {
+    let with_env: Vec<clap::Id> =
+        command.get_arguments().filter(|a| a.get_env().is_some()).map(|a| a.get_id().clone()).collect();
+    with_env.into_iter().fold(command, |command, id| command.mut_arg(id, |a| a.env(None::<&str>)))
+}
+
 /// Parses `A` from `args` (the first is the binary's name) and the environment. Errors name the
 /// variable (or flag) at fault; `--help` is an error too, which `clap::Error::exit` prints.
 ///

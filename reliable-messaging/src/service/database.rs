@@ -9,11 +9,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::schema_migrations::{apply_migrations, SchemaStatus};
 use crate::service::error::ServiceError;
 use crate::service::secret::DatabaseUrl;
 
@@ -63,6 +65,19 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// `url` with the defaults of [`DatabaseArgs`] (5 connections, 2 s to acquire one, 5 s lock
+    /// wait): for tests and tools that build settings in code.
+    pub fn new(url: impl Into<DatabaseUrl>) -> Self {
+        Self { url: url.into(), pool_size: 5, acquire_timeout: Duration::from_secs(2), lock_wait_timeout_secs: 5 }
+    }
+
+    /// The pool, connected now: for a command that has nothing to do without the database.
+    pub async fn connect(&self) -> Result<MySqlPool, ServiceError> {
+        let pool = self.connect_lazy()?;
+        pool.acquire().await.map_err(ServiceError::DatabaseUnreachable)?;
+        Ok(pool)
+    }
+
     /// The pool; connects on first use, so this succeeds while the database is down.
     pub fn connect_lazy(&self) -> Result<MySqlPool, ServiceError> {
         let options = MySqlConnectOptions::from_str(self.url.expose()).map_err(ServiceError::DatabaseUrl)?;
@@ -82,6 +97,44 @@ impl DatabaseSettings {
     }
 }
 
+/// How [`prepare_database`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseStart {
+    /// The database exists and every migration is applied.
+    Ready,
+    /// Shutdown was requested first: nothing was started, nothing is left to do.
+    ShutDown,
+}
+
+/// A service's database at start, the one way every service prepares it: the database created
+/// when `create` says so (for a service that owns one), then `migrator` applied under the
+/// migration lock ([`apply_migrations`]), both retried with backoff while the database is
+/// unreachable or another instance migrates. `schema`, registered as a readiness check, keeps
+/// `/readyz` at 503 until the migrations are applied.
+///
+/// A service awaits it before consuming (nothing may be handled on an old schema), or spawns
+/// it when it serves without the database (the gateway).
+pub async fn prepare_database(
+    pool: &MySqlPool,
+    migrator: Option<Migrator>,
+    create: bool,
+    schema: &SchemaStatus,
+    shutdown: &CancellationToken,
+) -> Result<DatabaseStart, ServiceError> {
+    if create {
+        let name = own_database_name(pool)?;
+        if create_database(pool, &name, shutdown).await.is_err() {
+            return Ok(DatabaseStart::ShutDown);
+        }
+    }
+    if let Some(migrator) = migrator {
+        if apply_migrations(pool, migrator, schema, shutdown).await.is_err() {
+            return Ok(DatabaseStart::ShutDown);
+        }
+    }
+    Ok(DatabaseStart::Ready)
+}
+
 /// The name of `pool`'s database when it is safe to use unquoted in DDL.
 pub(crate) fn own_database_name(pool: &MySqlPool) -> Result<String, ServiceError> {
     let name = pool.connect_options().get_database().map(str::to_owned);
@@ -93,7 +146,7 @@ pub(crate) fn own_database_name(pool: &MySqlPool) -> Result<String, ServiceError
 
 /// Creates `name` (when missing) on `pool`'s server, retrying with backoff while the server
 /// is unreachable, as migrations do. `Err(())` when `shutdown` came first.
-pub(crate) async fn create_database(pool: &MySqlPool, name: &str, shutdown: &CancellationToken) -> Result<(), ()> {
+async fn create_database(pool: &MySqlPool, name: &str, shutdown: &CancellationToken) -> Result<(), ()> {
     // `information_schema` always exists, so the connection does not need the database we
     // are about to create.
     let server = pool.connect_options().as_ref().clone().database("information_schema");

@@ -25,6 +25,10 @@ pub enum ServiceError {
     #[cfg(feature = "mysql")]
     #[error("DATABASE_URL is not a usable MySQL URL")]
     DatabaseUrl(#[source] sqlx::Error),
+    /// The URL is not shown: it may carry a password.
+    #[cfg(feature = "mysql")]
+    #[error("could not connect to the database of DATABASE_URL")]
+    DatabaseUnreachable(#[source] sqlx::Error),
     #[cfg(feature = "mysql")]
     #[error("DATABASE_URL must name a database (letters, digits, `_`) for the service to create: got {0:?}")]
     DatabaseName(Option<String>),

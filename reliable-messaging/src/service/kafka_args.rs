@@ -6,6 +6,7 @@
 //! [`KafkaSettings::read_properties`] describes; the binary hands those variables over
 //! explicitly ([`KafkaArgs::settings`]), so no library type reads the environment itself.
 
+use crate::producer::ProducerAcks;
 use crate::service::secret::Secret;
 use crate::settings::KafkaSettings;
 
@@ -31,6 +32,18 @@ pub struct KafkaArgs {
     /// CA certificate (PEM file) that signed the brokers' certificates.
     #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
     pub kafka_ssl_ca_location: Option<String>,
+    /// What a producer waits for: all in-sync replicas; unsafe-1 (the leader alone) loses
+    /// acknowledged records and exists only for a negative-control test.
+    #[arg(long, env = "PRODUCER_ACKS", value_enum, default_value_t = ProducerAcksArg::All)]
+    pub producer_acks: ProducerAcksArg,
+}
+
+/// [`ProducerAcks`] as a command-line value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProducerAcksArg {
+    All,
+    #[value(name = "unsafe-1")]
+    Unsafe1,
 }
 
 impl KafkaArgs {
@@ -40,6 +53,10 @@ impl KafkaArgs {
     pub fn settings(&self, client_id: &str, variables: impl IntoIterator<Item = (String, String)>) -> KafkaSettings {
         let mut settings = KafkaSettings::new(&self.kafka_bootstrap_servers, client_id);
         settings.read_properties(variables);
+        settings.producer_acks = match self.producer_acks {
+            ProducerAcksArg::All => ProducerAcks::All,
+            ProducerAcksArg::Unsafe1 => ProducerAcks::UnsafeLeaderOnly,
+        };
         let named = [
             ("security.protocol", self.kafka_security_protocol.as_deref()),
             ("sasl.mechanism", self.kafka_sasl_mechanism.as_deref()),

@@ -125,18 +125,20 @@ async fn consume<H: Handler>(
     tracing::info!(service = %parts.name, topics = ?parts.consumer.topics, "service starting");
     #[cfg(feature = "mysql")]
     if let Some(pool) = &parts.database {
-        // Both wait (not ready) while the database is unreachable or another instance
-        // migrates; messages wait safely in Kafka meanwhile.
-        if parts.create_database {
-            let name = crate::service::database::own_database_name(pool)?;
-            if crate::service::database::create_database(pool, &name, shutdown).await.is_err() {
-                return Ok(());
-            }
-        }
-        if let (Some(migrator), Some(schema)) = (parts.migrations, &schema) {
-            if crate::schema_migrations::apply_migrations(pool, migrator, schema, shutdown).await.is_err() {
-                return Ok(());
-            }
+        // Waits (not ready) while the database is unreachable or another instance migrates;
+        // messages wait safely in Kafka meanwhile.
+        // Without migrations there is no schema to report on.
+        let schema = schema.unwrap_or_default();
+        let start = crate::service::database::prepare_database(
+            pool,
+            parts.migrations,
+            parts.create_database,
+            &schema,
+            shutdown,
+        )
+        .await?;
+        if start == crate::service::database::DatabaseStart::ShutDown {
+            return Ok(());
         }
     }
     if parts.declare_topics {

@@ -96,6 +96,13 @@ impl FromStr for DatabaseUrl {
     }
 }
 
+/// For tests and checks that compare a URL with a literal; nothing is shown.
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl From<String> for DatabaseUrl {
     fn from(url: String) -> Self {
         Self(url)

@@ -11,6 +11,7 @@ use dlq_worker::{Application, Settings};
 use reliable_messaging::backoff::Backoff;
 use reliable_messaging::parking::Rate;
 use reliable_messaging::retry_metadata::MetadataFormat;
+use reliable_messaging::service::DatabaseSettings;
 use reliable_messaging::KafkaSettings;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -46,8 +47,7 @@ impl Scope {
 pub fn settings(env: &TestEnv, scope: &Scope, database_url: &str) -> Settings {
     Settings {
         kafka: KafkaSettings::new(env.kafka_bootstrap.clone(), "dlq-worker-test"),
-        database_url: database_url.to_owned(),
-        database_pool_size: 3,
+        database: DatabaseSettings { pool_size: 3, ..DatabaseSettings::new(database_url) },
         topic_pattern: scope.pattern(),
         group_id: scope.group.clone(),
         metadata_refresh: Duration::from_millis(1000),
