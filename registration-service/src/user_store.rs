@@ -111,11 +111,10 @@ impl UserStore {
         events: &[&RegistrationRequested],
         insert: PreparedInsert,
     ) -> Result<Vec<Stored>, sqlx::Error> {
-        if events.is_empty() {
+        let Some(mut statement) = insert.0 else {
             return Ok(Vec::new());
-        }
+        };
         let started = Instant::now();
-        let mut statement = insert.0;
         let inserted = statement.build().execute(&self.pool).await;
         self.stages.record("insert", started.elapsed());
         match inserted {
@@ -133,7 +132,9 @@ impl UserStore {
     async fn store_batch_careful(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
-        let mut upsert = PreparedInsert::of(events).0;
+        let Some(mut upsert) = PreparedInsert::of(events).0 else {
+            return Ok(Vec::new());
+        };
         upsert.push(" ON DUPLICATE KEY UPDATE request_id = request_id");
         upsert.build().execute(&mut *tx).await?;
         self.stages.record("upsert", started.elapsed());
@@ -183,10 +184,15 @@ impl UserStore {
 /// The fast path's plain multi-row `INSERT` of a batch, built and its parameters encoded ahead
 /// of its turn: the consumer prepares the next batch while this one's statement runs, so the
 /// database does not wait for 2,500 parameters to be encoded between two statements.
-pub struct PreparedInsert(QueryBuilder<'static, MySql>);
+/// Holds no statement for an empty batch: there is nothing to insert, and a `VALUES` list
+/// needs at least one row.
+pub struct PreparedInsert(Option<QueryBuilder<'static, MySql>>);
 
 impl PreparedInsert {
     pub fn of(events: &[&RegistrationRequested]) -> Self {
+        if events.is_empty() {
+            return Self(None);
+        }
         let mut insert: QueryBuilder<'static, MySql> =
             QueryBuilder::new("INSERT INTO users (request_id, email, name, password_hash, requested_at) ");
         // Owned copies: the statement outlives the borrowed batch it was built from.
@@ -197,7 +203,7 @@ impl PreparedInsert {
                 .push_bind(e.password_hash.clone())
                 .push_bind(e.requested_at.naive_utc());
         });
-        Self(insert)
+        Self(Some(insert))
     }
 }
 
