@@ -17,7 +17,7 @@ pub struct UpsertLimits {
     pub single_rows_per_sec: f64,
 }
 
-async fn upsert(pool: &MySqlPool, events: &[RegistrationRequested]) -> anyhow::Result<()> {
+pub(crate) async fn upsert(pool: &MySqlPool, events: &[RegistrationRequested]) -> anyhow::Result<()> {
     let mut insert: QueryBuilder<'_, MySql> =
         QueryBuilder::new("INSERT INTO users (request_id, email, name, password_hash, requested_at) ");
     insert.push_values(events, |mut row, e| {

@@ -2,5 +2,6 @@
 //! hardware, Kafka and MariaDB can do with none of our code in the way.
 
 pub mod argon2;
+pub mod beside_kafka;
 pub mod database;
 pub mod kafka_tools;

@@ -15,12 +15,15 @@ use anyhow::Context as _;
 use super::{poll_until, registration_service_env, settled, Context, READY_TIMEOUT};
 use crate::events;
 use crate::raw;
+use crate::raw::beside_kafka::BesideKafka;
 use crate::raw::database::UpsertLimits;
 use crate::services::Service;
 use crate::stages::StageProfile;
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 
 pub struct Drain {
+    /// The pre-filled topic it drained.
+    pub topic: String,
     pub rows_per_sec: f64,
     /// Our producer's rate while pre-filling (acks=all, idempotent), for comparison with
     /// Kafka's ProducerPerformance.
@@ -42,6 +45,10 @@ pub struct DrainRound {
     pub batched: Drain,
     /// The same with `BATCH_SIZE=1`.
     pub single: Drain,
+    /// The raw batched loop again, while the broker serves a bare read of the batched drain's
+    /// topic at the rate the service drained it: the raw limit with Kafka's share of the
+    /// machine taken.
+    pub raw_beside_kafka: BesideKafka,
 }
 
 /// Round `i`: raw upserts into a fresh database, a batched drain, a row-by-row drain (the
@@ -57,16 +64,31 @@ pub async fn round(ctx: &Context<'_>, i: usize) -> anyhow::Result<DrainRound> {
     let single = run(ctx, &format!("drain-single-{i}"), plan.single_drain_messages, Some(1), false)
         .await
         .context("row-by-row drain")?;
+    let beside_db = ctx.env.fresh_database(&format!("raw_beside_{i}")).await?;
+    let raw_beside_kafka = raw::beside_kafka::measure(
+        &beside_db,
+        &ctx.env.run_id,
+        batch_size,
+        plan.raw_batched_rows,
+        &ctx.env.kafka_bootstrap,
+        &batched.topic,
+        batched.rows_per_sec,
+    )
+    .await
+    .context("raw upserts beside a Kafka read")?;
     eprintln!(
-        "[bench]   round {}: raw {:.0} rows/s, drain {:.0} rows/s ({:.2}), row by row {:.0} rows/s (batched ÷ it {:.2})",
+        "[bench]   round {}: raw {:.0} rows/s, drain {:.0} rows/s ({:.2}), row by row {:.0} rows/s (batched ÷ it {:.2}); \
+         raw beside a {:.0} msg/s Kafka read {:.0} rows/s",
         i + 1,
         raw.batched_rows_per_sec,
         batched.rows_per_sec,
         batched.rows_per_sec / raw.batched_rows_per_sec,
         single.rows_per_sec,
-        batched.rows_per_sec / single.rows_per_sec
+        batched.rows_per_sec / single.rows_per_sec,
+        raw_beside_kafka.kafka_messages_per_sec,
+        raw_beside_kafka.batched_rows_per_sec,
     );
-    Ok(DrainRound { raw, batched, single })
+    Ok(DrainRound { raw, batched, single, raw_beside_kafka })
 }
 
 /// How often the drain is sampled: fine enough for a drain of a few seconds.
@@ -137,6 +159,7 @@ pub async fn run(
     service.ensure_running()?;
     service.stop().await;
     Ok(Drain {
+        topic,
         rows_per_sec,
         prefill_per_sec: messages as f64 / prefill.as_secs_f64(),
         peak_rss_mib,

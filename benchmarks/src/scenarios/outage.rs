@@ -33,7 +33,9 @@ use crate::events::{self, SteadyLoad};
 use crate::services::Service;
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 
+pub mod restart_control;
 mod stopped_database;
+use restart_control::RestartControl;
 pub use stopped_database::StoppedDatabase;
 
 /// How the database is taken away during the outage (`--outage-by`).
@@ -129,6 +131,8 @@ pub struct OutageRounds {
     pub by: OutageBy,
     pub outage: Duration,
     pub rounds: Vec<OutageRound>,
+    /// MariaDB's own drain from a restart against its warm drain (`db-stop` only).
+    pub restart_control: Option<anyhow::Result<RestartControl>>,
 }
 
 /// The outage phase: [`rounds_for`] rounds of (baseline drain, outage).
@@ -152,7 +156,22 @@ pub async fn rounds(ctx: &Context<'_>, by: OutageBy) -> anyhow::Result<OutageRou
         };
         rounds.push(round.await.with_context(|| format!("round {} of {count}", i + 1))?);
     }
-    Ok(OutageRounds { by, outage: ctx.plan.outage, rounds })
+    let restart_control = match by {
+        OutageBy::DbStop => {
+            let batch_size = reliable_messaging::ConsumerSettings::new("", &[]).max_batch_size;
+            let control = restart_control::measure(ctx, ctx.plan.outage_messages, batch_size).await;
+            match &control {
+                Ok(c) => eprintln!(
+                    "[bench]   restart control: raw loop {:.0} rows/s warm, {:.0} rows/s counted from db-start's return",
+                    c.warm_rows_per_sec, c.from_restore_rows_per_sec
+                ),
+                Err(e) => eprintln!("[bench]   restart control failed: {e:#}"),
+            }
+            Some(control)
+        }
+        OutageBy::Proxy => None,
+    };
+    Ok(OutageRounds { by, outage: ctx.plan.outage, rounds, restart_control })
 }
 
 const DEAD_LETTERED: &str = "registration_service_dead_lettered_transient_total";

@@ -1,0 +1,73 @@
+//! The control for the outage figure: MariaDB's own speed right after a restart. The raw
+//! batched loop writes as many rows as an outage round's backlog, once on the warm server and
+//! once counted from the moment `db-start` returns, as the outage figure is.
+//!
+//! Why it exists: the outage figure counts from the restore, and a restarted server starts with
+//! a cold buffer pool and no connections. If the raw loop, with none of our code in the way,
+//! also writes the same rows slower from a restart than warm, that share of the gap is the
+//! server's and not the consumer's.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use registration_events::RegistrationRequested;
+
+use super::StoppedDatabase;
+use crate::events;
+use crate::raw::database;
+use crate::scenarios::Context;
+
+/// The raw loop's rates for one backlog, warm and from a restart.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartControl {
+    pub rows: usize,
+    pub warm_rows_per_sec: f64,
+    /// Rows ÷ time from `db-start` returning to the last statement's end.
+    pub from_restore_rows_per_sec: f64,
+    /// How long `db-start` took (not counted in the rate, as in the outage figure).
+    pub start_took: Duration,
+}
+
+/// How long the loop keeps retrying a statement the restarted server refuses.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+pub async fn measure(ctx: &Context<'_>, rows: usize, batch_size: usize) -> anyhow::Result<RestartControl> {
+    let db = ctx.env.fresh_database("restart_control").await?;
+    let warm = database::measure(&db, &ctx.env.run_id, batch_size, rows, 0).await.context("the warm raw loop")?;
+    // Made before the clock starts, as in the warm loop.
+    let backlog: Vec<RegistrationRequested> = (0..rows).map(|_| events::registration(&ctx.env.run_id)).collect();
+    let stopped = StoppedDatabase::stop(ctx.local_services).await?;
+    let start_started = Instant::now();
+    stopped.start().await?;
+    let restored_at = Instant::now();
+    for batch in backlog.chunks(batch_size) {
+        let mut last_error = None;
+        while restored_at.elapsed() < RETRY_FOR {
+            match database::upsert(&db.pool, batch).await {
+                Ok(()) => {
+                    last_error = None;
+                    break;
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        if let Some(e) = last_error {
+            return Err(e.context("the restarted server refused the raw loop's statements"));
+        }
+    }
+    let from_restore = restored_at.elapsed().as_secs_f64();
+    let stored = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(&db.pool).await?;
+    // The warm loop's warm-up batch and rows, the single-row sample and the backlog.
+    if stored < (rows * 2) as i64 {
+        anyhow::bail!("the restart control wrote {rows} rows twice but users has {stored}");
+    }
+    Ok(RestartControl {
+        rows,
+        warm_rows_per_sec: warm.batched_rows_per_sec,
+        from_restore_rows_per_sec: rows as f64 / from_restore,
+        start_took: restored_at - start_started,
+    })
+}
