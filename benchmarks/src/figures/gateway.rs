@@ -42,7 +42,20 @@ pub(super) fn rows(report: &mut Report, i: &Inputs<'_>) {
             .collect();
         rounds_row(figure, &paired, Measure::millis, Goal::AtMost(1.5), label)
     }));
+    let figure = "(control) argon2id alone at the same rate and slots, p99 ÷ one hash time";
+    report.push(one(figure, "—", gw_half, |rounds| {
+        let paired: Paired =
+            rounds.iter().map(|h| (ms(h.hashing_only.value_at_quantile(0.99)), millis(h.one_hash))).collect();
+        rounds_row(figure, &paired, Measure::millis, Goal::None, label)
+    }));
     if let Ok(rounds) = &gw_half {
+        report.note(format!(
+            "Hashing-only control, after each half-load round: the same arrival rate for {:.0} s, hashed by one \
+             thread per CPU in arrival order with no HTTP and no broker, latency from the intended arrival; last \
+             round {}.",
+            plan.gateway_half_load.min(std::time::Duration::from_secs(10)).as_secs_f64(),
+            rounds.last().map_or("—".to_owned(), |h| describe_latency(&h.hashing_only)),
+        ));
         let paired: Paired = rounds
             .iter()
             .map(|h| (ms(h.load.accepted_latency_us.value_at_quantile(0.99)), millis(h.one_hash)))

@@ -74,3 +74,44 @@ pub fn rate(threads: usize, duration: Duration) -> f64 {
             .sum()
     })
 }
+
+/// The gateway's half-load test with nothing but the hashing: requests arrive at a constant
+/// `rate` for `duration`, `threads` threads hash them in arrival order (the gateway's hashing
+/// slots), and each latency runs from the request's intended arrival to its hash's end, as the
+/// load generator measures the gateway. Blocking. What this reports is the latency a gateway
+/// with free HTTP and a free broker would have on this machine at this rate.
+pub fn open_loop(rate: f64, threads: usize, duration: Duration) -> hdrhistogram::Histogram<u64> {
+    let threads = threads.max(1);
+    let requests = (rate * duration.as_secs_f64()).ceil().max(1.0) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let latencies = std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures"));
+    let barrier = std::sync::Barrier::new(threads);
+    let started = std::sync::OnceLock::new();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (next, latencies, barrier, started) = (&next, &latencies, &barrier, &started);
+            scope.spawn(move || {
+                let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, gateway_params());
+                hash_once(&hasher, b"warm-up password");
+                barrier.wait();
+                let started: &Instant = started.get_or_init(Instant::now);
+                loop {
+                    // The next request in arrival order; a free slot waits for its arrival.
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= requests {
+                        break;
+                    }
+                    let arrival = *started + interval * n as u32;
+                    if let Some(wait) = arrival.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    hash_once(&hasher, format!("password {t} {n}").as_bytes());
+                    let latency = arrival.elapsed().as_micros() as u64;
+                    latencies.lock().unwrap_or_else(|p| p.into_inner()).saturating_record(latency);
+                }
+            });
+        }
+    });
+    latencies.into_inner().unwrap_or_else(|p| p.into_inner())
+}

@@ -48,6 +48,9 @@ pub struct HalfLoad {
     pub peak_rss_mib: f64,
     /// Where the gateway's time went during the load.
     pub stages: StageProfile,
+    /// Control: the same arrivals hashed by as many threads as the gateway has hashing slots,
+    /// with no HTTP and no broker: the latency argon2id alone has at this rate here.
+    pub hashing_only: hdrhistogram::Histogram<u64>,
 }
 
 /// Clients of the saturation test: enough to keep every hashing slot busy with requests
@@ -140,5 +143,15 @@ pub async fn half_load(ctx: &Context<'_>, gw: &mut GatewayUnderTest, max_rate: f
         one_hash.as_secs_f64() * 1000.0,
         load.accepted_latency_us.value_at_quantile(0.99) as f64 / 1000.0
     );
-    Ok(HalfLoad { rate, one_hash, load, peak_rss_mib: rss.peak_mib(), stages })
+    // Right after, on the same machine state; the gateway idles meanwhile. Its default
+    // hashing slots: one per CPU.
+    let slots = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let control_for = ctx.plan.gateway_half_load.min(Duration::from_secs(10));
+    let hashing_only =
+        tokio::task::spawn_blocking(move || crate::raw::argon2::open_loop(rate, slots, control_for)).await?;
+    eprintln!(
+        "[bench]   control: argon2id alone at {rate:.1}/s on {slots} threads, p99 {:.1} ms",
+        hashing_only.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    Ok(HalfLoad { rate, one_hash, load, peak_rss_mib: rss.peak_mib(), stages, hashing_only })
 }
