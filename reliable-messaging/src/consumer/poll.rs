@@ -34,10 +34,13 @@ impl<H: Handler> ReliableConsumer<H> {
         shutdown: &CancellationToken,
         handler: Option<HandlerState<'_>>,
     ) -> Option<Batch> {
+        let waiting = std::time::Instant::now();
         let first = tokio::select! {
             _ = shutdown.cancelled() => return None,
             m = self.consumer.recv() => m,
         };
+        // Time with nothing to take: in a drain, time the broker's fetches kept us waiting.
+        self.stats.stages.record("wait", waiting.elapsed());
         let mut batch = Batch::default();
         match first {
             Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),

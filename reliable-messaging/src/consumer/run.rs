@@ -25,6 +25,9 @@ impl<H: Handler> ReliableConsumer<H> {
         tracing::info!(topics = ?self.settings.topics, group = %self.settings.group_id, "consumer started");
         let lag_monitor = tokio::spawn(monitor_lag(self.consumer.clone(), self.stats.clone(), shutdown.clone()));
         let mut prefetched: Option<Batch> = None;
+        // When the handler last finished a batch: the time until it starts the next is the
+        // `idle` stage, the serial gap a drain wants near zero.
+        let mut handler_free_since: Option<std::time::Instant> = None;
         loop {
             let mut batch = match prefetched.take() {
                 Some(batch) => batch,
@@ -45,6 +48,9 @@ impl<H: Handler> ReliableConsumer<H> {
             let prepared = std::mem::take(&mut batch.prepared);
             let busy = AtomicBool::new(true);
             let idle = Notify::new();
+            if let Some(free_since) = handler_free_since.take() {
+                self.stats.stages.record("idle", free_since.elapsed());
+            }
             let (settled, next) = tokio::join!(
                 async {
                     // Handling and dead-lettering continue the messages' trace (a batch
@@ -65,6 +71,7 @@ impl<H: Handler> ReliableConsumer<H> {
                     // Also on an error: the poll must not wait for a handler that is gone.
                     busy.store(false, Ordering::Release);
                     idle.notify_one();
+                    handler_free_since = Some(std::time::Instant::now());
                     settled
                 },
                 self.next_batch(&shutdown, Some(HandlerState { busy: &busy, idle: &idle }))
