@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-use crate::backoff::Backoff;
-use crate::dead_letter_limit::DeadLetterLimit;
-use crate::settings::KafkaSettings;
+use crate::dead_letter::Backoff;
+use crate::dead_letter::DeadLetterLimit;
+use crate::kafka::KafkaSettings;
 
 /// When offsets are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::consumer::{CommitPolicy, ConsumerSettings, OutagePolicy};
-use crate::dead_letter_limit::DeadLetterLimit;
+use crate::dead_letter::DeadLetterLimit;
+use crate::kafka::topics::TopicPolicy;
+use crate::kafka::KafkaSettings;
 use crate::service::dead_letter_policy::DeadLetterPolicy;
 use crate::service::kafka_args::KafkaArgs;
 use crate::service::retry_args::{backoff, BackoffShapeArg, RetryScheduleArgs};
 use crate::service::topic_args::TopicArgs;
-use crate::settings::KafkaSettings;
-use crate::topics::TopicPolicy;
 
 /// Kafka, consumer, retry, dead-letter, topic and HTTP settings; see the module docs.
 ///
@@ -209,7 +209,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::backoff::Backoff;
+    use crate::dead_letter::Backoff;
 
     #[derive(Debug, Parser)]
     struct Cli {
