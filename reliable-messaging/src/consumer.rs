@@ -34,7 +34,7 @@
 //! * handling with in-place retries of transient failures (`in_place_retry.rs`);
 //! * settling: counting, dead-lettering, the flood guard (`dead_letter_routing.rs`);
 //! * riding out an outage and halting, both without leaving the group (`outage.rs`);
-//! * who owns which partition across rebalances ([`AssignmentTracker`], `assignment.rs`) and
+//! * who owns which partition across rebalances (`AssignmentTracker`, `assignment.rs`) and
 //!   committing only what this member owns (`commit.rs`).
 //!
 //! And the types a handler meets, each in its own file: [`Delivery`], the record it is handed
@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 
-pub use assignment::AssignmentTracker;
+use assignment::AssignmentTracker;
 pub use delivery::Delivery;
 pub use handler::{Handler, Prepared};
 pub use offset_tracker::{CommitPosition, OffsetTracker, TopicPartition};

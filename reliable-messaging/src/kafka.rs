@@ -15,4 +15,5 @@ pub mod topics;
 pub mod trace_context;
 
 pub use header::Header;
-pub use settings::{is_secret_property, KafkaSettings, PROPERTY_ENV_PREFIX};
+pub(crate) use settings::is_secret_property;
+pub use settings::KafkaSettings;

@@ -27,5 +27,4 @@ mod process;
 mod registry;
 mod stages;
 
-pub use process::ProcessCollector;
 pub use registry::{MetricsError, MetricsRegistry, CONTENT_TYPE};
