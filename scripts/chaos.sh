@@ -19,5 +19,6 @@ scripts/local-services.sh up
 eval "$(scripts/local-services.sh env)"
 export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 scripts/ensure-build-deps.sh
-cargo build --locked --workspace --bins
+# With the negative control (COMMIT_POLICY=unsafe-auto-commit), which release builds never have.
+cargo build --locked --workspace --bins --features registration-service/negative-control
 exec target/debug/chaos "$@"

@@ -22,7 +22,7 @@ pub struct Environment {
     pub database_url: String,
     pub run_id: String,
     /// Brokers in the cluster: topics get the replication the services would declare there
-    /// (`reliable_messaging::topics`: RF min(3, brokers), `min.insync.replicas` RF − 1).
+    /// (`reliable_messaging::kafka::topics`: RF min(3, brokers), `min.insync.replicas` RF − 1).
     pub brokers: usize,
     keep: bool,
     topics: Mutex<Vec<String>>,
@@ -87,7 +87,7 @@ impl Environment {
         let topic = self.topic_name(name);
         let admin: AdminClient<DefaultClientContext> = self.kafka_config().create()?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let durability = reliable_messaging::topics::TopicPolicy::default().resolve(self.brokers);
+        let durability = reliable_messaging::kafka::topics::TopicPolicy::default().resolve(self.brokers);
         let min_isr = durability.min_insync_replicas.to_string();
         let results = admin
             .create_topics(

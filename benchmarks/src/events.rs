@@ -10,9 +10,10 @@ use anyhow::Context;
 use chrono::Utc;
 use futures::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
 use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSION};
-use reliable_messaging::delivery::Header;
+use reliable_messaging::kafka::Header;
+use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::OutboundRecord;
-use reliable_messaging::{DurableProducer, KafkaSettings};
+use reliable_messaging::KafkaSettings;
 use uuid::Uuid;
 
 /// A real argon2id PHC string with the gateway's parameters (the consumer never verifies it,

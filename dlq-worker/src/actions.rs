@@ -8,12 +8,14 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use chrono::Utc;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use reliable_messaging::backoff::Backoff;
+use reliable_messaging::dead_letter::retry_metadata::{self, MetadataFormat};
+use reliable_messaging::dead_letter::Backoff;
+use reliable_messaging::kafka::trace_context;
 use reliable_messaging::parking::{NewParkedMessage, ParkReason, ParkingLot};
+use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::{OutboundRecord, PublishError};
 use reliable_messaging::request_status::{self, Status, Transition, REQUEST_ID_HEADER};
-use reliable_messaging::retry_metadata::{self, MetadataFormat};
-use reliable_messaging::{trace_context, Delivery, DurableProducer};
+use reliable_messaging::Delivery;
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

@@ -1,13 +1,13 @@
 //! Counters and gauges of the worker: atomics the worker adds to, read at scrape time into
-//! the registry it serves at `/metrics` (`reliable_messaging::metrics`, as every service).
+//! the registry it serves at `/metrics` (`reliable_messaging::service::metrics`, as every service).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use reliable_messaging::metrics::family::{counter, counters, gauge};
 use reliable_messaging::parking::ParkReason;
+use reliable_messaging::service::metrics::family::{counter, counters, gauge};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -122,7 +122,7 @@ impl Collector for Metrics {
 mod tests {
     use std::sync::Arc;
 
-    use reliable_messaging::metrics::MetricsRegistry;
+    use reliable_messaging::service::metrics::MetricsRegistry;
 
     use super::*;
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use reliable_messaging::offset_tracker::{CommitPosition, OffsetTracker, TopicPartition};
+use reliable_messaging::consumer::{CommitPosition, OffsetTracker, TopicPartition};
 
 use crate::actions::Scheduled;
 use crate::metrics::Metrics;

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use reliable_messaging::health::{BrokerCheck, DatabaseCheck, Readiness};
 use reliable_messaging::parking::{ParkingLot, Redriver};
-use reliable_messaging::schema_migrations::SchemaStatus;
+use reliable_messaging::producer::DurableProducer;
+use reliable_messaging::service::health::{BrokerCheck, DatabaseCheck, Readiness};
+use reliable_messaging::service::migrations::SchemaStatus;
 use reliable_messaging::service::{prepare_database, DatabaseStart};
-use reliable_messaging::DurableProducer;
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

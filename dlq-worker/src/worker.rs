@@ -20,7 +20,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use reliable_messaging::consumer::group_member_config;
-use reliable_messaging::offset_tracker::TopicPartition;
+use reliable_messaging::consumer::TopicPartition;
 use reliable_messaging::Delivery;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -31,7 +31,7 @@ use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::rebalance::{commit_list, lock, SharedState, WorkerContext};
 use crate::triage::{triage, Decision, RetryPolicy};
-use reliable_messaging::dead_letter_limit::FloodGuard;
+use reliable_messaging::dead_letter::FloodGuard;
 use reliable_messaging::parking::ParkReason;
 
 /// Bounds on memory and concurrency.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reliable_messaging::DurableProducer;
+use reliable_messaging::producer::DurableProducer;
 use sqlx::MySqlPool;
 
 use crate::configuration::RequestIdSecret;

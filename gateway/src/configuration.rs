@@ -12,8 +12,8 @@ use std::fmt;
 use std::time::Duration;
 
 use rand::RngCore;
+use reliable_messaging::kafka::topics::TopicPolicy;
 use reliable_messaging::service::DatabaseUrl;
-use reliable_messaging::topics::TopicPolicy;
 use reliable_messaging::KafkaSettings;
 
 pub use args::Args;

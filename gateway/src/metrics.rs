@@ -1,6 +1,6 @@
 //! The gateway's counters, the accept-path latency histogram and its stage timings, in the
 //! per-instance registry it serves at `/metrics` (with the process and build-info metrics
-//! every service has: `reliable_messaging::metrics`).
+//! every service has: `reliable_messaging::service::metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-use reliable_messaging::metrics::MetricsRegistry;
-use reliable_messaging::stage_timings::StageTimings;
+use reliable_messaging::consumer::StageTimings;
+use reliable_messaging::service::metrics::MetricsRegistry;
 
 use crate::idempotency::ClaimSource;
 

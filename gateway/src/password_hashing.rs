@@ -17,7 +17,7 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::time::Instant;
 
-use reliable_messaging::stage_timings::StageTimings;
+use reliable_messaging::consumer::StageTimings;
 use tokio::sync::Semaphore;
 
 use crate::configuration::HashingSettings;

@@ -8,11 +8,11 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use reliable_messaging::health::{self, BrokerCheck, Readiness};
+use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::PublishError;
-use reliable_messaging::schema_migrations::SchemaStatus;
+use reliable_messaging::service::health::{self, BrokerCheck, Readiness};
+use reliable_messaging::service::migrations::SchemaStatus;
 use reliable_messaging::service::{prepare_database, DatabaseSettings, ServiceError};
-use reliable_messaging::DurableProducer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -60,7 +60,7 @@ impl Application {
         let producer = DurableProducer::new(&settings.kafka, settings.publish_timeout)?;
         // A 202 is as durable as the topic behind it: warn when it is replicated less than the
         // topic policy asks (the registration-service declares it; this only checks).
-        reliable_messaging::topics::spawn_durability_check(
+        reliable_messaging::kafka::topics::spawn_durability_check(
             settings.kafka.clone(),
             vec![settings.registrations_topic.clone()],
             settings.topic_policy.clone(),
@@ -153,7 +153,7 @@ fn router(state: AppState, readiness: Readiness, request_timeout: Duration) -> (
 }
 
 fn http_span(request: &Request) -> tracing::Span {
-    if !reliable_messaging::telemetry::enabled() {
+    if !reliable_messaging::service::telemetry::enabled() {
         return tower_http::trace::DefaultMakeSpan::new().make_span(request);
     }
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
@@ -166,7 +166,7 @@ fn http_span(request: &Request) -> tracing::Span {
         url.path = %request.uri().path(),
         http.response.status_code = tracing::field::Empty,
     );
-    reliable_messaging::trace_context::set_parent_from_pairs(
+    reliable_messaging::kafka::trace_context::set_parent_from_pairs(
         &span,
         request.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
     );

@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::FromArgMatches;
-use reliable_messaging::backoff::Backoff;
-use reliable_messaging::retry_metadata::MetadataFormat;
+use reliable_messaging::consumer::ConsumerSettings;
+use reliable_messaging::dead_letter::retry_metadata::MetadataFormat;
+use reliable_messaging::dead_letter::Backoff;
+use reliable_messaging::kafka::topics::TopicPolicy;
 use reliable_messaging::service::{self, DatabaseArgs, DatabaseUrl, ServiceArgs, ServiceDefaults};
-use reliable_messaging::topics::TopicPolicy;
-use reliable_messaging::{ConsumerSettings, KafkaSettings};
+use reliable_messaging::KafkaSettings;
 
 pub const NAME: &str = "registration-service";
 pub const DEFAULT_DATABASE_URL: &str = "mysql://registrations@127.0.0.1:3306/registrations";

@@ -7,17 +7,17 @@ use registration_service::startup::Application;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    reliable_messaging::telemetry::init("registration-service");
+    reliable_messaging::service::telemetry::init("registration-service");
     // `--help` and a bad variable (named in the message) exit here.
     let settings = Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::preflight::check(&settings.kafka, settings.database_url.expose())
+    reliable_messaging::service::preflight::check(&settings.kafka, settings.database_url.expose())
         .await
         .context("connecting to Kafka and the database")?;
-    let shutdown = reliable_messaging::shutdown::on_termination_signal();
+    let shutdown = reliable_messaging::service::shutdown::on_termination_signal();
     let app = Application::build(settings).await?;
     tracing::info!(http_port = app.http_port(), "registration-service starting");
     let result = app.run_until_stopped(shutdown).await;
-    reliable_messaging::telemetry::shutdown();
+    reliable_messaging::service::telemetry::shutdown();
     result
 }

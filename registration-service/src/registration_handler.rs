@@ -1,9 +1,10 @@
 //! Decides the outcome of each `RegistrationRequested` event.
 
 use registration_events::RegistrationRequested;
-use reliable_messaging::outcome::FailureKind;
-use reliable_messaging::sql_failures;
-use reliable_messaging::{Delivery, Handler, Outcome, Prepared};
+use reliable_messaging::consumer::sql_failures;
+use reliable_messaging::consumer::FailureKind;
+use reliable_messaging::consumer::Prepared;
+use reliable_messaging::{Delivery, Handler, Outcome};
 
 use crate::user_store::{PreparedInsert, Stored, UserStore};
 

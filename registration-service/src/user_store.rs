@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use chrono::Utc;
 use registration_events::RegistrationRequested;
+use reliable_messaging::consumer::StageTimings;
 use reliable_messaging::request_status::{self, Status, Transition};
-use reliable_messaging::stage_timings::StageTimings;
-use reliable_messaging::telemetry;
+use reliable_messaging::service::telemetry;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 use tracing::Instrument;
 use uuid::Uuid;

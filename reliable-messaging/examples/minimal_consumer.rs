@@ -12,8 +12,9 @@
 //! ```
 //! Not JSON → parked at once. Database down → consuming pauses until it is back.
 
+use reliable_messaging::consumer::{sql_failures, FailureKind};
 use reliable_messaging::service::{self, DatabaseArgs, ServiceArgs, ServiceBuilder, ServiceDefaults};
-use reliable_messaging::{sql_failures, Delivery, FailureKind, Handler, Outcome};
+use reliable_messaging::{Delivery, Handler, Outcome};
 
 struct Payments(sqlx::MySqlPool);
 
@@ -64,7 +65,7 @@ const CREATE_PAYMENTS: &str =
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    reliable_messaging::telemetry::init(DEFAULTS.name);
+    reliable_messaging::service::telemetry::init(DEFAULTS.name);
     let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
     let pool = args.database.settings().connect_lazy()?;
     let handler = Payments(pool.clone());
@@ -74,6 +75,6 @@ async fn main() -> anyhow::Result<()> {
         .build()
         .await?;
     sqlx::query(CREATE_PAYMENTS).execute(&pool).await?;
-    service.run(reliable_messaging::shutdown::on_termination_signal()).await?;
+    service.run(reliable_messaging::service::shutdown::on_termination_signal()).await?;
     Ok(())
 }

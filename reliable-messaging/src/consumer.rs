@@ -16,7 +16,7 @@
 //!   paused, the group membership kept (the consumer keeps polling), the failed messages are
 //!   re-tried with backoff as the probe, and consumption resumes from the uncommitted position
 //!   when they go through. Nothing is dead-lettered for an outage, however long.
-//! * **halted** when the dead-letter flood limit trips ([`crate::dead_letter_limit`]): the
+//! * **halted** when the dead-letter flood limit trips ([`crate::dead_letter::DeadLetterLimit`]): the
 //!   messages from the tripping one on stay uncommitted, the consumer stops consuming and
 //!   reports why until it is restarted.
 //!
@@ -34,8 +34,16 @@
 //! * handling with in-place retries of transient failures (`in_place_retry.rs`);
 //! * settling: counting, dead-lettering, the flood guard (`dead_letter_routing.rs`);
 //! * riding out an outage and halting, both without leaving the group (`outage.rs`);
-//! * who owns which partition across rebalances ([`AssignmentTracker`], `assignment.rs`) and
+//! * who owns which partition across rebalances (`AssignmentTracker`, `assignment.rs`) and
 //!   committing only what this member owns (`commit.rs`).
+//!
+//! And the types a handler meets, each in its own file: [`Delivery`], the record it is handed
+//! (`delivery.rs`); [`Outcome`] and [`FailureKind`], what it answers (`outcome.rs`);
+//! [`sql_failures`], which database errors are worth retrying (`sql_failures.rs`, `mysql`
+//! feature); [`StageTimings`], where its time goes (`stage_timings.rs`). A consumer that
+//! finishes messages out of order (the dlq-worker) tracks what it may commit with
+//! [`OffsetTracker`] (`offset_tracker.rs`); splitting a batch by partition is
+//! `partition_chunks.rs`.
 //!
 //! Dependencies point one way: this file uses only the parts the consumer is built from
 //! (settings, stats, assignment, handler); the files that add behaviour to
@@ -45,13 +53,20 @@ mod assignment;
 mod batch;
 mod commit;
 mod dead_letter_routing;
+pub(crate) mod delivery;
 mod handler;
 mod in_place_retry;
 mod lag;
+pub(crate) mod offset_tracker;
 mod outage;
+pub(crate) mod outcome;
+pub(crate) mod partition_chunks;
 mod poll;
 mod run;
 mod settings;
+#[cfg(feature = "mysql")]
+pub mod sql_failures;
+pub(crate) mod stage_timings;
 mod stats;
 
 use std::sync::atomic::AtomicBool;
@@ -59,16 +74,20 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 
-pub use assignment::AssignmentTracker;
+use assignment::AssignmentTracker;
+pub use delivery::Delivery;
 pub use handler::{Handler, Prepared};
+pub use offset_tracker::{CommitPosition, OffsetTracker, TopicPartition};
+pub use outcome::{Failure, FailureKind, Outcome};
 pub use settings::{group_member_config, CommitPolicy, ConsumerSettings, OutagePolicy};
+pub use stage_timings::{Stage, StageTimings};
 pub use stats::{ConsumerStats, Outage, LAG_REFRESH};
 
 use assignment::Ownership;
 
 use crate::dead_letter::DeadLetterPublisher;
-use crate::dead_letter_limit::FloodGuard;
-use crate::settings::KafkaSettings;
+use crate::dead_letter::FloodGuard;
+use crate::kafka::KafkaSettings;
 
 /// Why a consumer could not start, or stopped with an error rather than a shutdown.
 #[derive(Debug, thiserror::Error)]

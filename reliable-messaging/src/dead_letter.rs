@@ -1,63 +1,24 @@
-//! Hands failed messages to their dead-letter topic, `<topic>-dlq`, with retry metadata.
+//! Where a failed message goes: its dead-letter topic, `<topic>-dlq`, with the retry metadata
+//! that tells the dlq-worker how often and when to try it again.
+//!
+//! One concept per file:
+//!
+//! * [`DeadLetterPublisher`] and the topic naming ([`dead_letter_topic`],
+//!   [`DEAD_LETTER_SUFFIX`]): `publisher.rs`;
+//! * [`retry_metadata`]: the two wire formats (headers, or the JSON wrapper) and the header
+//!   names ([`retry_metadata::header`]), read everywhere, one chosen for writing;
+//! * [`Backoff`]: the retry schedule, in place and from the DLQ (`backoff.rs`);
+//! * [`DeadLetterLimit`] and [`FloodGuard`]: the flood limit that halts a consumer instead of
+//!   dead-lettering a whole topic (`limit.rs`).
+//!
+//! The service kit bundles format, schedule, threshold and limit as one value,
+//! [`DeadLetterPolicy`](crate::service::DeadLetterPolicy).
 
-use chrono::Utc;
-use tracing::Instrument;
+mod backoff;
+mod limit;
+mod publisher;
+pub mod retry_metadata;
 
-use crate::backoff::Backoff;
-use crate::delivery::Delivery;
-use crate::outcome::Failure;
-use crate::producer::{DurableProducer, OutboundRecord, PublishError, Stored};
-use crate::retry_metadata::{self, MetadataFormat, RetryMetadata};
-use crate::trace_context;
-
-/// Suffix that turns a topic into its dead-letter topic; the DLQ worker strips it again.
-pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
-
-/// The dead-letter topic of `topic`.
-pub fn dead_letter_topic(topic: &str) -> String {
-    format!("{topic}{DEAD_LETTER_SUFFIX}")
-}
-
-/// Publishes failed deliveries to the dead-letter topic of the topic they came from.
-///
-/// The record keeps its key (so per-key ordering in the DLQ matches the source), payload and
-/// foreign headers, and gets fresh retry metadata whose `x-not-before` follows `schedule`.
-#[derive(Clone)]
-pub struct DeadLetterPublisher {
-    producer: DurableProducer,
-    format: MetadataFormat,
-    schedule: Backoff,
-}
-
-impl DeadLetterPublisher {
-    pub fn new(producer: DurableProducer, format: MetadataFormat, schedule: Backoff) -> Self {
-        Self { producer, format, schedule }
-    }
-
-    /// Publishes and waits for `acks=all`. Only after this returns `Ok` may the source offset
-    /// be committed.
-    pub async fn publish(&self, delivery: &Delivery, failure: &Failure) -> Result<Stored, PublishError> {
-        let now = Utc::now();
-        let delay = self.schedule.delay(delivery.retry_count());
-        let not_before = now + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::zero());
-        let origin = (delivery.topic.as_str(), delivery.partition, delivery.offset);
-        let metadata = RetryMetadata::after_failure(delivery.retry.as_ref(), origin, failure, now, not_before);
-        let source_topic = metadata.original_topic.clone().unwrap_or_else(|| delivery.topic.clone());
-        let (payload, headers) =
-            retry_metadata::encode(&delivery.headers, delivery.payload.as_deref(), &metadata, self.format);
-        let record =
-            OutboundRecord { topic: dead_letter_topic(&source_topic), key: delivery.key.clone(), payload, headers };
-        // The DLQ hop continues the message's own trace (not the batch's): the producer then
-        // writes this span as the dead letter's `traceparent`.
-        let span = trace_context::continue_span(delivery, || {
-            tracing::info_span!(
-                "dead-letter",
-                otel.name = %format!("{} dead-letter", record.topic),
-                error.type = %failure.kind,
-                error.message = %failure.message,
-                retry_count = delivery.retry_count(),
-            )
-        });
-        self.producer.send(&record).instrument(span).await
-    }
-}
+pub use backoff::{Backoff, BackoffShape};
+pub use limit::{DeadLetterLimit, FloodGuard, HaltReason};
+pub use publisher::{dead_letter_topic, DeadLetterPublisher, DEAD_LETTER_SUFFIX};

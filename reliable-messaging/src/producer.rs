@@ -10,9 +10,10 @@ use rdkafka::util::Timeout;
 
 use tracing::Instrument;
 
-use crate::delivery::Header;
-use crate::settings::KafkaSettings;
-use crate::{telemetry, trace_context};
+use crate::kafka::trace_context;
+use crate::kafka::Header;
+use crate::kafka::KafkaSettings;
+use crate::service::telemetry;
 
 /// What a producer waits for before a send counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,7 +75,8 @@ pub struct DurableProducer {
 impl DurableProducer {
     /// `delivery_timeout` bounds how long a send may wait for the acknowledgement, retries
     /// included. After it the send fails: callers answer "not accepted" instead of waiting
-    /// forever; the record may still be stored later (see [`IN_FLIGHT_PATIENCE`]).
+    /// forever; the record may still be stored later (librdkafka keeps it in flight for at
+    /// least two minutes, longer than any leader failover).
     pub fn new(settings: &KafkaSettings, delivery_timeout: Duration) -> Result<Self, PublishError> {
         Self::with_overrides(settings, delivery_timeout, &[])
     }

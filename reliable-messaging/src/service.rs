@@ -21,6 +21,19 @@
 //!   `probes.rs`);
 //! * typed errors: [`ServiceError`] (`error.rs`).
 //!
+//! The parts the builder assembles, public for services that assemble their own (the gateway,
+//! the dlq-worker), one module each:
+//!
+//! * [`preflight`]: start-up checks that turn a misconfigured secured connection to Kafka or
+//!   the database into one clear error;
+//! * [`migrations`]: the shared database migrations, applied safely when several instances
+//!   start at once (`mysql` feature);
+//! * [`health`]: `/healthz` and `/readyz` with their readiness checks;
+//! * [`metrics`]: one `prometheus-client` registry per instance and `/metrics`;
+//! * [`problem`]: error answers as RFC 9457 problem documents (`http` feature);
+//! * [`telemetry`]: logs and distributed tracing set-up;
+//! * [`shutdown`]: the one cancellation token SIGTERM and SIGINT cancel.
+//!
 //! The MySQL parts need the `mysql` feature and the HTTP parts the `http` feature (both on by
 //! default), so a consumer that writes elsewhere builds neither sqlx nor axum.
 
@@ -31,12 +44,21 @@ mod command;
 mod database;
 mod dead_letter_policy;
 mod error;
+pub mod health;
 mod kafka_args;
+pub mod metrics;
+#[cfg(feature = "mysql")]
+pub mod migrations;
+pub mod preflight;
 #[cfg(feature = "http")]
 mod probes;
+#[cfg(feature = "http")]
+pub mod problem;
 mod retry_args;
 mod running;
 mod secret;
+pub mod shutdown;
+pub mod telemetry;
 mod topic_args;
 
 pub use args::{share as parse_share, ServiceArgs};

@@ -22,7 +22,7 @@ pub struct ClusterConfig {
     pub batch_size: u32,
     /// Extra variables for every service (e.g. `RUST_LOG=debug`).
     pub extra_env: Vec<(&'static str, String)>,
-    /// Declare the topics the way the services do (`reliable_messaging::topics`, default
+    /// Declare the topics the way the services do (`reliable_messaging::kafka::topics`, default
     /// policy: replication factor min(3, brokers), `min.insync.replicas` RF − 1) instead of
     /// with replication factor 1; for the replicated-cluster scenarios.
     pub production_topics: bool,
@@ -78,11 +78,15 @@ impl Cluster {
         let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
         let topic = env.unique_topic("chaos-registrations");
         if config.production_topics {
-            let policy = reliable_messaging::topics::TopicPolicy { partitions: Some(3), ..Default::default() };
+            let policy = reliable_messaging::kafka::topics::TopicPolicy { partitions: Some(3), ..Default::default() };
             let kafka = reliable_messaging::KafkaSettings::new(env.kafka_bootstrap.clone(), "chaos-cluster");
-            reliable_messaging::topics::ensure_exist_with(&kafka, &[&topic, &dead_letter_topic(&topic)], &policy)
-                .await
-                .expect("declare the topics");
+            reliable_messaging::kafka::topics::ensure_exist_with(
+                &kafka,
+                &[&topic, &dead_letter_topic(&topic)],
+                &policy,
+            )
+            .await
+            .expect("declare the topics");
         } else {
             env.create_topics(&[&topic, &dead_letter_topic(&topic)], 3).await;
         }

@@ -49,7 +49,7 @@ async fn resolve() -> TestEnv {
 fn tracing_subscriber_init() -> Option<()> {
     // Service logs in tests are noise unless asked for with TEST_LOG=1.
     if std::env::var("TEST_LOG").is_ok() {
-        reliable_messaging::telemetry::init("integration-tests");
+        reliable_messaging::service::telemetry::init("integration-tests");
     }
     Some(())
 }

@@ -15,7 +15,7 @@ use futures::future::join_all;
 use integration_tests::harness::{self, free_port, ServiceProcess};
 use integration_tests::{test_env, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::schema_migrations::{apply_migrations, SchemaStatus};
+use reliable_messaging::service::migrations::{apply_migrations, SchemaStatus};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection, MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;

@@ -11,9 +11,9 @@ use integration_tests::ledger;
 use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait, TestEnv};
-use reliable_messaging::backoff::Backoff;
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::dead_letter_limit::DeadLetterLimit;
+use reliable_messaging::dead_letter::Backoff;
+use reliable_messaging::dead_letter::DeadLetterLimit;
 
 const GROUP: &str = "registration-service";
 

@@ -14,14 +14,14 @@ use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::kafka::produce_with;
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait};
-use reliable_messaging::backoff::Backoff;
+use reliable_messaging::consumer::{ConsumerSettings, ReliableConsumer};
+use reliable_messaging::dead_letter::retry_metadata::{header, MetadataFormat};
+use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::dead_letter::DeadLetterPublisher;
 use reliable_messaging::parking::{ParkedState, ParkingLot, RedriveOutcome, Redriver};
+use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::request_status::REQUEST_ID_HEADER;
-use reliable_messaging::retry_metadata::{header, MetadataFormat};
-use reliable_messaging::{
-    ConsumerSettings, Delivery, DurableProducer, Handler, KafkaSettings, Outcome, ReliableConsumer,
-};
+use reliable_messaging::{Delivery, Handler, KafkaSettings, Outcome};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

@@ -12,8 +12,8 @@ use dlq_support::{topic_exists, topic_pair, wait_parked};
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
+use reliable_messaging::dead_letter::retry_metadata::{header, MetadataFormat, MetadataSource};
 use reliable_messaging::request_status::{self, REQUEST_ID_HEADER};
-use reliable_messaging::retry_metadata::{header, MetadataFormat, MetadataSource};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +23,7 @@ async fn transient_failure_is_resent_to_its_origin_with_the_count_incremented() 
     let scope = Scope::new(env);
     let (origin, dlq) = topic_pair(&scope, "orders", 3).await;
     let request_id = Uuid::new_v4();
-    let last_failure = reliable_messaging::retry_metadata::rfc3339(Utc::now());
+    let last_failure = reliable_messaging::dead_letter::retry_metadata::rfc3339(Utc::now());
     env.produce(
         &dlq,
         Some(b"customer-7"),

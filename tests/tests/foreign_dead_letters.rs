@@ -12,9 +12,9 @@ use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::test_env;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use reliable_messaging::backoff::Backoff;
+use reliable_messaging::dead_letter::retry_metadata::header;
+use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::parking::ParkReason;
-use reliable_messaging::retry_metadata::header;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_articles_retry_headers_are_honoured_count_and_origin() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::ledger::{Expected, PasswordEvidence};
-use reliable_messaging::metrics::CONTENT_TYPE;
 use reliable_messaging::parking::ParkReason;
+use reliable_messaging::service::metrics::CONTENT_TYPE;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

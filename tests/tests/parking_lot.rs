@@ -12,10 +12,10 @@ use integration_tests::harness::binary_path;
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::delivery::Header;
+use reliable_messaging::dead_letter::retry_metadata::header;
+use reliable_messaging::kafka::Header;
 use reliable_messaging::parking::{NewParkedMessage, ParkReason, ParkedFilter, ParkedState, ParkingLot};
 use reliable_messaging::request_status;
-use reliable_messaging::retry_metadata::header;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

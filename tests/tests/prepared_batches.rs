@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use integration_tests::kafka::produce_with;
 use integration_tests::{test_env, wait};
-use reliable_messaging::backoff::Backoff;
+use reliable_messaging::consumer::{ConsumerSettings, Prepared, ReliableConsumer};
+use reliable_messaging::dead_letter::retry_metadata::MetadataFormat;
+use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::dead_letter::DeadLetterPublisher;
-use reliable_messaging::retry_metadata::MetadataFormat;
-use reliable_messaging::{
-    ConsumerSettings, Delivery, DurableProducer, Handler, KafkaSettings, Outcome, Prepared, ReliableConsumer,
-};
+use reliable_messaging::producer::DurableProducer;
+use reliable_messaging::{Delivery, Handler, KafkaSettings, Outcome};
 use tokio_util::sync::CancellationToken;
 
 /// Records what it was asked to do. `prepare` keeps the batch's offsets; `handle_prepared`

@@ -9,7 +9,7 @@ use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::retry_metadata::header;
+use reliable_messaging::dead_letter::retry_metadata::header;
 
 async fn topic_pair(prefix: &str) -> (String, String) {
     let env = test_env().await;
@@ -138,7 +138,7 @@ async fn under_the_dead_letter_outage_policy_a_down_database_sends_messages_to_t
     settings.consumer.in_place_retries = 2;
     // The article's original path, still available: an outage is an ordinary transient
     // failure. (The default pauses instead: tests/tests/dependency_outage.rs.)
-    settings.consumer.outage_policy = reliable_messaging::OutagePolicy::DeadLetter;
+    settings.consumer.outage_policy = reliable_messaging::consumer::OutagePolicy::DeadLetter;
     let service = InProcessService::start(settings).await;
     // Let the service migrate and join the group, then take the database away.
     wait::until(Duration::from_secs(30), "partitions are assigned", || async {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use integration_tests::harness::{self, free_port, ServiceProcess};
 use integration_tests::wait;
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::preflight::{self, PreflightError, Reach};
+use reliable_messaging::service::preflight::{self, PreflightError, Reach};
 use reliable_messaging::KafkaSettings;
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -75,8 +75,8 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let (kafka, server_url) = secured_env();
     let database_url = fresh_database(&server_url).await;
     let topic = format!("secure-registrations-{}", Uuid::new_v4().simple());
-    let policy = reliable_messaging::topics::TopicPolicy::default();
-    reliable_messaging::topics::ensure_exist_with(&kafka, &[&topic, &dead_letter_topic(&topic)], &policy)
+    let policy = reliable_messaging::kafka::topics::TopicPolicy::default();
+    reliable_messaging::kafka::topics::ensure_exist_with(&kafka, &[&topic, &dead_letter_topic(&topic)], &policy)
         .await
         .expect("create topics over SASL_SSL");
 

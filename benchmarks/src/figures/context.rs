@@ -9,7 +9,7 @@ use super::Inputs;
 pub(super) fn rows(report: &mut Report, i: &Inputs<'_>) {
     let Inputs { r, gw_max, .. } = i;
     // Context: the services against Kafka's own tools (single measurements).
-    let durability = reliable_messaging::topics::TopicPolicy::default().resolve(r.brokers);
+    let durability = reliable_messaging::kafka::topics::TopicPolicy::default().resolve(r.brokers);
     report.note(format!(
         "Kafka: {} broker(s); every topic of the run replicated {} times with min.insync.replicas {} (what the \
          services declare on such a cluster).",

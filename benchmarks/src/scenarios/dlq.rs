@@ -14,9 +14,9 @@ use anyhow::Context as _;
 use chrono::Utc;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
-use reliable_messaging::delivery::Header;
+use reliable_messaging::dead_letter::retry_metadata::header;
+use reliable_messaging::kafka::Header;
 use reliable_messaging::producer::OutboundRecord;
-use reliable_messaging::retry_metadata::header;
 
 use super::{poll_until, Context, READY_TIMEOUT};
 use crate::events;

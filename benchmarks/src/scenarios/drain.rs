@@ -55,7 +55,7 @@ pub struct DrainRound {
 /// plan's sizes), each with topics and databases of its own.
 pub async fn round(ctx: &Context<'_>, i: usize) -> anyhow::Result<DrainRound> {
     let plan = ctx.plan;
-    let batch_size = reliable_messaging::ConsumerSettings::new("", &[]).max_batch_size;
+    let batch_size = reliable_messaging::consumer::ConsumerSettings::new("", &[]).max_batch_size;
     let db = ctx.env.fresh_database(&format!("raw_{i}")).await?;
     let raw = raw::database::measure(&db, &ctx.env.run_id, batch_size, plan.raw_batched_rows, plan.raw_single_rows)
         .await

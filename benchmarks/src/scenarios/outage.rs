@@ -276,7 +276,7 @@ async fn outage_and_drain(
     by: OutageBy,
     proxy: Option<&TcpProxy>,
     service: &Service,
-    producer: &reliable_messaging::DurableProducer,
+    producer: &reliable_messaging::producer::DurableProducer,
     records: Vec<reliable_messaging::producer::OutboundRecord>,
     settled_before: f64,
 ) -> anyhow::Result<Drained> {

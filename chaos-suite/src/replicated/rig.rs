@@ -9,7 +9,7 @@ use integration_tests::brokers::Brokers;
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::test_env;
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::topics::{check_durability, TopicPolicy};
+use reliable_messaging::kafka::topics::{check_durability, TopicPolicy};
 use reliable_messaging::KafkaSettings;
 
 use crate::load::LoadStats;

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSION};
-use reliable_messaging::delivery::Header;
+use reliable_messaging::kafka::trace_context;
+use reliable_messaging::kafka::Header;
 use reliable_messaging::producer::OutboundRecord;
-use reliable_messaging::trace_context;
 use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -78,7 +78,7 @@ async fn accept(
         }
     };
 
-    let hashing = reliable_messaging::telemetry::span(|| tracing::info_span!("hash password"));
+    let hashing = reliable_messaging::service::telemetry::span(|| tracing::info_span!("hash password"));
     let password_hash = state.hasher.hash(&registration.password).instrument(hashing).await?;
     let event = RegistrationRequested {
         schema_version: SCHEMA_VERSION,

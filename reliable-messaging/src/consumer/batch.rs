@@ -9,8 +9,8 @@ use std::ops::Range;
 
 use super::assignment::PartitionKey;
 use super::handler::{Handler, Prepared};
-use crate::delivery::Delivery;
-use crate::partition_chunks::partition_chunks;
+use crate::consumer::delivery::Delivery;
+use crate::consumer::partition_chunks::partition_chunks;
 
 /// The chunks of a batch handled at the same time (contiguous, whole partitions), each with
 /// what the handler prepared for it.
@@ -41,7 +41,7 @@ impl Batch {
     }
 
     /// Orders the deliveries by topic and partition, keeping each partition's order, so that
-    /// [`partition_chunks`](crate::partition_chunks::partition_chunks) can hand out plain slices. Order across partitions means nothing.
+    /// [`partition_chunks`](crate::consumer::partition_chunks::partition_chunks) can hand out plain slices. Order across partitions means nothing.
     pub(super) fn group_by_partition(&mut self) {
         let deliveries = std::mem::take(&mut self.deliveries);
         let mut pairs: Vec<(Delivery, Option<u64>)> = deliveries.into_iter().zip(self.tokens.drain(..)).collect();

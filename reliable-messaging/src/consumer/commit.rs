@@ -75,7 +75,7 @@ mod tests {
 
     use super::*;
     use crate::consumer::assignment::{Ownership, PartitionKey};
-    use crate::delivery::Delivery;
+    use crate::consumer::delivery::Delivery;
 
     fn partitions(ps: &[i32]) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();

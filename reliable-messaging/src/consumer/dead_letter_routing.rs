@@ -15,10 +15,10 @@ use super::batch::PreparedChunks;
 use super::handler::Handler;
 use super::stats::ConsumerStats;
 use super::{ConsumerError, ReliableConsumer};
-use crate::backoff::Backoff;
-use crate::dead_letter_limit::{FloodGuard, HaltReason};
-use crate::delivery::Delivery;
-use crate::outcome::{Failure, FailureKind, Outcome};
+use crate::consumer::delivery::Delivery;
+use crate::consumer::outcome::{Failure, FailureKind, Outcome};
+use crate::dead_letter::Backoff;
+use crate::dead_letter::{FloodGuard, HaltReason};
 
 /// What became of a batch.
 #[derive(Debug, PartialEq)]
@@ -175,7 +175,7 @@ impl<H: Handler> ReliableConsumer<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dead_letter_limit::DeadLetterLimit;
+    use crate::dead_letter::DeadLetterLimit;
 
     fn no_limit() -> FloodGuard {
         FloodGuard::new(DeadLetterLimit::disabled())

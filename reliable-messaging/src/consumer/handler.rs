@@ -6,8 +6,8 @@
 use std::any::Any;
 use std::future::Future;
 
-use crate::delivery::Delivery;
-use crate::outcome::Outcome;
+use crate::consumer::delivery::Delivery;
+use crate::consumer::outcome::Outcome;
 
 /// Application logic for one topic. Implement [`Handler::handle`]; override
 /// [`Handler::handle_batch`] when the work batches well (one multi-row upsert per batch), and

@@ -13,9 +13,9 @@ use super::batch::PreparedChunks;
 use super::handler::Handler;
 use super::settings::OutagePolicy;
 use super::{ConsumerError, ReliableConsumer};
-use crate::delivery::Delivery;
-use crate::outcome::Outcome;
-use crate::partition_chunks::partition_chunks;
+use crate::consumer::delivery::Delivery;
+use crate::consumer::outcome::Outcome;
+use crate::consumer::partition_chunks::partition_chunks;
 
 /// The outcome a message gets without being handled: a permanent failure when its retry
 /// metadata is unreadable (poison, parked by the DLQ worker); `None` for a message to handle.
@@ -131,7 +131,7 @@ impl<H: Handler> ReliableConsumer<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry_metadata::MetadataError;
+    use crate::dead_letter::retry_metadata::MetadataError;
 
     fn delivery(retry_metadata_error: Option<MetadataError>) -> Delivery {
         Delivery {

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::handler::Handler;
 use super::stats::Outage;
 use super::{ConsumerError, ReliableConsumer};
-use crate::dead_letter_limit::HaltReason;
-use crate::delivery::Delivery;
-use crate::outcome::Outcome;
+use crate::consumer::delivery::Delivery;
+use crate::consumer::outcome::Outcome;
+use crate::dead_letter::HaltReason;
 
 impl<H: Handler> ReliableConsumer<H> {
     /// Pauses consumption while the dependency named by a `DependencyDown` outcome is down:

@@ -16,7 +16,7 @@ use super::assignment::lock_ownership;
 use super::batch::Batch;
 use super::handler::Handler;
 use super::ReliableConsumer;
-use crate::delivery::Delivery;
+use crate::consumer::delivery::Delivery;
 
 /// Whether the handler is still busy with the batch before the one being polled, and the
 /// signal that it is done.

@@ -55,7 +55,7 @@ impl<H: Handler> ReliableConsumer<H> {
                 async {
                     // Handling and dead-lettering continue the messages' trace (a batch
                     // mixing traces links to each of them).
-                    let handling = crate::trace_context::batch_span(&batch.deliveries);
+                    let handling = crate::kafka::trace_context::batch_span(&batch.deliveries);
                     let settled =
                         tracing::Instrument::instrument(self.settle(&batch.deliveries, prepared, &shutdown), handling)
                             .await

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-use crate::backoff::Backoff;
-use crate::dead_letter_limit::DeadLetterLimit;
-use crate::settings::KafkaSettings;
+use crate::dead_letter::Backoff;
+use crate::dead_letter::DeadLetterLimit;
+use crate::kafka::KafkaSettings;
 
 /// When offsets are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,7 +20,9 @@ pub enum CommitPolicy {
     AfterDurableOutcome,
     /// Kafka's auto-commit: offsets are committed in the background as soon as messages are
     /// polled, whatever happens to them. **Loses messages on a crash.** It exists only so the
-    /// test suite can prove that its loss detector detects the article's failure.
+    /// test suite can prove that its loss detector detects the article's failure. Only in a
+    /// build with the `negative-control` feature, which production builds never turn on.
+    #[cfg(feature = "negative-control")]
     UnsafeAutoCommit,
 }
 
@@ -98,6 +100,7 @@ impl ConsumerSettings {
         if let Some(id) = &self.instance_id {
             config.set("group.instance.id", id);
         }
+        #[cfg(feature = "negative-control")]
         if self.commit_policy == CommitPolicy::UnsafeAutoCommit {
             tracing::warn!("COMMIT_POLICY=unsafe-auto-commit: messages WILL be lost on a crash");
             config

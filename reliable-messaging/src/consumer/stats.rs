@@ -3,15 +3,15 @@
 //!
 //! Shared (`Arc`) between the run loop, the rebalance callbacks and the HTTP probes, so it is
 //! plain atomics and small locks, and knows nothing of Kafka: a service may serve it before
-//! the consumer exists. Nor does it know how it is exported: `crate::metrics` reads it at
+//! the consumer exists. Nor does it know how it is exported: `crate::service::metrics` reads it at
 //! scrape time, for the service that chooses to serve it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dead_letter_limit::HaltReason;
-use crate::stage_timings::StageTimings;
+use crate::consumer::stage_timings::StageTimings;
+use crate::dead_letter::HaltReason;
 
 /// Counters of what the consumer did, for readiness, tests and `/metrics`.
 #[derive(Debug, Default)]

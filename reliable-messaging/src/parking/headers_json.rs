@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::Header;
+use crate::kafka::Header;
 
 #[derive(Serialize, Deserialize)]
 struct StoredHeader {

@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::delivery::{Delivery, Header};
+use crate::consumer::delivery::Delivery;
+use crate::dead_letter::retry_metadata::{self, MetadataFormat, RetryMetadata};
+use crate::kafka::Header;
 use crate::request_status::REQUEST_ID_HEADER;
-use crate::retry_metadata::{self, MetadataFormat, RetryMetadata};
 
 /// Longest error message stored; longer ones are cut.
 pub const MAX_STORED_ERROR_BYTES: usize = 2048;
@@ -171,7 +172,7 @@ impl ParkedMessage {
             original_offset: self.original_offset,
             first_failure_at: self.first_failure_at,
             last_failure_at: self.last_failure_at,
-            error_kind: crate::outcome::FailureKind::parse(&self.error_kind),
+            error_kind: crate::consumer::outcome::FailureKind::parse(&self.error_kind),
             error_message: self
                 .error_message
                 .as_deref()
@@ -280,8 +281,8 @@ pub struct AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::FailureKind;
-    use crate::retry_metadata::header;
+    use crate::consumer::outcome::FailureKind;
+    use crate::dead_letter::retry_metadata::header;
 
     fn parked(headers: Vec<Header>, payload: &[u8]) -> ParkedMessage {
         ParkedMessage {

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use super::message::{ParkedFilter, ParkedState};
 use super::store::{lock_message, set_state, ParkingError, ParkingLot, LOG_TARGET};
+use crate::dead_letter::retry_metadata::MetadataFormat;
 use crate::producer::DurableProducer;
-use crate::retry_metadata::MetadataFormat;
 
 /// What one redrive did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::consumer::{CommitPolicy, ConsumerSettings, OutagePolicy};
-use crate::dead_letter_limit::DeadLetterLimit;
+use crate::dead_letter::DeadLetterLimit;
+use crate::kafka::topics::TopicPolicy;
+use crate::kafka::KafkaSettings;
 use crate::service::dead_letter_policy::DeadLetterPolicy;
 use crate::service::kafka_args::KafkaArgs;
 use crate::service::retry_args::{backoff, BackoffShapeArg, RetryScheduleArgs};
 use crate::service::topic_args::TopicArgs;
-use crate::settings::KafkaSettings;
-use crate::topics::TopicPolicy;
 
 /// Kafka, consumer, retry, dead-letter, topic and HTTP settings; see the module docs.
 ///
@@ -47,8 +47,9 @@ pub struct ServiceArgs {
     /// 0: batches fill while the handler is busy, and close as soon as it is free.
     #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 0)]
     pub batch_wait_ms: u64,
-    /// When offsets are committed (unsafe-auto-commit only for the negative-control test).
-    #[arg(long, env = "COMMIT_POLICY", value_enum, default_value_t = CommitPolicyArg::AfterDurableOutcome)]
+    /// When offsets are committed (unsafe-auto-commit only for the negative-control test, in a
+    /// build with the `negative-control` feature).
+    #[arg(long, env = "COMMIT_POLICY", value_parser = commit_policy_parser(), default_value = AFTER_DURABLE_OUTCOME)]
     pub commit_policy: CommitPolicyArg,
     /// What a dependency outage does: pause consuming, or the dead-letter path.
     #[arg(long, env = "DEPENDENCY_OUTAGE", value_enum, default_value_t = OutagePolicyArg::Pause)]
@@ -112,10 +113,43 @@ pub struct ServiceArgs {
 }
 
 /// [`CommitPolicy`] as a command-line value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+///
+/// `unsafe-auto-commit` is always a known value, so `--help` and a typo look the same in
+/// every build; without the `negative-control` feature it is refused when parsed, with an
+/// error naming the feature, instead of quietly committing after the durable outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitPolicyArg {
     AfterDurableOutcome,
+    #[cfg(feature = "negative-control")]
     UnsafeAutoCommit,
+}
+
+const AFTER_DURABLE_OUTCOME: &str = "after-durable-outcome";
+const UNSAFE_AUTO_COMMIT: &str = "unsafe-auto-commit";
+
+fn commit_policy_parser() -> impl clap::builder::TypedValueParser<Value = CommitPolicyArg> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new([AFTER_DURABLE_OUTCOME, UNSAFE_AUTO_COMMIT]).try_map(|value| {
+        if value == UNSAFE_AUTO_COMMIT {
+            unsafe_auto_commit()
+        } else {
+            Ok(CommitPolicyArg::AfterDurableOutcome)
+        }
+    })
+}
+
+#[cfg(feature = "negative-control")]
+fn unsafe_auto_commit() -> Result<CommitPolicyArg, String> {
+    Ok(CommitPolicyArg::UnsafeAutoCommit)
+}
+
+#[cfg(not(feature = "negative-control"))]
+fn unsafe_auto_commit() -> Result<CommitPolicyArg, String> {
+    Err(format!(
+        "{UNSAFE_AUTO_COMMIT} loses messages on a crash and exists only for the test suite's negative \
+         control; this binary was built without the `negative-control` feature (build it with \
+         `--features negative-control`, as scripts/test.sh does)"
+    ))
 }
 
 /// [`OutagePolicy`] as a command-line value.
@@ -162,6 +196,7 @@ impl ServiceArgs {
         );
         consumer.commit_policy = match self.commit_policy {
             CommitPolicyArg::AfterDurableOutcome => CommitPolicy::AfterDurableOutcome,
+            #[cfg(feature = "negative-control")]
             CommitPolicyArg::UnsafeAutoCommit => CommitPolicy::UnsafeAutoCommit,
         };
         consumer.instance_id = self.consumer_instance_id.clone().filter(|id| !id.is_empty());
@@ -209,7 +244,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::backoff::Backoff;
+    use crate::dead_letter::Backoff;
 
     #[derive(Debug, Parser)]
     struct Cli {
@@ -253,5 +288,21 @@ mod tests {
         assert!(error.contains("DLQ_MAX_PERMANENT_SHARE") && error.contains("between 0 and 1"), "{error}");
         let error = parse(&["--dependency-outage", "ignore"]).expect_err("no such policy").to_string();
         assert!(error.contains("DEPENDENCY_OUTAGE"), "{error}");
+    }
+
+    #[cfg(not(feature = "negative-control"))]
+    #[test]
+    fn auto_commit_is_refused_naming_the_feature_that_allows_it() {
+        let error = parse(&["--commit-policy", "unsafe-auto-commit"]).expect_err("refused").to_string();
+        assert!(error.contains("COMMIT_POLICY") && error.contains("`negative-control` feature"), "{error}");
+        let error = parse(&["--commit-policy", "sometimes"]).expect_err("no such policy").to_string();
+        assert!(error.contains("COMMIT_POLICY"), "{error}");
+    }
+
+    #[cfg(feature = "negative-control")]
+    #[test]
+    fn auto_commit_is_the_negative_control_features_to_allow() {
+        let args = parse(&["--commit-policy", "unsafe-auto-commit"]).expect("parses");
+        assert_eq!(args.consumer_settings("svc", &["t"]).commit_policy, CommitPolicy::UnsafeAutoCommit);
     }
 }

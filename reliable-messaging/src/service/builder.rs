@@ -14,13 +14,13 @@ use sqlx::migrate::Migrator;
 use sqlx::MySqlPool;
 
 use crate::consumer::{ConsumerSettings, ConsumerStats, Handler};
-use crate::health::ReadinessCheck;
+use crate::kafka::topics::TopicPolicy;
+use crate::kafka::KafkaSettings;
 use crate::producer::DurableProducer;
 use crate::service::args::ServiceArgs;
 use crate::service::dead_letter_policy::DeadLetterPolicy;
 use crate::service::error::ServiceError;
-use crate::settings::KafkaSettings;
-use crate::topics::TopicPolicy;
+use crate::service::health::ReadinessCheck;
 
 /// A consumer service ready to run; made by [`ServiceBuilder::build`].
 pub struct ConsumerService<H: Handler> {
@@ -35,7 +35,8 @@ pub struct ConsumerService<H: Handler> {
 ///
 /// ```no_run
 /// # use reliable_messaging::service::{ServiceBuilder, DatabaseSettings};
-/// # use reliable_messaging::{ConsumerSettings, Delivery, Handler, KafkaSettings, Outcome};
+/// # use reliable_messaging::consumer::ConsumerSettings;
+/// # use reliable_messaging::{Delivery, Handler, KafkaSettings, Outcome};
 /// # struct Store;
 /// # impl Handler for Store { async fn handle(&self, _: &Delivery) -> Outcome { Outcome::Done } }
 /// # async fn run(db: DatabaseSettings, migrator: sqlx::migrate::Migrator) -> anyhow::Result<()> {
@@ -51,7 +52,7 @@ pub struct ConsumerService<H: Handler> {
 /// .http("127.0.0.1:8090".parse()?)
 /// .build()
 /// .await?;
-/// service.run(reliable_messaging::shutdown::on_termination_signal()).await?;
+/// service.run(reliable_messaging::service::shutdown::on_termination_signal()).await?;
 /// # Ok(()) }
 /// ```
 pub struct ServiceBuilder<H: Handler> {
@@ -174,7 +175,7 @@ impl<H: Handler> ServiceBuilder<H> {
     }
 
     /// Migrations applied to the [`database`](ServiceBuilder::database) before consuming,
-    /// waiting (not ready) while the database is down; see [`crate::schema_migrations`].
+    /// waiting (not ready) while the database is down; see [`crate::service::migrations`].
     #[cfg(feature = "mysql")]
     pub fn migrations(mut self, migrator: Migrator) -> Self {
         self.migrations = Some(migrator);

@@ -14,9 +14,9 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
-use crate::schema_migrations::{apply_migrations, SchemaStatus};
+use crate::dead_letter::Backoff;
 use crate::service::error::ServiceError;
+use crate::service::migrations::{apply_migrations, SchemaStatus};
 use crate::service::secret::DatabaseUrl;
 
 /// Database arguments, to flatten into a service's arguments.

@@ -6,9 +6,9 @@
 //! [`KafkaSettings::read_properties`] describes; the binary hands those variables over
 //! explicitly ([`KafkaArgs::settings`]), so no library type reads the environment itself.
 
+use crate::kafka::KafkaSettings;
 use crate::producer::ProducerAcks;
 use crate::service::secret::Secret;
-use crate::settings::KafkaSettings;
 
 /// Kafka connection arguments.
 #[derive(Debug, Clone, clap::Args)]

@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{ConsumerStats, Handler, ReliableConsumer};
 use crate::dead_letter::{dead_letter_topic, DeadLetterPublisher};
-#[cfg(feature = "http")]
-use crate::health::{AssignmentCheck, BrokerCheck, ConsumingCheck, Readiness};
+use crate::kafka::topics::TopicPolicy;
+use crate::kafka::KafkaSettings;
 use crate::producer::DurableProducer;
 use crate::service::builder::{ConsumerService, ServiceBuilder};
 use crate::service::error::ServiceError;
-use crate::settings::KafkaSettings;
-use crate::topics::TopicPolicy;
+#[cfg(feature = "http")]
+use crate::service::health::{AssignmentCheck, BrokerCheck, ConsumingCheck, Readiness};
 
 /// How long the DLQ producer may take to deliver what it still holds at shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +44,7 @@ impl<H: Handler> ConsumerService<H> {
         #[cfg(not(feature = "http"))]
         let ConsumerService { parts, producer, stats } = self;
         #[cfg(feature = "mysql")]
-        let schema = parts.migrations.as_ref().map(|_| crate::schema_migrations::SchemaStatus::default());
+        let schema = parts.migrations.as_ref().map(|_| crate::service::migrations::SchemaStatus::default());
         // Stopped by us after the consumer (even when it failed), or with `shutdown`.
         let http_stop = shutdown.child_token();
         #[cfg(feature = "http")]
@@ -57,7 +57,7 @@ impl<H: Handler> ConsumerService<H> {
                 schema.as_ref(),
             );
             // The kit is the application here: it chooses to export the consumer's stats.
-            let mut metrics = crate::metrics::MetricsRegistry::new(&parts.name, &parts.version);
+            let mut metrics = crate::service::metrics::MetricsRegistry::new(&parts.name, &parts.version);
             metrics.service().register_collector(Box::new(stats.clone()));
             tokio::spawn(super::probes::serve(listener, readiness, Arc::new(metrics), http_stop.clone()))
         });
@@ -95,7 +95,7 @@ fn readiness<H: Handler>(
     parts: &ServiceBuilder<H>,
     producer: &DurableProducer,
     stats: &Arc<ConsumerStats>,
-    #[cfg(feature = "mysql")] schema: Option<&crate::schema_migrations::SchemaStatus>,
+    #[cfg(feature = "mysql")] schema: Option<&crate::service::migrations::SchemaStatus>,
 ) -> Readiness {
     let mut readiness = Readiness::default();
     #[cfg(feature = "mysql")]
@@ -105,7 +105,7 @@ fn readiness<H: Handler>(
     readiness = readiness.with(BrokerCheck(producer.clone()));
     #[cfg(feature = "mysql")]
     if let Some(pool) = &parts.database {
-        readiness = readiness.with(crate::health::DatabaseCheck(pool.clone()));
+        readiness = readiness.with(crate::service::health::DatabaseCheck(pool.clone()));
     }
     readiness = readiness.with(AssignmentCheck(stats.clone())).with(ConsumingCheck(stats.clone()));
     for check in &parts.checks {
@@ -119,7 +119,7 @@ async fn consume<H: Handler>(
     parts: ServiceBuilder<H>,
     producer: DurableProducer,
     stats: Arc<ConsumerStats>,
-    #[cfg(feature = "mysql")] schema: Option<crate::schema_migrations::SchemaStatus>,
+    #[cfg(feature = "mysql")] schema: Option<crate::service::migrations::SchemaStatus>,
     shutdown: &CancellationToken,
 ) -> Result<(), ServiceError> {
     tracing::info!(service = %parts.name, topics = ?parts.consumer.topics, "service starting");
@@ -157,7 +157,7 @@ async fn declare_topics(kafka: &KafkaSettings, topics: &[String], policy: &Topic
     let mut all: Vec<String> = topics.to_vec();
     all.extend(topics.iter().map(|t| dead_letter_topic(t)));
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
-    if let Err(e) = crate::topics::ensure_exist_with(kafka, &names, policy).await {
+    if let Err(e) = crate::kafka::topics::ensure_exist_with(kafka, &names, policy).await {
         tracing::warn!(error = %e, topics = ?all, "could not declare topics; continuing");
     }
 }

@@ -2,7 +2,7 @@
 //! which declare their topics, and by the gateway, which only checks the topic it publishes to
 //! against the same policy.
 
-use crate::topics::TopicPolicy;
+use crate::kafka::topics::TopicPolicy;
 
 /// `TOPIC_*`; unset values follow the cluster's size, as [`TopicPolicy`] describes. A service
 /// that only publishes checks its topics against the same policy.

@@ -5,7 +5,7 @@
 
 mod handler;
 
-use reliable_messaging::preflight;
+use reliable_messaging::service::preflight;
 use reliable_messaging::service::{self, DatabaseArgs, ServiceArgs, ServiceBuilder, ServiceDefaults};
 
 const NAME: &str = "consumer-service-template";
@@ -34,7 +34,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    reliable_messaging::telemetry::init(NAME);
+    reliable_messaging::service::telemetry::init(NAME);
     let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
     let pool = args.database.settings().connect_lazy()?;
     let handler = handler::StoreMessages::new(pool.clone());
@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     preflight::check_kafka(builder.kafka_settings(), preflight::DEFAULT_TIMEOUT).await?;
     let service = builder.build().await?;
     tracing::info!(http = ?service.http_addr(), topic = %args.topic, "{NAME} starting");
-    let stopped = service.run(reliable_messaging::shutdown::on_termination_signal()).await;
-    reliable_messaging::telemetry::shutdown();
+    let stopped = service.run(reliable_messaging::service::shutdown::on_termination_signal()).await;
+    reliable_messaging::service::telemetry::shutdown();
     Ok(stopped?)
 }

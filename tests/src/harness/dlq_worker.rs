@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use dlq_worker::metrics::Metrics;
 use dlq_worker::{Application, Settings};
-use reliable_messaging::backoff::Backoff;
+use reliable_messaging::dead_letter::retry_metadata::MetadataFormat;
+use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::parking::Rate;
-use reliable_messaging::retry_metadata::MetadataFormat;
 use reliable_messaging::service::DatabaseSettings;
 use reliable_messaging::KafkaSettings;
 use tokio::task::JoinHandle;
@@ -62,7 +62,7 @@ pub fn settings(env: &TestEnv, scope: &Scope, database_url: &str) -> Settings {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: None,
         redrive_rate: Rate::default(),
-        park_limit: reliable_messaging::dead_letter_limit::DeadLetterLimit::default(),
+        park_limit: reliable_messaging::dead_letter::DeadLetterLimit::default(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! mid-message exactly as a crash would.
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`; `scripts/test.sh`
-//! does it). Each process logs to `target/test-logs/<name>-<id>.log`.
+//! does it). A workspace build has the registration-service's `negative-control` feature
+//! (this crate asks for it), which the crash tests' auto-commit control needs. Each process logs to `target/test-logs/<name>-<id>.log`.
 
 use std::path::PathBuf;
 use std::process::Stdio;

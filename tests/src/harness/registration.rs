@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use registration_service::configuration::Settings;
 use registration_service::startup::Application;
-use reliable_messaging::backoff::Backoff;
-use reliable_messaging::CommitPolicy;
+use reliable_messaging::consumer::CommitPolicy;
+use reliable_messaging::dead_letter::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::ServiceProcess;
@@ -18,7 +18,7 @@ pub fn service_settings(env: &TestEnv, topic: &str, group: &str, database_url: &
     // Defaults, then point at this test's resources; from_env reads nothing test-specific.
     let mut settings = Settings::from_env().expect("default settings");
     settings.kafka = reliable_messaging::KafkaSettings::new(&env.kafka_bootstrap, "registration-service-test");
-    settings.consumer = reliable_messaging::ConsumerSettings::new(group, &[topic]);
+    settings.consumer = reliable_messaging::consumer::ConsumerSettings::new(group, &[topic]);
     settings.consumer.in_place_backoff = Backoff::constant(Duration::from_millis(100));
     settings.consumer.commit_policy = CommitPolicy::AfterDurableOutcome;
     settings.database_url = database_url.into();

@@ -8,7 +8,7 @@
 //!   [`batch_span`] for a batch (one parent when the batch shares a trace, span links when it
 //!   mixes traces).
 //!
-//! With tracing off ([`crate::telemetry::enabled`] false) none of this creates a span: the
+//! With tracing off ([`crate::service::telemetry::enabled`] false) none of this creates a span: the
 //! headers a record carries pass through unchanged, so a downstream service with tracing on
 //! still joins the caller's trace, and the only cost is the headers themselves.
 
@@ -18,8 +18,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::delivery::{Delivery, Header};
-use crate::telemetry;
+use crate::consumer::delivery::Delivery;
+use crate::kafka::Header;
+use crate::service::telemetry;
 
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";

@@ -27,7 +27,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 #[cfg(feature = "mysql")]
 use sqlx::{ConnectOptions, Connection};
 
-use crate::settings::KafkaSettings;
+use crate::kafka::KafkaSettings;
 
 /// How long each check may take when the server does not answer at all.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,7 +186,7 @@ fn check_kafka_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<R
 
 fn config_error_without_secret(error: &KafkaError) -> String {
     match error {
-        KafkaError::ClientConfig(_, description, key, _value) if crate::settings::is_secret_property(key) => {
+        KafkaError::ClientConfig(_, description, key, _value) if crate::kafka::is_secret_property(key) => {
             format!("{key}: {description}")
         }
         other => other.to_string(),

@@ -42,8 +42,8 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
-use crate::health::ReadinessCheck;
+use crate::dead_letter::Backoff;
+use crate::service::health::ReadinessCheck;
 
 /// How long one `GET_LOCK` waits for another instance to finish migrating before the attempt
 /// counts as failed and is retried (the migrations take well under a second when they run).

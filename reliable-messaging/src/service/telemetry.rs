@@ -8,7 +8,7 @@
 //!   spans over OTLP/HTTP (protobuf), batched (`OTEL_BSP_*` tune the batching), with
 //!   `service.name` = the binary (or `OTEL_SERVICE_NAME`). Unset, nothing is exported and
 //!   [`enabled`] is false: the library then creates no spans of its own and only passes the
-//!   trace headers a record already carries along (see [`crate::trace_context`]).
+//!   trace headers a record already carries along (see [`crate::kafka::trace_context`]).
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};

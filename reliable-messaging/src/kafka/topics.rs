@@ -25,7 +25,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::settings::KafkaSettings;
+use crate::kafka::KafkaSettings;
 
 /// How declared topics are replicated; `None` fields follow the cluster's size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::family::counters;
-use crate::stage_timings::StageTimings;
+use crate::consumer::stage_timings::StageTimings;
 
 /// Writes both families; shared by the consumer's collector, whose stats hold the timings.
 pub(super) fn encode(timings: &StageTimings, encoder: &mut DescriptorEncoder) -> fmt::Result {
@@ -40,7 +40,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::metrics::MetricsRegistry;
+    use crate::service::metrics::MetricsRegistry;
 
     use super::*;
 

@@ -15,7 +15,7 @@
 //! collector uses to write a counter or gauge.
 //!
 //! [`ConsumerStats`]: crate::consumer::ConsumerStats
-//! [`StageTimings`]: crate::stage_timings::StageTimings
+//! [`StageTimings`]: crate::consumer::stage_timings::StageTimings
 //! [`Collector`]: prometheus_client::collector::Collector
 
 mod build_info;
@@ -27,5 +27,4 @@ mod process;
 mod registry;
 mod stages;
 
-pub use process::ProcessCollector;
 pub use registry::{MetricsError, MetricsRegistry, CONTENT_TYPE};
