@@ -158,7 +158,7 @@ pub async fn rounds(ctx: &Context<'_>, by: OutageBy) -> anyhow::Result<OutageRou
     }
     let restart_control = match by {
         OutageBy::DbStop => {
-            let batch_size = reliable_messaging::ConsumerSettings::new("", &[]).max_batch_size;
+            let batch_size = reliable_messaging::consumer::ConsumerSettings::new("", &[]).max_batch_size;
             let control = restart_control::measure(ctx, ctx.plan.outage_messages, batch_size).await;
             match &control {
                 Ok(c) => eprintln!(
