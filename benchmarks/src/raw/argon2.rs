@@ -85,7 +85,11 @@ pub fn open_loop(rate: f64, threads: usize, duration: Duration) -> hdrhistogram:
     let requests = (rate * duration.as_secs_f64()).ceil().max(1.0) as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let latencies = std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures"));
+    // Bounded: `saturating_record` clamps to the bounds, and an auto-resizing histogram starts
+    // with an upper bound of 2 µs.
+    let latencies = std::sync::Mutex::new(
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds: 1 µs to 60 s"),
+    );
     let barrier = std::sync::Barrier::new(threads);
     let started = std::sync::OnceLock::new();
     std::thread::scope(|scope| {
@@ -114,4 +118,17 @@ pub fn open_loop(rate: f64, threads: usize, duration: Duration) -> hdrhistogram:
         }
     });
     latencies.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_loop_hashes_every_arrival_and_times_it_from_its_arrival() {
+        let latencies = open_loop(40.0, 2, Duration::from_millis(500));
+        assert_eq!(latencies.len(), 20, "one latency per arrival");
+        // Every latency holds at least one whole hash (a few milliseconds even in release).
+        assert!(latencies.min() >= 1_000, "min {} µs", latencies.min());
+    }
 }
