@@ -5,11 +5,12 @@
 //! per file, so a reader can find and replace one without reading the rest):
 //!
 //! * configuration from the environment: [`ServiceArgs`] (Kafka, consumer, retries, dead
-//!   letters, topics, HTTP) and [`DatabaseArgs`] (`mysql` feature), clap structs a service
-//!   flattens into its own, so `<service> --help` lists every variable with its default
-//!   (`args.rs`, `kafka_args.rs`, `database.rs`, `command.rs`); the parts a service that is not
-//!   a [`ConsumerService`] needs on their own ([`KafkaArgs`], [`RetryScheduleArgs`],
-//!   [`TopicArgs`]: `retry_args.rs`, `topic_args.rs`); secrets never appear in `Debug`
+//!   letters, topics, HTTP, logs and traces) and [`DatabaseArgs`] (`mysql` feature), clap
+//!   structs a service flattens into its own, so `<service> --help` lists every variable with
+//!   its default (`args.rs`, `kafka_args.rs`, `database.rs`, `command.rs`); the parts a service
+//!   that is not a [`ConsumerService`] needs on their own ([`KafkaArgs`], [`RetryScheduleArgs`],
+//!   [`TopicArgs`], [`TelemetryArgs`]: `retry_args.rs`, `topic_args.rs`, `telemetry_args.rs`,
+//!   which [`telemetry::init`] takes); secrets never appear in `Debug`
 //!   (`secret.rs`). The binary parses them once at start; no library type reads the
 //!   environment;
 //! * the dead-letter policy as one value: [`DeadLetterPolicy`] (`dead_letter_policy.rs`);
@@ -59,6 +60,7 @@ mod running;
 mod secret;
 pub mod shutdown;
 pub mod telemetry;
+mod telemetry_args;
 mod topic_args;
 
 pub use args::{share as parse_share, ServiceArgs};
@@ -71,4 +73,5 @@ pub use error::ServiceError;
 pub use kafka_args::{KafkaArgs, ProducerAcksArg};
 pub use retry_args::{BackoffShapeArg, MetadataFormatArg, RetryScheduleArgs};
 pub use secret::{DatabaseUrl, Secret};
+pub use telemetry_args::{LogFormat, TelemetryArgs};
 pub use topic_args::TopicArgs;
