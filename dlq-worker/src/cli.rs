@@ -22,7 +22,7 @@ use crate::startup::{connect, redrive_producer};
     about = "Re-sends dead-lettered messages to their topic after a backoff and parks those that must not be retried.",
     long_about = "Without a subcommand, runs the worker. `parked ...` inspects and acts on the parking lot, \
                   with the same database and broker settings (each variable below, or its flag before the \
-                  subcommand)."
+                  subcommand); it logs to stderr, at warn unless RUST_LOG says otherwise, and exports no traces."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -3,8 +3,8 @@
 //! into the typed [`Settings`] the worker runs with. The defaults run against the local
 //! services.
 //!
-//! The Kafka connection, the database and the DLQ retry schedule are the service kit's
-//! arguments, so they read the same variables as in every other service. The binary parses
+//! The Kafka connection, the database, the DLQ retry schedule and the logs and traces are the
+//! service kit's arguments, so they read the same variables as in every other service. The binary parses
 //! them once (`cli.rs`); nothing else reads the environment.
 
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::dead_letter::DeadLetterLimit;
 use reliable_messaging::parking::Rate;
 use reliable_messaging::service::{
-    self, DatabaseArgs, DatabaseSettings, KafkaArgs, RetryScheduleArgs, Secret, ServiceDefaults,
+    self, DatabaseArgs, DatabaseSettings, KafkaArgs, RetryScheduleArgs, Secret, ServiceDefaults, TelemetryArgs,
 };
 use reliable_messaging::KafkaSettings;
 
@@ -84,6 +84,10 @@ pub struct WorkerArgs {
     pub retries: RetryScheduleArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Logs and traces; the `parked` subcommands log to stderr, at `warn` unless `RUST_LOG`
+    /// says otherwise, and export nothing.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     // Last: its help heading would otherwise carry over to the arguments after it.
     #[command(flatten)]
     pub kafka: KafkaArgs,

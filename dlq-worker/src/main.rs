@@ -10,12 +10,12 @@ use reliable_messaging::service::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    // `--help` and a bad variable (named in the message) exit here.
+    // `--help` and a bad variable (named in the message) exit here, before anything else.
     let args = Cli::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let settings = Settings::from_args(&args.worker, std::env::vars());
     match args.command {
         None => {
-            telemetry::init("dlq-worker");
+            telemetry::init("dlq-worker", &args.worker.telemetry);
             // A wrong password or an untrusted certificate is a clear error now, not a hang later.
             reliable_messaging::service::preflight::check(&settings.kafka, settings.database.url.expose())
                 .await
@@ -28,9 +28,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Some(Command::Parked(command)) => {
             // Results go to stdout; logs (warnings only, unless RUST_LOG says otherwise) to stderr.
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            telemetry::init_stderr(&args.worker.telemetry, "warn");
             cli::run(command, settings).await
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 use reliable_messaging::kafka::topics::TopicPolicy;
-use reliable_messaging::service::DatabaseUrl;
+use reliable_messaging::service::{DatabaseUrl, TelemetryArgs};
 use reliable_messaging::KafkaSettings;
 
 pub use args::Args;
@@ -47,6 +47,8 @@ pub struct Settings {
     pub request_id_secret: RequestIdSecret,
     pub idempotency: IdempotencySettings,
     pub http: HttpLimits,
+    /// `RUST_LOG`, `LOG_FORMAT`, `OTEL_*`: what `telemetry::init` takes.
+    pub telemetry: TelemetryArgs,
 }
 
 /// What one HTTP client may hold of the gateway: how long it may take to send a request,
@@ -207,6 +209,7 @@ impl Settings {
             request_id_secret: RequestIdSecret::random(),
             idempotency: IdempotencySettings::default(),
             http: HttpLimits::default(),
+            telemetry: TelemetryArgs::default(),
         }
     }
 }

@@ -8,10 +8,10 @@ use reliable_messaging::service::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("gateway");
-    // `--help` and a bad variable (named in the message) exit here.
+    // `--help` and a bad variable (named in the message) exit here, before anything else.
     let (settings, secret_source) =
         Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
+    telemetry::init("gateway", &settings.telemetry);
     if secret_source == SecretSource::Generated {
         tracing::warn!(
             "REQUEST_ID_SECRET is not set: using a random secret; request ids issued before a restart \

@@ -13,7 +13,7 @@ use reliable_messaging::consumer::ConsumerSettings;
 use reliable_messaging::dead_letter::retry_metadata::MetadataFormat;
 use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::kafka::topics::TopicPolicy;
-use reliable_messaging::service::{self, DatabaseArgs, DatabaseUrl, ServiceArgs, ServiceDefaults};
+use reliable_messaging::service::{self, DatabaseArgs, DatabaseUrl, ServiceArgs, ServiceDefaults, TelemetryArgs};
 use reliable_messaging::KafkaSettings;
 
 pub const NAME: &str = "registration-service";
@@ -64,6 +64,8 @@ pub struct Settings {
     pub publish_timeout: Duration,
     /// How the topic and its DLQ are created when missing.
     pub topic_policy: TopicPolicy,
+    /// Logs and traces (`RUST_LOG`, `LOG_FORMAT`, `OTEL_*`): what `telemetry::init` takes.
+    pub telemetry: TelemetryArgs,
 }
 
 impl Settings {
@@ -106,6 +108,7 @@ impl Settings {
             retry_schedule: dead_letters.schedule,
             publish_timeout: dead_letters.publish_timeout,
             topic_policy: service.topic_policy(),
+            telemetry: service.telemetry.clone(),
         }
     }
 }
@@ -117,7 +120,7 @@ mod tests {
     use super::*;
 
     /// Every variable the service has always read, with those the library once read itself
-    /// (the Kafka connection, the topic policy, `PRODUCER_ACKS`).
+    /// (the Kafka connection, the topic policy, `PRODUCER_ACKS`, logs and traces).
     const VARIABLES: &[&str] = &[
         "KAFKA_BOOTSTRAP_SERVERS",
         "KAFKA_SECURITY_PROTOCOL",
@@ -164,6 +167,11 @@ mod tests {
         "TOPIC_MIN_INSYNC_REPLICAS",
         "TOPIC_UNCLEAN_LEADER_ELECTION",
         "TOPIC_PARTITIONS",
+        "RUST_LOG",
+        "LOG_FORMAT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SERVICE_NAME",
     ];
 
     #[test]

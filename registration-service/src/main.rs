@@ -7,9 +7,9 @@ use registration_service::startup::Application;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    reliable_messaging::service::telemetry::init("registration-service");
-    // `--help` and a bad variable (named in the message) exit here.
+    // `--help` and a bad variable (named in the message) exit here, before anything else.
     let settings = Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
+    reliable_messaging::service::telemetry::init("registration-service", &settings.telemetry);
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
     reliable_messaging::service::preflight::check(&settings.kafka, settings.database_url.expose())
         .await

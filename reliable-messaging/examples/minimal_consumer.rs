@@ -65,8 +65,9 @@ const CREATE_PAYMENTS: &str =
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    reliable_messaging::service::telemetry::init(DEFAULTS.name);
+    // `--help` and a bad variable (named in the message) exit here, before anything else.
     let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
+    reliable_messaging::service::telemetry::init(DEFAULTS.name, &args.service.telemetry);
     let pool = args.database.settings().connect_lazy()?;
     let handler = Payments(pool.clone());
     let service = ServiceBuilder::from_args(DEFAULTS.name, &args.service, &["payments"], std::env::vars(), handler)

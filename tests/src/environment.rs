@@ -7,6 +7,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use clap::Parser as _;
+
 use testcontainers_modules::kafka::apache::{Kafka, KAFKA_PORT};
 use testcontainers_modules::mysql::Mysql;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
@@ -49,9 +51,18 @@ async fn resolve() -> TestEnv {
 fn tracing_subscriber_init() -> Option<()> {
     // Service logs in tests are noise unless asked for with TEST_LOG=1.
     if std::env::var("TEST_LOG").is_ok() {
-        reliable_messaging::service::telemetry::init("integration-tests");
+        let args = TestLogArgs::try_parse_from(["integration-tests"]).unwrap_or_else(|e| panic!("{e}"));
+        reliable_messaging::service::telemetry::init("integration-tests", &args.telemetry);
     }
     Some(())
+}
+
+/// The test process's logs and traces, read by clap from `RUST_LOG`, `LOG_FORMAT` and `OTEL_*`
+/// as a service reads them: the library reads no variable itself.
+#[derive(clap::Parser)]
+struct TestLogArgs {
+    #[command(flatten)]
+    telemetry: reliable_messaging::service::TelemetryArgs,
 }
 
 fn docker_answers() -> bool {

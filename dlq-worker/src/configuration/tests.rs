@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::cli::{Cli, Command};
 
-/// Every variable the worker has always read, with `PRODUCER_ACKS` and the kit's database
-/// variables, which the worker now reads like every other service.
+/// Every variable the worker has always read, with `PRODUCER_ACKS` and the kit's database,
+/// log and trace variables, which the worker now reads like every other service.
 const VARIABLES: &[&str] = &[
     "DLQ_WORKER_ADDR",
     "ADMIN_TOKEN",
@@ -41,6 +41,11 @@ const VARIABLES: &[&str] = &[
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_CA_LOCATION",
     "PRODUCER_ACKS",
+    "RUST_LOG",
+    "LOG_FORMAT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SERVICE_NAME",
 ];
 
 /// Parses flags alone: the variables of the machine running the tests change nothing.

@@ -3,15 +3,15 @@
 //! variable. The binary parses them once ([`Settings::parse_from`]); nothing else reads the
 //! environment.
 //!
-//! The Kafka connection, the database and the topic policy are the service kit's arguments,
-//! so they read the same variables in every service.
+//! The Kafka connection, the database, the topic policy and the logs and traces are the
+//! service kit's arguments, so they read the same variables in every service.
 
 use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::FromArgMatches;
-use reliable_messaging::service::{self, DatabaseArgs, KafkaArgs, Secret, ServiceDefaults, TopicArgs};
+use reliable_messaging::service::{self, DatabaseArgs, KafkaArgs, Secret, ServiceDefaults, TelemetryArgs, TopicArgs};
 
 use super::{ConfigError, HashingSettings, HttpLimits, IdempotencySettings, RequestIdSecret, SecretSource, Settings};
 
@@ -88,6 +88,8 @@ pub struct Args {
     pub topics: TopicArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     // Last: its help heading would otherwise carry over to the arguments after it.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -170,6 +172,7 @@ impl Settings {
                 body_read_timeout: millis(args.http_body_read_timeout_ms),
                 max_connections: args.http_max_connections,
             },
+            telemetry: args.telemetry,
         };
         Ok((settings, source))
     }

@@ -15,9 +15,11 @@ use crate::kafka::KafkaSettings;
 use crate::service::dead_letter_policy::DeadLetterPolicy;
 use crate::service::kafka_args::KafkaArgs;
 use crate::service::retry_args::{backoff, BackoffShapeArg, RetryScheduleArgs};
+use crate::service::telemetry_args::TelemetryArgs;
 use crate::service::topic_args::TopicArgs;
 
-/// Kafka, consumer, retry, dead-letter, topic and HTTP settings; see the module docs.
+/// Kafka, consumer, retry, dead-letter, topic, HTTP and logging/tracing settings; see the module
+/// docs.
 ///
 /// The HTTP address variable and its default are the service's own: [`command`] renames them
 /// (e.g. `REGISTRATION_SERVICE_ADDR`), since several services run on one machine.
@@ -107,6 +109,8 @@ pub struct ServiceArgs {
     pub retries: RetryScheduleArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     // Last: its help heading would otherwise carry over to the arguments after it.
     #[command(flatten)]
     pub kafka: KafkaArgs,

@@ -26,7 +26,8 @@ pub struct ServiceDefaults {
 
 /// The variables read outside the arguments, shown at the end of `--help`.
 const MORE_VARIABLES: &str = "Also read: KAFKA_<PROPERTY> for any other librdkafka property (`.` written `_`, \
-     e.g. KAFKA_SSL_KEY_LOCATION); RUST_LOG (log filter); LOG_FORMAT=json; OTEL_EXPORTER_OTLP_ENDPOINT (traces).";
+     e.g. KAFKA_SSL_KEY_LOCATION); and, by the OpenTelemetry SDK itself when traces are exported, \
+     OTEL_BSP_* (batching) and OTEL_EXPORTER_OTLP_HEADERS (e.g. an API key).";
 
 /// The command of arguments `A` (which flatten `ServiceArgs`) with `defaults` applied.
 pub fn command<A: CommandFactory>(defaults: &ServiceDefaults) -> Command {

@@ -1,14 +1,18 @@
-//! Logging and distributed tracing set-up shared by the binaries.
+//! Logging and distributed tracing set-up shared by the binaries, from the service's
+//! [`TelemetryArgs`] (which the binary parses with the rest of its arguments; nothing here reads
+//! the environment).
 //!
-//! * Logs: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json` switches to one JSON object
-//!   per line for log shippers such as Filebeat or Splunk. With tracing on, every JSON line
-//!   logged inside a span carries `trace_id` and `span_id`, so logs and traces join.
-//! * Traces: when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
-//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, `tracing` spans are exported as OpenTelemetry
-//!   spans over OTLP/HTTP (protobuf), batched (`OTEL_BSP_*` tune the batching), with
-//!   `service.name` = the binary (or `OTEL_SERVICE_NAME`). Unset, nothing is exported and
-//!   [`enabled`] is false: the library then creates no spans of its own and only passes the
-//!   trace headers a record already carries along (see [`crate::kafka::trace_context`]).
+//! * Logs: `RUST_LOG` filters (default `info`, rdkafka and sqlx at `warn`), `LOG_FORMAT=json`
+//!   switches to one JSON object per line for log shippers such as Filebeat or Splunk. With
+//!   tracing on, every JSON line logged inside a span carries `trace_id` and `span_id`, so logs
+//!   and traces join.
+//! * Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+//!   given, `tracing` spans are exported as OpenTelemetry spans over OTLP/HTTP (protobuf) to
+//!   that endpoint, batched, with `service.name` = the binary (or `OTEL_SERVICE_NAME`). The
+//!   SDK itself still reads what its specification gives it (`OTEL_BSP_*` tune the batching,
+//!   `OTEL_EXPORTER_OTLP_HEADERS` adds headers). Unset, nothing is exported and [`enabled`] is
+//!   false: the library then creates no spans of its own and only passes the trace headers a
+//!   record already carries along (see [`crate::kafka::trace_context`]).
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,8 +23,10 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::{self, FmtContext, FormatEvent};
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{prelude::*, EnvFilter};
+
+use crate::service::telemetry_args::{LogFormat, TelemetryArgs};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
@@ -47,25 +53,15 @@ pub fn span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
     }
 }
 
-/// The OTLP endpoint from the environment, if tracing is wanted.
-fn otlp_endpoint() -> Option<String> {
-    ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-}
-
-/// Installs the global subscriber (logs, and traces when an OTLP endpoint is configured).
-pub fn init(service: &str) {
-    let filter = || {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new(format!("info,rdkafka=warn,sqlx=warn,{}=info", service.replace('-', "_")))
-        })
-    };
-    let json = std::env::var("LOG_FORMAT").map(|v| v == "json").unwrap_or(false);
-    let otel = otlp_endpoint().and_then(|endpoint| match tracer_provider(service) {
+/// Installs the global subscriber: logs on stdout, and traces when `args` give an OTLP
+/// endpoint. `service` names the traces and sets the default filter
+/// (`info,rdkafka=warn,sqlx=warn,<service>=info`).
+pub fn init(service: &str, args: &TelemetryArgs) {
+    let default_filter = format!("info,rdkafka=warn,sqlx=warn,{}=info", service.replace('-', "_"));
+    let otel = args.traces_endpoint().and_then(|endpoint| match tracer_provider(service, &endpoint, args) {
         Ok(provider) => Some(provider),
         Err(e) => {
-            // Tracing is an aid, never a reason not to serve: log (once logging is up) and go on.
+            // Tracing is an aid, never a reason not to serve: say so and go on.
             let _ = writeln!(std::io::stderr(), "OTLP exporter for {endpoint} could not be built, traces are off: {e}");
             None
         }
@@ -73,12 +69,11 @@ pub fn init(service: &str) {
     let otel_layer = otel.as_ref().map(|provider| {
         tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned())).with_tracked_inactivity(false)
     });
-    let registry = tracing_subscriber::registry().with(filter()).with(otel_layer);
+    let registry = tracing_subscriber::registry().with(args.filter(&default_filter)).with(otel_layer);
     // `try_init` so tests that build several applications in one process do not panic.
-    let installed = if json {
-        registry.with(fmt::layer().json().event_format(TraceIds::json())).try_init()
-    } else {
-        registry.with(fmt::layer().with_target(false)).try_init()
+    let installed = match args.log_format {
+        LogFormat::Json => registry.with(fmt::layer().json().event_format(TraceIds::json())).try_init(),
+        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
     };
     if let (Ok(()), Some(provider)) = (installed, otel) {
         opentelemetry::global::set_tracer_provider(provider.clone());
@@ -88,12 +83,29 @@ pub fn init(service: &str) {
     }
 }
 
-fn tracer_provider(service: &str) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
-    let mut resource = opentelemetry_sdk::Resource::builder();
-    if std::env::var("OTEL_SERVICE_NAME").is_err() {
-        resource = resource.with_service_name(service.to_owned());
-    }
+/// Installs logs on stderr alone, for a command-line tool whose results go to stdout (e.g.
+/// `dlq-worker parked ...`): `RUST_LOG` filters (else `default_filter`), `LOG_FORMAT` applies,
+/// and nothing is exported.
+pub fn init_stderr(args: &TelemetryArgs, default_filter: &str) {
+    let registry = tracing_subscriber::registry().with(args.filter(default_filter));
+    let _ = match args.log_format {
+        LogFormat::Json => {
+            registry.with(fmt::layer().json().event_format(TraceIds::json()).with_writer(std::io::stderr)).try_init()
+        }
+        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
+    };
+}
+
+/// The provider exporting to `endpoint`, the full URL of the traces receiver: given to the
+/// exporter explicitly, so a flag works as well as the variable.
+fn tracer_provider(
+    service: &str,
+    endpoint: &str,
+    args: &TelemetryArgs,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(endpoint).build()?;
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(args.service_name(service).to_owned());
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build())
 }
 

@@ -34,8 +34,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    reliable_messaging::service::telemetry::init(NAME);
+    // `--help` and a bad variable (named in the message) exit here, before anything else.
     let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
+    reliable_messaging::service::telemetry::init(NAME, &args.service.telemetry);
     let pool = args.database.settings().connect_lazy()?;
     let handler = handler::StoreMessages::new(pool.clone());
     let builder = ServiceBuilder::from_args(NAME, &args.service, &[&args.topic], std::env::vars(), handler)

@@ -8,7 +8,8 @@ use clap::error::{ContextKind, ContextValue};
 
 use super::*;
 
-/// Every variable the gateway reads, with the kit's (Kafka, database, topic policy).
+/// Every variable the gateway reads, with the kit's (Kafka, database, topic policy, logs and
+/// traces).
 const VARIABLES: &[&str] = &[
     "GATEWAY_ADDR",
     "REGISTRATIONS_TOPIC",
@@ -41,6 +42,11 @@ const VARIABLES: &[&str] = &[
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_CA_LOCATION",
     "PRODUCER_ACKS",
+    "RUST_LOG",
+    "LOG_FORMAT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SERVICE_NAME",
 ];
 
 /// The flag that sets `variable`.
