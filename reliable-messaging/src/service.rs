@@ -65,7 +65,7 @@ mod topic_args;
 
 pub use args::{share as parse_share, ServiceArgs};
 pub use builder::{ConsumerService, ServiceBuilder};
-pub use command::{command, ignoring_environment, parse_from, ServiceDefaults};
+pub use command::{check_variables, command, ignoring_environment, parse_from, ServiceDefaults};
 #[cfg(feature = "mysql")]
 pub use database::{prepare_database, DatabaseArgs, DatabaseSettings, DatabaseStart};
 pub use dead_letter_policy::DeadLetterPolicy;

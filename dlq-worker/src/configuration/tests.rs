@@ -1,8 +1,6 @@
 //! Tests of the worker's arguments: every variable in `--help`, the defaults, bad values named,
 //! secrets never printed, and the variables still read when a subcommand runs.
 
-use std::collections::BTreeSet;
-
 use super::*;
 use crate::cli::{Cli, Command};
 
@@ -63,14 +61,7 @@ fn settings(args: &[&str]) -> Settings {
 #[test]
 fn help_lists_every_variable() {
     let mut command = Cli::command();
-    let declared: BTreeSet<String> =
-        command.get_arguments().filter_map(|a| a.get_env()).map(|env| env.to_string_lossy().into_owned()).collect();
-    let expected: BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
-    assert_eq!(declared, expected);
-    let help = command.render_long_help().to_string();
-    for variable in VARIABLES {
-        assert!(help.contains(&format!("env: {variable}")), "--help does not list {variable}:\n{help}");
-    }
+    reliable_messaging::service::check_variables(&mut command, VARIABLES).unwrap();
 }
 
 #[test]

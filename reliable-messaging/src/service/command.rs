@@ -67,3 +67,46 @@ where
     let matches: ArgMatches = command.try_get_matches_from_mut(args)?;
     A::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }
+
+/// Whether `command` reads exactly the `documented` variables and its `--help` names each one:
+/// the check every service's tests run against the list it keeps (and the README repeats), so a
+/// variable added without its documentation, or documented but gone, fails a test.
+pub fn check_variables(command: &mut Command, documented: &[&str]) -> Result<(), String> {
+    let declared: std::collections::BTreeSet<String> =
+        command.get_arguments().filter_map(|a| a.get_env()).map(|env| env.to_string_lossy().into_owned()).collect();
+    let expected: std::collections::BTreeSet<String> = documented.iter().map(|v| (*v).to_owned()).collect();
+    if declared != expected {
+        let undocumented: Vec<_> = declared.difference(&expected).collect();
+        let gone: Vec<_> = expected.difference(&declared).collect();
+        return Err(format!("read but not documented: {undocumented:?}; documented but not read: {gone:?}"));
+    }
+    let help = command.render_long_help().to_string();
+    match documented.iter().find(|v| !help.contains(&format!("env: {v}"))) {
+        Some(missing) => Err(format!("--help does not list {missing}:\n{help}")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Example {
+        /// Where to listen.
+        #[arg(long, env = "EXAMPLE_ADDR", default_value = "127.0.0.1:0")]
+        addr: String,
+        /// How many.
+        #[arg(long, env = "EXAMPLE_COUNT", default_value_t = 1)]
+        count: u32,
+    }
+
+    #[test]
+    fn a_variable_read_but_not_documented_or_the_reverse_fails_the_check() {
+        assert_eq!(check_variables(&mut Example::command(), &["EXAMPLE_ADDR", "EXAMPLE_COUNT"]), Ok(()));
+        let undocumented = check_variables(&mut Example::command(), &["EXAMPLE_ADDR"]).unwrap_err();
+        assert!(undocumented.contains("EXAMPLE_COUNT"), "{undocumented}");
+        let gone = check_variables(&mut Example::command(), &["EXAMPLE_ADDR", "EXAMPLE_COUNT", "EXAMPLE_GONE"]);
+        assert!(gone.unwrap_err().contains("EXAMPLE_GONE"));
+    }
+}
