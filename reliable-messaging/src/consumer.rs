@@ -29,8 +29,8 @@
 //!   they imply (`settings.rs`);
 //! * [`ConsumerStats`] and [`Outage`], rendered for `/metrics` (`stats.rs`), and the consumer
 //!   lag refreshed in the background (`lag.rs`);
-//! * polling a batch while the previous one is handled (`poll.rs`), the batch and what it
-//!   may commit (`batch.rs`);
+//! * polling a batch while the previous one is handled, and letting the handler prepare it
+//!   then (`poll.rs`), the batch and what it may commit (`batch.rs`);
 //! * handling with in-place retries of transient failures (`in_place_retry.rs`);
 //! * settling: counting, dead-lettering, the flood guard (`dead_letter_routing.rs`);
 //! * riding out an outage and halting, both without leaving the group (`outage.rs`);
