@@ -56,7 +56,7 @@ impl RegistrationHandler {
     /// `insert`, when given, is the fast path's statement for exactly `events`.
     async fn store(&self, events: &[&RegistrationRequested], insert: Option<PreparedInsert>) -> Vec<Outcome> {
         let insert = insert.unwrap_or_else(|| PreparedInsert::of(events));
-        match self.store.store_prepared_batch(events, insert).await {
+        match self.store.store_batch(events, insert).await {
             Ok(results) => results.into_iter().map(to_outcome).collect(),
             Err(e) if sql_failures::is_dependency_down(&e) => {
                 // The database, not these events: the consumer pauses and tries them again

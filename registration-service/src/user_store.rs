@@ -74,13 +74,10 @@ impl UserStore {
     /// request is hashed again with a new salt; the gateway binds the request id to the
     /// password through its fingerprint instead). Rejections are recorded in the same
     /// transaction, so the outcome of every event commits atomically.
-    pub async fn store_batch(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
-        self.store_prepared_batch(events, PreparedInsert::of(events)).await
-    }
-
-    /// [`UserStore::store_batch`] with the fast path's statement already built (by
-    /// [`PreparedInsert::of`] for exactly these `events`, in this order).
-    pub async fn store_prepared_batch(
+    ///
+    /// `insert` is the fast path's statement, built ahead by [`PreparedInsert::of`] for exactly
+    /// these `events`, in this order.
+    pub async fn store_batch(
         &self,
         events: &[&RegistrationRequested],
         insert: PreparedInsert,

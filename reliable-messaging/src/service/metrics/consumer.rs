@@ -110,17 +110,12 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_counts_taken_messages_without_a_durable_outcome() {
+    fn in_flight_is_served_as_the_stats_count_it() {
+        // How in_flight is counted is tested beside ConsumerStats; this is that the page shows it.
         let stats = Arc::new(ConsumerStats::default());
         stats.consumed.store(10, Ordering::Relaxed);
-        stats.done.store(4, Ordering::Relaxed);
-        stats.rejected.store(1, Ordering::Relaxed);
-        stats.dead_lettered_transient.store(2, Ordering::Relaxed);
-        stats.dead_lettered_permanent.store(1, Ordering::Relaxed);
-        assert_eq!(stats.in_flight(), 2);
+        stats.done.store(8, Ordering::Relaxed);
         assert!(page(&stats).contains("\nsvc_in_flight 2\n"));
-        stats.done.store(6, Ordering::Relaxed);
-        assert_eq!(stats.in_flight(), 0, "everything settled");
     }
 
     #[test]
