@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::ledger::{Expected, PasswordEvidence};
+use integration_tests::wait;
 use reliable_messaging::parking::ParkReason;
 use reliable_messaging::service::metrics::CONTENT_TYPE;
 use serde_json::{json, Value};
@@ -55,8 +56,14 @@ async fn every_service_serves_the_old_names_and_process_and_build_info_in_one_co
         password: PasswordEvidence::Plaintext("a fine passphrase".to_owned()),
     };
     cluster.settle(&[accepted], Duration::from_secs(60)).await.assert_clean();
-    // The consumer lag is exposed once computed, every second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The consumer lag is exposed once first computed (refreshed every second, and only once
+    // the group's committed offsets answer): wait for it rather than for a fixed time, which
+    // lost the race in 2 runs of 5.
+    let registration_base = format!("http://127.0.0.1:{}", cluster.registration_port(0));
+    wait::until(Duration::from_secs(15), "the registration-service serves its consumer lag", || async {
+        page(&registration_base).await.lines().any(|l| l.starts_with("registration_service_consumer_lag "))
+    })
+    .await;
 
     let mut gateway = names(&[
         "gateway_registrations_accepted_total 1",
@@ -104,7 +111,7 @@ async fn every_service_serves_the_old_names_and_process_and_build_info_in_one_co
         "registration_service_stage_seconds_total{stage=\"poll\"} ",
         "registration_service_stage_calls_total{stage=\"handle\"} ",
     ]);
-    let registration_page = page(&format!("http://127.0.0.1:{}", cluster.registration_port(0))).await;
+    let registration_page = page(&registration_base).await;
     assert_serves(&registration_page, "registration_service", &registration);
 
     let mut dlq = names(&[
