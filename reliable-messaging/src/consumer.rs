@@ -102,7 +102,8 @@ pub enum ConsumerError {
 pub struct ReliableConsumer<H: Handler> {
     consumer: Arc<StreamConsumer<AssignmentTracker>>,
     ownership: Arc<Mutex<Ownership>>,
-    handler: H,
+    /// Shared with the blocking thread that prepares the next batch (see `poll.rs`).
+    handler: Arc<H>,
     dead_letters: DeadLetterPublisher,
     settings: ConsumerSettings,
     stats: Arc<ConsumerStats>,
@@ -144,7 +145,16 @@ impl<H: Handler> ReliableConsumer<H> {
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(ConsumerError::Setup)?;
         let flood_guard = Mutex::new(FloodGuard::new(settings.dead_letter_limit));
-        Ok(Self { consumer: Arc::new(consumer), ownership, handler, dead_letters, settings, stats, hold, flood_guard })
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            ownership,
+            handler: Arc::new(handler),
+            dead_letters,
+            settings,
+            stats,
+            hold,
+            flood_guard,
+        })
     }
 
     /// Counters shared with the running consumer.

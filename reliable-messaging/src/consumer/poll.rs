@@ -25,6 +25,9 @@ pub(super) struct HandlerState<'a> {
     pub(super) idle: &'a Notify,
 }
 
+/// Ready messages copied between two chances for the handler to run.
+const YIELD_EVERY: usize = 64;
+
 impl<H: Handler> ReliableConsumer<H> {
     /// Waits for the first message, then takes whatever librdkafka has ready, and keeps
     /// gathering while `handler` is still busy with the previous batch (or for
@@ -59,6 +62,11 @@ impl<H: Handler> ReliableConsumer<H> {
         while batch.deliveries.len() < self.settings.max_batch_size {
             // What librdkafka already holds is taken without waiting.
             if let Some(m) = self.consumer.recv().now_or_never() {
+                // Copying hundreds of ready messages takes a while; let the handler joined
+                // with this poll see its statement's answer in between (see the prepare below).
+                if batch.deliveries.len() % YIELD_EVERY == YIELD_EVERY - 1 {
+                    tokio::task::yield_now().await;
+                }
                 match m {
                     Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
                     Err(e) => {
@@ -89,7 +97,22 @@ impl<H: Handler> ReliableConsumer<H> {
         batch.group_by_partition();
         self.stats.stages.record("poll", filling.elapsed());
         let preparing = std::time::Instant::now();
-        batch.prepare(&self.handler, self.settings.partition_concurrency);
+        // On a thread of its own, not in this task: the poll runs joined with the handler of
+        // the previous batch (`run.rs`), so CPU work here would keep that handler from seeing
+        // its statement's answer until the preparation ended. Measured: a drain's `insert`
+        // took 5.5 ms per statement this way against 3.9 ms for the same statement alone.
+        let handler = self.handler.clone();
+        let chunks = self.settings.partition_concurrency;
+        let batch = tokio::task::spawn_blocking(move || {
+            batch.prepare(&*handler, chunks);
+            batch
+        })
+        .await
+        // A panicking `prepare` is the handler's bug; it must not pass as an empty batch.
+        .unwrap_or_else(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("preparing a batch: {e}"),
+        });
         self.stats.stages.record("prepare", preparing.elapsed());
         Some(batch)
     }
