@@ -55,7 +55,7 @@ pub(super) fn rows(report: &mut Report, i: &Inputs<'_>) {
              loop again, while a bare consumer in the harness re-reads the batched drain's topic at the rate the service \
              drained it (Kafka messages/s reached per round: {}); it takes from MariaDB what serving Kafka takes on \
              this machine, and nothing of our code.",
-            plan.raw_batched_rows,
+            plan.raw_batched_rows(),
             rounds.first().map_or(0, |d| d.raw.batch_size),
             plan.raw_single_rows,
             plan.drain_messages,

@@ -57,7 +57,7 @@ pub async fn round(ctx: &Context<'_>, i: usize) -> anyhow::Result<DrainRound> {
     let plan = ctx.plan;
     let batch_size = reliable_messaging::consumer::ConsumerSettings::new("", &[]).max_batch_size;
     let db = ctx.env.fresh_database(&format!("raw_{i}")).await?;
-    let raw = raw::database::measure(&db, &ctx.env.run_id, batch_size, plan.raw_batched_rows, plan.raw_single_rows)
+    let raw = raw::database::measure(&db, &ctx.env.run_id, batch_size, plan.raw_batched_rows(), plan.raw_single_rows)
         .await
         .context("raw upserts")?;
     let batched = run(ctx, &format!("drain-{i}"), plan.drain_messages, None, false).await.context("batched drain")?;
@@ -69,7 +69,7 @@ pub async fn round(ctx: &Context<'_>, i: usize) -> anyhow::Result<DrainRound> {
         &beside_db,
         &ctx.env.run_id,
         batch_size,
-        plan.raw_batched_rows,
+        plan.raw_batched_rows(),
         &ctx.env.kafka_bootstrap,
         &batched.topic,
         batched.rows_per_sec,
