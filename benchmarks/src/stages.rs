@@ -13,6 +13,10 @@ use crate::prometheus::Scrape;
 pub struct StageProfile {
     pub elapsed: f64,
     pub stages: Vec<(String, f64, f64)>,
+    /// CPU seconds the whole process used meanwhile (`process_cpu_seconds_total`, 10 ms
+    /// resolution), every thread included: what it took from the two cores the database and the
+    /// broker share with it.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl StageProfile {
@@ -30,7 +34,9 @@ impl StageProfile {
             })
             .filter(|(_, _, n)| *n > 0.0)
             .collect();
-        StageProfile { elapsed, stages }
+        let cpu = "process_cpu_seconds_total";
+        let cpu_seconds = after.get(cpu).zip(before.get(cpu)).map(|(a, b)| a - b);
+        StageProfile { elapsed, stages, cpu_seconds }
     }
 }
 
@@ -51,7 +57,11 @@ impl fmt::Display for StageProfile {
                 )
             })
             .collect();
-        write!(f, "{}", parts.join("; "))
+        write!(f, "{}", parts.join("; "))?;
+        if let Some(cpu) = self.cpu_seconds {
+            write!(f, "; process CPU {cpu:.2} s ({:.0} % of one core)", 100.0 * cpu / self.elapsed.max(f64::EPSILON))?;
+        }
+        Ok(())
     }
 }
 
@@ -66,11 +76,17 @@ mod tests {
         );
         let after = Scrape::parse(
             "svc_stage_seconds_total{stage=\"insert\"} 3.0\nsvc_stage_seconds_total{stage=\"poll\"} 0.5\n\
-             svc_stage_calls_total{stage=\"insert\"} 30\nsvc_stage_calls_total{stage=\"poll\"} 5\n",
+             svc_stage_calls_total{stage=\"insert\"} 30\nsvc_stage_calls_total{stage=\"poll\"} 5\n\
+             process_cpu_seconds_total 2.5\n",
         );
         let p = StageProfile::between("svc", &before, &after, 4.0);
         assert_eq!(p.stages, vec![("insert".to_owned(), 2.0, 20.0), ("poll".to_owned(), 0.5, 5.0)]);
         let text = p.to_string();
         assert!(text.starts_with("insert 2.000 s (50 % of 4.00 s; 20 calls, 100.00 ms each)"), "{text}");
+        // Only the later scrape has the CPU counter: not a difference, so not shown.
+        assert_eq!(p.cpu_seconds, None);
+        let before = Scrape::parse("process_cpu_seconds_total 0.5\n");
+        let p = StageProfile::between("svc", &before, &after, 4.0);
+        assert!(p.to_string().ends_with("; process CPU 2.00 s (50 % of one core)"), "{p}");
     }
 }
