@@ -36,7 +36,9 @@ pub trait Handler: Send + Sync + 'static {
     /// CPU-only work on a batch that does not depend on earlier batches' outcomes: no I/O, no
     /// side effects. The consumer calls it as soon as the batch is polled, which in a steady
     /// stream is while the previous batch's writes are still running, so this work overlaps
-    /// them instead of keeping the database waiting. Nothing by default.
+    /// them instead of keeping the database waiting. It runs on a blocking thread of the
+    /// runtime, so it may take milliseconds without delaying the handler of the previous
+    /// batch. Nothing by default.
     fn prepare(&self, _batch: &[Delivery]) -> Prepared {
         Prepared::nothing()
     }
