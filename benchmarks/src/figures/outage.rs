@@ -44,7 +44,8 @@ pub(super) fn outage_rows(report: &mut Report, r: &Results, plan: &Plan) {
             report.note(format!(
                 "Restart control: the raw loop writes {} rows in statements of the service's batch size on the warm \
                  server ({:.0} rows/s), then MariaDB is stopped and started (db-start took {:.1} s) and the same \
-                 number of new rows is written counted from db-start's return ({:.0} rows/s), as the outage figure \
+                 number of new rows is written, the loop starting at the restarted server's first accepted connection \
+                 and counted from there ({:.0} rows/s), as the outage figure \
                  counts. What the raw loop loses there is the restarted server's, not the consumer's.",
                 c.rows,
                 c.warm_rows_per_sec,
@@ -93,7 +94,8 @@ pub(super) fn outage_rows(report: &mut Report, r: &Results, plan: &Plan) {
         report.note(format!(
             "Outage ({}): the service runs on an empty topic, the database is taken away, {} sign-ups are produced \
              evenly over the outage, then it is brought back; rate = backlog at the restore ÷ time from the restore \
-             (db-start returned / proxy restored) to the last outcome. Baseline: a drain of {} pre-filled messages \
+             (the restarted server's first accepted TCP connection, polled every 5 ms while db-start runs / the \
+             proxy restored) to the last outcome. Baseline: a drain of {} pre-filled messages \
              over the same path ({}) right before each outage. Per round outage ÷ baseline: {}. Rounds: {}.",
             o.by.describe(),
             plan.outage_messages,
@@ -102,5 +104,12 @@ pub(super) fn outage_rows(report: &mut Report, r: &Results, plan: &Plan) {
             paired.describe(|v| format!("{v:.0}")),
             per_round.join(" | "),
         ));
+        if let Some(last) = o.rounds.last() {
+            report.note(format!(
+                "Outage, where the registration-service's time went from the restore to the last outcome (last round, \
+                 from its /metrics): {}.",
+                last.outage.stages
+            ));
+        }
     }
 }

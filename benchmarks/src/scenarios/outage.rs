@@ -17,7 +17,8 @@
 //! measured there), the database is taken away, sign-up events are produced as a steady load
 //! spread evenly over the outage ([`crate::events::produce_steadily`]), so the backlog builds as
 //! it would in production, then the database is brought back. The rate is the backlog left at
-//! the restore (db-start returned, or the proxy restored) ÷ the time from the restore to the
+//! the restore (the restarted server's first accepted connection, or the proxy restored) ÷ the
+//! time from the restore to the
 //! last outcome, so the time the service takes to notice the database is back counts. The
 //! baseline is the same service draining a pre-filled topic of the same size over the same path
 //! (directly for `db-stop`, through the proxy for `proxy`), measured right before each round.
@@ -31,12 +32,13 @@ use super::drain::{self, measure_drain, Drain};
 use super::{registration_service_env, settled, Context, READY_TIMEOUT};
 use crate::events::{self, SteadyLoad};
 use crate::services::Service;
+use crate::stages::StageProfile;
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
 
 pub mod restart_control;
 mod stopped_database;
 use restart_control::RestartControl;
-pub use stopped_database::StoppedDatabase;
+pub use stopped_database::{reachable, StoppedDatabase};
 
 /// How the database is taken away during the outage (`--outage-by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,7 +80,8 @@ pub fn rounds_for(outage: Duration, rounds: usize) -> usize {
 
 pub struct Outage {
     /// From the moment the database was gone (db-stop returned, or the proxy cut) to the
-    /// moment it was back (db-start returned, or the proxy restored).
+    /// moment it was back (the first connection the restarted server accepted, or the proxy
+    /// restored).
     pub down_for: Duration,
     /// How long `db-stop` and `db-start` took (zero for the proxy).
     pub stop_took: Duration,
@@ -93,10 +96,13 @@ pub struct Outage {
     /// returned: see `outcomes_before_restore`).
     pub recovery: Duration,
     /// Outcomes given while `db-start` was still running (the server answers before the script
-    /// has finished its checks): not part of the backlog the rate counts.
+    /// has finished its checks). Part of the backlog: the rate counts from the server's first
+    /// accepted connection.
     pub outcomes_before_restore: f64,
     /// Settled per second once it was draining again.
     pub rows_per_sec_once_recovered: f64,
+    /// Where the service's time went from the restore to the last outcome.
+    pub stages: StageProfile,
     /// Messages handed to the DLQ for a transient failure from the outage's start until the
     /// backlog was drained (0 with the default pause policy).
     pub dead_lettered: f64,
@@ -162,7 +168,7 @@ pub async fn rounds(ctx: &Context<'_>, by: OutageBy) -> anyhow::Result<OutageRou
             let control = restart_control::measure(ctx, ctx.plan.outage_messages, batch_size).await;
             match &control {
                 Ok(c) => eprintln!(
-                    "[bench]   restart control: raw loop {:.0} rows/s warm, {:.0} rows/s counted from db-start's return",
+                    "[bench]   restart control: raw loop {:.0} rows/s warm, {:.0} rows/s counted from the server's first accepted connection",
                     c.warm_rows_per_sec, c.from_restore_rows_per_sec
                 ),
                 Err(e) => eprintln!("[bench]   restart control failed: {e:#}"),
@@ -233,6 +239,7 @@ pub async fn run(ctx: &Context<'_>, round: usize, by: OutageBy) -> anyhow::Resul
         recovery: drained.recovery,
         outcomes_before_restore: drained.outcomes_before_restore,
         rows_per_sec_once_recovered: drained.rows_per_sec_once_recovered,
+        stages: drained.stages,
         dead_lettered,
         parked,
         paused,
@@ -244,7 +251,7 @@ pub async fn run(ctx: &Context<'_>, round: usize, by: OutageBy) -> anyhow::Resul
     let o = &measured;
     eprintln!(
         "[bench]   outage {:.1} s: backlog {} drained at {:.0}/s from the restore (first outcome after {:.2} s, \
-             {} while db-start ran); dead-lettered {}, parked {}, paused: {}",
+             {} while db-start ran); dead-lettered {}, parked {}, paused: {}; from the restore: {}",
         o.down_for.as_secs_f64(),
         o.backlog,
         o.rows_per_sec_after,
@@ -253,6 +260,7 @@ pub async fn run(ctx: &Context<'_>, round: usize, by: OutageBy) -> anyhow::Resul
         o.dead_lettered,
         o.parked,
         o.paused.map_or("not exposed", |p| if p { "yes" } else { "no" }),
+        o.stages,
     );
     Ok(measured)
 }
@@ -267,6 +275,8 @@ struct Drained {
     recovery: Duration,
     outcomes_before_restore: f64,
     rows_per_sec_once_recovered: f64,
+    /// Where the service's time went from the restore to the last outcome.
+    stages: StageProfile,
 }
 
 /// Takes the database away, produces the steady load for the outage's length, brings the
@@ -300,13 +310,16 @@ async fn outage_and_drain(
     // restore starts tells which outcomes came while it ran.
     let before_restore = service.scrape().await.ok().and_then(|s| settled(&s).ok());
     let start_started = Instant::now();
-    match (stopped, proxy) {
-        (Some(stopped), _) => stopped.start().await?,
-        (None, Some(proxy)) => proxy.restore(),
+    // Back for its clients: the server's first accepted connection, or the proxy's restore.
+    let restored_at = match (stopped, proxy) {
+        (Some(stopped), _) => stopped.start_watching(database_socket_addr(&ctx.env.database_url)).await?.reachable_at,
+        (None, Some(proxy)) => {
+            proxy.restore();
+            Instant::now()
+        }
         (None, None) => unreachable!("one of the two took the database away"),
-    }
-    let restored_at = Instant::now();
-    let start_took = restored_at - start_started;
+    };
+    let start_took = start_started.elapsed();
     let down_for = restored_at - down_at;
     let load = load?;
     if down_for > outage + start_took + Duration::from_secs(2) {
@@ -315,8 +328,11 @@ async fn outage_and_drain(
 
     let at_restore = service.scrape().await?;
     let settled_at_restore = settled(&at_restore)?;
-    let backlog = messages as f64 - (settled_at_restore - settled_before);
-    let outcomes_before_restore = before_restore.map_or(0.0, |b| (settled_at_restore - b).max(0.0));
+    // The backlog when the server was back: everything not settled before `db-start` began
+    // (nothing can be settled while the database is away).
+    let settled_before_start = before_restore.unwrap_or(settled_at_restore);
+    let backlog = messages as f64 - (settled_before_start - settled_before);
+    let outcomes_before_restore = (settled_at_restore - settled_before_start).max(0.0);
     if backlog <= 0.0 {
         anyhow::bail!(
             "every message had an outcome before the database was back: was it really away? (paused gauge: {:?})",
@@ -324,6 +340,12 @@ async fn outage_and_drain(
         );
     }
     let timing = measure_drain(service, settled_before + messages as f64).await?;
+    let stages = StageProfile::between(
+        "registration_service",
+        &at_restore,
+        &service.scrape().await?,
+        restored_at.elapsed().as_secs_f64(),
+    );
     // The rate counts from the restore: the time until the first new outcome (the recovery)
     // is part of what this figure measures.
     let drained_after = (timing.drained - restored_at).as_secs_f64();
@@ -341,6 +363,7 @@ async fn outage_and_drain(
         },
         outcomes_before_restore,
         rows_per_sec_once_recovered: timing.rate,
+        stages,
     })
 }
 

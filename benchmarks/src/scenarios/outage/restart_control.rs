@@ -1,6 +1,6 @@
 //! The control for the outage figure: MariaDB's own speed right after a restart. The raw
 //! batched loop writes as many rows as an outage round's backlog, once on the warm server and
-//! once counted from the moment `db-start` returns, as the outage figure is.
+//! once counted from the restarted server's first accepted connection, as the outage figure is.
 //!
 //! Why it exists: the outage figure counts from the restore, and a restarted server starts with
 //! a cold buffer pool and no connections. If the raw loop, with none of our code in the way,
@@ -12,17 +12,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use registration_events::RegistrationRequested;
 
-use super::StoppedDatabase;
+use super::{reachable, StoppedDatabase};
 use crate::events;
 use crate::raw::database;
 use crate::scenarios::Context;
+use crate::tcp_proxy::database_socket_addr;
 
 /// The raw loop's rates for one backlog, warm and from a restart.
 #[derive(Debug, Clone, Copy)]
 pub struct RestartControl {
     pub rows: usize,
     pub warm_rows_per_sec: f64,
-    /// Rows ÷ time from `db-start` returning to the last statement's end.
+    /// Rows ÷ time from the restarted server's first accepted connection to the last
+    /// statement's end.
     pub from_restore_rows_per_sec: f64,
     /// How long `db-start` took (not counted in the rate, as in the outage figure).
     pub start_took: Duration,
@@ -37,9 +39,37 @@ pub async fn measure(ctx: &Context<'_>, rows: usize, batch_size: usize) -> anyho
     // Made before the clock starts, as in the warm loop.
     let backlog: Vec<RegistrationRequested> = (0..rows).map(|_| events::registration(&ctx.env.run_id)).collect();
     let stopped = StoppedDatabase::stop(ctx.local_services).await?;
-    let start_started = Instant::now();
-    stopped.start().await?;
-    let restored_at = Instant::now();
+    // The loop starts at the first connection the server accepts, as the service may, not when
+    // `db-start` has finished its checks.
+    let addr = database_socket_addr(&db.url);
+    let (restart, written) = tokio::join!(stopped.start_watching(addr), async {
+        let restored_at = reachable(addr).await;
+        write_backlog(&db, &backlog, batch_size, restored_at).await?;
+        anyhow::Ok(restored_at.elapsed())
+    });
+    let restart = restart?;
+    let from_restore = written?.as_secs_f64();
+    let stored = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(&db.pool).await?;
+    // The warm loop's warm-up batch and rows, the single-row sample and the backlog.
+    if stored < (rows * 2) as i64 {
+        anyhow::bail!("the restart control wrote {rows} rows twice but users has {stored}");
+    }
+    Ok(RestartControl {
+        rows,
+        warm_rows_per_sec: warm.batched_rows_per_sec,
+        from_restore_rows_per_sec: rows as f64 / from_restore,
+        start_took: restart.returned_at - restart.started_at,
+    })
+}
+
+/// Writes `backlog` in statements of `batch_size`, retrying a statement the restarted server
+/// refuses for up to [`RETRY_FOR`] from `restored_at`.
+async fn write_backlog(
+    db: &crate::environment::BenchDatabase,
+    backlog: &[RegistrationRequested],
+    batch_size: usize,
+    restored_at: Instant,
+) -> anyhow::Result<()> {
     for batch in backlog.chunks(batch_size) {
         let mut last_error = None;
         while restored_at.elapsed() < RETRY_FOR {
@@ -58,16 +88,5 @@ pub async fn measure(ctx: &Context<'_>, rows: usize, batch_size: usize) -> anyho
             return Err(e.context("the restarted server refused the raw loop's statements"));
         }
     }
-    let from_restore = restored_at.elapsed().as_secs_f64();
-    let stored = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(&db.pool).await?;
-    // The warm loop's warm-up batch and rows, the single-row sample and the backlog.
-    if stored < (rows * 2) as i64 {
-        anyhow::bail!("the restart control wrote {rows} rows twice but users has {stored}");
-    }
-    Ok(RestartControl {
-        rows,
-        warm_rows_per_sec: warm.batched_rows_per_sec,
-        from_restore_rows_per_sec: rows as f64 / from_restore,
-        start_took: restored_at - start_started,
-    })
+    Ok(())
 }

@@ -1,11 +1,13 @@
 //! The guard that brings the machine's shared MariaDB back after an outage round stopped it
 //! (`local-services.sh db-stop`): [`StoppedDatabase::start`] is the normal way back, and
-//! dropping the guard (an error, a phase timeout, Ctrl-C) runs `db-start` too.
+//! dropping the guard (an error, a phase timeout, Ctrl-C) runs `db-start` too. Also when the
+//! restarted server was back for its clients ([`StoppedDatabase::start_watching`]).
 
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -15,6 +17,34 @@ use anyhow::Context as _;
 pub struct StoppedDatabase {
     script: PathBuf,
     down: bool,
+}
+
+/// When a restarted server was back.
+#[derive(Debug, Clone, Copy)]
+pub struct Restart {
+    /// When `db-start` was run.
+    pub started_at: Instant,
+    /// The first TCP connection the server accepted (polled every [`REACHABLE_POLL`] while
+    /// `db-start` ran; MariaDB listens once it is ready for connections): from here its clients
+    /// could use it again, and the outage figures count from here. `db-start` returns later, after
+    /// its own checks; counted from that return, rounds whose service had drained most of the
+    /// backlog meanwhile measured only the tail of the drain.
+    pub reachable_at: Instant,
+    /// When `db-start` returned.
+    pub returned_at: Instant,
+}
+
+/// How often [`reachable`] tries to connect.
+pub const REACHABLE_POLL: Duration = Duration::from_millis(5);
+
+/// The first moment `addr` accepts a TCP connection.
+pub async fn reachable(addr: SocketAddr) -> Instant {
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Instant::now();
+        }
+        tokio::time::sleep(REACHABLE_POLL).await;
+    }
 }
 
 /// Attempts of `db-start` before giving up (each waits up to the script's DB_START_TIMEOUT).
@@ -29,6 +59,26 @@ impl StoppedDatabase {
         let guard = StoppedDatabase { script: script.to_owned(), down: true };
         local_services(script, "db-stop").await?;
         Ok(guard)
+    }
+
+    /// [`StoppedDatabase::start`], watching `addr` meanwhile for the first connection the
+    /// server accepts.
+    pub async fn start_watching(self, addr: SocketAddr) -> anyhow::Result<Restart> {
+        let started_at = Instant::now();
+        let started = std::pin::pin!(self.start());
+        let back = std::pin::pin!(reachable(addr));
+        let (reachable_at, returned_at) = match futures::future::select(started, back).await {
+            futures::future::Either::Left((started, _)) => {
+                started?;
+                let now = Instant::now();
+                (now, now)
+            }
+            futures::future::Either::Right((reachable_at, started)) => {
+                started.await?;
+                (reachable_at, Instant::now())
+            }
+        };
+        Ok(Restart { started_at, reachable_at, returned_at })
     }
 
     /// Runs `db-start` (up to [`START_ATTEMPTS`] times) until it succeeds.
