@@ -106,7 +106,7 @@ pub(super) fn outage_rows(report: &mut Report, r: &Results, plan: &Plan) {
         ));
         if let Some(last) = o.rounds.last() {
             report.note(format!(
-                "Outage, where the registration-service's time went from the restore to the last outcome (last round, \
+                "Outage, where the registration-service's time went from the db-start call to the last outcome (last round, \
                  from its /metrics): {}.",
                 last.outage.stages
             ));

@@ -101,7 +101,8 @@ pub struct Outage {
     pub outcomes_before_restore: f64,
     /// Settled per second once it was draining again.
     pub rows_per_sec_once_recovered: f64,
-    /// Where the service's time went from the restore to the last outcome.
+    /// Where the service's time went from the `db-start` call (or the proxy's restore) to the
+    /// last outcome.
     pub stages: StageProfile,
     /// Messages handed to the DLQ for a transient failure from the outage's start until the
     /// backlog was drained (0 with the default pause policy).
@@ -251,7 +252,7 @@ pub async fn run(ctx: &Context<'_>, round: usize, by: OutageBy) -> anyhow::Resul
     let o = &measured;
     eprintln!(
         "[bench]   outage {:.1} s: backlog {} drained at {:.0}/s from the restore (first outcome after {:.2} s, \
-             {} while db-start ran); dead-lettered {}, parked {}, paused: {}; from the restore: {}",
+             {} while db-start ran); dead-lettered {}, parked {}, paused: {}; from db-start: {}",
         o.down_for.as_secs_f64(),
         o.backlog,
         o.rows_per_sec_after,
@@ -275,7 +276,7 @@ struct Drained {
     recovery: Duration,
     outcomes_before_restore: f64,
     rows_per_sec_once_recovered: f64,
-    /// Where the service's time went from the restore to the last outcome.
+    /// Where the service's time went from the `db-start` call to the last outcome.
     stages: StageProfile,
 }
 
@@ -308,7 +309,8 @@ async fn outage_and_drain(
     tokio::time::sleep(outage.saturating_sub(down_at.elapsed())).await;
     // Nothing can have an outcome while the database is away: the count right before the
     // restore starts tells which outcomes came while it ran.
-    let before_restore = service.scrape().await.ok().and_then(|s| settled(&s).ok());
+    let before_start = service.scrape().await.ok();
+    let before_restore = before_start.as_ref().and_then(|s| settled(s).ok());
     let start_started = Instant::now();
     // Back for its clients: the server's first accepted connection, or the proxy's restore.
     let restored_at = match (stopped, proxy) {
@@ -340,11 +342,12 @@ async fn outage_and_drain(
         );
     }
     let timing = measure_drain(service, settled_before + messages as f64).await?;
+    // From the db-start call, so the outcomes given while it ran are in the profile too.
     let stages = StageProfile::between(
         "registration_service",
-        &at_restore,
+        before_start.as_ref().unwrap_or(&at_restore),
         &service.scrape().await?,
-        restored_at.elapsed().as_secs_f64(),
+        start_started.elapsed().as_secs_f64(),
     );
     // The rate counts from the restore: the time until the first new outcome (the recovery)
     // is part of what this figure measures.
