@@ -188,7 +188,7 @@ impl Settings {
     pub const DEFAULT_ADDR: &'static str = "127.0.0.1:8080";
     pub const DEFAULT_DATABASE_URL: &'static str = "mysql://registrations@127.0.0.1:3306/registrations";
     pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_millis(5000);
-    pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+    pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(250);
     /// Added to the publish timeout for the default request timeout: room for hashing.
     pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 

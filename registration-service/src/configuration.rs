@@ -192,7 +192,7 @@ mod tests {
         assert_eq!(settings.consumer.topics, vec![registration_events::REGISTRATIONS_TOPIC.to_owned()]);
         assert_eq!(settings.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!((settings.database_pool_size, settings.database_lock_wait_timeout_secs), (5, 5));
-        assert_eq!(settings.database_acquire_timeout, Duration::from_millis(500));
+        assert_eq!(settings.database_acquire_timeout, Duration::from_millis(250));
         assert_eq!(settings.publish_timeout, Duration::from_secs(10));
         assert_eq!(settings.retry_schedule, Backoff::default());
     }

@@ -86,7 +86,7 @@ pub struct ServiceArgs {
     #[arg(long, env = "OUTAGE_PROBE_BACKOFF_MULTIPLIER", default_value_t = 2.0)]
     pub outage_probe_backoff_multiplier: f64,
     /// Longest outage probe delay (ms): how late a recovered dependency is noticed.
-    #[arg(long, env = "OUTAGE_PROBE_BACKOFF_MAX_MS", default_value_t = 250)]
+    #[arg(long, env = "OUTAGE_PROBE_BACKOFF_MAX_MS", default_value_t = 50)]
     pub outage_probe_backoff_max_ms: u64,
     /// Share of each outage probe delay to randomise, 0 to 1.
     #[arg(long, env = "OUTAGE_PROBE_BACKOFF_JITTER", default_value_t = 0.0)]

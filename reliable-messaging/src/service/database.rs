@@ -36,8 +36,9 @@ pub struct DatabaseArgs {
     pub database_pool_size: u32,
     /// How long a handler waits for a connection before the attempt counts as a transient failure (ms).
     /// While the database refuses connections, sqlx retries within this time at most a fifth of
-    /// it apart, so it also bounds how late a recovered database is noticed.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 500)]
+    /// it apart, so it also bounds how late a recovered database is noticed. Too short for a slow
+    /// network costs little: the consumer pauses and probes, nothing is dead-lettered.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 250)]
     pub database_acquire_timeout_ms: u64,
     /// `innodb_lock_wait_timeout` of the service's sessions (s).
     #[arg(long, env = "DATABASE_LOCK_WAIT_TIMEOUT_SECS", default_value_t = 5)]
@@ -67,10 +68,10 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// `url` with the defaults of [`DatabaseArgs`] (5 connections, 0.5 s to acquire one, 5 s lock
+    /// `url` with the defaults of [`DatabaseArgs`] (5 connections, 250 ms to acquire one, 5 s lock
     /// wait): for tests and tools that build settings in code.
     pub fn new(url: impl Into<DatabaseUrl>) -> Self {
-        Self { url: url.into(), pool_size: 5, acquire_timeout: Duration::from_millis(500), lock_wait_timeout_secs: 5 }
+        Self { url: url.into(), pool_size: 5, acquire_timeout: Duration::from_millis(250), lock_wait_timeout_secs: 5 }
     }
 
     /// The pool, connected now: for a command that has nothing to do without the database.
