@@ -10,24 +10,21 @@ use super::{one, rounds_row, Inputs};
 pub(super) fn rows(report: &mut Report, i: &Inputs<'_>) {
     let Inputs { r, plan, label, .. } = i;
     // 3. and 4. Registration-service drain, and the raw limits' own ratio for context.
-    let drain_vs_raw = |rounds: &Vec<DrainRound>| -> Paired {
-        rounds.iter().map(|d| (d.batched.rows_per_sec, d.raw.batched_rows_per_sec)).collect()
-    };
-    let batched_vs_single = |rounds: &Vec<DrainRound>| -> Paired {
-        rounds.iter().map(|d| (d.batched.rows_per_sec, d.single.rows_per_sec)).collect()
-    };
-    let raw_vs_raw = |rounds: &Vec<DrainRound>| -> Paired {
-        rounds.iter().map(|d| (d.raw.batched_rows_per_sec, d.raw.single_rows_per_sec)).collect()
-    };
+    let drain_vs_raw =
+        |rounds: &Vec<DrainRound>| paired(rounds, |d| (d.batched.rows_per_sec, d.raw.batched_rows_per_sec));
+    let batched_vs_single =
+        |rounds: &Vec<DrainRound>| paired(rounds, |d| (d.batched.rows_per_sec, d.single.rows_per_sec));
+    let raw_vs_raw =
+        |rounds: &Vec<DrainRound>| paired(rounds, |d| (d.raw.batched_rows_per_sec, d.raw.single_rows_per_sec));
     let figure = "registration-service rows/s draining ÷ raw batched upsert rows/s";
     report.push(one(figure, "≥ 0.8", &r.drains, |rounds| {
         rounds_row(figure, &drain_vs_raw(rounds), Measure::per_second, Goal::AtLeast(0.8), label)
     }));
-    let drain_vs_beside = |rounds: &Vec<DrainRound>| -> Paired {
-        rounds.iter().map(|d| (d.batched.rows_per_sec, d.raw_beside_kafka.batched_rows_per_sec)).collect()
+    let drain_vs_beside = |rounds: &Vec<DrainRound>| {
+        paired(rounds, |d| (d.batched.rows_per_sec, d.raw_beside_kafka.batched_rows_per_sec))
     };
-    let beside_vs_raw = |rounds: &Vec<DrainRound>| -> Paired {
-        rounds.iter().map(|d| (d.raw_beside_kafka.batched_rows_per_sec, d.raw.batched_rows_per_sec)).collect()
+    let beside_vs_raw = |rounds: &Vec<DrainRound>| {
+        paired(rounds, |d| (d.raw_beside_kafka.batched_rows_per_sec, d.raw.batched_rows_per_sec))
     };
     let figure = "(control) raw batched upsert beside a Kafka read at the drain's rate ÷ raw alone";
     report.push(one(figure, "—", &r.drains, |rounds| {
@@ -81,4 +78,9 @@ pub(super) fn rows(report: &mut Report, i: &Inputs<'_>) {
             ));
         }
     }
+}
+
+/// Each round's (ours, its limit) as `pick` takes them from the round.
+fn paired(rounds: &[DrainRound], pick: impl Fn(&DrainRound) -> (f64, f64)) -> Paired {
+    rounds.iter().map(pick).collect()
 }
