@@ -76,7 +76,8 @@
 # something that is not ours.
 #
 # Tunables (environment): KAFKA_START_TIMEOUT (90 s), KAFKA_STOP_TIMEOUT (30 s),
-# DB_START_TIMEOUT (60 s), KAFKA_HEAP_OPTS (-Xms256m -Xmx512m).
+# DB_START_TIMEOUT (60 s), KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), LOCAL_PORT_OFFSET
+# (0; added to every port, for a second checkout's services beside the first).
 
 set -euo pipefail
 
@@ -90,9 +91,14 @@ readonly LOCAL="$ROOT/.local"
 # Debian keeps mariadbd and friends in sbin, which is not on every PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
+# LOCAL_PORT_OFFSET=N moves every port below by N, so that a second checkout
+# (a git worktree, say) runs its own broker and database beside the first.
+readonly PORT_OFFSET="${LOCAL_PORT_OFFSET:-0}"
+[[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { echo "LOCAL_PORT_OFFSET must be a whole number, got '$PORT_OFFSET'" >&2; exit 2; }
+
 # ---------------------------------------------------------------- Kafka paths
-readonly KAFKA_PORT=9092
-readonly KAFKA_CONTROLLER_PORT=9093
+readonly KAFKA_PORT=$((9092 + PORT_OFFSET))
+readonly KAFKA_CONTROLLER_PORT=$((9093 + PORT_OFFSET))
 readonly KAFKA_HOME="$LOCAL/kafka"
 readonly KAFKA_LIBS="$KAFKA_HOME/libs"
 readonly KAFKA_LIBS_MARKER="$KAFKA_LIBS/.fetched"
@@ -111,7 +117,7 @@ KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 
 # -------------------------------------------------------------- MariaDB paths
-readonly DB_PORT=3306
+readonly DB_PORT=$((3306 + PORT_OFFSET))
 readonly DB_NAME=registrations
 readonly DB_USER=registrations
 readonly DB_HOME="$LOCAL/mariadb"
@@ -491,8 +497,8 @@ readonly CLUSTER_ID_FILE="$CLUSTER_HOME/cluster.id"
 readonly CLUSTER_SIZE_FILE="$CLUSTER_HOME/size"
 readonly CLUSTER_NETWORK_FILE="$CLUSTER_HOME/network"
 readonly BROKERS_CHOICE_FILE="$LOCAL/kafka-brokers"
-readonly CLUSTER_BROKER_PORT_BASE=19091     # node i: 19091+i
-readonly CLUSTER_CONTROLLER_PORT_BASE=19191 # node i: 19191+i
+readonly CLUSTER_BROKER_PORT_BASE=$((19091 + PORT_OFFSET))     # node i: 19091+i
+readonly CLUSTER_CONTROLLER_PORT_BASE=$((19191 + PORT_OFFSET)) # node i: 19191+i
 # Interface and namespace names carry a tag of this checkout, so two
 # checkouts on one machine do not share (or delete) each other's network.
 CHECKOUT_TAG=$(($(printf '%s' "$ROOT" | cksum | cut -d' ' -f1) % 100000))
@@ -1069,15 +1075,15 @@ db_status() {
 readonly SECURE_HOME="$LOCAL/secure"
 readonly SECURE_TLS="$SECURE_HOME/tls"
 readonly SECURE_SECRETS="$SECURE_HOME/secrets.env"
-readonly SECURE_KAFKA_PORT=29092
-readonly SECURE_KAFKA_CONTROLLER_PORT=29093
+readonly SECURE_KAFKA_PORT=$((29092 + PORT_OFFSET))
+readonly SECURE_KAFKA_CONTROLLER_PORT=$((29093 + PORT_OFFSET))
 readonly SECURE_KAFKA_HOME="$SECURE_HOME/kafka"
 readonly SECURE_KAFKA_CONFIG="$SECURE_KAFKA_HOME/server.properties"
 readonly SECURE_KAFKA_CLIENT_CONFIG="$SECURE_KAFKA_HOME/admin-client.properties"
 readonly SECURE_KAFKA_DATA="$SECURE_KAFKA_HOME/data"
 readonly SECURE_KAFKA_LOGS="$SECURE_KAFKA_HOME/logs"
 readonly SECURE_KAFKA_PID_FILE="$SECURE_KAFKA_HOME/kafka.pid"
-readonly SECURE_DB_PORT=3307
+readonly SECURE_DB_PORT=$((3307 + PORT_OFFSET))
 readonly SECURE_DB_USER=registrations_tls
 readonly SECURE_DB_HOME="$SECURE_HOME/mariadb"
 readonly SECURE_DB_DATA="$SECURE_DB_HOME/data"
