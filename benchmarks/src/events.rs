@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use futures::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
 use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSION};
-use reliable_messaging::kafka::Header;
+use reliable_messaging::message::Header;
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::OutboundRecord;
 use reliable_messaging::KafkaSettings;

@@ -8,9 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use chrono::Utc;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use reliable_messaging::dead_letter::retry_metadata::{self, MetadataFormat};
 use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::kafka::trace_context;
+use reliable_messaging::message::retry_metadata::{self, MetadataFormat};
 use reliable_messaging::parking::{NewParkedMessage, ParkReason, ParkingLot};
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::{OutboundRecord, PublishError};

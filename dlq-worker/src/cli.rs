@@ -231,7 +231,7 @@ fn print_table(items: &[ParkedSummary]) {
             i.reason,
             i.error_kind,
             i.retry_count,
-            reliable_messaging::dead_letter::retry_metadata::rfc3339(i.parked_at),
+            reliable_messaging::message::retry_metadata::rfc3339(i.parked_at),
             error.chars().take(120).collect::<String>()
         );
     }

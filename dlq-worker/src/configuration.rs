@@ -10,9 +10,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use reliable_messaging::dead_letter::retry_metadata::MetadataFormat;
 use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::dead_letter::DeadLetterLimit;
+use reliable_messaging::message::retry_metadata::MetadataFormat;
 use reliable_messaging::parking::Rate;
 use reliable_messaging::service::{
     self, DatabaseArgs, DatabaseSettings, KafkaArgs, RetryScheduleArgs, Secret, ServiceDefaults, TelemetryArgs,

@@ -33,7 +33,8 @@ impl ReadinessCheck for Subscribed {
         "subscription"
     }
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        let ok = self.0.subscribed.load(Ordering::Relaxed) || self.0.assigned_partitions.load(Ordering::Relaxed) > 0;
+        let ok =
+            self.0.subscribed.load(Ordering::Relaxed) || self.0.group.assigned_partitions.load(Ordering::Relaxed) > 0;
         Box::pin(async move {
             if ok {
                 Ok(())

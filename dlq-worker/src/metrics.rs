@@ -3,9 +3,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
+use reliable_messaging::kafka::group::GroupGauges;
 use reliable_messaging::parking::ParkReason;
 use reliable_messaging::service::metrics::family::{counter, counters, gauge};
 
@@ -26,7 +28,8 @@ pub struct Metrics {
     /// Parked messages redriven or discarded by an operator.
     pub operator_redrives: AtomicU64,
     pub operator_discards: AtomicU64,
-    pub commits: AtomicU64,
+    /// Assigned partitions and confirmed commits, kept by the group's rebalance callbacks.
+    pub group: Arc<GroupGauges>,
     /// Messages waiting for their re-send time.
     pub scheduled: AtomicUsize,
     /// Re-sends and parkings running now.
@@ -34,7 +37,6 @@ pub struct Metrics {
     pub paused_partitions: AtomicUsize,
     /// Times the partitions were paused because too many messages waited.
     pub pauses: AtomicU64,
-    pub assigned_partitions: AtomicUsize,
     /// Whether the regex subscription is in place.
     pub subscribed: AtomicBool,
     /// Set while the database does not answer the worker's probe: re-sends are held (a paused
@@ -90,7 +92,7 @@ impl Collector for Metrics {
                 ([("action", "discard")], load(&self.operator_discards)),
             ],
         )?;
-        counter(e, "commits", "Offset commits", load(&self.commits))?;
+        counter(e, "commits", "Offset commits", load(&self.group.commits))?;
         gauge(e, "scheduled", "Messages waiting for their re-send time", gauge_of(&self.scheduled))?;
         gauge(e, "in_flight", "Re-sends and parkings running now", gauge_of(&self.in_flight))?;
         gauge(
@@ -113,14 +115,13 @@ impl Collector for Metrics {
             e,
             "assigned_partitions",
             "Dead-letter partitions assigned to this worker",
-            gauge_of(&self.assigned_partitions),
+            gauge_of(&self.group.assigned_partitions),
         )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use reliable_messaging::service::metrics::MetricsRegistry;
 

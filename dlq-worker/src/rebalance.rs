@@ -8,10 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use reliable_messaging::consumer::{CommitPosition, OffsetTracker, TopicPartition};
+use reliable_messaging::kafka::group::{CommitPosition, GroupContext, OffsetTracker, PartitionBook, TopicPartition};
 
 use crate::actions::Scheduled;
 use crate::metrics::Metrics;
@@ -35,70 +32,37 @@ pub fn lock(state: &SharedState) -> MutexGuard<'_, PartitionState> {
     state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub struct WorkerContext {
+/// The rdkafka context of the worker's consumer: the shared group callbacks over this book.
+pub type WorkerContext = GroupContext<WorkerBook>;
+
+/// The worker's [`PartitionBook`]: its offsets and schedule, told about revocations.
+pub struct WorkerBook {
     pub state: SharedState,
     pub metrics: Arc<Metrics>,
 }
 
-impl ClientContext for WorkerContext {}
-
-impl ConsumerContext for WorkerContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            self.on_revoke(consumer, tpl);
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
-        self.metrics.assigned_partitions.store(assigned, Ordering::Relaxed);
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), assigned, "partitions assigned");
-                // Newly assigned partitions start unpaused; keep the back-pressure promise.
-                if lock(&self.state).paused {
-                    if let Err(e) = consumer.pause(tpl) {
-                        tracing::warn!(error = %e, "could not pause newly assigned partitions");
-                    }
-                }
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-}
-
-impl WorkerContext {
-    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let revoked: Vec<TopicPartition> =
-            tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
+impl PartitionBook for WorkerBook {
+    fn revoking(&self, revoked: &[TopicPartition], commit: &mut dyn FnMut(&[CommitPosition]) -> bool) {
         let mut state = lock(&self.state);
-        let positions = state.offsets.to_commit_for(&revoked);
-        if !positions.is_empty() {
-            match commit_list(&positions).and_then(|list| consumer.commit(&list, CommitMode::Sync)) {
-                Ok(()) => {
-                    state.offsets.mark_committed(&positions);
-                    self.metrics.commits.fetch_add(1, Ordering::Relaxed);
-                }
-                // The new owner re-sends what this commit would have covered: duplicates only.
-                Err(e) => tracing::warn!(error = %e, "commit before revocation failed"),
-            }
+        let positions = state.offsets.to_commit_for(revoked);
+        if !positions.is_empty() && commit(&positions) {
+            state.offsets.mark_committed(&positions);
         }
         let mut dropped = 0;
-        for partition in &revoked {
+        for partition in revoked {
             state.offsets.forget(partition);
             dropped += state.waiting.drop_partition(partition);
         }
         self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
-        tracing::info!(partitions = revoked.len(), dropped_waiting = dropped, "partitions revoked");
+        tracing::info!(
+            partitions = revoked.len(),
+            dropped_waiting = dropped,
+            "waiting re-sends of revoked partitions dropped"
+        );
     }
-}
 
-/// The commit request for `positions`.
-pub fn commit_list(positions: &[CommitPosition]) -> KafkaResult<TopicPartitionList> {
-    let mut list = TopicPartitionList::with_capacity(positions.len());
-    for p in positions {
-        list.add_partition_offset(&p.partition.topic, p.partition.partition, Offset::Offset(p.next_offset))?;
+    /// Newly assigned partitions start unpaused; keep the back-pressure promise.
+    fn holding(&self) -> bool {
+        lock(&self.state).paused
     }
-    Ok(list)
 }

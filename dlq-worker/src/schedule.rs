@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use reliable_messaging::consumer::TopicPartition;
+use reliable_messaging::kafka::group::TopicPartition;
 use tokio::time::Instant;
 
 pub struct Schedule<T> {

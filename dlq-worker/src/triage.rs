@@ -1,9 +1,9 @@
 //! Decides, for each dead-lettered record, whether it goes back to its topic (and when) or to
 //! the parking lot (and why). Pure: no I/O, so every rule is unit-tested.
 
-use reliable_messaging::consumer::FailureKind;
 use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::dead_letter::DEAD_LETTER_SUFFIX;
+use reliable_messaging::message::FailureKind;
 use reliable_messaging::parking::ParkReason;
 use reliable_messaging::Delivery;
 
@@ -93,8 +93,8 @@ fn due_ms(delivery: &Delivery, policy: &RetryPolicy, read_ms: i64) -> i64 {
 mod tests {
     use std::time::Duration;
 
-    use reliable_messaging::dead_letter::retry_metadata::{header, MetadataError, MetadataSource, RetryMetadata};
-    use reliable_messaging::kafka::Header;
+    use reliable_messaging::message::retry_metadata::{header, MetadataError, MetadataSource, RetryMetadata};
+    use reliable_messaging::message::Header;
 
     use super::*;
 

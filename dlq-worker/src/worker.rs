@@ -19,8 +19,10 @@ use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
-use reliable_messaging::consumer::group_member_config;
-use reliable_messaging::consumer::TopicPartition;
+use reliable_messaging::kafka::group::group_member_config;
+use reliable_messaging::kafka::group::{
+    commit_list, hold_back, set_assignment_paused, wake_fetchers, GroupContext, TopicPartition,
+};
 use reliable_messaging::Delivery;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -29,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::{Actions, Finished, Scheduled};
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
-use crate::rebalance::{commit_list, lock, SharedState, WorkerContext};
+use crate::rebalance::{lock, SharedState, WorkerBook, WorkerContext};
 use crate::triage::{triage, Decision, RetryPolicy};
 use reliable_messaging::dead_letter::FloodGuard;
 use reliable_messaging::parking::ParkReason;
@@ -77,8 +79,10 @@ impl DlqWorker {
             // New dead-letter topics matching the pattern are picked up within this interval.
             .set("topic.metadata.refresh.interval.ms", settings.metadata_refresh.as_millis().to_string())
             .set("allow.auto.create.topics", "false");
-        let consumer: StreamConsumer<WorkerContext> =
-            config.create_with_context(WorkerContext { state: state.clone(), metrics: metrics.clone() })?;
+        let consumer: StreamConsumer<WorkerContext> = config.create_with_context(GroupContext {
+            book: WorkerBook { state: state.clone(), metrics: metrics.clone() },
+            gauges: metrics.group.clone(),
+        })?;
         consumer.subscribe(&[settings.topic_pattern.as_str()])?;
         metrics.subscribed.store(true, Ordering::Relaxed);
         tracing::info!(pattern = %settings.topic_pattern, group = %settings.group_id, "subscribed to dead-letter topics");
@@ -224,26 +228,11 @@ impl DlqWorker {
     /// Leaves `delivery` for later: its partition is paused and rewound to it, so it is not
     /// tracked, not committed past, and fetched again after a restart.
     fn hold_back(&self, delivery: &Delivery) {
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition(&delivery.topic, delivery.partition);
-        if let Err(e) = self.consumer.pause(&tpl) {
-            tracing::warn!(error = %e, position = %delivery.position(), "could not pause a partition");
-        }
-        let offset = rdkafka::Offset::Offset(delivery.offset);
-        if let Err(e) = self.consumer.seek(&delivery.topic, delivery.partition, offset, Duration::from_secs(5)) {
-            tracing::warn!(error = %e, position = %delivery.position(), "could not rewind a partition");
-        }
+        hold_back(&self.consumer, &delivery.topic, delivery.partition, delivery.offset);
     }
 
     fn pause_assignment(&self) {
-        match self.consumer.assignment() {
-            Ok(tpl) => {
-                if let Err(e) = self.consumer.pause(&tpl) {
-                    tracing::warn!(error = %e, "could not pause the assignment");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not read the assignment"),
-        }
+        set_assignment_paused(&self.consumer, true);
     }
 
     /// Starts the re-sends that are due, as many as the in-flight limit allows.
@@ -300,7 +289,7 @@ impl DlqWorker {
         match tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync)).await {
             Ok(Ok(())) => {
                 lock(&self.state).offsets.mark_committed(&positions);
-                self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+                self.metrics.group.commits.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(?positions, "committed");
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "offset commit failed; will retry"),
@@ -323,26 +312,15 @@ impl DlqWorker {
         if !pause && !resume {
             return;
         }
-        let assignment = match self.consumer.assignment() {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the assignment");
-                return;
-            }
-        };
-        let result = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
-        match result {
-            Ok(()) => {
-                state.paused = pause;
-                if pause {
-                    self.metrics.pauses.fetch_add(1, Ordering::Relaxed);
-                }
-                let paused = if pause { assignment.count() } else { 0 };
-                self.metrics.paused_partitions.store(paused, Ordering::Relaxed);
-                tracing::info!(waiting = load, partitions = assignment.count(), paused = pause, "back-pressure");
-            }
-            Err(e) => tracing::warn!(error = %e, "could not pause/resume partitions"),
+        let Some(partitions) = set_assignment_paused(&self.consumer, pause) else { return };
+        state.paused = pause;
+        if pause {
+            self.metrics.pauses.fetch_add(1, Ordering::Relaxed);
+        } else {
+            wake_fetchers(&self.consumer);
         }
+        self.metrics.paused_partitions.store(if pause { partitions } else { 0 }, Ordering::Relaxed);
+        tracing::info!(waiting = load, partitions, paused = pause, "back-pressure");
     }
 }
 

@@ -153,7 +153,7 @@ fn router(state: AppState, readiness: Readiness, request_timeout: Duration) -> (
 }
 
 fn http_span(request: &Request) -> tracing::Span {
-    if !reliable_messaging::service::telemetry::enabled() {
+    if !reliable_messaging::kafka::trace_context::enabled() {
         return tower_http::trace::DefaultMakeSpan::new().make_span(request);
     }
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());

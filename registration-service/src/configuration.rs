@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::FromArgMatches;
 use reliable_messaging::consumer::ConsumerSettings;
-use reliable_messaging::dead_letter::retry_metadata::MetadataFormat;
 use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::kafka::topics::TopicPolicy;
+use reliable_messaging::message::retry_metadata::MetadataFormat;
 use reliable_messaging::service::{self, DatabaseArgs, DatabaseUrl, ServiceArgs, ServiceDefaults, TelemetryArgs};
 use reliable_messaging::KafkaSettings;
 

@@ -2,8 +2,8 @@
 
 use registration_events::RegistrationRequested;
 use reliable_messaging::consumer::sql_failures;
-use reliable_messaging::consumer::FailureKind;
 use reliable_messaging::consumer::Prepared;
+use reliable_messaging::message::FailureKind;
 use reliable_messaging::{Delivery, Handler, Outcome};
 
 use crate::user_store::{PreparedInsert, Stored, UserStore};

@@ -12,7 +12,8 @@
 //! ```
 //! Not JSON → parked at once. Database down → consuming pauses until it is back.
 
-use reliable_messaging::consumer::{sql_failures, FailureKind};
+use reliable_messaging::consumer::sql_failures;
+use reliable_messaging::message::FailureKind;
 use reliable_messaging::service::{self, DatabaseArgs, ServiceArgs, ServiceBuilder, ServiceDefaults};
 use reliable_messaging::{Delivery, Handler, Outcome};
 

@@ -2,10 +2,11 @@
 //! make every outcome durable, and only then commit the offsets.
 //!
 //! ```text
-//!   poll batch ──▶ handler ──▶ Done / Rejected ─────────────────────────────┐
-//!                     │                                                      ▼
-//!                     ├─▶ Transient ─▶ in-place retry ─▶ still failing ─▶ <topic>-dlq ─▶ commit
-//!                     └─▶ Permanent ─────────────────────────────────────▶ <topic>-dlq (parked by the DLQ worker)
+//!   poll ──▶ handle ──▶ Done / Rejected ───────────────────────────────────┐
+//!              │                                                          ▼
+//!              ├─▶ Transient ─▶ in-place retry ─▶ still failing ─▶ settle: <topic>-dlq ─▶ commit
+//!              ├─▶ Permanent ───────────────────────────────────▶ settle: <topic>-dlq (parked by the DLQ worker)
+//!              └─▶ DependencyDown ─▶ ride out: pause, probe, resume ─▶ handled again
 //! ```
 //!
 //! A crash anywhere before the commit redelivers the batch; handlers are idempotent, so
@@ -20,73 +21,47 @@
 //!   messages from the tripping one on stay uncommitted, the consumer stops consuming and
 //!   reports why until it is restarted.
 //!
-//! Where each part lives (one concept per file, so a reader can find and change one without
-//! reading the rest):
-//!
-//! * [`ReliableConsumer`] and its construction: this file; its run loop: `run.rs`;
-//! * [`Handler`], the trait a service implements (`handler.rs`);
-//! * [`ConsumerSettings`], [`CommitPolicy`], [`OutagePolicy`] and the rdkafka configuration
-//!   they imply (`settings.rs`);
-//! * [`ConsumerStats`] and [`Outage`], rendered for `/metrics` (`stats.rs`), and the consumer
-//!   lag refreshed in the background (`lag.rs`);
-//! * polling a batch while the previous one is handled, and letting the handler prepare it
-//!   then (`poll.rs`), the batch and what it may commit (`batch.rs`);
-//! * handling with in-place retries of transient failures (`in_place_retry.rs`);
-//! * settling: counting, dead-lettering, the flood guard (`dead_letter_routing.rs`);
-//! * riding out an outage and halting, both without leaving the group (`outage.rs`);
-//! * who owns which partition across rebalances (`AssignmentTracker`, `assignment.rs`) and
-//!   committing only what this member owns (`commit.rs`).
-//!
-//! And the types a handler meets, each in its own file: [`Delivery`], the record it is handed
-//! (`delivery.rs`); [`Outcome`] and [`FailureKind`], what it answers (`outcome.rs`);
-//! [`sql_failures`], which database errors are worth retrying (`sql_failures.rs`, `mysql`
-//! feature); [`StageTimings`], where its time goes (`stage_timings.rs`). A consumer that
-//! finishes messages out of order (the dlq-worker) tracks what it may commit with
-//! [`OffsetTracker`] (`offset_tracker.rs`); splitting a batch by partition is
-//! `partition_chunks.rs`.
-//!
-//! Dependencies point one way: this file uses only the parts the consumer is built from
-//! (settings, stats, assignment, handler); the files that add behaviour to
-//! [`ReliableConsumer`] use this file, never the reverse.
+//! [`ReliableConsumer::run`] below is the whole loop; each step is a stage of its own in
+//! `stages/`, named after it. Around them: the [`Handler`] a service implements, the
+//! [`ConsumerSettings`] it is run with, the [`ConsumerStats`] it counts into, the batch
+//! (`batch.rs`), the consumer as a group member (`member.rs`, with the shared plumbing in
+//! [`crate::kafka::group`]) and the pause both an outage and a halt use (`standstill.rs`).
+//! Helpers for handlers: [`sql_failures`] (which database errors are worth retrying, `mysql`
+//! feature) and [`StageTimings`] (where a handler's time goes).
 
-mod assignment;
 mod batch;
-mod commit;
-mod dead_letter_routing;
-pub(crate) mod delivery;
 mod handler;
-mod in_place_retry;
 mod lag;
-pub(crate) mod offset_tracker;
-mod outage;
-pub(crate) mod outcome;
+mod member;
 pub(crate) mod partition_chunks;
-mod poll;
-mod run;
 mod settings;
 #[cfg(feature = "mysql")]
 pub mod sql_failures;
 pub(crate) mod stage_timings;
+mod stages;
+mod standstill;
 mod stats;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::consumer::Consumer as _;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use assignment::AssignmentTracker;
-pub use delivery::Delivery;
 pub use handler::{Handler, Prepared};
-pub use offset_tracker::{CommitPosition, OffsetTracker, TopicPartition};
-pub use outcome::{Failure, FailureKind, Outcome};
-pub use settings::{group_member_config, CommitPolicy, ConsumerSettings, OutagePolicy};
+pub use settings::{CommitPolicy, ConsumerSettings, OutagePolicy};
 pub use stage_timings::{Stage, StageTimings};
 pub use stats::{ConsumerStats, Outage, LAG_REFRESH};
 
-use assignment::Ownership;
+use batch::Batch;
+use lag::monitor_lag;
+use member::{Member, OwnedPartitions};
+use stages::{Commit, Halt, Handle, HandlerState, Poll, RideOut, Settle, Settled};
+use standstill::Standstill;
 
-use crate::dead_letter::DeadLetterPublisher;
-use crate::dead_letter::FloodGuard;
+use crate::dead_letter::{DeadLetterPublisher, FloodGuard};
+use crate::kafka::group::{GroupContext, Ownership};
 use crate::kafka::KafkaSettings;
 
 /// Why a consumer could not start, or stopped with an error rather than a shutdown.
@@ -100,16 +75,15 @@ pub enum ConsumerError {
 
 /// Runs a [`Handler`] over a topic with at-least-once delivery; see the module docs.
 pub struct ReliableConsumer<H: Handler> {
-    consumer: Arc<StreamConsumer<AssignmentTracker>>,
-    ownership: Arc<Mutex<Ownership>>,
-    /// Shared with the blocking thread that prepares the next batch (see `poll.rs`).
-    handler: Arc<H>,
-    dead_letters: DeadLetterPublisher,
-    settings: ConsumerSettings,
+    member: Arc<Member>,
+    topics: Vec<String>,
+    group_id: String,
     stats: Arc<ConsumerStats>,
-    /// Shared with the rebalance callbacks: keep new partitions paused.
-    hold: Arc<AtomicBool>,
-    flood_guard: Mutex<FloodGuard>,
+    poll: Poll<H>,
+    handle: Handle<H>,
+    settle: Settle,
+    commit: Commit,
+    halt: Halt,
 }
 
 impl<H: Handler> ReliableConsumer<H> {
@@ -134,31 +108,138 @@ impl<H: Handler> ReliableConsumer<H> {
         let config = settings.client_config(kafka);
         let ownership = Arc::new(Mutex::new(Ownership::default()));
         let hold = Arc::new(AtomicBool::new(false));
-        let context = AssignmentTracker {
-            stats: stats.clone(),
-            ownership: ownership.clone(),
-            manual_commits: settings.commit_policy == CommitPolicy::AfterDurableOutcome,
-            hold: hold.clone(),
-        };
-        let consumer: StreamConsumer<AssignmentTracker> =
-            config.create_with_context(context).map_err(ConsumerError::Setup)?;
+        let manual_commits = settings.commit_policy == CommitPolicy::AfterDurableOutcome;
+        let book = OwnedPartitions { ownership: ownership.clone(), manual_commits, hold: hold.clone() };
+        let context = GroupContext { book, gauges: stats.group.clone() };
+        let member: Member = config.create_with_context(context).map_err(ConsumerError::Setup)?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(ConsumerError::Setup)?;
-        let flood_guard = Mutex::new(FloodGuard::new(settings.dead_letter_limit));
+        member.subscribe(&topics).map_err(ConsumerError::Setup)?;
+        let member = Arc::new(member);
+        let handler = Arc::new(handler);
+        let standstill = Arc::new(Standstill { member: member.clone(), hold });
         Ok(Self {
-            consumer: Arc::new(consumer),
-            ownership,
-            handler: Arc::new(handler),
-            dead_letters,
-            settings,
+            poll: Poll {
+                member: member.clone(),
+                ownership: ownership.clone(),
+                handler: handler.clone(),
+                max_batch_size: settings.max_batch_size,
+                max_batch_wait: settings.max_batch_wait,
+                partition_concurrency: settings.partition_concurrency,
+                stats: stats.clone(),
+            },
+            handle: Handle {
+                handler,
+                in_place_retries: settings.in_place_retries,
+                in_place_backoff: settings.in_place_backoff,
+                outage_policy: settings.outage_policy,
+                partition_concurrency: settings.partition_concurrency,
+                ride_out: RideOut {
+                    standstill: standstill.clone(),
+                    probe_backoff: settings.outage_probe_backoff,
+                    stats: stats.clone(),
+                },
+                stats: stats.clone(),
+            },
+            settle: Settle {
+                dead_letters,
+                flood_guard: Mutex::new(FloodGuard::new(settings.dead_letter_limit)),
+                stats: stats.clone(),
+            },
+            commit: Commit { member: member.clone(), ownership, manual: manual_commits, stats: stats.clone() },
+            halt: Halt { standstill, stats: stats.clone() },
+            member,
+            topics: settings.topics,
+            group_id: settings.group_id,
             stats,
-            hold,
-            flood_guard,
         })
     }
 
     /// Counters shared with the running consumer.
     pub fn stats(&self) -> Arc<ConsumerStats> {
         self.stats.clone()
+    }
+
+    /// Consumes until `shutdown` is cancelled. The batch in progress is finished, made durable
+    /// and committed before this returns; nothing is left uncommitted-but-stored.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ConsumerError> {
+        tracing::info!(topics = ?self.topics, group = %self.group_id, "consumer started");
+        let lag_monitor = tokio::spawn(monitor_lag(self.member.clone(), self.stats.clone(), shutdown.clone()));
+        let mut prefetched: Option<Batch> = None;
+        // When the handler last finished a batch: the time until it starts the next is the
+        // `idle` stage, the serial gap a drain wants near zero.
+        let mut handler_free_since: Option<std::time::Instant> = None;
+        loop {
+            let mut batch = match prefetched.take() {
+                Some(batch) => batch,
+                None => match self.poll.next_batch(&shutdown, None).await {
+                    Some(batch) => batch,
+                    None => break,
+                },
+            };
+            if batch.deliveries.is_empty() {
+                continue;
+            }
+            self.stats.consumed.fetch_add(batch.deliveries.len() as u64, Ordering::Relaxed);
+            // The next batch is polled while this one is handled, so the poll's round trips
+            // and copying overlap the handler's database work. This batch's offsets are
+            // committed as soon as its outcomes are durable, whatever the poll is doing. The
+            // next batch keeps filling while this one is handled (`busy`), and closes when the
+            // handler is free and librdkafka has nothing more ready.
+            let prepared = std::mem::take(&mut batch.prepared);
+            let busy = AtomicBool::new(true);
+            let idle = Notify::new();
+            if let Some(free_since) = handler_free_since.take() {
+                self.stats.stages.record("idle", free_since.elapsed());
+            }
+            let (settled, next) = tokio::join!(
+                async {
+                    // Handling and dead-lettering continue the messages' trace (a batch
+                    // mixing traces links to each of them).
+                    let span = crate::kafka::trace_context::batch_span(&batch.deliveries);
+                    let settled = tracing::Instrument::instrument(
+                        async {
+                            Ok::<_, ConsumerError>(
+                                match self.handle.outcomes(&batch.deliveries, prepared, &shutdown).await? {
+                                    Some(outcomes) => self.settle.settle(&batch.deliveries, &outcomes, &shutdown).await,
+                                    // Shutdown during an outage: nothing of the batch is durable.
+                                    None => Settled::Interrupted,
+                                },
+                            )
+                        },
+                        span,
+                    )
+                    .await
+                    .inspect(|settled| self.commit.settled(&batch, settled));
+                    // Also on an error: the poll must not wait for a handler that is gone.
+                    busy.store(false, Ordering::Release);
+                    idle.notify_one();
+                    handler_free_since = Some(std::time::Instant::now());
+                    settled
+                },
+                self.poll.next_batch(&shutdown, Some(HandlerState { busy: &busy, idle: &idle }))
+            );
+            match settled? {
+                Settled::Durable => {}
+                // Shutdown arrived while a failed message could not reach the DLQ, or while a
+                // dependency was still down: leave the offsets uncommitted so the messages are
+                // redelivered, never dropped.
+                Settled::Interrupted => break,
+                Settled::Halted { reason, .. } => {
+                    // The batch polled meanwhile is dropped uncommitted: after a restart it
+                    // is consumed again, from the message that tripped the limit.
+                    self.halt.until_shutdown(reason, &shutdown).await;
+                    break;
+                }
+            }
+            match next {
+                Some(batch) => prefetched = Some(batch),
+                None => break,
+            }
+        }
+        lag_monitor.abort();
+        // Commits are sent asynchronously; make the last position durable before leaving.
+        self.commit.before_exit().await;
+        tracing::info!("consumer stopped");
+        Ok(())
     }
 }

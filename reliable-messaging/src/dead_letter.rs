@@ -1,12 +1,10 @@
-//! Where a failed message goes: its dead-letter topic, `<topic>-dlq`, with the retry metadata
-//! that tells the dlq-worker how often and when to try it again.
+//! Where a failed message goes: its dead-letter topic, `<topic>-dlq`, carrying the retry metadata
+//! ([`crate::message::retry_metadata`]) that tells the dlq-worker how often and when to try it again.
 //!
 //! One concept per file:
 //!
 //! * [`DeadLetterPublisher`] and the topic naming ([`dead_letter_topic`],
 //!   [`DEAD_LETTER_SUFFIX`]): `publisher.rs`;
-//! * [`retry_metadata`]: the two wire formats (headers, or the JSON wrapper) and the header
-//!   names ([`retry_metadata::header`]), read everywhere, one chosen for writing;
 //! * [`Backoff`]: the retry schedule, in place and from the DLQ (`backoff.rs`);
 //! * [`DeadLetterLimit`] and [`FloodGuard`]: the flood limit that halts a consumer instead of
 //!   dead-lettering a whole topic (`limit.rs`).
@@ -17,7 +15,6 @@
 mod backoff;
 mod limit;
 mod publisher;
-pub mod retry_metadata;
 
 pub use backoff::{Backoff, BackoffShape};
 pub use limit::{DeadLetterLimit, FloodGuard, HaltReason};

@@ -1,19 +1,19 @@
-//! What every Kafka client in the workspace shares: the connection settings, the record
-//! header, the topics a service declares and the trace context a record carries.
+//! What every Kafka client in the workspace shares: the connection settings, consumer-group
+//! plumbing, the topics a service declares and the trace context a record carries.
 //!
 //! * [`KafkaSettings`]: bootstrap servers and any librdkafka property from `KAFKA_*`
 //!   variables, secrets kept out of logs (`settings.rs`);
-//! * [`Header`]: one record header, as consumed and produced (`header.rs`);
+//! * [`group`]: what every consumer-group member shares (partitions, commits, rebalances,
+//!   pausing);
 //! * [`topics`]: declaring topics and their DLQs with the durability a replicated cluster
 //!   needs, and checking it;
 //! * [`trace_context`]: W3C trace context in headers, so one trace follows a message across
 //!   every hop.
 
-pub(crate) mod header;
+pub mod group;
 mod settings;
 pub mod topics;
 pub mod trace_context;
 
-pub use header::Header;
 pub(crate) use settings::is_secret_property;
-pub use settings::KafkaSettings;
+pub use settings::{KafkaSettings, ProducerAcks};

@@ -1,35 +1,25 @@
 //! Reliable Kafka messaging: the machinery that lets a service promise
 //! "an accepted message is never lost" by writing a single handler.
 //!
-//! # What is public, and why
+//! # Layers
 //!
-//! The root is small on purpose: a reader comes for one of a handful of things, and each is
-//! one module. In the order a message meets them:
+//! Each layer uses only the ones above it; nothing imports upwards.
 //!
-//! * [`producer`]: [`DurableProducer`](producer::DurableProducer) publishes with `acks=all`
-//!   and idempotence and reports success only once the broker has the record durably.
-//! * [`consumer`]: [`ReliableConsumer`](consumer::ReliableConsumer) polls a batch, hands each
-//!   [`Delivery`] to your [`Handler`], and commits offsets only after every message has a
-//!   durable [`Outcome`] (stored by the handler, or handed to the dead-letter topic); with the
-//!   settings, statistics and helpers a handler uses (SQL failure classification, stage
-//!   timings).
-//! * [`dead_letter`]: where failed messages go (`<topic>-dlq`), the retry metadata they carry,
-//!   the [`Backoff`](dead_letter::Backoff) schedule and the flood limit.
-//! * [`parking`] (`mysql`): messages that must not be retried any more wait there for an
-//!   operator, who can inspect, replay or discard them.
-//! * [`request_status`] (`mysql`): what happened to a request, for a caller who asks later.
-//! * [`kafka`]: what every client shares: [`KafkaSettings`], record headers, topic
-//!   declaration and durability, trace context.
-//! * [`service`]: the kit that turns a handler into a running service with one builder,
-//!   [`ServiceBuilder`] (topics and their DLQs declared, migrations at start, `/healthz`,
-//!   `/readyz`, `/metrics`, configuration from the environment, graceful shutdown), and the
-//!   parts it is made of for services that assemble their own.
+//! 1. [`message`], the vocabulary: [`Delivery`], [`Outcome`] and its failure kinds, headers,
+//!    retry metadata.
+//! 2. The Kafka clients: [`kafka`] (connection settings, consumer-group plumbing, topics,
+//!    trace context) and [`producer`] ([`DurableProducer`](producer::DurableProducer): success
+//!    only once the broker has the record durably).
+//! 3. The machinery: [`consumer`] ([`ReliableConsumer`](consumer::ReliableConsumer), a batch
+//!    through its stages poll → handle → settle → commit, to your [`Handler`]), [`dead_letter`]
+//!    (`<topic>-dlq`, backoff, the flood limit), [`parking`] and [`request_status`] (`mysql`).
+//! 4. [`service`], the kit: one builder, [`ServiceBuilder`], turns a handler into a running
+//!    service (configuration, probes and metrics over HTTP, database start, shutdown).
 //!
 //! The five items a new consumer service needs are also at the root: [`Handler`],
 //! [`Outcome`], [`Delivery`], [`ServiceBuilder`] and [`KafkaSettings`]. See
 //! `examples/minimal_consumer.rs`, or `scripts/new-service.sh NAME` for a new crate.
-//!
-//! Everything else (offset bookkeeping inside a batch, partition chunks, header plumbing, the
+//! Everything else (offset bookkeeping inside a batch, the stages, header plumbing, the
 //! collectors behind `/metrics`) is crate-private: it can change without breaking a service.
 //!
 //! # Features
@@ -43,6 +33,7 @@
 pub mod consumer;
 pub mod dead_letter;
 pub mod kafka;
+pub mod message;
 #[cfg(feature = "mysql")]
 pub mod parking;
 pub mod producer;
@@ -50,6 +41,7 @@ pub mod producer;
 pub mod request_status;
 pub mod service;
 
-pub use consumer::{Delivery, Handler, Outcome};
+pub use consumer::Handler;
 pub use kafka::KafkaSettings;
+pub use message::{Delivery, Outcome};
 pub use service::ServiceBuilder;

@@ -11,21 +11,8 @@ use rdkafka::util::Timeout;
 use tracing::Instrument;
 
 use crate::kafka::trace_context;
-use crate::kafka::Header;
-use crate::kafka::KafkaSettings;
-use crate::service::telemetry;
-
-/// What a producer waits for before a send counts as done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProducerAcks {
-    /// Every in-sync replica, with idempotence: the default and the only safe value.
-    #[default]
-    All,
-    /// The leader alone, without idempotence. Exists so the replicated-cluster negative
-    /// control can show what `acks=all` prevents, the way `CommitPolicy::UnsafeAutoCommit`
-    /// does for commits.
-    UnsafeLeaderOnly,
-}
+use crate::kafka::{KafkaSettings, ProducerAcks};
+use crate::message::Header;
 
 /// How long librdkafka keeps a record it could not deliver yet (`message.timeout.ms`), however
 /// short the caller's wait: longer than any leader failover (a dead leader is fenced after
@@ -133,7 +120,7 @@ impl DurableProducer {
     /// carries that span's `traceparent`/`tracestate` (replacing those it had); with tracing
     /// off the record's headers are sent as they are.
     pub async fn send(&self, record: &OutboundRecord) -> Result<Stored, PublishError> {
-        if !telemetry::enabled() {
+        if !trace_context::enabled() {
             return self.send_with_headers(record, &record.headers).await;
         }
         let span = tracing::info_span!(

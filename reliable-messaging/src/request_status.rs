@@ -58,7 +58,7 @@ where
         row.push_bind(t.request_id.as_bytes().to_vec())
             .push_bind(t.status.as_str())
             .push_bind(t.retry_count)
-            .push_bind(t.reason.as_deref().map(|r| crate::dead_letter::retry_metadata::truncate(r, MAX_REASON_BYTES)))
+            .push_bind(t.reason.as_deref().map(|r| crate::message::retry_metadata::truncate(r, MAX_REASON_BYTES)))
             .push_bind(t.at.naive_utc());
     });
     // VALUES() rather than the `AS new` alias: the alias does not exist on MariaDB.

@@ -14,7 +14,7 @@ use dlq_support::{metric, topic_pair};
 use integration_tests::harness::dlq_worker::{process_env, Scope};
 use integration_tests::harness::{free_port, ServiceProcess};
 use integration_tests::{test_env, wait, TestEnv};
-use reliable_messaging::dead_letter::retry_metadata::header;
+use reliable_messaging::message::retry_metadata::header;
 
 async fn scrape(port: u16) -> Option<String> {
     let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.ok()?;

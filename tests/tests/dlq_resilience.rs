@@ -15,9 +15,9 @@ use integration_tests::kafka::produce_with;
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait};
 use reliable_messaging::consumer::{ConsumerSettings, ReliableConsumer};
-use reliable_messaging::dead_letter::retry_metadata::{header, MetadataFormat};
 use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::dead_letter::DeadLetterPublisher;
+use reliable_messaging::message::retry_metadata::{header, MetadataFormat};
 use reliable_messaging::parking::{ParkedState, ParkingLot, RedriveOutcome, Redriver};
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::request_status::REQUEST_ID_HEADER;
@@ -197,8 +197,8 @@ async fn a_rebalance_hands_waiting_messages_to_the_new_owner_without_losing_any(
     let second = RunningWorker::start(settings(env, &scope, &db.url)).await;
     wait::until(Duration::from_secs(30), "the partitions are shared", || async {
         let (a, b) = (
-            first.metrics.assigned_partitions.load(Ordering::Relaxed),
-            second.metrics.assigned_partitions.load(Ordering::Relaxed),
+            first.metrics.group.assigned_partitions.load(Ordering::Relaxed),
+            second.metrics.group.assigned_partitions.load(Ordering::Relaxed),
         );
         a > 0 && b > 0 && a + b == 4
     })

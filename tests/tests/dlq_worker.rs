@@ -12,7 +12,7 @@ use dlq_support::{topic_exists, topic_pair, wait_parked};
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::dead_letter::retry_metadata::{header, MetadataFormat, MetadataSource};
+use reliable_messaging::message::retry_metadata::{header, MetadataFormat, MetadataSource};
 use reliable_messaging::request_status::{self, REQUEST_ID_HEADER};
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ async fn transient_failure_is_resent_to_its_origin_with_the_count_incremented() 
     let scope = Scope::new(env);
     let (origin, dlq) = topic_pair(&scope, "orders", 3).await;
     let request_id = Uuid::new_v4();
-    let last_failure = reliable_messaging::dead_letter::retry_metadata::rfc3339(Utc::now());
+    let last_failure = reliable_messaging::message::retry_metadata::rfc3339(Utc::now());
     env.produce(
         &dlq,
         Some(b"customer-7"),
@@ -319,7 +319,7 @@ async fn a_message_due_sooner_is_not_held_up_by_an_earlier_one_on_the_same_parti
     let worker = RunningWorker::start(settings(env, &scope, &db.url)).await;
     // Let the worker join its group so timing below measures scheduling, not start-up.
     wait::until(Duration::from_secs(30), "the worker has its partition", || async {
-        worker.metrics.assigned_partitions.load(std::sync::atomic::Ordering::Relaxed) == 1
+        worker.metrics.group.assigned_partitions.load(std::sync::atomic::Ordering::Relaxed) == 1
     })
     .await;
 

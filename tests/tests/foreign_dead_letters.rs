@@ -12,8 +12,8 @@ use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::test_env;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use reliable_messaging::dead_letter::retry_metadata::header;
 use reliable_messaging::dead_letter::Backoff;
+use reliable_messaging::message::retry_metadata::header;
 use reliable_messaging::parking::ParkReason;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

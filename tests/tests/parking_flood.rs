@@ -11,8 +11,8 @@ use std::time::Duration;
 use dlq_support::{topic_pair, wait_parked};
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
-use reliable_messaging::dead_letter::retry_metadata::header;
 use reliable_messaging::dead_letter::DeadLetterLimit;
+use reliable_messaging::message::retry_metadata::header;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_permanent_failures_parks_at_most_the_limit_then_halts() {

@@ -9,7 +9,7 @@ use integration_tests::registrations::{produce_events, sample_event};
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::dead_letter::retry_metadata::header;
+use reliable_messaging::message::retry_metadata::header;
 
 async fn topic_pair(prefix: &str) -> (String, String) {
     let env = test_env().await;

@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use chrono::Utc;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
-use reliable_messaging::dead_letter::retry_metadata::header;
-use reliable_messaging::kafka::Header;
+use reliable_messaging::message::retry_metadata::header;
+use reliable_messaging::message::Header;
 use reliable_messaging::producer::OutboundRecord;
 
 use super::{poll_until, Context, READY_TIMEOUT};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use integration_tests::cluster::Cluster;
 use registration_events::REQUEST_ID_HEADER;
-use reliable_messaging::dead_letter::retry_metadata::header::RETRY_COUNT;
+use reliable_messaging::message::retry_metadata::header::RETRY_COUNT;
 use uuid::Uuid;
 
 use crate::load::{Load, LoadStats};

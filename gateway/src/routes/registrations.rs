@@ -11,7 +11,7 @@ use axum::Json;
 use chrono::Utc;
 use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSION};
 use reliable_messaging::kafka::trace_context;
-use reliable_messaging::kafka::Header;
+use reliable_messaging::message::Header;
 use reliable_messaging::producer::OutboundRecord;
 use serde_json::json;
 use tracing::Instrument;

@@ -7,32 +7,32 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use super::assignment::PartitionKey;
 use super::handler::{Handler, Prepared};
-use crate::consumer::delivery::Delivery;
 use crate::consumer::partition_chunks::partition_chunks;
+use crate::kafka::group::TopicPartition;
+use crate::message::Delivery;
 
 /// The chunks of a batch handled at the same time (contiguous, whole partitions), each with
 /// what the handler prepared for it.
-pub(super) type PreparedChunks = Vec<(Range<usize>, Prepared)>;
+pub(crate) type PreparedChunks = Vec<(Range<usize>, Prepared)>;
 
 /// Polled messages, and for each partition among them the assignment token they were polled
 /// under and the offset after the last one.
 #[derive(Default)]
-pub(super) struct Batch {
-    pub(super) deliveries: Vec<Delivery>,
+pub(crate) struct Batch {
+    pub(crate) deliveries: Vec<Delivery>,
     /// The assignment token each delivery was polled under, in the same order.
     tokens: Vec<Option<u64>>,
-    pub(super) positions: BTreeMap<PartitionKey, (u64, i64)>,
+    pub(crate) positions: BTreeMap<TopicPartition, (u64, i64)>,
     /// Filled by [`Batch::prepare`] once the batch is complete; taken by the first attempt
     /// at handling it.
-    pub(super) prepared: PreparedChunks,
+    pub(crate) prepared: PreparedChunks,
 }
 
 impl Batch {
     /// The first `n` deliveries as a batch of their own: what may be committed when the
     /// messages from `n` on must stay uncommitted.
-    pub(super) fn prefix(&self, n: usize) -> Batch {
+    pub(crate) fn prefix(&self, n: usize) -> Batch {
         let mut prefix = Batch::default();
         for (delivery, token) in self.deliveries.iter().zip(&self.tokens).take(n) {
             prefix.push(delivery.clone(), *token);
@@ -42,7 +42,7 @@ impl Batch {
 
     /// Orders the deliveries by topic and partition, keeping each partition's order, so that
     /// [`partition_chunks`](crate::consumer::partition_chunks::partition_chunks) can hand out plain slices. Order across partitions means nothing.
-    pub(super) fn group_by_partition(&mut self) {
+    pub(crate) fn group_by_partition(&mut self) {
         let deliveries = std::mem::take(&mut self.deliveries);
         let mut pairs: Vec<(Delivery, Option<u64>)> = deliveries.into_iter().zip(self.tokens.drain(..)).collect();
         // Stable: within a partition the polled order (the offset order) is kept.
@@ -53,7 +53,7 @@ impl Batch {
     /// Splits the complete batch into the chunks that will be handled at once (at most
     /// `max_chunks`) and lets `handler` prepare each, so the preparation runs now, while the
     /// previous batch is still being written, rather than when this batch's turn comes.
-    pub(super) fn prepare<H: Handler>(&mut self, handler: &H, max_chunks: usize) {
+    pub(crate) fn prepare<H: Handler>(&mut self, handler: &H, max_chunks: usize) {
         let partitions: Vec<(&str, i32)> = self.deliveries.iter().map(|d| (d.topic.as_str(), d.partition)).collect();
         self.prepared = partition_chunks(&partitions, max_chunks)
             .into_iter()
@@ -66,10 +66,13 @@ impl Batch {
 
     /// `token` is `None` for a message of a partition not (or no longer) owned: it is handled
     /// but never committed by this member.
-    pub(super) fn push(&mut self, delivery: Delivery, token: Option<u64>) {
+    pub(crate) fn push(&mut self, delivery: Delivery, token: Option<u64>) {
         if let Some(token) = token {
             let next = delivery.offset + 1;
-            let entry = self.positions.entry((delivery.topic.clone(), delivery.partition)).or_insert((token, next));
+            let entry = self
+                .positions
+                .entry(TopicPartition::new(delivery.topic.clone(), delivery.partition))
+                .or_insert((token, next));
             // A later assignment replaces an earlier one; within one, the position only grows.
             if token > entry.0 {
                 *entry = (token, next);

@@ -6,8 +6,8 @@
 use std::any::Any;
 use std::future::Future;
 
-use crate::consumer::delivery::Delivery;
-use crate::consumer::outcome::Outcome;
+use crate::message::Delivery;
+use crate::message::Outcome;
 
 /// Application logic for one topic. Implement [`Handler::handle`]; override
 /// [`Handler::handle_batch`] when the work batches well (one multi-row upsert per batch), and

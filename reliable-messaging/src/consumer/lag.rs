@@ -7,20 +7,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 use tokio_util::sync::CancellationToken;
 
-use super::assignment::AssignmentTracker;
+use super::member::Member;
 use super::stats::{ConsumerStats, LAG_REFRESH};
 
 /// Keeps [`ConsumerStats::consumer_lag`] current until `shutdown`. The offset and watermark
 /// queries block on broker round trips, so they run on a blocking thread, off the runtime.
-pub(super) async fn monitor_lag(
-    consumer: Arc<StreamConsumer<AssignmentTracker>>,
-    stats: Arc<ConsumerStats>,
-    shutdown: CancellationToken,
-) {
+pub(crate) async fn monitor_lag(consumer: Arc<Member>, stats: Arc<ConsumerStats>, shutdown: CancellationToken) {
     loop {
         let c = consumer.clone();
         if let Ok(Some(lag)) = tokio::task::spawn_blocking(move || consumer_lag(&c)).await {
@@ -35,7 +31,7 @@ pub(super) async fn monitor_lag(
 
 /// Sum over the assigned partitions of high watermark minus committed offset (the low
 /// watermark where nothing is committed yet). `None` without an assignment or an answer.
-fn consumer_lag(consumer: &StreamConsumer<AssignmentTracker>) -> Option<u64> {
+fn consumer_lag(consumer: &Member) -> Option<u64> {
     let timeout = Duration::from_secs(2);
     let committed = consumer.committed(timeout).ok()?;
     if committed.count() == 0 {

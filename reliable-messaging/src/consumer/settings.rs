@@ -10,6 +10,7 @@ use rdkafka::ClientConfig;
 
 use crate::dead_letter::Backoff;
 use crate::dead_letter::DeadLetterLimit;
+use crate::kafka::group::group_member_config;
 use crate::kafka::KafkaSettings;
 
 /// When offsets are committed.
@@ -111,21 +112,4 @@ impl ConsumerSettings {
         }
         config
     }
-}
-
-/// The librdkafka configuration of every consumer-group member in the workspace (the
-/// [`ReliableConsumer`](super::ReliableConsumer) and the dlq-worker's own consumer): the
-/// connection from `kafka`, the group, reading from the earliest offset when the group has
-/// none, and offsets stored and committed only by the code, after the outcome is durable.
-pub fn group_member_config(kafka: &KafkaSettings, group_id: &str) -> ClientConfig {
-    let mut config = kafka.client_config();
-    config
-        .set("group.id", group_id)
-        .set("auto.offset.reset", "earliest")
-        // A crashed member is noticed after this long; short so a restart resumes quickly.
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1500")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    config
 }

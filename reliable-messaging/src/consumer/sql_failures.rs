@@ -4,7 +4,7 @@
 //! row from being retried forever. Unknown errors count as transient: a wrong guess there
 //! costs five retries and then a parked message, never a lost one.
 
-use crate::consumer::outcome::FailureKind;
+use crate::message::FailureKind;
 
 /// MySQL / MariaDB error codes that mean "try again later".
 const TRANSIENT_CODES: &[u16] = &[

@@ -2,16 +2,17 @@
 //! `/metrics`.
 //!
 //! Shared (`Arc`) between the run loop, the rebalance callbacks and the HTTP probes, so it is
-//! plain atomics and small locks, and knows nothing of Kafka: a service may serve it before
+//! plain atomics and small locks, and holds no Kafka client: a service may serve it before
 //! the consumer exists. Nor does it know how it is exported: `crate::service::metrics` reads it at
 //! scrape time, for the service that chooses to serve it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::consumer::stage_timings::StageTimings;
 use crate::dead_letter::HaltReason;
+use crate::kafka::group::GroupGauges;
 
 /// Counters of what the consumer did, for readiness, tests and `/metrics`.
 #[derive(Debug, Default)]
@@ -22,8 +23,8 @@ pub struct ConsumerStats {
     pub dead_lettered_transient: AtomicU64,
     pub dead_lettered_permanent: AtomicU64,
     pub in_place_retries: AtomicU64,
-    pub commits: AtomicU64,
-    pub assigned_partitions: AtomicUsize,
+    /// Assigned partitions and confirmed commits, kept by the rebalance callbacks.
+    pub group: Arc<GroupGauges>,
     /// Messages of the assigned partitions past the committed offsets (high watermark minus
     /// committed offset), refreshed every [`LAG_REFRESH`]; `None` until first computed.
     pub consumer_lag: std::sync::Mutex<Option<u64>>,

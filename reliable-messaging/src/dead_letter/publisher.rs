@@ -3,11 +3,11 @@
 use chrono::Utc;
 use tracing::Instrument;
 
-use crate::consumer::delivery::Delivery;
-use crate::consumer::outcome::Failure;
-use crate::dead_letter::retry_metadata::{self, MetadataFormat, RetryMetadata};
 use crate::dead_letter::Backoff;
 use crate::kafka::trace_context;
+use crate::message::retry_metadata::{self, MetadataFormat, RetryMetadata};
+use crate::message::Delivery;
+use crate::message::Failure;
 use crate::producer::{DurableProducer, OutboundRecord, PublishError, Stored};
 
 /// Suffix that turns a topic into its dead-letter topic; the DLQ worker strips it again.

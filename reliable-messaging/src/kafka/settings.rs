@@ -14,7 +14,17 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 use rdkafka::ClientConfig;
 
-use crate::producer::ProducerAcks;
+/// What a producer waits for before a send counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProducerAcks {
+    /// Every in-sync replica, with idempotence: the default and the only safe value.
+    #[default]
+    All,
+    /// The leader alone, without idempotence. Exists so the replicated-cluster negative
+    /// control can show what `acks=all` prevents, the way `CommitPolicy::UnsafeAutoCommit`
+    /// does for commits.
+    UnsafeLeaderOnly,
+}
 
 /// Prefix of the variables that become librdkafka properties.
 pub const PROPERTY_ENV_PREFIX: &str = "KAFKA_";

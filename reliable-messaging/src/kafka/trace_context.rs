@@ -8,9 +8,11 @@
 //!   [`batch_span`] for a batch (one parent when the batch shares a trace, span links when it
 //!   mixes traces).
 //!
-//! With tracing off ([`crate::service::telemetry::enabled`] false) none of this creates a span: the
+//! With tracing off ([`enabled`] false) none of this creates a span: the
 //! headers a record carries pass through unchanged, so a downstream service with tracing on
 //! still joins the caller's trace, and the only cost is the headers themselves.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
@@ -18,9 +20,22 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::consumer::delivery::Delivery;
-use crate::kafka::Header;
-use crate::service::telemetry;
+use crate::message::Delivery;
+use crate::message::Header;
+
+/// Whether spans are exported. Switched on by the service kit once it has installed an
+/// exporter; read by every client, so a process without tracing pays nothing for spans.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (an OTLP endpoint is configured and an exporter installed).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Turns the clients' spans on: called once an exporter (or a test's own layer) is installed.
+pub(crate) fn switch_on() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
 
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
@@ -73,7 +88,7 @@ pub fn extract_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -
 /// Makes `span` continue the trace of `(name, value)` headers, e.g. an HTTP request's
 /// `traceparent` (no-op with tracing off, or without one).
 pub fn set_parent_from_pairs<'a>(span: &Span, pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) {
-    if !telemetry::enabled() {
+    if !enabled() {
         return;
     }
     let cx = extract_pairs(pairs);
@@ -86,7 +101,7 @@ pub fn set_parent_from_pairs<'a>(span: &Span, pairs: impl IntoIterator<Item = (&
 /// there. Does nothing when tracing is off (the headers pass through) or the span is not
 /// part of an exported trace.
 pub fn inject(span: &Span, headers: &mut Vec<Header>) {
-    if !telemetry::enabled() {
+    if !enabled() {
         return;
     }
     let cx = span.context();
@@ -99,7 +114,7 @@ pub fn inject(span: &Span, headers: &mut Vec<Header>) {
 
 /// Makes `span` continue the trace `headers` carry (no-op with tracing off, or without one).
 pub fn set_parent(span: &Span, headers: &[Header]) {
-    if !telemetry::enabled() {
+    if !enabled() {
         return;
     }
     let cx = extract(headers);
@@ -112,7 +127,7 @@ pub fn set_parent(span: &Span, headers: &[Header]) {
 /// name and fields stay at the call site), which becomes a child of the record's
 /// `traceparent`. With tracing off, [`Span::none`] (free).
 pub fn continue_span(delivery: &Delivery, make: impl FnOnce() -> Span) -> Span {
-    if !telemetry::enabled() {
+    if !enabled() {
         return Span::none();
     }
     let span = make();
@@ -124,7 +139,7 @@ pub fn continue_span(delivery: &Delivery, make: impl FnOnce() -> Span) -> Span {
 /// or, when they carry several traces, a new root linked to each of them, so every
 /// message's trace shows where it was handled.
 pub fn batch_span(batch: &[Delivery]) -> Span {
-    if !telemetry::enabled() {
+    if !enabled() {
         return Span::none();
     }
     let span = tracing::info_span!(
@@ -166,7 +181,7 @@ pub fn record_elapsed(
     attributes: &[(&'static str, i64)],
 ) {
     use opentelemetry::trace::{Span as _, Tracer as _};
-    if !telemetry::enabled() {
+    if !enabled() {
         return;
     }
     let parent = extract(&delivery.headers);
@@ -247,7 +262,7 @@ mod tests {
             opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
         let subscriber =
             tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        telemetry::enable_for_tests();
+        switch_on();
         let a = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-1111111111111111-01";
         let b = "00-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-2222222222222222-01";
         tracing::subscriber::with_default(subscriber, || {

@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::Header;
+use crate::message::Header;
 
 #[derive(Serialize, Deserialize)]
 struct StoredHeader {

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::consumer::delivery::Delivery;
-use crate::dead_letter::retry_metadata::{self, MetadataFormat, RetryMetadata};
-use crate::kafka::Header;
+use crate::message::retry_metadata::{self, MetadataFormat, RetryMetadata};
+use crate::message::Delivery;
+use crate::message::Header;
 use crate::request_status::REQUEST_ID_HEADER;
 
 /// Longest error message stored; longer ones are cut.
@@ -172,7 +172,7 @@ impl ParkedMessage {
             original_offset: self.original_offset,
             first_failure_at: self.first_failure_at,
             last_failure_at: self.last_failure_at,
-            error_kind: crate::consumer::outcome::FailureKind::parse(&self.error_kind),
+            error_kind: crate::message::FailureKind::parse(&self.error_kind),
             error_message: self
                 .error_message
                 .as_deref()
@@ -281,8 +281,8 @@ pub struct AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::outcome::FailureKind;
-    use crate::dead_letter::retry_metadata::header;
+    use crate::message::retry_metadata::header;
+    use crate::message::FailureKind;
 
     fn parked(headers: Vec<Header>, payload: &[u8]) -> ParkedMessage {
         ParkedMessage {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::message::{ParkedFilter, ParkedState};
 use super::store::{lock_message, set_state, ParkingError, ParkingLot, LOG_TARGET};
-use crate::dead_letter::retry_metadata::MetadataFormat;
+use crate::message::retry_metadata::MetadataFormat;
 use crate::producer::DurableProducer;
 
 /// What one redrive did.

@@ -241,8 +241,8 @@ pub(super) async fn set_state(
     )
     .bind(id)
     .bind(action)
-    .bind(crate::dead_letter::retry_metadata::truncate(actor, 128))
-    .bind(reason.map(|r| crate::dead_letter::retry_metadata::truncate(r, 1024)))
+    .bind(crate::message::retry_metadata::truncate(actor, 128))
+    .bind(reason.map(|r| crate::message::retry_metadata::truncate(r, 1024)))
     .bind(Utc::now().naive_utc())
     .execute(&mut **tx)
     .await?;
@@ -268,8 +268,8 @@ fn log_parked(id: u64, m: &NewParkedMessage) {
         error_kind = %m.error_kind,
         error_message = m.error_message.as_deref(),
         retry_count = m.retry_count,
-        first_failure_at = m.first_failure_at.map(crate::dead_letter::retry_metadata::rfc3339),
-        last_failure_at = m.last_failure_at.map(crate::dead_letter::retry_metadata::rfc3339),
+        first_failure_at = m.first_failure_at.map(crate::message::retry_metadata::rfc3339),
+        last_failure_at = m.last_failure_at.map(crate::message::retry_metadata::rfc3339),
         request_id = m.request_id.map(|r| r.to_string()),
         "message parked"
     );

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use crate::dead_letter::retry_metadata::MetadataFormat;
 use crate::dead_letter::Backoff;
 use crate::dead_letter::DeadLetterLimit;
+use crate::message::retry_metadata::MetadataFormat;
 
 /// How failed messages are dead-lettered; see the module docs.
 #[derive(Debug, Clone, PartialEq)]

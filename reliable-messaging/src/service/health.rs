@@ -140,7 +140,7 @@ impl ReadinessCheck for AssignmentCheck {
         "partitions"
     }
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        let assigned = self.0.assigned_partitions.load(std::sync::atomic::Ordering::Relaxed);
+        let assigned = self.0.group.assigned_partitions.load(std::sync::atomic::Ordering::Relaxed);
         Box::pin(async move {
             if assigned > 0 {
                 Ok(())

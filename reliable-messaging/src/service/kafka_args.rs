@@ -7,7 +7,7 @@
 //! explicitly ([`KafkaArgs::settings`]), so no library type reads the environment itself.
 
 use crate::kafka::KafkaSettings;
-use crate::producer::ProducerAcks;
+use crate::kafka::ProducerAcks;
 use crate::service::secret::Secret;
 
 /// Kafka connection arguments.

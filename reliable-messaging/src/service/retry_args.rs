@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::dead_letter::retry_metadata::MetadataFormat;
 use crate::dead_letter::{Backoff, BackoffShape};
+use crate::message::retry_metadata::MetadataFormat;
 
 /// `RETRY_METADATA_FORMAT` and `RETRY_BACKOFF*`; the defaults are [`Backoff::default`] and
 /// [`MetadataFormat::default`].

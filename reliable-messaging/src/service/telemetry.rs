@@ -10,12 +10,11 @@
 //!   given, `tracing` spans are exported as OpenTelemetry spans over OTLP/HTTP (protobuf) to
 //!   that endpoint, batched, with `service.name` = the binary (or `OTEL_SERVICE_NAME`). The
 //!   SDK itself still reads what its specification gives it (`OTEL_BSP_*` tune the batching,
-//!   `OTEL_EXPORTER_OTLP_HEADERS` adds headers). Unset, nothing is exported and [`enabled`] is
+//!   `OTEL_EXPORTER_OTLP_HEADERS` adds headers). Unset, nothing is exported and [`trace_context::enabled`](crate::kafka::trace_context::enabled) is
 //!   false: the library then creates no spans of its own and only passes the trace headers a
 //!   record already carries along (see [`crate::kafka::trace_context`]).
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -26,27 +25,15 @@ use tracing_subscriber::fmt::{self, FmtContext, FormatEvent};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::kafka::trace_context;
 use crate::service::telemetry_args::{LogFormat, TelemetryArgs};
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
-
-/// Turns the library's spans on without an exporter, for tests that install their own
-/// OpenTelemetry layer.
-#[cfg(test)]
-pub(crate) fn enable_for_tests() {
-    ENABLED.store(true, Ordering::Relaxed);
-}
-
-/// Whether spans are exported (an OTLP endpoint is configured and [`init`] installed it).
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
 
 /// `make()` when tracing is on, else [`tracing::Span::none`]: spans that exist only for the
 /// trace cost nothing with tracing off.
 pub fn span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
-    if enabled() {
+    if trace_context::enabled() {
         make()
     } else {
         tracing::Span::none()
@@ -78,7 +65,7 @@ pub fn init(service: &str, args: &TelemetryArgs) {
     if let (Ok(()), Some(provider)) = (installed, otel) {
         opentelemetry::global::set_tracer_provider(provider.clone());
         let _ = PROVIDER.set(provider);
-        ENABLED.store(true, Ordering::Relaxed);
+        trace_context::switch_on();
         tracing::info!(service, "exporting traces over OTLP/HTTP");
     }
 }
@@ -142,7 +129,8 @@ where
     ) -> std::fmt::Result {
         let mut line = String::with_capacity(256);
         self.inner.format_event(ctx, Writer::new(&mut line), event)?;
-        let ids = if enabled() { ctx.lookup_current().and_then(|span| ids_of(&span.id())) } else { None };
+        let ids =
+            if trace_context::enabled() { ctx.lookup_current().and_then(|span| ids_of(&span.id())) } else { None };
         match (ids, line.trim_end().strip_suffix('}')) {
             (Some((trace_id, span_id)), Some(object)) => {
                 writeln!(writer, "{object},\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"}}")

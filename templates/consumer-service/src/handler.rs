@@ -2,8 +2,9 @@
 //! Replace the body of `handle` with your own logic; keep it idempotent (after a crash the same
 //! message arrives again) and say how each failure should be treated (`Outcome`).
 
-use reliable_messaging::consumer::{sql_failures, FailureKind};
-use reliable_messaging::dead_letter::retry_metadata::RetryMetadata;
+use reliable_messaging::consumer::sql_failures;
+use reliable_messaging::message::FailureKind;
+use reliable_messaging::message::retry_metadata::RetryMetadata;
 use reliable_messaging::{Delivery, Handler, Outcome};
 use sqlx::MySqlPool;
 

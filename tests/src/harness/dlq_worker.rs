@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use dlq_worker::metrics::Metrics;
 use dlq_worker::{Application, Settings};
-use reliable_messaging::dead_letter::retry_metadata::MetadataFormat;
 use reliable_messaging::dead_letter::Backoff;
+use reliable_messaging::message::retry_metadata::MetadataFormat;
 use reliable_messaging::parking::Rate;
 use reliable_messaging::service::DatabaseSettings;
 use reliable_messaging::KafkaSettings;

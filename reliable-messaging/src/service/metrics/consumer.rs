@@ -35,8 +35,8 @@ impl Collector for ConsumerStats {
             load(&self.dead_lettered_permanent),
         )?;
         counter(e, "in_place_retries", "In-place retries of transient failures", load(&self.in_place_retries))?;
-        counter(e, "commits", "Offset commits the broker confirmed", load(&self.commits))?;
-        let assigned = self.assigned_partitions.load(Ordering::Relaxed) as u64;
+        counter(e, "commits", "Offset commits the broker confirmed", load(&self.group.commits))?;
+        let assigned = self.group.assigned_partitions.load(Ordering::Relaxed) as u64;
         gauge(e, "assigned_partitions", "Partitions currently assigned", assigned)?;
         gauge(
             e,

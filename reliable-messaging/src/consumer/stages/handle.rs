@@ -1,25 +1,28 @@
-//! Handling a batch, with a few quick in-place retries of transient failures.
+//! The second stage, [`Handle`]: the handler decides each message's outcome, with a few quick
+//! in-place retries of transient failures, and an outage is ridden out ([`RideOut`]) until every
+//! message has an outcome that is not "dependency down".
 //!
 //! The decisions (which message gets an outcome without being handled, which are handled
 //! again, what an outage becomes under [`OutagePolicy::DeadLetter`]) are pure functions, unit
-//! tested below; the async method only calls the handler, sleeps and counts.
+//! tested below; the async methods only call the handler, sleep and count.
 
 use std::sync::atomic::Ordering;
 
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::PreparedChunks;
-use super::handler::Handler;
-use super::settings::OutagePolicy;
-use super::{ConsumerError, ReliableConsumer};
-use crate::consumer::delivery::Delivery;
-use crate::consumer::outcome::Outcome;
+use std::sync::Arc;
+
+use super::outage::RideOut;
+use crate::consumer::batch::PreparedChunks;
 use crate::consumer::partition_chunks::partition_chunks;
+use crate::consumer::{ConsumerError, ConsumerStats, Handler, OutagePolicy};
+use crate::dead_letter::Backoff;
+use crate::message::{Delivery, Outcome};
 
 /// The outcome a message gets without being handled: a permanent failure when its retry
 /// metadata is unreadable (poison, parked by the DLQ worker); `None` for a message to handle.
-pub(super) fn outcome_without_handling(delivery: &Delivery) -> Option<Outcome> {
+pub(crate) fn outcome_without_handling(delivery: &Delivery) -> Option<Outcome> {
     delivery.retry_metadata_error.as_ref().map(|e| Outcome::permanent(e.to_string()))
 }
 
@@ -29,7 +32,7 @@ pub(super) fn outcome_without_handling(delivery: &Delivery) -> Option<Outcome> {
 ///
 /// Short on purpose: a consumer retrying in place holds up its partitions; what still fails
 /// goes to the DLQ, whose retries wait without blocking anyone.
-pub(super) fn to_retry_in_place(
+pub(crate) fn to_retry_in_place(
     outcomes: &[Outcome],
     attempt: u32,
     max_retries: u32,
@@ -43,7 +46,7 @@ pub(super) fn to_retry_in_place(
 
 /// Under [`OutagePolicy::DeadLetter`], an outage is an ordinary transient failure; under
 /// [`OutagePolicy::Pause`] it stays an outage, to be ridden out.
-pub(super) fn apply_outage_policy(policy: OutagePolicy, outcome: Outcome) -> Outcome {
+pub(crate) fn apply_outage_policy(policy: OutagePolicy, outcome: Outcome) -> Outcome {
     match (policy, outcome) {
         (OutagePolicy::DeadLetter, Outcome::DependencyDown { dependency, message }) => {
             Outcome::transient(format!("{dependency} down: {message}"))
@@ -52,11 +55,41 @@ pub(super) fn apply_outage_policy(policy: OutagePolicy, outcome: Outcome) -> Out
     }
 }
 
-impl<H: Handler> ReliableConsumer<H> {
+pub(crate) struct Handle<H> {
+    pub(crate) handler: Arc<H>,
+    pub(crate) in_place_retries: u32,
+    pub(crate) in_place_backoff: Backoff,
+    pub(crate) outage_policy: OutagePolicy,
+    pub(crate) partition_concurrency: usize,
+    pub(crate) ride_out: RideOut,
+    pub(crate) stats: Arc<ConsumerStats>,
+}
+
+impl<H: Handler> Handle<H> {
+    /// Every message's outcome, in batch order, none of them "dependency down"; `None` when
+    /// shutdown came during an outage (nothing of the batch may then be committed).
+    pub(crate) async fn outcomes(
+        &self,
+        batch: &[Delivery],
+        prepared: PreparedChunks,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Vec<Outcome>>, ConsumerError> {
+        let mut outcomes = self.with_in_place_retries(batch, prepared, shutdown).await?;
+        if outcomes.iter().any(Outcome::is_dependency_down) {
+            // The probe is the messages that met the outage, handled again.
+            let probe =
+                |subset: Vec<Delivery>| async move { self.with_in_place_retries(&subset, Vec::new(), shutdown).await };
+            if !self.ride_out.ride_out(batch, &mut outcomes, shutdown, probe).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(outcomes))
+    }
+
     /// Calls the handler; transient failures are retried in place a few times with backoff.
     /// `prepared` (empty when the batch was not prepared) serves the first call, if that call
     /// is for the whole batch.
-    pub(super) async fn handle_with_in_place_retries(
+    async fn with_in_place_retries(
         &self,
         batch: &[Delivery],
         mut prepared: PreparedChunks,
@@ -75,8 +108,8 @@ impl<H: Handler> ReliableConsumer<H> {
             };
             self.stats.stages.record("handle", started.elapsed());
             let results: Vec<Outcome> =
-                results.into_iter().map(|o| apply_outage_policy(self.settings.outage_policy, o)).collect();
-            let again = to_retry_in_place(&results, attempt, self.settings.in_place_retries, shutdown.is_cancelled());
+                results.into_iter().map(|o| apply_outage_policy(self.outage_policy, o)).collect();
+            let again = to_retry_in_place(&results, attempt, self.in_place_retries, shutdown.is_cancelled());
             let still_failing: Vec<usize> = again.iter().map(|&j| pending[j]).collect();
             for (&i, outcome) in pending.iter().zip(results) {
                 outcomes[i] = Some(outcome);
@@ -84,7 +117,7 @@ impl<H: Handler> ReliableConsumer<H> {
             if still_failing.is_empty() {
                 break;
             }
-            let delay = self.settings.in_place_backoff.delay(attempt);
+            let delay = self.in_place_backoff.delay(attempt);
             tracing::debug!(count = still_failing.len(), attempt, ?delay, "transient failures, retrying in place");
             self.stats.in_place_retries.fetch_add(still_failing.len() as u64, Ordering::Relaxed);
             tokio::select! {
@@ -113,7 +146,7 @@ impl<H: Handler> ReliableConsumer<H> {
             (chunks, join_all(calls).await)
         } else {
             let partitions: Vec<(&str, i32)> = batch.iter().map(|d| (d.topic.as_str(), d.partition)).collect();
-            let chunks = partition_chunks(&partitions, self.settings.partition_concurrency);
+            let chunks = partition_chunks(&partitions, self.partition_concurrency);
             let results = join_all(chunks.iter().map(|chunk| self.handler.handle_batch(&batch[chunk.clone()]))).await;
             (chunks, results)
         };
@@ -131,7 +164,7 @@ impl<H: Handler> ReliableConsumer<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dead_letter::retry_metadata::MetadataError;
+    use crate::message::retry_metadata::MetadataError;
 
     fn delivery(retry_metadata_error: Option<MetadataError>) -> Delivery {
         Delivery {

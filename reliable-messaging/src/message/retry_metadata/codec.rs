@@ -6,7 +6,7 @@ use super::header;
 use super::metadata::{Decoded, MetadataError, MetadataFormat, RetryMetadata};
 use super::our_headers::{from_our_headers, header_values};
 use super::wrapper::{from_wrapper, wrap};
-use crate::kafka::header::{first_value, Header};
+use crate::message::header::{first_value, Header};
 
 /// The payload and headers to produce for a record with `headers` and `payload` (as consumed)
 /// carrying `metadata`, in `format`.

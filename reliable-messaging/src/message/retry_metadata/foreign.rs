@@ -11,7 +11,7 @@ use super::header;
 use super::metadata::{MetadataError, MetadataSource, RetryMetadata};
 use super::text::{non_empty, truncate, MAX_ERROR_MESSAGE_BYTES};
 use super::values::{parse_retry_count, parsed_header, text_header};
-use crate::kafka::header::{first_value, Header};
+use crate::message::header::{first_value, Header};
 
 /// Each foreign error header carried forward is cut to this many bytes.
 pub const MAX_FOREIGN_ERROR_HEADER_BYTES: usize = 1024;

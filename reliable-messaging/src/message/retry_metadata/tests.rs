@@ -7,8 +7,8 @@
 use chrono::Utc;
 
 use super::*;
-use crate::consumer::outcome::{Failure, FailureKind};
-use crate::kafka::header::Header;
+use crate::message::header::Header;
+use crate::message::{Failure, FailureKind};
 
 /// The parts of a consumed record that the formats read and write.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ impl Record {
     }
 
     fn header_str(&self, name: &str) -> Option<&str> {
-        crate::kafka::header::first_value(&self.headers, name).and_then(|v| std::str::from_utf8(v).ok())
+        crate::message::header::first_value(&self.headers, name).and_then(|v| std::str::from_utf8(v).ok())
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::metadata::{Decoded, MetadataError, MetadataSource, RetryMetadata};
 use super::text::{non_empty, parse_time, rfc3339};
-use crate::consumer::outcome::FailureKind;
+use crate::message::FailureKind;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

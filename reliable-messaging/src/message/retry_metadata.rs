@@ -26,7 +26,7 @@
 //! foreign formats (`foreign.rs`), reading single header values (`values.rs`), text and times
 //! (`text.rs`), and [`encode`] / `decode` choosing among them (`codec.rs`); round trips through
 //! all of them are tested in `tests.rs`. The formats work on a record's headers and payload,
-//! not on a [`Delivery`](crate::consumer::delivery::Delivery): a delivery decodes its metadata with
+//! not on a [`Delivery`](crate::message::Delivery): a delivery decodes its metadata with
 //! them, and nothing here depends on it.
 
 mod codec;

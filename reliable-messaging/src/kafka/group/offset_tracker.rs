@@ -11,33 +11,8 @@
 //! markers, compaction), and a skipped offset is never "outstanding".
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
-/// A partition of a topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self { topic: topic.into(), partition }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.topic, self.partition)
-    }
-}
-
-/// A position to commit: the offset of the next record to read after a restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitPosition {
-    pub partition: TopicPartition,
-    pub next_offset: i64,
-}
+use super::partition::{CommitPosition, TopicPartition};
 
 #[derive(Debug, Default)]
 struct PartitionProgress {

@@ -1,9 +1,9 @@
 //! One Kafka record header, as this crate copies it out of consumed records and into produced
 //! ones.
 //!
-//! On its own so that the types built from headers (a consumed [`Delivery`](crate::consumer::delivery::Delivery),
-//! the retry-metadata formats in [`crate::dead_letter::retry_metadata`]) depend on it and not on each
-//! other. Public as `reliable_messaging::kafka::Header`.
+//! On its own so that the types built from headers (a consumed [`Delivery`](crate::message::Delivery),
+//! the retry-metadata formats in [`crate::message::retry_metadata`]) depend on it and not on each
+//! other.
 
 /// One Kafka header. Values are optional because Kafka allows null header values.
 #[derive(Debug, Clone, PartialEq, Eq)]

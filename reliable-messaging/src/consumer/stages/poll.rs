@@ -1,8 +1,9 @@
-//! Polling: gathering the next batch while the handler works on the current one.
+//! The first stage, [`Poll`]: gathering the next batch while the handler works on the current
+//! one, and letting the handler prepare it.
 //!
-//! Apart from the run loop because batching is a throughput concern with its own rules (take
-//! what is ready, keep filling while the handler is busy, linger at most `max_batch_wait`),
-//! while the run loop is about durability.
+//! Batching is a throughput concern with its own rules (take what is ready, keep filling while
+//! the handler is busy, linger at most `max_batch_wait`); the stages after it are about
+//! durability.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,27 +13,42 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::assignment::lock_ownership;
-use super::batch::Batch;
-use super::handler::Handler;
-use super::ReliableConsumer;
-use crate::consumer::delivery::Delivery;
+use std::sync::{Arc, Mutex};
+
+use crate::consumer::batch::Batch;
+use crate::consumer::member::Member;
+use crate::consumer::{ConsumerStats, Handler};
+use crate::kafka::group::{lock_ownership, Ownership};
+use crate::message::Delivery;
 
 /// Whether the handler is still busy with the batch before the one being polled, and the
 /// signal that it is done.
-pub(super) struct HandlerState<'a> {
-    pub(super) busy: &'a AtomicBool,
-    pub(super) idle: &'a Notify,
+pub(crate) struct HandlerState<'a> {
+    pub(crate) busy: &'a AtomicBool,
+    pub(crate) idle: &'a Notify,
 }
 
 /// Ready messages copied between two chances for the handler to run.
 const YIELD_EVERY: usize = 64;
 
-impl<H: Handler> ReliableConsumer<H> {
+pub(crate) struct Poll<H> {
+    pub(crate) member: Arc<Member>,
+    /// The assignment each message is polled under, shared with the rebalance callbacks.
+    pub(crate) ownership: Arc<Mutex<Ownership>>,
+    /// Shared with the blocking thread that prepares the next batch.
+    pub(crate) handler: Arc<H>,
+    pub(crate) max_batch_size: usize,
+    pub(crate) max_batch_wait: Duration,
+    /// How many chunks the batch is prepared in, one per concurrent handler call.
+    pub(crate) partition_concurrency: usize,
+    pub(crate) stats: Arc<ConsumerStats>,
+}
+
+impl<H: Handler> Poll<H> {
     /// Waits for the first message, then takes whatever librdkafka has ready, and keeps
     /// gathering while `handler` is still busy with the previous batch (or for
     /// `max_batch_wait`), up to `max_batch_size`. `None` when shutdown was requested.
-    pub(super) async fn next_batch(
+    pub(crate) async fn next_batch(
         &self,
         shutdown: &CancellationToken,
         handler: Option<HandlerState<'_>>,
@@ -40,7 +56,7 @@ impl<H: Handler> ReliableConsumer<H> {
         let waiting = std::time::Instant::now();
         let first = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            m = self.consumer.recv() => m,
+            m = self.member.recv() => m,
         };
         // Time with nothing to take: in a drain, time the broker's fetches kept us waiting.
         self.stats.stages.record("wait", waiting.elapsed());
@@ -56,12 +72,12 @@ impl<H: Handler> ReliableConsumer<H> {
         let filling = std::time::Instant::now();
         // One timer for the whole fill, not one per message: a timer per `recv` cost a clock
         // read and a timer-wheel entry for every message polled.
-        let linger = tokio::time::sleep_until(Instant::now() + self.settings.max_batch_wait);
+        let linger = tokio::time::sleep_until(Instant::now() + self.max_batch_wait);
         tokio::pin!(linger);
-        let mut lingered = self.settings.max_batch_wait.is_zero();
-        while batch.deliveries.len() < self.settings.max_batch_size {
+        let mut lingered = self.max_batch_wait.is_zero();
+        while batch.deliveries.len() < self.max_batch_size {
             // What librdkafka already holds is taken without waiting.
-            if let Some(m) = self.consumer.recv().now_or_never() {
+            if let Some(m) = self.member.recv().now_or_never() {
                 // Copying hundreds of ready messages takes a while; let the handler joined
                 // with this poll see its statement's answer in between (see the prepare below).
                 if batch.deliveries.len() % YIELD_EVERY == YIELD_EVERY - 1 {
@@ -82,7 +98,7 @@ impl<H: Handler> ReliableConsumer<H> {
             }
             tokio::select! {
                 biased;
-                m = self.consumer.recv() => match m {
+                m = self.member.recv() => match m {
                     Ok(m) => self.take(&mut batch, Delivery::from_message(&m)),
                     Err(e) => {
                         tracing::warn!(error = %e, "poll failed");
@@ -98,11 +114,11 @@ impl<H: Handler> ReliableConsumer<H> {
         self.stats.stages.record("poll", filling.elapsed());
         let preparing = std::time::Instant::now();
         // On a thread of its own, not in this task: the poll runs joined with the handler of
-        // the previous batch (`run.rs`), so CPU work here would keep that handler from seeing
+        // the previous batch (see `ReliableConsumer::run`), so CPU work here would keep that handler from seeing
         // its statement's answer until the preparation ended. Measured: a drain's `insert`
         // took 5.5 ms per statement this way against 3.9 ms for the same statement alone.
         let handler = self.handler.clone();
-        let chunks = self.settings.partition_concurrency;
+        let chunks = self.partition_concurrency;
         let batch = tokio::task::spawn_blocking(move || {
             batch.prepare(&*handler, chunks);
             batch

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::text::{truncate, MAX_ERROR_MESSAGE_BYTES};
-use crate::consumer::outcome::{Failure, FailureKind};
+use crate::message::{Failure, FailureKind};
 
 /// Which format a writer uses. Readers always understand both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

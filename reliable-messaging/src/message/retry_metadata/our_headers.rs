@@ -6,8 +6,8 @@ use super::header;
 use super::metadata::{MetadataError, MetadataSource, RetryMetadata};
 use super::text::{non_empty, rfc3339};
 use super::values::{parse_retry_count, parsed_header, text_header, time_header};
-use crate::consumer::outcome::FailureKind;
-use crate::kafka::header::Header;
+use crate::message::header::Header;
+use crate::message::FailureKind;
 
 /// The headers that carry `m`, in the order they are written.
 pub(super) fn header_values(m: &RetryMetadata) -> Vec<(&'static str, String)> {

@@ -1,13 +1,13 @@
 //! An owned copy of a consumed Kafka record, with the retry metadata it carried.
 //!
-//! Depends on [`crate::dead_letter::retry_metadata`] (to decode what a record carries), never the reverse:
+//! Depends on [`crate::message::retry_metadata`] (to decode what a record carries), never the reverse:
 //! the formats work on headers and payloads, so they can be used and tested without a
 //! delivery.
 
 use rdkafka::message::{Headers, Message};
 
-use crate::dead_letter::retry_metadata::{self, MetadataError, RetryMetadata};
-use crate::kafka::Header;
+use crate::message::retry_metadata::{self, MetadataError, RetryMetadata};
+use crate::message::Header;
 
 /// A record as a handler sees it.
 ///
@@ -68,7 +68,7 @@ impl Delivery {
 
     /// The first value of a header, if present and not null.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        crate::kafka::header::first_value(&self.headers, name)
+        crate::message::header::first_value(&self.headers, name)
     }
 
     /// A header as UTF-8 text.

@@ -1,28 +1,25 @@
-//! Settling a batch: counting what is done or rejected, handing failures to their dead-letter
-//! topic, and stopping where the dead-letter flood guard says so.
+//! The third stage, [`Settle`]: counting what is done or rejected, handing failures to their
+//! dead-letter topic, and stopping where the dead-letter flood guard says so. What it returns,
+//! [`Settled`], says what the commit stage may commit.
 //!
 //! The decisions are pure functions, unit tested below: [`route`] (which outcome is counted
 //! how, which go to the DLQ, where the flood guard halts) and [`settled`] (what became of the
 //! batch, and so what may be committed). The async methods only write and count.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::PreparedChunks;
-use super::handler::Handler;
-use super::stats::ConsumerStats;
-use super::{ConsumerError, ReliableConsumer};
-use crate::consumer::delivery::Delivery;
-use crate::consumer::outcome::{Failure, FailureKind, Outcome};
-use crate::dead_letter::Backoff;
-use crate::dead_letter::{FloodGuard, HaltReason};
+use crate::consumer::ConsumerStats;
+use crate::dead_letter::{Backoff, DeadLetterPublisher, FloodGuard, HaltReason};
+use crate::message::{Delivery, Failure, FailureKind, Outcome};
 
 /// What became of a batch.
 #[derive(Debug, PartialEq)]
-pub(super) enum Settled {
+pub(crate) enum Settled {
     /// Every message has a durable outcome: commit the batch.
     Durable,
     /// Shutdown came first (a DLQ hand-off or an outage not over): commit nothing of it.
@@ -35,16 +32,16 @@ pub(super) enum Settled {
 /// Where each outcome of a batch goes, decided before anything is written. Positions are
 /// indices into the batch.
 #[derive(Debug, PartialEq)]
-pub(super) struct Routing<'a> {
+pub(crate) struct Routing<'a> {
     /// Messages handled successfully: counted as done.
-    pub(super) done: u64,
+    pub(crate) done: u64,
     /// Messages rejected for a business reason (the handler recorded it): counted and logged.
-    pub(super) rejected: Vec<(usize, &'a str)>,
+    pub(crate) rejected: Vec<(usize, &'a str)>,
     /// Failures, transient or permanent, to hand to the dead-letter topic, in batch order.
-    pub(super) dead_letters: Vec<(usize, &'a Failure)>,
+    pub(crate) dead_letters: Vec<(usize, &'a Failure)>,
     /// The message at which the flood guard halted, and why: it and every later message are
     /// left alone (uncommitted), so a restart after the fix starts there.
-    pub(super) halt: Option<(usize, HaltReason)>,
+    pub(crate) halt: Option<(usize, HaltReason)>,
 }
 
 /// Routes `outcomes` (in batch order, outages already ridden out) through the flood `guard`,
@@ -52,7 +49,7 @@ pub(super) struct Routing<'a> {
 ///
 /// # Panics
 /// On a `DependencyDown` outcome: outages are ridden out before outcomes are settled.
-pub(super) fn route<'a>(outcomes: &'a [Outcome], guard: &mut FloodGuard) -> Routing<'a> {
+pub(crate) fn route<'a>(outcomes: &'a [Outcome], guard: &mut FloodGuard) -> Routing<'a> {
     let mut routing = Routing { done: 0, rejected: Vec::new(), dead_letters: Vec::new(), halt: None };
     for (i, outcome) in outcomes.iter().enumerate() {
         let permanent = match outcome {
@@ -75,7 +72,7 @@ pub(super) fn route<'a>(outcomes: &'a [Outcome], guard: &mut FloodGuard) -> Rout
 
 /// What became of a batch once its dead letters were handed over (`routed`) or not (shutdown
 /// came first), given where the flood guard halted, if it did.
-pub(super) fn settled(routed: bool, halt: Option<(usize, HaltReason)>) -> Settled {
+pub(crate) fn settled(routed: bool, halt: Option<(usize, HaltReason)>) -> Settled {
     match (routed, halt) {
         (false, _) => Settled::Interrupted,
         (true, Some((durable, reason))) => Settled::Halted { durable, reason },
@@ -84,30 +81,32 @@ pub(super) fn settled(routed: bool, halt: Option<(usize, HaltReason)>) -> Settle
 }
 
 /// The counter a dead letter of `kind` counts in once the DLQ has it.
-pub(super) fn dead_lettered_counter(stats: &ConsumerStats, kind: FailureKind) -> &AtomicU64 {
+pub(crate) fn dead_lettered_counter(stats: &ConsumerStats, kind: FailureKind) -> &AtomicU64 {
     match kind {
         FailureKind::Transient => &stats.dead_lettered_transient,
         FailureKind::Permanent => &stats.dead_lettered_permanent,
     }
 }
 
-impl<H: Handler> ReliableConsumer<H> {
-    /// Gives every message of the batch a durable outcome, or says why it could not.
-    pub(super) async fn settle(
+pub(crate) struct Settle {
+    pub(crate) dead_letters: DeadLetterPublisher,
+    /// Remembers the permanent failures of earlier batches.
+    pub(crate) flood_guard: Mutex<FloodGuard>,
+    pub(crate) stats: Arc<ConsumerStats>,
+}
+
+impl Settle {
+    /// Gives every message of the batch a durable outcome from its handling's `outcomes` (in
+    /// batch order, outages already ridden out), or says why it could not.
+    pub(crate) async fn settle(
         &self,
         batch: &[Delivery],
-        prepared: PreparedChunks,
+        outcomes: &[Outcome],
         shutdown: &CancellationToken,
-    ) -> Result<Settled, ConsumerError> {
-        let mut outcomes = self.handle_with_in_place_retries(batch, prepared, shutdown).await?;
-        if outcomes.iter().any(Outcome::is_dependency_down)
-            && !self.ride_out_outage(batch, &mut outcomes, shutdown).await?
-        {
-            return Ok(Settled::Interrupted);
-        }
+    ) -> Settled {
         let Routing { done, rejected, dead_letters, halt } = {
             let mut guard = self.flood_guard.lock().unwrap_or_else(|p| p.into_inner());
-            route(&outcomes, &mut guard)
+            route(outcomes, &mut guard)
         };
         self.stats.done.fetch_add(done, Ordering::Relaxed);
         for (i, reason) in rejected {
@@ -120,7 +119,7 @@ impl<H: Handler> ReliableConsumer<H> {
             true => true,
             false => self.stats.stages.time("dead_letter", self.route_to_dead_letter_topic(failures, shutdown)).await,
         };
-        Ok(settled(routed, halt))
+        settled(routed, halt)
     }
 
     /// Publishes every failure to its DLQ and waits for `acks=all`. A DLQ write that fails

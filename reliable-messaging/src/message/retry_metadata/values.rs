@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::metadata::MetadataError;
 use super::text::parse_time;
-use crate::kafka::header::{first_value, Header};
+use crate::message::header::{first_value, Header};
 
 pub(super) fn text_header<'a>(headers: &'a [Header], name: &str) -> Result<Option<&'a str>, MetadataError> {
     match first_value(headers, name) {

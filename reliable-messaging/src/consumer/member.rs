@@ -1,0 +1,43 @@
+//! The consumer as a consumer-group member: the rdkafka client it runs on, and the book its
+//! rebalance callbacks keep ([`OwnedPartitions`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::StreamConsumer;
+
+use crate::kafka::group::{lock_ownership, CommitPosition, GroupContext, Ownership, PartitionBook, TopicPartition};
+
+/// The consumer's Kafka client.
+pub(crate) type Member = StreamConsumer<GroupContext<OwnedPartitions>>;
+
+/// What the consumer owns, told about rebalances: which partitions (for commits), and whether
+/// it is holding (paused for an outage or halted), so that partitions assigned meanwhile start
+/// paused too.
+pub(crate) struct OwnedPartitions {
+    pub(crate) ownership: Arc<Mutex<Ownership>>,
+    /// `false` under [`CommitPolicy::UnsafeAutoCommit`](super::CommitPolicy): then librdkafka
+    /// commits, not us.
+    pub(crate) manual_commits: bool,
+    pub(crate) hold: Arc<AtomicBool>,
+}
+
+impl PartitionBook for OwnedPartitions {
+    fn assigned(&self, partitions: &[TopicPartition]) {
+        lock_ownership(&self.ownership).assign(partitions);
+    }
+
+    fn revoking(&self, partitions: &[TopicPartition], commit: &mut dyn FnMut(&[CommitPosition]) -> bool) {
+        // Held across the synchronous commit so that no batch commit for these partitions can
+        // be queued in between (the run loop is parked in this very poll anyway).
+        let mut ownership = lock_ownership(&self.ownership);
+        let positions = ownership.revoke(partitions);
+        if self.manual_commits {
+            commit(&positions);
+        }
+    }
+
+    fn holding(&self) -> bool {
+        self.hold.load(Ordering::SeqCst)
+    }
+}
