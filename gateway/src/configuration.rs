@@ -36,7 +36,8 @@ pub struct Settings {
     /// `PUBLISH_TIMEOUT_MS`: how long a request waits for the broker's acknowledgement
     /// before it is answered 503.
     pub publish_timeout: Duration,
-    /// `REQUEST_TIMEOUT_MS`: upper bound on any request; longer than the publish timeout so
+    /// `REQUEST_TIMEOUT_MS`: upper bound on any request until its record is handed to the
+    /// producer (then the publish timeout bounds it); longer than the publish timeout so
     /// that the more precise "broker did not acknowledge" answer wins.
     pub request_timeout: Duration,
     /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long the status route waits for a database connection.

@@ -17,7 +17,7 @@
 //!   answer and can retry), so a flood of them costs a socket each, for an instant.
 //!
 //! The request time limit of the router (`REQUEST_TIMEOUT_MS`, a 503) still bounds the
-//! whole request; the body limit is shorter by default so that a slow client is told 408,
+//! whole request until its record is with the producer ([`crate::request_deadline`]); the body limit is shorter by default so that a slow client is told 408,
 //! its own fault, rather than 503.
 //!
 //! Shutdown stops accepting, lets every request in flight finish (each is bounded by the

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod password_hashing;
 pub mod problem;
+pub mod request_deadline;
 pub mod request_id;
 pub mod routes;
 pub mod startup;

@@ -67,6 +67,9 @@ pub struct Metrics {
     accepted: Counter,
     rejected: Family<Label, Counter>,
     publish_failures: Counter,
+    /// Requests past the overall time limit that were left to finish because their record was
+    /// already with the producer.
+    past_deadline: Counter,
     /// Idempotency-Key claims by who decided them: the shared table or this instance's fallback map.
     idempotency_claims: Family<Label, Counter>,
     accept_duration: Histogram,
@@ -88,6 +91,7 @@ impl Metrics {
             accepted: Counter::default(),
             rejected: Family::default(),
             publish_failures: Counter::default(),
+            past_deadline: Counter::default(),
             idempotency_claims: Family::default(),
             accept_duration: Histogram::new(BUCKETS),
             stages: Arc::default(),
@@ -116,6 +120,11 @@ impl Metrics {
             "publish_failures",
             "Records the broker did not acknowledge in time",
             self.publish_failures.clone(),
+        );
+        registry.register(
+            "requests_past_deadline",
+            "Requests that outlived REQUEST_TIMEOUT_MS because their record was already with the producer (the publish timeout bounds them)",
+            self.past_deadline.clone(),
         );
         registry.register(
             "idempotency_claims",
@@ -149,6 +158,11 @@ impl Metrics {
     /// The broker did not acknowledge a record.
     pub fn publish_failed(&self) {
         self.publish_failures.inc();
+    }
+
+    /// A request outlived the overall time limit with its record at the producer.
+    pub fn ran_past_deadline(&self) {
+        self.past_deadline.inc();
     }
 
     /// An Idempotency-Key claim was decided by `source`.

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{Method, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
+use axum::middleware;
+use axum::response::Response;
 use axum::Router;
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::PublishError;
@@ -24,7 +24,8 @@ use crate::idempotency::IdempotencyClaims;
 use crate::json_body::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::password_hashing::{InvalidParams, PasswordHasher};
-use crate::problem::{self, types, Problem};
+use crate::problem;
+use crate::request_deadline::{self, Deadline};
 use crate::request_id::RequestIds;
 use crate::routes::{self, RouteTable, ServedRoute};
 
@@ -95,7 +96,8 @@ impl Application {
         // gateway held out of its load balancer while the database is down would refuse
         // sign-ups the system could take.
         let readiness = Readiness::default().with(BrokerCheck(producer.clone()));
-        let (router, routes) = router(state, readiness, settings.request_timeout);
+        let deadline = Deadline { limit: settings.request_timeout, metrics: Arc::clone(&state.metrics) };
+        let (router, routes) = router(state, readiness, deadline);
 
         let listener = TcpListener::bind(&settings.addr)
             .await
@@ -127,7 +129,7 @@ impl Application {
     }
 }
 
-fn router(state: AppState, readiness: Readiness, request_timeout: Duration) -> (Router, Vec<ServedRoute>) {
+fn router(state: AppState, readiness: Readiness, deadline: Deadline) -> (Router, Vec<ServedRoute>) {
     let (router, routes) = RouteTable::new()
         .post("/registrations", routes::register)
         .get("/registrations/{request_id}", routes::registration_status)
@@ -138,7 +140,7 @@ fn router(state: AppState, readiness: Readiness, request_timeout: Duration) -> (
         .into_parts();
     let router = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(request_timeout, timeout))
+        .layer(middleware::from_fn_with_state(deadline, request_deadline::deadline))
         .layer(CatchPanicLayer::custom(problem::from_panic))
         .layer(middleware::from_fn(problem::ensure_problem_body))
         // Default spans hold method, URI and version; never headers or bodies. With tracing
@@ -171,21 +173,6 @@ fn http_span(request: &Request) -> tracing::Span {
         request.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
     span
-}
-
-/// Bounds every request. A registration cut off here is answered 503 (not accepted), like
-/// one the broker did not acknowledge: never a 202 that was not earned.
-async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::TIMED_OUT, "Request timed out")
-            .detail(format!(
-                "the request took longer than {} ms and was abandoned; a registration was not accepted",
-                limit.as_millis()
-            ))
-            .retry_after(Duration::from_secs(5))
-            .into_response(),
-    }
 }
 
 /// The gateway prepares the database the way every service does

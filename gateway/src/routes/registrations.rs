@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,6 +24,7 @@ use crate::json_body::{BodyRejection, JsonBody};
 use crate::metrics::RejectReason;
 use crate::password_hashing::HashError;
 use crate::problem::{types, Problem};
+use crate::request_deadline::Handover;
 
 /// How long a client is asked to wait before retrying when hashing is saturated.
 const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -32,11 +33,13 @@ const NOT_ACKNOWLEDGED_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 pub async fn register(
     State(state): State<AppState>,
+    handover: Option<Extension<Handover>>,
     headers: HeaderMap,
     body: Result<JsonBody<RegistrationForm>, BodyRejection>,
 ) -> Response {
     let started = Instant::now();
-    match accept(&state, &headers, body).await {
+    let handover = handover.map(|Extension(handover)| handover);
+    match accept(&state, handover.as_ref(), &headers, body).await {
         Ok(accepted) => {
             state.metrics.accepted(started.elapsed());
             accepted.into_response()
@@ -53,6 +56,7 @@ pub async fn register(
 
 async fn accept(
     state: &AppState,
+    handover: Option<&Handover>,
     headers: &HeaderMap,
     body: Result<JsonBody<RegistrationForm>, BodyRejection>,
 ) -> Result<Accepted, RegistrationError> {
@@ -100,6 +104,12 @@ async fn accept(
         .chain(caller_trace_context(headers))
         .collect(),
     };
+    // From here the record may be stored whatever happens to this request: the overall
+    // request limit no longer cuts it (its "not accepted" would be a lie); the publish
+    // timeout below decides, and its 503 says "may have been recorded".
+    if let Some(handover) = handover {
+        handover.mark();
+    }
     // librdkafka bounds the acknowledgement by the same timeout; this outer bound also covers
     // a full local queue, so the answer never comes later than promised.
     let publishing = tokio::time::timeout(state.publish_timeout, state.producer.send(&record));
