@@ -58,6 +58,8 @@
 #                run a Kafka CLI class with the broker's classpath, e.g.
 #                kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server localhost:9092 --list
 #                kafka-tool org.apache.kafka.tools.ProducerPerformance ...
+#   kafka-libs   fetch the Kafka jars if missing, print their directory (for
+#                scripts/container-images.sh, whose Kafka image takes them)
 #
 # Multi-broker cluster (N >= 2): node i listens for clients on port 19091+i
 # and for the quorum on 19191+i. Run as root (CI, these machines), each node
@@ -1470,6 +1472,7 @@ main() {
     db-start) with_lock db_start ;;
     db-stop) with_lock db_stop ;;
     kafka-tool) cmd_kafka_tool "$@" ;;
+    kafka-libs) with_lock ensure_kafka_libs && echo "$KAFKA_LIBS" ;;
     broker-kill) broker_kill "${1:-}" ;;
     broker-stop) broker_stop "${1:-}" ;;
     broker-start) with_cluster_lock broker_start "${1:-}" ;;

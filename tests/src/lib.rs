@@ -11,6 +11,7 @@
 pub mod brokers;
 pub mod cluster;
 pub mod database;
+pub mod engine;
 pub mod environment;
 pub mod harness;
 pub mod kafka;
