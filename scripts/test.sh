@@ -17,6 +17,10 @@ scripts/ensure-build-deps.sh
 # The hygiene gates first (fmt, clippy -D warnings, cargo-deny, cargo-machete): cheap next to
 # the suite, and a failure here needs no broker to show.
 scripts/check-hygiene.sh
+# The alerting rules (observability/prometheus/): promtool's syntax check and the unit tests
+# that every alert fires, ignores a blip and resolves, at the shipped durations.
+scripts/observability/prometheus-tools.sh ensure
+scripts/observability/prometheus-tools.sh check-rules
 
 scripts/local-services.sh up
 eval "$(scripts/local-services.sh env)"
