@@ -3,8 +3,8 @@
 //! message arrives again) and say how each failure should be treated (`Outcome`).
 
 use reliable_messaging::consumer::sql_failures;
-use reliable_messaging::message::FailureKind;
 use reliable_messaging::message::retry_metadata::RetryMetadata;
+use reliable_messaging::message::FailureKind;
 use reliable_messaging::{Delivery, Handler, Outcome};
 use sqlx::MySqlPool;
 
