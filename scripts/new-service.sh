@@ -31,13 +31,21 @@ fi
 snake=${name//-/_}
 upper=${snake^^}
 
+# Its own default port: the first from 8090 up that no other crate of the workspace defaults
+# to, so two generated services run side by side without setting an address.
+taken=$(grep -rhoE --include='*.rs' '"127\.0\.0\.1:[0-9]+"' --exclude-dir=target --exclude-dir=templates --exclude-dir=.local --exclude-dir=.git . |
+  sed -E 's/.*:([0-9]+)"/\1/' | sort -un)
+port=8090
+while grep -qx "$port" <<<"$taken"; do port=$((port + 1)); done
+
 cp -R "$template" "$name"
 # The template is a valid crate named consumer-service-template; its three spellings are the
 # placeholders.
 find "$name" -type f -exec sed -i \
   -e "s/consumer-service-template/$name/g" \
   -e "s/consumer_service_template/$snake/g" \
-  -e "s/CONSUMER_SERVICE_TEMPLATE/$upper/g" {} +
+  -e "s/CONSUMER_SERVICE_TEMPLATE/$upper/g" \
+  -e "s/127\.0\.0\.1:8090/127.0.0.1:$port/g" {} +
 
 # Into [workspace] members, before the list's closing bracket.
 awk -v member="    \"$name\"," '
@@ -49,11 +57,12 @@ grep -q "\"$name\"," Cargo.toml.new || { rm -f Cargo.toml.new; rm -rf "$name"; e
 mv Cargo.toml.new Cargo.toml
 
 cat <<MSG
-Created $name/ (a workspace member now):
+Created $name/ (a workspace member now, probes on 127.0.0.1:$port):
   $name/src/main.rs        configuration and wiring through reliable_messaging::service
-  $name/src/handler.rs     what each message does: replace the body of handle()
+  $name/src/handler.rs     what each message does: replace the body of handle() and its examples
+  (every place to edit is marked TEMPLATE:)
   $name/migrations/        its own database ($snake), created and migrated at start
-  $name/tests/             produces to its topic, checks the row and the dead letter
+  $name/tests/             the handler against the database; the service with the handler's examples
 Run its test against the local services:
   scripts/local-services.sh up && eval "\$(scripts/local-services.sh env)" && export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
   cargo test -p $name

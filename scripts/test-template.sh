@@ -27,10 +27,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 scripts/new-service.sh "$name" >/dev/null
+# Its default probe address is its own: no other crate of the workspace defaults to it.
+addr=$(grep -ohE '"127\.0\.0\.1:[0-9]+"' "$name/src/main.rs")
+if grep -rqF --include='*.rs' --exclude-dir=target --exclude-dir=.local --exclude-dir="$name" -- "$addr" .; then
+  echo "$name got the default address $addr of another crate" >&2
+  exit 1
+fi
 cargo fmt -p "$name" -- --check
 cargo clippy -p "$name" --all-targets -- -D warnings
 # The service alone has main.rs + handler.rs; the template promises they stay short.
 lines=$(cat "$name/src/main.rs" "$name/src/handler.rs" | wc -l)
 ((lines < 120)) || { echo "main.rs + handler.rs of the template are $lines lines (limit: under 120)" >&2; exit 1; }
 cargo test -p "$name" -- "$@"
-echo "template OK: generated, built and tested $name ($lines lines of main.rs + handler.rs), then removed"
+echo "template OK: generated (probes on $addr), built and tested $name ($lines lines of main.rs + handler.rs), then removed"

@@ -1,6 +1,6 @@
 //! What the service does with each message: stores its payload, once, in `received_messages`.
-//! Replace the body of `handle` with your own logic; keep it idempotent (after a crash the same
-//! message arrives again) and say how each failure should be treated (`Outcome`).
+//! Replace `handle` (and the table in `migrations/`) and keep [`examples`] true of it; keep it
+//! idempotent (after a crash the same message arrives again), and classify failures (`Outcome`).
 
 use reliable_messaging::consumer::sql_failures;
 use reliable_messaging::message::retry_metadata::RetryMetadata;
@@ -19,6 +19,7 @@ impl StoreMessages {
 }
 
 impl Handler for StoreMessages {
+    // TEMPLATE: your logic; the failure classification at the end fits most SQL handlers.
     async fn handle(&self, delivery: &Delivery) -> Outcome {
         // Poison: retrying cannot fix a payload that is not JSON, so it goes to the DLQ at once.
         let payload = delivery.payload.as_deref().unwrap_or_default();
@@ -54,4 +55,10 @@ impl Handler for StoreMessages {
             Err(e) => Outcome::transient(e.to_string()),
         }
     }
+}
+
+/// TEMPLATE: payloads `handle` stores and one it refuses: the tests send them, not a table.
+pub mod examples {
+    pub const ACCEPTED: &[&str] = &[r#"{"hello":"world"}"#, r#"{"hello":"again"}"#];
+    pub const POISON: &str = "not json";
 }

@@ -1,12 +1,12 @@
 //! `consumer-service-template`: stores every message of one topic in a MySQL table of its own,
 //! exactly once, with in-place retries, a dead-letter topic, `/healthz`, `/readyz` and
 //! `/metrics` from the service kit (`reliable_messaging::service`).
-//! `consumer-service-template --help` lists every setting; the logic is in `handler.rs`.
+//! `consumer-service-template --help` lists every setting; edit the places marked `TEMPLATE:`.
 
-mod handler;
-
-use reliable_messaging::service::preflight;
+use reliable_messaging::service::runtime::preflight;
 use reliable_messaging::service::{self, DatabaseArgs, ServiceArgs, ServiceBuilder, ServiceDefaults};
+
+use consumer_service_template::handler;
 
 const NAME: &str = "consumer-service-template";
 
@@ -23,6 +23,7 @@ const DEFAULTS: ServiceDefaults = ServiceDefaults {
 #[derive(Debug, clap::Parser)]
 #[command(version, about = "Stores each message of a topic in MySQL, exactly once.")]
 struct Args {
+    // TEMPLATE: the settings your handler needs go here, next to the topic.
     /// The topic to consume; failures go to `<topic>-dlq`.
     #[arg(long, env = "CONSUMER_SERVICE_TEMPLATE_TOPIC", default_value = "consumer-service-template-input")]
     topic: String,
@@ -36,7 +37,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     // `--help` and a bad variable (named in the message) exit here, before anything else.
     let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
-    reliable_messaging::service::telemetry::init(NAME, &args.service.telemetry);
+    reliable_messaging::service::runtime::telemetry::init(NAME, &args.service.telemetry);
     let pool = args.database.settings().connect_lazy()?;
     let handler = handler::StoreMessages::new(pool.clone());
     let builder = ServiceBuilder::from_args(NAME, &args.service, &[&args.topic], std::env::vars(), handler)
@@ -48,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     preflight::check_kafka(builder.kafka_settings(), preflight::DEFAULT_TIMEOUT).await?;
     let service = builder.build().await?;
     tracing::info!(http = ?service.http_addr(), topic = %args.topic, "{NAME} starting");
-    let stopped = service.run(reliable_messaging::service::shutdown::on_termination_signal()).await;
-    reliable_messaging::service::telemetry::shutdown();
+    let stopped = service.run(reliable_messaging::service::runtime::shutdown::on_termination_signal()).await;
+    reliable_messaging::service::runtime::telemetry::shutdown();
     Ok(stopped?)
 }

@@ -1,7 +1,9 @@
 //! Runs the built `consumer-service-template` binary against the real broker and database
 //! (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`; `scripts/local-services.sh up` starts both and
-//! `scripts/local-services.sh env` prints them): a JSON message is stored, once; a message that
-//! is not JSON is dead-lettered to `<topic>-dlq` and stores nothing.
+//! `scripts/local-services.sh env` prints them), with the handler's own examples: every message
+//! gets a durable outcome (the group's committed offset reaches the end of the topic), the poison
+//! one and only it reaches `<topic>-dlq`. What the handler stores is `tests/handler.rs`'s concern,
+//! so this test survives a new handler as long as its examples are true of it.
 
 use std::fs::File;
 use std::process::{Child, Command};
@@ -10,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sqlx::mysql::MySqlConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::ConnectOptions;
+
+// The service's own crate last: its name changes with every generated service.
+use consumer_service_template::handler::examples;
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -35,7 +40,7 @@ impl Drop for Service {
 }
 
 #[tokio::test]
-async fn stores_a_message_once_and_dead_letters_poison() {
+async fn every_example_gets_a_durable_outcome_and_only_poison_is_dead_lettered() {
     let bootstrap = required("KAFKA_BOOTSTRAP_SERVERS");
     let server = MySqlConnectOptions::from_str(&required("DATABASE_URL")).expect("DATABASE_URL is a MySQL URL");
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -69,26 +74,32 @@ async fn stores_a_message_once_and_dead_letters_poison() {
     );
 
     let producer: FutureProducer = kafka(&[("acks", "all")]).create().expect("producer");
-    for payload in [r#"{"hello":"world"}"#, "not json"] {
+    let sent: Vec<&str> = examples::ACCEPTED.iter().copied().chain([examples::POISON]).collect();
+    for payload in &sent {
         producer
-            .send(FutureRecord::<(), _>::to(&topic).payload(payload), Duration::from_secs(10))
+            .send(FutureRecord::<(), _>::to(&topic).payload(*payload), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)
             .expect("produce");
     }
 
-    let group = format!("{topic}-reader");
-    let reader: StreamConsumer =
-        kafka(&[("group.id", &group), ("auto.offset.reset", "earliest")]).create().expect("consumer");
+    let reader: StreamConsumer = kafka(&[("group.id", &format!("{topic}-reader")), ("auto.offset.reset", "earliest")])
+        .create()
+        .expect("consumer");
     reader.subscribe(&[&dead_letters]).expect("subscribe to the DLQ");
     let dead = tokio::time::timeout(WITHIN, reader.recv())
         .await
         .unwrap_or_else(|_| panic!("nothing reached {dead_letters}; service log: {}", log.display()))
         .expect("read the DLQ");
-    assert_eq!(dead.payload(), Some(&b"not json"[..]));
+    assert_eq!(dead.payload(), Some(examples::POISON.as_bytes()));
 
-    let rows = stored_payloads(&server.clone().database(&database)).await;
-    assert_eq!(rows, vec![br#"{"hello":"world"}"#.to_vec()], "service log: {}", log.display());
+    // Committed past every message: each one has a durable outcome (stored or dead-lettered).
+    let group = kafka(&[("group.id", &format!("{topic}-group"))]).create::<BaseConsumer>().expect("group reader");
+    let committed = wait_for_commit(&group, &topic, sent.len() as i64).await;
+    assert_eq!(committed, sent.len() as i64, "service log: {}", log.display());
+    let (_, dead_lettered) =
+        group.fetch_watermarks(&dead_letters, 0, Duration::from_secs(10)).expect("the DLQ's end offset");
+    assert_eq!(dead_lettered, 1, "only the poison example is dead-lettered; service log: {}", log.display());
 
     drop(service);
     let mut conn = server.connect().await.expect("connect to the server");
@@ -96,22 +107,24 @@ async fn stores_a_message_once_and_dead_letters_poison() {
     let _ = std::fs::remove_file(log);
 }
 
-/// The payloads in `received_messages` once the JSON message is there (the database and the
-/// table appear only once the service has started).
-async fn stored_payloads(options: &MySqlConnectOptions) -> Vec<Vec<u8>> {
+/// The service group's committed offset of partition 0 once it reaches `end` (or the last one
+/// seen, after [`WITHIN`]).
+async fn wait_for_commit(group: &BaseConsumer, topic: &str, end: i64) -> i64 {
+    let mut partition = TopicPartitionList::new();
+    partition.add_partition(topic, 0);
     let started = Instant::now();
     loop {
-        let read = async {
-            let mut conn = options.connect().await?;
-            let rows: Vec<Vec<u8>> =
-                sqlx::query_scalar("SELECT payload FROM received_messages").fetch_all(&mut conn).await?;
-            conn.close().await?;
-            Ok::<_, sqlx::Error>(rows)
+        let committed = group
+            .committed_offsets(partition.clone(), Duration::from_secs(10))
+            .ok()
+            .and_then(|list| list.find_partition(topic, 0).map(|p| p.offset()));
+        let offset = match committed {
+            Some(Offset::Offset(offset)) => offset,
+            _ => -1,
         };
-        match read.await {
-            Ok(rows) if !rows.is_empty() => return rows,
-            _ if started.elapsed() > WITHIN => panic!("no row in received_messages within {WITHIN:?}"),
-            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        if offset >= end || started.elapsed() > WITHIN {
+            return offset;
         }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
