@@ -2,7 +2,9 @@
 # check-hygiene.sh - the hygiene gates, each of which fails the run:
 #   1. formatting       cargo fmt --all -- --check              (rustfmt.toml)
 #   2. lints            cargo clippy --workspace --all-targets --locked -- -D warnings
-#                       ([workspace.lints] in Cargo.toml)
+#                       ([workspace.lints] in Cargo.toml), and the library alone with each
+#                       feature set a consumer may pick (none, mysql, http), which no
+#                       workspace build exercises
 #   3. dependencies     cargo deny check                        (deny.toml: advisories, licenses,
 #                                                                bans, sources)
 #   4. unused deps      cargo machete
@@ -85,7 +87,10 @@ summary+=("fmt: ok ($(elapsed $start))")
 start=$SECONDS
 log "2/4 cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
-summary+=("clippy: ok ($(elapsed $start))")
+for features in "" mysql http; do
+  cargo clippy -p reliable-messaging --lib --locked --quiet --no-default-features --features "$features" -- -D warnings
+done
+summary+=("clippy: ok, library also without default features ($(elapsed $start))")
 
 start=$SECONDS
 log "3/4 cargo deny"
