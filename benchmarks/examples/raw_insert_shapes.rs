@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
             admin.execute(format!("DROP DATABASE IF EXISTS {db}").as_str()).await?;
             admin.execute(format!("CREATE DATABASE {db}").as_str()).await?;
             let pool = MySqlPoolOptions::new().max_connections(2).connect(&format!("{base}/{db}")).await?;
-            sqlx::migrate!("../migrations").run(&pool).await?;
+            signup_schema::migrator().run(&pool).await?;
             let rows: Vec<Row> = (0..total).map(|_| row()).collect();
             let mut rng = rand::thread_rng();
             let mut batches = vec![];

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::{middleware, Router};
 use futures::future::BoxFuture;
-use reliable_messaging::service::health::{self, Readiness, ReadinessCheck};
-use reliable_messaging::service::metrics::MetricsRegistry;
+use reliable_messaging::service::endpoints::health::{self, Readiness, ReadinessCheck};
+use reliable_messaging::service::endpoints::metrics::MetricsRegistry;
 
 use crate::admin::{self, AdminState};
 use crate::metrics::Metrics;
@@ -17,8 +17,8 @@ pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminS
     // One registry per worker instance (tests run several in one process).
     let mut registry = MetricsRegistry::new("dlq", env!("CARGO_PKG_VERSION"));
     registry.service().register_collector(Box::new(metrics));
-    let mut router =
-        reliable_messaging::service::metrics::http::router(Arc::new(registry)).merge(health::router(readiness));
+    let mut router = reliable_messaging::service::endpoints::metrics::http::router(Arc::new(registry))
+        .merge(health::router(readiness));
     if let Some((state, token)) = admin {
         router = router.merge(admin::router(state, token));
     }

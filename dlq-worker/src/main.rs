@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use dlq_worker::cli::{self, Cli, Command};
 use dlq_worker::{Application, Settings};
-use reliable_messaging::service::{shutdown, telemetry};
+use reliable_messaging::service::runtime::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         None => {
             telemetry::init("dlq-worker", &args.worker.telemetry);
             // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-            reliable_messaging::service::preflight::check(&settings.kafka, settings.database.url.expose())
+            reliable_messaging::service::runtime::preflight::check(&settings.kafka, settings.database.url.expose())
                 .await
                 .context("connecting to Kafka and the database")?;
             let application = Application::build(settings).await?;

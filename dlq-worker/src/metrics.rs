@@ -1,5 +1,5 @@
 //! Counters and gauges of the worker: atomics the worker adds to, read at scrape time into
-//! the registry it serves at `/metrics` (`reliable_messaging::service::metrics`, as every service).
+//! the registry it serves at `/metrics` (`reliable_messaging::service::endpoints::metrics`, as every service).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -9,7 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use reliable_messaging::kafka::group::GroupGauges;
 use reliable_messaging::parking::ParkReason;
-use reliable_messaging::service::metrics::family::{counter, counters, gauge};
+use reliable_messaging::service::endpoints::metrics::family::{counter, counters, gauge};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -123,7 +123,7 @@ impl Collector for Metrics {
 #[cfg(test)]
 mod tests {
 
-    use reliable_messaging::service::metrics::MetricsRegistry;
+    use reliable_messaging::service::endpoints::metrics::MetricsRegistry;
 
     use super::*;
 

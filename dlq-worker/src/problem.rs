@@ -1,8 +1,8 @@
 //! The worker's problem types and the problems its admin API answers with; the problem
-//! document itself is the library's [`reliable_messaging::service::problem`].
+//! document itself is the library's [`reliable_messaging::service::endpoints::problem`].
 
 use axum::http::StatusCode;
-pub use reliable_messaging::service::problem::{ensure_problem_body, Problem};
+pub use reliable_messaging::service::endpoints::problem::{ensure_problem_body, Problem};
 
 /// Problem types, as relative URI references (RFC 9457 allows them) under `/problems/`.
 pub mod types {

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use axum::Router;
 use reliable_messaging::parking::{ParkingLot, Redriver};
 use reliable_messaging::producer::DurableProducer;
-use reliable_messaging::service::health::{BrokerCheck, DatabaseCheck, Readiness};
-use reliable_messaging::service::migrations::SchemaStatus;
+use reliable_messaging::service::endpoints::health::{BrokerCheck, DatabaseCheck, Readiness};
+use reliable_messaging::service::runtime::migrations::SchemaStatus;
 use reliable_messaging::service::{prepare_database, DatabaseStart};
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
@@ -100,7 +100,7 @@ impl Application {
         let server = tokio::spawn(async move { server.await });
         // Subscribing only after the migrations: a member that joined the group without polling
         // would hold partitions other workers could drain.
-        let migrator = sqlx::migrate!("../migrations");
+        let migrator = signup_schema::migrator();
         let start = prepare_database(&self.pool, Some(migrator), false, &self.schema, &shutdown).await;
         if start.context("preparing the database")? == DatabaseStart::Ready {
             let worker = DlqWorker::new(&self.settings, self.actions, self.metrics.clone())

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 use reliable_messaging::kafka::topics::TopicPolicy;
-use reliable_messaging::service::{DatabaseUrl, TelemetryArgs};
+use reliable_messaging::service::{DatabaseSettings, TelemetryArgs};
 use reliable_messaging::KafkaSettings;
 
 pub use args::Args;
@@ -25,12 +25,9 @@ pub struct Settings {
     /// `GATEWAY_ADDR`: where to listen; port 0 picks a free port (tests).
     pub addr: String,
     pub kafka: KafkaSettings,
-    /// `DATABASE_URL`: the status route and the shared Idempotency-Key claims use it.
-    pub database_url: DatabaseUrl,
-    /// `DATABASE_POOL_SIZE`.
-    pub database_pool_size: u32,
-    /// `DATABASE_LOCK_WAIT_TIMEOUT_SECS`: `innodb_lock_wait_timeout` of the gateway's sessions.
-    pub database_lock_wait_timeout_secs: u32,
+    /// `DATABASE_*`: the status route and the shared Idempotency-Key claims use it; the status
+    /// route waits at most its acquire timeout for a connection.
+    pub database: DatabaseSettings,
     /// `REGISTRATIONS_TOPIC`.
     pub registrations_topic: String,
     /// `PUBLISH_TIMEOUT_MS`: how long a request waits for the broker's acknowledgement
@@ -40,8 +37,6 @@ pub struct Settings {
     /// producer (then the publish timeout bounds it); longer than the publish timeout so
     /// that the more precise "broker did not acknowledge" answer wins.
     pub request_timeout: Duration,
-    /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long the status route waits for a database connection.
-    pub db_acquire_timeout: Duration,
     /// `TOPIC_*`: what the registrations topic's replication is checked against at start.
     pub topic_policy: TopicPolicy,
     pub hashing: HashingSettings,
@@ -193,25 +188,11 @@ impl Settings {
     /// Added to the publish timeout for the default request timeout: room for hashing.
     pub const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 
-    /// The defaults, ignoring the environment, with a random request-id secret.
+    /// The defaults, parsed as the binary parses them but from no environment at all, with a
+    /// random request-id secret: what tests start from.
     pub fn local_defaults() -> Self {
-        Self {
-            addr: Self::DEFAULT_ADDR.to_owned(),
-            kafka: KafkaSettings::new(KafkaSettings::DEFAULT_BOOTSTRAP_SERVERS, "gateway"),
-            database_url: Self::DEFAULT_DATABASE_URL.into(),
-            database_pool_size: 5,
-            database_lock_wait_timeout_secs: 5,
-            registrations_topic: registration_events::REGISTRATIONS_TOPIC.to_owned(),
-            publish_timeout: Self::DEFAULT_PUBLISH_TIMEOUT,
-            request_timeout: Self::DEFAULT_PUBLISH_TIMEOUT + Self::REQUEST_TIMEOUT_MARGIN,
-            db_acquire_timeout: Self::DEFAULT_DB_ACQUIRE_TIMEOUT,
-            topic_policy: TopicPolicy::default(),
-            hashing: HashingSettings::owasp(),
-            request_id_secret: RequestIdSecret::random(),
-            idempotency: IdempotencySettings::default(),
-            http: HttpLimits::default(),
-            telemetry: TelemetryArgs::default(),
-        }
+        let command = reliable_messaging::service::ignoring_environment(Self::command());
+        Self::parse_with(command, [args::NAME], Vec::new()).expect("the defaults parse").0
     }
 }
 

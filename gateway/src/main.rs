@@ -4,7 +4,7 @@
 use anyhow::Context;
 use gateway::configuration::{SecretSource, Settings};
 use gateway::startup::Application;
-use reliable_messaging::service::{shutdown, telemetry};
+use reliable_messaging::service::runtime::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::service::preflight::check(&settings.kafka, settings.database_url.expose())
+    reliable_messaging::service::runtime::preflight::check(&settings.kafka, settings.database.url.expose())
         .await
         .context("connecting to Kafka and the database")?;
     let application = Application::build(settings).await.context("starting the gateway")?;

@@ -1,6 +1,6 @@
 //! The gateway's counters, the accept-path latency histogram and its stage timings, in the
 //! per-instance registry it serves at `/metrics` (with the process and build-info metrics
-//! every service has: `reliable_messaging::service::metrics`).
+//! every service has: `reliable_messaging::service::endpoints::metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use reliable_messaging::consumer::StageTimings;
-use reliable_messaging::service::metrics::MetricsRegistry;
+use reliable_messaging::service::endpoints::metrics::MetricsRegistry;
 
 use crate::idempotency::ClaimSource;
 

@@ -1,7 +1,7 @@
 //! The gateway's problem types; the problem document itself is the library's
-//! [`reliable_messaging::service::problem`].
+//! [`reliable_messaging::service::endpoints::problem`].
 
-pub use reliable_messaging::service::problem::*;
+pub use reliable_messaging::service::endpoints::problem::*;
 
 /// Problem types this API defines. Relative URI references (allowed by RFC 9457) under
 /// `/problems/`, so they identify the problem without naming a host.

@@ -10,9 +10,9 @@ use axum::response::Response;
 use axum::Router;
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::PublishError;
-use reliable_messaging::service::health::{self, BrokerCheck, Readiness};
-use reliable_messaging::service::migrations::SchemaStatus;
-use reliable_messaging::service::{prepare_database, DatabaseSettings, ServiceError};
+use reliable_messaging::service::endpoints::health::{self, BrokerCheck, Readiness};
+use reliable_messaging::service::runtime::migrations::SchemaStatus;
+use reliable_messaging::service::{prepare_database, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -67,14 +67,8 @@ impl Application {
             settings.topic_policy.clone(),
         );
         // Lazy: the gateway starts, and accepts registrations, while the database is down;
-        // only the status route needs it, and it waits at most `db_acquire_timeout`.
-        let database = DatabaseSettings {
-            url: settings.database_url.clone(),
-            pool_size: settings.database_pool_size,
-            acquire_timeout: settings.db_acquire_timeout,
-            lock_wait_timeout_secs: settings.database_lock_wait_timeout_secs,
-        };
-        let db = database.connect_lazy()?;
+        // only the status route needs it, and it waits at most the acquire timeout.
+        let db = settings.database.connect_lazy()?;
         let migrations_stop = CancellationToken::new();
         spawn_migrations(db.clone(), migrations_stop.clone());
 
@@ -183,7 +177,7 @@ fn spawn_migrations(db: sqlx::MySqlPool, stop: CancellationToken) {
     tokio::spawn(async move {
         // The schema is not a readiness condition of the gateway (see `build`): nobody reads it.
         let schema = SchemaStatus::default();
-        let migrator = sqlx::migrate!("../migrations");
+        let migrator = signup_schema::migrator();
         if let Err(error) = prepare_database(&db, Some(migrator), false, &schema, &stop).await {
             tracing::error!(error = %error, "the database cannot be prepared; the status route stays unavailable");
         }

@@ -19,8 +19,6 @@ pub use email::{canonical_email, is_canonical_email, InvalidEmail, MAX_EMAIL_LEN
 
 /// Default topic for sign-up requests.
 pub const REGISTRATIONS_TOPIC: &str = "user-registrations";
-/// Header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = 1;
 

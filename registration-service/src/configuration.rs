@@ -5,16 +5,10 @@
 //! `REGISTRATIONS_TOPIC`; the probe address is `REGISTRATION_SERVICE_ADDR`. Any other
 //! librdkafka property can be set as `KAFKA_<PROPERTY>`.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use clap::FromArgMatches;
-use reliable_messaging::consumer::ConsumerSettings;
-use reliable_messaging::dead_letter::Backoff;
-use reliable_messaging::kafka::topics::TopicPolicy;
-use reliable_messaging::message::retry_metadata::MetadataFormat;
-use reliable_messaging::service::{self, DatabaseArgs, DatabaseUrl, ServiceArgs, ServiceDefaults, TelemetryArgs};
-use reliable_messaging::KafkaSettings;
+use reliable_messaging::service::{
+    self, DatabaseArgs, DatabaseSettings, ServiceArgs, ServiceDefaults, ServiceSettings,
+};
 
 pub const NAME: &str = "registration-service";
 pub const DEFAULT_DATABASE_URL: &str = "mysql://registrations@127.0.0.1:3306/registrations";
@@ -40,32 +34,11 @@ pub struct Args {
     pub database: DatabaseArgs,
 }
 
-/// The typed settings the application runs with. `Debug` shows no password.
+/// The typed settings the application runs with: the kit's, kept whole. `Debug` shows no password.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub kafka: KafkaSettings,
-    pub consumer: ConsumerSettings,
-    pub database_url: DatabaseUrl,
-    pub database_pool_size: u32,
-    /// How long a handler waits for a database connection before the attempt counts as a
-    /// transient failure.
-    pub database_acquire_timeout: Duration,
-    /// `innodb_lock_wait_timeout` of the service's sessions: how long one statement waits for
-    /// a row another transaction holds before the message counts as a transient failure
-    /// (MySQL's default of 50 s would stall the whole partition that long).
-    pub database_lock_wait_timeout_secs: u32,
-    /// Where `/healthz`, `/readyz` and `/metrics` listen.
-    pub http_addr: SocketAddr,
-    /// Format of the retry metadata written to the DLQ.
-    pub dead_letter_format: MetadataFormat,
-    /// The DLQ retry schedule: sets `x-not-before` of dead-lettered messages.
-    pub retry_schedule: Backoff,
-    /// How long a DLQ write may wait for `acks=all`.
-    pub publish_timeout: Duration,
-    /// How the topic and its DLQ are created when missing.
-    pub topic_policy: TopicPolicy,
-    /// Logs and traces (`RUST_LOG`, `LOG_FORMAT`, `OTEL_*`): what `telemetry::init` takes.
-    pub telemetry: TelemetryArgs,
+    pub service: ServiceSettings,
+    pub database: DatabaseSettings,
 }
 
 impl Settings {
@@ -81,40 +54,44 @@ impl Settings {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let mut command = Self::command();
+        Self::parse_with(Self::command(), args, variables)
+    }
+
+    /// The defaults, parsed as the binary parses them but from no environment at all: what
+    /// tests start from, so a variable set on the developer's machine cannot leak into them.
+    pub fn defaults() -> Self {
+        Self::parse_with(service::ignoring_environment(Self::command()), [NAME], Vec::new())
+            .expect("the defaults parse")
+    }
+
+    fn parse_with<I, T>(
+        mut command: clap::Command,
+        args: I,
+        variables: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
         let matches = command.try_get_matches_from_mut(args)?;
         let args = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
         Ok(Self::from_args(&args, variables))
     }
 
-    /// The settings of the environment alone (no flags): what tests start from.
-    pub fn from_env() -> Result<Self, clap::Error> {
-        Self::parse_from([NAME], std::env::vars())
-    }
-
     pub fn from_args(args: &Args, variables: impl IntoIterator<Item = (String, String)>) -> Self {
-        let service = &args.service;
-        let database = args.database.settings();
-        let dead_letters = service.dead_letter_policy();
         Settings {
-            kafka: service.kafka_settings(NAME, variables),
-            consumer: service.consumer_settings(NAME, &[args.registrations_topic.as_str()]),
-            database_url: database.url,
-            database_pool_size: database.pool_size,
-            database_acquire_timeout: database.acquire_timeout,
-            database_lock_wait_timeout_secs: database.lock_wait_timeout_secs,
-            http_addr: service.http_addr,
-            dead_letter_format: dead_letters.format,
-            retry_schedule: dead_letters.schedule,
-            publish_timeout: dead_letters.publish_timeout,
-            topic_policy: service.topic_policy(),
-            telemetry: service.telemetry.clone(),
+            service: args.service.settings(NAME, &[args.registrations_topic.as_str()], variables),
+            database: args.database.settings(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+
+    use std::time::Duration;
+
+    use reliable_messaging::dead_letter::Backoff;
 
     use super::*;
 
@@ -188,13 +165,15 @@ mod tests {
             Vec::new(),
         )
         .expect("defaults parse");
-        assert_eq!(settings.http_addr, "127.0.0.1:8081".parse().expect("addr"));
-        assert_eq!(settings.consumer.topics, vec![registration_events::REGISTRATIONS_TOPIC.to_owned()]);
-        assert_eq!(settings.database_url.expose(), DEFAULT_DATABASE_URL);
-        assert_eq!((settings.database_pool_size, settings.database_lock_wait_timeout_secs), (5, 5));
-        assert_eq!(settings.database_acquire_timeout, Duration::from_millis(250));
-        assert_eq!(settings.publish_timeout, Duration::from_secs(10));
-        assert_eq!(settings.retry_schedule, Backoff::default());
+        let (service, database) = (&settings.service, &settings.database);
+        assert_eq!(service.http_addr, "127.0.0.1:8081".parse().expect("addr"));
+        assert_eq!(service.consumer.topics, vec![registration_events::REGISTRATIONS_TOPIC.to_owned()]);
+        assert_eq!(service.consumer.group_id, NAME);
+        assert_eq!(database.url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!((database.pool_size, database.lock_wait_timeout_secs), (5, 5));
+        assert_eq!(database.acquire_timeout, Duration::from_millis(250));
+        assert_eq!(service.dead_letters.publish_timeout, Duration::from_secs(10));
+        assert_eq!(service.dead_letters.schedule, Backoff::default());
     }
 
     #[test]
@@ -210,7 +189,7 @@ mod tests {
             vec![("KAFKA_SSL_KEY_PASSWORD".to_owned(), "k3y".to_owned())],
         )
         .expect("parses");
-        assert_eq!(settings.kafka.property("sasl.password"), Some("s3cret"), "the secret is used");
+        assert_eq!(settings.service.kafka.property("sasl.password"), Some("s3cret"), "the secret is used");
         let shown = format!("{settings:?}");
         for secret in ["hunter2", "s3cret", "k3y"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");

@@ -9,15 +9,15 @@ use registration_service::startup::Application;
 async fn main() -> anyhow::Result<()> {
     // `--help` and a bad variable (named in the message) exit here, before anything else.
     let settings = Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
-    reliable_messaging::service::telemetry::init("registration-service", &settings.telemetry);
+    reliable_messaging::service::runtime::telemetry::init("registration-service", &settings.service.telemetry);
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::service::preflight::check(&settings.kafka, settings.database_url.expose())
+    reliable_messaging::service::runtime::preflight::check(&settings.service.kafka, settings.database.url.expose())
         .await
         .context("connecting to Kafka and the database")?;
-    let shutdown = reliable_messaging::service::shutdown::on_termination_signal();
+    let shutdown = reliable_messaging::service::runtime::shutdown::on_termination_signal();
     let app = Application::build(settings).await?;
     tracing::info!(http_port = app.http_port(), "registration-service starting");
     let result = app.run_until_stopped(shutdown).await;
-    reliable_messaging::service::telemetry::shutdown();
+    reliable_messaging::service::runtime::telemetry::shutdown();
     result
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use reliable_messaging::consumer::ConsumerStats;
-use reliable_messaging::service::{ConsumerService, DatabaseSettings, DeadLetterPolicy, ServiceBuilder};
+use reliable_messaging::service::{ConsumerService, ServiceBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{Settings, NAME};
@@ -21,30 +21,15 @@ impl Application {
     /// Binds the HTTP port and prepares clients. Connects to nothing yet, so it succeeds
     /// while the database or broker is down; `run_until_stopped` waits for them.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let database = DatabaseSettings {
-            url: settings.database_url,
-            pool_size: settings.database_pool_size,
-            acquire_timeout: settings.database_acquire_timeout,
-            lock_wait_timeout_secs: settings.database_lock_wait_timeout_secs,
-        };
-        let pool = database.connect_lazy()?;
-        let dead_letters = DeadLetterPolicy {
-            format: settings.dead_letter_format,
-            schedule: settings.retry_schedule,
-            limit: settings.consumer.dead_letter_limit,
-            publish_timeout: settings.publish_timeout,
-        };
+        let pool = settings.database.connect_lazy()?;
         // Shared with the handler, which records its statements' time among the stages.
         let stats = Arc::<ConsumerStats>::default();
         let handler = RegistrationHandler::new(UserStore::new(pool.clone(), stats.stages.clone()));
-        let service = ServiceBuilder::new(NAME, settings.kafka, settings.consumer, handler)
+        let service = ServiceBuilder::from_settings(NAME, settings.service, handler)
             .stats(stats)
             .version(env!("CARGO_PKG_VERSION"))
-            .dead_letter_policy(dead_letters)
-            .topic_policy(settings.topic_policy)
             .database(pool)
-            .migrations(sqlx::migrate!("../migrations"))
-            .http(settings.http_addr)
+            .migrations(signup_schema::migrator())
             .build()
             .await
             .context("build the registration-service")?;

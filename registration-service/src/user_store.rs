@@ -8,7 +8,7 @@ use chrono::Utc;
 use registration_events::RegistrationRequested;
 use reliable_messaging::consumer::StageTimings;
 use reliable_messaging::request_status::{self, Status, Transition};
-use reliable_messaging::service::telemetry;
+use reliable_messaging::service::runtime::telemetry;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 use tracing::Instrument;
 use uuid::Uuid;

@@ -68,7 +68,7 @@ const CREATE_PAYMENTS: &str =
 async fn main() -> anyhow::Result<()> {
     // `--help` and a bad variable (named in the message) exit here, before anything else.
     let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
-    reliable_messaging::service::telemetry::init(DEFAULTS.name, &args.service.telemetry);
+    reliable_messaging::service::runtime::telemetry::init(DEFAULTS.name, &args.service.telemetry);
     let pool = args.database.settings().connect_lazy()?;
     let handler = Payments(pool.clone());
     let service = ServiceBuilder::from_args(DEFAULTS.name, &args.service, &["payments"], std::env::vars(), handler)
@@ -77,6 +77,6 @@ async fn main() -> anyhow::Result<()> {
         .build()
         .await?;
     sqlx::query(CREATE_PAYMENTS).execute(&pool).await?;
-    service.run(reliable_messaging::service::shutdown::on_termination_signal()).await?;
+    service.run(reliable_messaging::service::runtime::shutdown::on_termination_signal()).await?;
     Ok(())
 }

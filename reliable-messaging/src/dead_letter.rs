@@ -1,21 +1,16 @@
 //! Where a failed message goes: its dead-letter topic, `<topic>-dlq`, carrying the retry metadata
 //! ([`crate::message::retry_metadata`]) that tells the dlq-worker how often and when to try it again.
 //!
-//! One concept per file:
-//!
-//! * [`DeadLetterPublisher`] and the topic naming ([`dead_letter_topic`],
-//!   [`DEAD_LETTER_SUFFIX`]): `publisher.rs`;
-//! * [`Backoff`]: the retry schedule, in place and from the DLQ (`backoff.rs`);
-//! * [`DeadLetterLimit`] and [`FloodGuard`]: the flood limit that halts a consumer instead of
-//!   dead-lettering a whole topic (`limit.rs`).
-//!
-//! The service kit bundles format, schedule, threshold and limit as one value,
-//! [`DeadLetterPolicy`](crate::service::DeadLetterPolicy).
+//! A consumer gets all of it as one [`DeadLetterPolicy`]: the metadata format, the [`Backoff`]
+//! schedule, and the [`DeadLetterLimit`] past which it halts instead of dead-lettering a whole
+//! topic (a bad deploy must not park everything).
 
 mod backoff;
 mod limit;
+mod policy;
 mod publisher;
 
 pub use backoff::{Backoff, BackoffShape};
 pub use limit::{DeadLetterLimit, FloodGuard, HaltReason};
+pub use policy::DeadLetterPolicy;
 pub use publisher::{dead_letter_topic, DeadLetterPublisher, DEAD_LETTER_SUFFIX};

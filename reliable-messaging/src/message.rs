@@ -3,7 +3,7 @@
 //! * [`Delivery`]: a consumed record as a handler sees it, its retry metadata decoded;
 //! * [`Outcome`], [`Failure`], [`FailureKind`]: what handling decided, and so where the message
 //!   goes next;
-//! * [`Header`]: one record header, as consumed and produced;
+//! * [`Header`]: one record header, as consumed and produced, and [`REQUEST_ID_HEADER`];
 //! * [`retry_metadata`]: what a failed message carries between its topic and its dead-letter
 //!   topic, in either wire format.
 //!
@@ -16,5 +16,5 @@ mod outcome;
 pub mod retry_metadata;
 
 pub use delivery::Delivery;
-pub use header::Header;
+pub use header::{Header, REQUEST_ID_HEADER};
 pub use outcome::{Failure, FailureKind, Outcome};

@@ -10,9 +10,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{MySql, QueryBuilder};
 use uuid::Uuid;
 
-/// The header that names the request a message belongs to.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
 /// Longest reason stored; longer ones are cut.
 pub const MAX_REASON_BYTES: usize = 1024;
 

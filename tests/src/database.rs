@@ -30,7 +30,7 @@ impl TestEnv {
         let url = options.to_url_lossy().to_string();
         let pool =
             MySqlPoolOptions::new().max_connections(5).connect_with(options).await.expect("connect to test database");
-        sqlx::migrate!("../migrations").run(&pool).await.expect("run migrations");
+        signup_schema::migrator().run(&pool).await.expect("run migrations");
         TestDatabase { name, url, pool }
     }
 }

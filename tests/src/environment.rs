@@ -80,7 +80,7 @@ fn tracing_subscriber_init() -> Option<()> {
     // Service logs in tests are noise unless asked for with TEST_LOG=1.
     if std::env::var("TEST_LOG").is_ok() {
         let args = TestLogArgs::try_parse_from(["integration-tests"]).unwrap_or_else(|e| panic!("{e}"));
-        reliable_messaging::service::telemetry::init("integration-tests", &args.telemetry);
+        reliable_messaging::service::runtime::telemetry::init("integration-tests", &args.telemetry);
     }
     Some(())
 }

@@ -2,7 +2,7 @@
 //! fault is injected: e.g. that a consumer holds polled work it has not made durable yet, so
 //! a kill now lands on that work instead of on an idle process.
 //!
-//! Every service serves OpenMetrics text (`reliable_messaging::service::metrics::CONTENT_TYPE`): sample
+//! Every service serves OpenMetrics text (`reliable_messaging::service::endpoints::metrics::CONTENT_TYPE`): sample
 //! lines as in the older Prometheus text, `#` lines for metadata and the final `# EOF`.
 
 use std::time::Duration;

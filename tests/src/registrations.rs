@@ -7,7 +7,8 @@ use chrono::Utc;
 use futures::future::join_all;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use registration_events::{RegistrationRequested, REQUEST_ID_HEADER, SCHEMA_VERSION};
+use registration_events::{RegistrationRequested, SCHEMA_VERSION};
+use reliable_messaging::message::REQUEST_ID_HEADER;
 use uuid::Uuid;
 
 use crate::TestEnv;

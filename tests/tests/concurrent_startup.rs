@@ -15,7 +15,7 @@ use futures::future::join_all;
 use integration_tests::harness::{self, free_port, ServiceProcess};
 use integration_tests::{test_env, TestEnv};
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::service::migrations::{apply_migrations, SchemaStatus};
+use reliable_messaging::service::runtime::migrations::{apply_migrations, SchemaStatus};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection, MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;
@@ -56,8 +56,7 @@ async fn assert_migrated_once(options: &MySqlConnectOptions) {
     .fetch_all(&pool)
     .await
     .expect("read _sqlx_migrations");
-    let expected: Vec<(i64, i64, bool)> =
-        sqlx::migrate!("../migrations").iter().map(|m| (m.version, 1, true)).collect();
+    let expected: Vec<(i64, i64, bool)> = signup_schema::migrator().iter().map(|m| (m.version, 1, true)).collect();
     assert_eq!(rows, expected, "(version, rows, success) per migration");
     pool.close().await;
 }
@@ -72,7 +71,7 @@ async fn twenty_simultaneous_starts_on_an_empty_database_all_migrate_it_once() {
         let shutdown = shutdown.clone();
         async move {
             let status = SchemaStatus::default();
-            let result = apply_migrations(&pool, sqlx::migrate!("../migrations"), &status, &shutdown).await;
+            let result = apply_migrations(&pool, signup_schema::migrator(), &status, &shutdown).await;
             pool.close().await;
             (result.is_ok() && status.is_applied(), status.failed_attempts())
         }
@@ -110,7 +109,7 @@ async fn negative_control_plain_sqlx_migrations_race_on_mariadb() {
         let runs = (0..STARTS).map(|_| {
             let pool = own_pool(&options);
             async move {
-                let result = sqlx::migrate!("../migrations").run(&pool).await;
+                let result = signup_schema::migrator().run(&pool).await;
                 pool.close().await;
                 result
             }

@@ -44,9 +44,9 @@ async fn a_database_outage_pauses_the_consumer_and_dead_letters_nothing() {
     let mut settings = service_settings(env, &topic, GROUP, &proxy.rewrite_url(&db.url));
     // The old budget: 2 in-place retries 100 ms apart, then the DLQ. The outage below is
     // far longer than that.
-    settings.consumer.in_place_retries = 2;
-    settings.consumer.outage_probe_backoff = Backoff::constant(Duration::from_millis(300));
-    settings.database_acquire_timeout = Duration::from_millis(300);
+    settings.service.consumer.in_place_retries = 2;
+    settings.service.consumer.outage_probe_backoff = Backoff::constant(Duration::from_millis(300));
+    settings.database.acquire_timeout = Duration::from_millis(300);
     let service = InProcessService::start(settings).await;
     let port = service.http_port;
 
@@ -126,7 +126,7 @@ async fn a_flood_of_poison_halts_after_the_limit_and_a_restart_carries_on() {
     produce_events(env, &topic, &good).await;
 
     let mut settings = service_settings(env, &topic, GROUP, &db.url);
-    settings.consumer.dead_letter_limit = DeadLetterLimit { max_consecutive: LIMIT, ..DeadLetterLimit::default() };
+    settings.service.dead_letters.limit = DeadLetterLimit { max_consecutive: LIMIT, ..DeadLetterLimit::default() };
     let service = InProcessService::start(settings.clone()).await;
     let port = service.http_port;
     wait::until(Duration::from_secs(60), "the consumer halts and says why", || async {
@@ -144,7 +144,7 @@ async fn a_flood_of_poison_halts_after_the_limit_and_a_restart_carries_on() {
     assert_eq!(committed, i64::from(LIMIT), "committed up to the message that tripped the limit");
 
     // After the fix (here: the limit raised), a restart resumes exactly where it stopped.
-    settings.consumer.dead_letter_limit = DeadLetterLimit::disabled();
+    settings.service.dead_letters.limit = DeadLetterLimit::disabled();
     let restarted = InProcessService::start(settings).await;
     let db_ref = &db;
     wait::until(Duration::from_secs(60), "the good records after the flood are stored", || async move {

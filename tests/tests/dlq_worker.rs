@@ -13,7 +13,8 @@ use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::message::retry_metadata::{header, MetadataFormat, MetadataSource};
-use reliable_messaging::request_status::{self, REQUEST_ID_HEADER};
+use reliable_messaging::message::REQUEST_ID_HEADER;
+use reliable_messaging::request_status;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,7 +115,7 @@ async fn status_reports_pending_completed_rejected_retrying_and_parked() {
 async fn database_down_fails_only_the_status_route_with_503() {
     let env = test_env().await;
     let dead_db = format!("mysql://registrations@127.0.0.1:{}/registrations", closed_port());
-    let gateway = spawn_gateway(env, |s| s.database_url = dead_db.into()).await;
+    let gateway = spawn_gateway(env, |s| s.database.url = dead_db.into()).await;
 
     // Registering needs no database.
     let id = gateway.register_ok().await;

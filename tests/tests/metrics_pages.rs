@@ -9,7 +9,7 @@ use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::ledger::{Expected, PasswordEvidence};
 use integration_tests::wait;
 use reliable_messaging::parking::ParkReason;
-use reliable_messaging::service::metrics::CONTENT_TYPE;
+use reliable_messaging::service::endpoints::metrics::CONTENT_TYPE;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -17,7 +17,7 @@ use integration_tests::harness::gateway::{test_settings, GatewayServer};
 use integration_tests::harness::registration::{service_settings, InProcessService};
 use integration_tests::ledger::{self, Expected, PasswordEvidence};
 use integration_tests::{metrics, test_env, wait};
-use registration_events::REQUEST_ID_HEADER;
+use reliable_messaging::message::REQUEST_ID_HEADER;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -135,10 +135,10 @@ async fn under_the_dead_letter_outage_policy_a_down_database_sends_messages_to_t
     let (topic, dlq) = topic_pair("registrations").await;
     let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
     let mut settings = service_settings(env, &topic, "registration-service", &proxy.rewrite_url(&db.url));
-    settings.consumer.in_place_retries = 2;
+    settings.service.consumer.in_place_retries = 2;
     // The article's original path, still available: an outage is an ordinary transient
     // failure. (The default pauses instead: tests/tests/dependency_outage.rs.)
-    settings.consumer.outage_policy = reliable_messaging::consumer::OutagePolicy::DeadLetter;
+    settings.service.consumer.outage_policy = reliable_messaging::consumer::OutagePolicy::DeadLetter;
     let service = InProcessService::start(settings).await;
     // Let the service migrate and join the group, then take the database away.
     wait::until(Duration::from_secs(30), "partitions are assigned", || async {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use integration_tests::harness::{self, free_port, ServiceProcess};
 use integration_tests::wait;
 use reliable_messaging::dead_letter::dead_letter_topic;
-use reliable_messaging::service::preflight::{self, PreflightError, Reach};
+use reliable_messaging::service::runtime::preflight::{self, PreflightError, Reach};
 use reliable_messaging::KafkaSettings;
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{ConnectOptions, Connection};

@@ -45,7 +45,7 @@ impl Deployment {
     async fn start_gateway(&self, env: &TestEnv) -> Gateway {
         let mut settings = test_settings(env, &self.topic, &self.database_url);
         settings.request_id_secret = self.secret.clone();
-        settings.db_acquire_timeout = Duration::from_millis(500);
+        settings.database.acquire_timeout = Duration::from_millis(500);
         settings.idempotency.shared_timeout = Duration::from_millis(1_000);
         Gateway(GatewayServer::start(settings).await)
     }

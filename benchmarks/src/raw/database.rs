@@ -42,7 +42,7 @@ pub async fn measure(
     batched_rows: usize,
     single_rows: usize,
 ) -> anyhow::Result<UpsertLimits> {
-    sqlx::migrate!("../migrations").run(&db.pool).await?;
+    signup_schema::migrator().run(&db.pool).await?;
     // Events are made before the clock starts: only the database is timed.
     let fresh = |n: usize| -> Vec<RegistrationRequested> { (0..n).map(|_| events::registration(run_id)).collect() };
     // Warm-up: connection, statement cache, buffer pool pages of the new table.
@@ -78,7 +78,7 @@ async fn singles(db: &BenchDatabase, run_id: &str, rows: usize) -> anyhow::Resul
 /// One commit: the median of `samples` single-row autocommitted upserts into `db` (migrated
 /// here if it is not yet), after one warm-up row.
 pub async fn one_commit(db: &BenchDatabase, run_id: &str, samples: usize) -> anyhow::Result<Duration> {
-    sqlx::migrate!("../migrations").run(&db.pool).await?;
+    signup_schema::migrator().run(&db.pool).await?;
     upsert(&db.pool, &[events::registration(run_id)]).await?;
     Ok(singles(db, run_id, samples).await?.1)
 }

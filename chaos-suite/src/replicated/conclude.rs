@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use integration_tests::cluster::Cluster;
-use registration_events::REQUEST_ID_HEADER;
 use reliable_messaging::message::retry_metadata::header::RETRY_COUNT;
+use reliable_messaging::message::REQUEST_ID_HEADER;
 use uuid::Uuid;
 
 use crate::load::{Load, LoadStats};

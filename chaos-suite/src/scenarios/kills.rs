@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::{metrics, wait};
-use registration_events::REQUEST_ID_HEADER;
 use reliable_messaging::dead_letter::dead_letter_topic;
+use reliable_messaging::message::REQUEST_ID_HEADER;
 use reliable_messaging::Delivery;
 use uuid::Uuid;
 

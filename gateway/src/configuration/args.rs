@@ -125,7 +125,18 @@ impl Settings {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let mut command = Self::command();
+        Self::parse_with(Self::command(), args, variables)
+    }
+
+    pub(super) fn parse_with<I, T>(
+        mut command: clap::Command,
+        args: I,
+        variables: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, SecretSource), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
         let matches = command.try_get_matches_from_mut(args)?;
         let args = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
         Self::from_args(args, variables).map_err(|e| command.error(ErrorKind::ValueValidation, e))
@@ -142,17 +153,13 @@ impl Settings {
         };
         let concurrency = args.hashing_concurrency.unwrap_or_else(|| HashingSettings::owasp().concurrency);
         let publish_timeout = millis(args.publish_timeout_ms);
-        let database = args.database.settings();
         let settings = Settings {
             addr: args.http_addr,
             kafka: args.kafka.settings(NAME, variables),
-            database_url: database.url,
-            database_pool_size: database.pool_size,
-            database_lock_wait_timeout_secs: database.lock_wait_timeout_secs,
+            database: args.database.settings(),
             registrations_topic: args.registrations_topic,
             publish_timeout,
             request_timeout: args.request_timeout_ms.map_or(publish_timeout + Self::REQUEST_TIMEOUT_MARGIN, millis),
-            db_acquire_timeout: database.acquire_timeout,
             topic_policy: args.topics.policy(),
             hashing: HashingSettings {
                 memory_kib: args.argon2_memory_kib,

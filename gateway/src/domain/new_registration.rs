@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-pub use reliable_messaging::service::problem::FieldError;
+pub use reliable_messaging::service::endpoints::problem::FieldError;
 use serde_json::Value;
 
 use super::{DisplayName, EmailAddress, Password};

@@ -6,5 +6,5 @@ use axum::response::Response;
 use crate::app_state::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    reliable_messaging::service::metrics::http::response(state.metrics.registry())
+    reliable_messaging::service::endpoints::metrics::http::response(state.metrics.registry())
 }

@@ -1,7 +1,7 @@
 //! Where a consumer's time goes: wall-clock seconds and calls per stage (the consumer's own
 //! `poll`, `handle`, `dead_letter`, `commit`, and any stage a handler records, such as
 //! `decode` or `insert`), served on `/metrics` as `<prefix>_stage_seconds_total{stage}` and
-//! `<prefix>_stage_calls_total{stage}` (`crate::service::metrics` reads them at scrape time).
+//! `<prefix>_stage_calls_total{stage}` (`crate::service::endpoints::metrics` reads them at scrape time).
 //!
 //! This is how the benchmark's drain profile is read: a drain that falls short of the raw
 //! database limit shows which stage holds the time. Stages of the pipeline overlap (the next

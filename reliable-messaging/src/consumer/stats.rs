@@ -3,7 +3,7 @@
 //!
 //! Shared (`Arc`) between the run loop, the rebalance callbacks and the HTTP probes, so it is
 //! plain atomics and small locks, and holds no Kafka client: a service may serve it before
-//! the consumer exists. Nor does it know how it is exported: `crate::service::metrics` reads it at
+//! the consumer exists. Nor does it know how it is exported: `crate::service::endpoints::metrics` reads it at
 //! scrape time, for the service that chooses to serve it.
 
 use std::sync::atomic::{AtomicU64, Ordering};

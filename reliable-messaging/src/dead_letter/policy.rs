@@ -1,5 +1,5 @@
 //! The dead-letter policy: everything about what happens to a message the handler could not
-//! finish, as one value handed to [`ServiceBuilder`](crate::service::ServiceBuilder).
+//! finish, as one value a consumer is built with.
 //!
 //! Kept together because the parts only make sense together: the format the dlq-worker reads,
 //! the schedule it re-sends by, the limit past which dead-lettering stops (a bad deploy must
@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use crate::dead_letter::Backoff;
-use crate::dead_letter::DeadLetterLimit;
+use crate::dead_letter::{Backoff, DeadLetterLimit};
 use crate::message::retry_metadata::MetadataFormat;
 
 /// How failed messages are dead-lettered; see the module docs.

@@ -5,6 +5,10 @@
 //! the retry-metadata formats in [`crate::message::retry_metadata`]) depend on it and not on each
 //! other.
 
+/// The header naming the request a message belongs to (a UUID): the gateway writes it, the
+/// machinery reads it to record the request's status and to find a parked message by it.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// One Kafka header. Values are optional because Kafka allows null header values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::message::retry_metadata::{self, MetadataFormat, RetryMetadata};
 use crate::message::Delivery;
 use crate::message::Header;
-use crate::request_status::REQUEST_ID_HEADER;
+use crate::message::REQUEST_ID_HEADER;
 
 /// Longest error message stored; longer ones are cut.
 pub const MAX_STORED_ERROR_BYTES: usize = 2048;

@@ -19,7 +19,7 @@ pub fn test_settings(env: &TestEnv, topic: &str, database_url: &str) -> Settings
     settings.addr = "127.0.0.1:0".into();
     settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
     settings.registrations_topic = topic.to_owned();
-    settings.database_url = database_url.into();
+    settings.database.url = database_url.into();
     // Generous: the first send of a fresh idempotent producer waits for its producer id.
     settings.publish_timeout = Duration::from_secs(15);
     settings.request_timeout = Duration::from_secs(30);

@@ -15,15 +15,16 @@ use crate::TestEnv;
 
 /// Settings for a registration-service of one test: its own topic, group and database.
 pub fn service_settings(env: &TestEnv, topic: &str, group: &str, database_url: &str) -> Settings {
-    // Defaults, then point at this test's resources; from_env reads nothing test-specific.
-    let mut settings = Settings::from_env().expect("default settings");
-    settings.kafka = reliable_messaging::KafkaSettings::new(&env.kafka_bootstrap, "registration-service-test");
-    settings.consumer = reliable_messaging::consumer::ConsumerSettings::new(group, &[topic]);
-    settings.consumer.in_place_backoff = Backoff::constant(Duration::from_millis(100));
-    settings.consumer.commit_policy = CommitPolicy::AfterDurableOutcome;
-    settings.database_url = database_url.into();
-    settings.http_addr = "127.0.0.1:0".parse().expect("addr");
-    settings.retry_schedule = Backoff::constant(Duration::from_millis(200));
+    // The defaults (no environment read), then this test's resources.
+    let mut settings = Settings::defaults();
+    let service = &mut settings.service;
+    service.kafka = reliable_messaging::KafkaSettings::new(&env.kafka_bootstrap, "registration-service-test");
+    service.consumer = reliable_messaging::consumer::ConsumerSettings::new(group, &[topic]);
+    service.consumer.in_place_backoff = Backoff::constant(Duration::from_millis(100));
+    service.consumer.commit_policy = CommitPolicy::AfterDurableOutcome;
+    service.http_addr = "127.0.0.1:0".parse().expect("addr");
+    service.dead_letters.schedule = Backoff::constant(Duration::from_millis(200));
+    settings.database.url = database_url.into();
     settings
 }
 

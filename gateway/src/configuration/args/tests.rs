@@ -82,7 +82,9 @@ fn from(vars: &[(&str, &str)]) -> Result<(Settings, SecretSource), ConfigError> 
 fn defaults_run_locally() {
     let (s, source) = from(&[]).unwrap();
     assert_eq!(s.addr, "127.0.0.1:8080");
-    assert_eq!(s.database_url, "mysql://registrations@127.0.0.1:3306/registrations");
+    assert_eq!(s.database.url, "mysql://registrations@127.0.0.1:3306/registrations");
+    assert_eq!((s.database.pool_size, s.database.lock_wait_timeout_secs), (5, 5));
+    assert_eq!(s.database.acquire_timeout, Duration::from_millis(250));
     assert_eq!(s.registrations_topic, "user-registrations");
     assert_eq!(s.publish_timeout, Duration::from_millis(5000));
     assert!(s.request_timeout > s.publish_timeout);
@@ -94,19 +96,14 @@ fn defaults_run_locally() {
 }
 
 #[test]
-fn the_defaults_are_those_of_local_defaults() {
-    let (parsed, _) = from(&[]).unwrap();
+fn local_defaults_are_the_parsed_defaults() {
     let local = Settings::local_defaults();
-    assert_eq!(parsed.kafka.bootstrap_servers, local.kafka.bootstrap_servers);
-    assert_eq!(parsed.request_timeout, local.request_timeout);
-    assert_eq!(parsed.db_acquire_timeout, local.db_acquire_timeout);
-    assert_eq!(parsed.idempotency, local.idempotency);
-    assert_eq!(parsed.hashing, local.hashing);
-    assert_eq!(parsed.topic_policy, local.topic_policy);
-    assert_eq!(
-        (parsed.database_pool_size, parsed.database_lock_wait_timeout_secs),
-        (local.database_pool_size, local.database_lock_wait_timeout_secs)
-    );
+    assert_eq!(local.addr, Settings::DEFAULT_ADDR);
+    assert_eq!(local.database.url, Settings::DEFAULT_DATABASE_URL);
+    assert_eq!(local.database.acquire_timeout, Settings::DEFAULT_DB_ACQUIRE_TIMEOUT);
+    assert_eq!(local.publish_timeout, Settings::DEFAULT_PUBLISH_TIMEOUT);
+    assert_eq!(local.request_timeout, Settings::DEFAULT_PUBLISH_TIMEOUT + Settings::REQUEST_TIMEOUT_MARGIN);
+    assert_eq!(local.kafka.bootstrap_servers, reliable_messaging::KafkaSettings::DEFAULT_BOOTSTRAP_SERVERS);
 }
 
 #[test]

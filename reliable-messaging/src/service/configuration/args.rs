@@ -8,15 +8,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::retry_args::{backoff, BackoffShapeArg, RetryScheduleArgs};
 use crate::consumer::{CommitPolicy, ConsumerSettings, OutagePolicy};
-use crate::dead_letter::DeadLetterLimit;
+use crate::dead_letter::{DeadLetterLimit, DeadLetterPolicy};
 use crate::kafka::topics::TopicPolicy;
 use crate::kafka::KafkaSettings;
-use crate::service::dead_letter_policy::DeadLetterPolicy;
-use crate::service::kafka_args::KafkaArgs;
-use crate::service::retry_args::{backoff, BackoffShapeArg, RetryScheduleArgs};
-use crate::service::telemetry_args::TelemetryArgs;
-use crate::service::topic_args::TopicArgs;
+use crate::service::configuration::{KafkaArgs, ServiceSettings, TelemetryArgs, TopicArgs};
 
 /// Kafka, consumer, retry, dead-letter, topic, HTTP and logging/tracing settings; see the module
 /// docs.
@@ -174,6 +171,24 @@ pub fn share(raw: &str) -> Result<f64, String> {
 }
 
 impl ServiceArgs {
+    /// The whole settings of a service named `name` consuming `topics` (its group defaults to
+    /// `name`); `variables` as in [`KafkaArgs::settings`].
+    pub fn settings(
+        &self,
+        name: &str,
+        topics: &[&str],
+        variables: impl IntoIterator<Item = (String, String)>,
+    ) -> ServiceSettings {
+        ServiceSettings {
+            kafka: self.kafka_settings(name, variables),
+            consumer: self.consumer_settings(name, topics),
+            dead_letters: self.dead_letter_policy(),
+            topic_policy: self.topic_policy(),
+            http_addr: self.http_addr,
+            telemetry: self.telemetry.clone(),
+        }
+    }
+
     /// The Kafka settings of a client named `client_id`; `variables` as in [`KafkaArgs::settings`].
     pub fn kafka_settings(
         &self,

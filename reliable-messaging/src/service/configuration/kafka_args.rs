@@ -8,7 +8,7 @@
 
 use crate::kafka::KafkaSettings;
 use crate::kafka::ProducerAcks;
-use crate::service::secret::Secret;
+use crate::service::configuration::Secret;
 
 /// Kafka connection arguments.
 #[derive(Debug, Clone, clap::Args)]

@@ -28,7 +28,7 @@ pub struct RetryScheduleArgs {
     #[arg(long, env = "RETRY_BACKOFF_MAX_MS", default_value_t = 60_000)]
     pub retry_backoff_max_ms: u64,
     /// Share of each DLQ retry delay to randomise, 0 to 1.
-    #[arg(long, env = "RETRY_BACKOFF_JITTER", default_value_t = 0.0, value_parser = crate::service::args::share)]
+    #[arg(long, env = "RETRY_BACKOFF_JITTER", default_value_t = 0.0, value_parser = super::args::share)]
     pub retry_backoff_jitter: f64,
 }
 

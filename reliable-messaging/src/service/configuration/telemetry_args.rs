@@ -1,6 +1,6 @@
 //! The logging and tracing settings as one clap struct every service flattens into its own
 //! arguments, so `<service> --help` lists `RUST_LOG`, `LOG_FORMAT` and the `OTEL_*` variables
-//! the service reads, and [`telemetry::init`](crate::service::telemetry::init) reads nothing
+//! the service reads, and [`telemetry::init`](crate::service::runtime::telemetry::init) reads nothing
 //! but these. A filter that does not parse stops the service at start with an error naming
 //! `RUST_LOG`, rather than being ignored for the default.
 //!

@@ -7,8 +7,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::health::{self, Readiness};
-use crate::service::metrics::MetricsRegistry;
+use crate::service::endpoints::health::{self, Readiness};
+use crate::service::endpoints::metrics::MetricsRegistry;
 
 /// Serves until `stop` is cancelled; in-flight requests finish first.
 pub(crate) async fn serve(
@@ -17,7 +17,8 @@ pub(crate) async fn serve(
     metrics: Arc<MetricsRegistry>,
     stop: CancellationToken,
 ) {
-    let app = Router::new().merge(crate::service::metrics::http::router(metrics)).merge(health::router(readiness));
+    let app =
+        Router::new().merge(crate::service::endpoints::metrics::http::router(metrics)).merge(health::router(readiness));
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await {
         tracing::error!(error = %e, "probe server failed");
     }

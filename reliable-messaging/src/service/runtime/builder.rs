@@ -14,13 +14,13 @@ use sqlx::migrate::Migrator;
 use sqlx::MySqlPool;
 
 use crate::consumer::{ConsumerSettings, ConsumerStats, Handler};
+use crate::dead_letter::DeadLetterPolicy;
 use crate::kafka::topics::TopicPolicy;
 use crate::kafka::KafkaSettings;
 use crate::producer::DurableProducer;
-use crate::service::args::ServiceArgs;
-use crate::service::dead_letter_policy::DeadLetterPolicy;
-use crate::service::error::ServiceError;
-use crate::service::health::ReadinessCheck;
+use crate::service::configuration::{ServiceArgs, ServiceSettings};
+use crate::service::endpoints::health::ReadinessCheck;
+use crate::service::runtime::ServiceError;
 
 /// A consumer service ready to run; made by [`ServiceBuilder::build`].
 pub struct ConsumerService<H: Handler> {
@@ -52,7 +52,7 @@ pub struct ConsumerService<H: Handler> {
 /// .http("127.0.0.1:8090".parse()?)
 /// .build()
 /// .await?;
-/// service.run(reliable_messaging::service::shutdown::on_termination_signal()).await?;
+/// service.run(reliable_messaging::service::runtime::shutdown::on_termination_signal()).await?;
 /// # Ok(()) }
 /// ```
 pub struct ServiceBuilder<H: Handler> {
@@ -114,12 +114,16 @@ impl<H: Handler> ServiceBuilder<H> {
         variables: impl IntoIterator<Item = (String, String)>,
         handler: H,
     ) -> Self {
-        let builder =
-            Self::new(name, args.kafka_settings(name, variables), args.consumer_settings(name, topics), handler)
-                .dead_letter_policy(args.dead_letter_policy())
-                .topic_policy(args.topic_policy());
+        Self::from_settings(name, args.settings(name, topics, variables), handler)
+    }
+
+    /// A service built from settings it kept whole (a test changes a field of them first).
+    pub fn from_settings(name: &str, settings: ServiceSettings, handler: H) -> Self {
+        let builder = Self::new(name, settings.kafka, settings.consumer, handler)
+            .dead_letter_policy(settings.dead_letters)
+            .topic_policy(settings.topic_policy);
         #[cfg(feature = "http")]
-        let builder = builder.http(args.http_addr);
+        let builder = builder.http(settings.http_addr);
         builder
     }
 
@@ -175,7 +179,7 @@ impl<H: Handler> ServiceBuilder<H> {
     }
 
     /// Migrations applied to the [`database`](ServiceBuilder::database) before consuming,
-    /// waiting (not ready) while the database is down; see [`crate::service::migrations`].
+    /// waiting (not ready) while the database is down; see [`crate::service::runtime::migrations`].
     #[cfg(feature = "mysql")]
     pub fn migrations(mut self, migrator: Migrator) -> Self {
         self.migrations = Some(migrator);
@@ -203,7 +207,7 @@ impl<H: Handler> ServiceBuilder<H> {
         #[cfg(feature = "mysql")]
         if self.create_database {
             if let Some(pool) = &self.database {
-                crate::service::database::own_database_name(pool)?;
+                super::database::own_database_name(pool)?;
             }
         }
         let producer =

@@ -15,9 +15,9 @@ use sqlx::{ConnectOptions, Connection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::Backoff;
-use crate::service::error::ServiceError;
-use crate::service::migrations::{apply_migrations, SchemaStatus};
-use crate::service::secret::DatabaseUrl;
+use crate::service::configuration::DatabaseUrl;
+use crate::service::runtime::migrations::{apply_migrations, SchemaStatus};
+use crate::service::runtime::ServiceError;
 
 /// Database arguments, to flatten into a service's arguments.
 #[derive(Debug, Clone, clap::Args)]

@@ -43,7 +43,7 @@ use sqlx::{Connection, MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::Backoff;
-use crate::service::health::ReadinessCheck;
+use crate::service::endpoints::health::ReadinessCheck;
 
 /// How long one `GET_LOCK` waits for another instance to finish migrating before the attempt
 /// counts as failed and is retried (the migrations take well under a second when they run).

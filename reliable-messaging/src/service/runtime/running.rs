@@ -15,10 +15,10 @@ use crate::dead_letter::{dead_letter_topic, DeadLetterPublisher};
 use crate::kafka::topics::TopicPolicy;
 use crate::kafka::KafkaSettings;
 use crate::producer::DurableProducer;
-use crate::service::builder::{ConsumerService, ServiceBuilder};
-use crate::service::error::ServiceError;
 #[cfg(feature = "http")]
-use crate::service::health::{AssignmentCheck, BrokerCheck, ConsumingCheck, Readiness};
+use crate::service::endpoints::health::{AssignmentCheck, BrokerCheck, ConsumingCheck, Readiness};
+use crate::service::runtime::ServiceError;
+use crate::service::runtime::{ConsumerService, ServiceBuilder};
 
 /// How long the DLQ producer may take to deliver what it still holds at shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +44,7 @@ impl<H: Handler> ConsumerService<H> {
         #[cfg(not(feature = "http"))]
         let ConsumerService { parts, producer, stats } = self;
         #[cfg(feature = "mysql")]
-        let schema = parts.migrations.as_ref().map(|_| crate::service::migrations::SchemaStatus::default());
+        let schema = parts.migrations.as_ref().map(|_| crate::service::runtime::migrations::SchemaStatus::default());
         // Stopped by us after the consumer (even when it failed), or with `shutdown`.
         let http_stop = shutdown.child_token();
         #[cfg(feature = "http")]
@@ -57,9 +57,14 @@ impl<H: Handler> ConsumerService<H> {
                 schema.as_ref(),
             );
             // The kit is the application here: it chooses to export the consumer's stats.
-            let mut metrics = crate::service::metrics::MetricsRegistry::new(&parts.name, &parts.version);
+            let mut metrics = crate::service::endpoints::metrics::MetricsRegistry::new(&parts.name, &parts.version);
             metrics.service().register_collector(Box::new(stats.clone()));
-            tokio::spawn(super::probes::serve(listener, readiness, Arc::new(metrics), http_stop.clone()))
+            tokio::spawn(crate::service::endpoints::probes::serve(
+                listener,
+                readiness,
+                Arc::new(metrics),
+                http_stop.clone(),
+            ))
         });
 
         #[cfg(feature = "mysql")]
@@ -95,7 +100,7 @@ fn readiness<H: Handler>(
     parts: &ServiceBuilder<H>,
     producer: &DurableProducer,
     stats: &Arc<ConsumerStats>,
-    #[cfg(feature = "mysql")] schema: Option<&crate::service::migrations::SchemaStatus>,
+    #[cfg(feature = "mysql")] schema: Option<&crate::service::runtime::migrations::SchemaStatus>,
 ) -> Readiness {
     let mut readiness = Readiness::default();
     #[cfg(feature = "mysql")]
@@ -105,7 +110,7 @@ fn readiness<H: Handler>(
     readiness = readiness.with(BrokerCheck(producer.clone()));
     #[cfg(feature = "mysql")]
     if let Some(pool) = &parts.database {
-        readiness = readiness.with(crate::service::health::DatabaseCheck(pool.clone()));
+        readiness = readiness.with(crate::service::endpoints::health::DatabaseCheck(pool.clone()));
     }
     readiness = readiness.with(AssignmentCheck(stats.clone())).with(ConsumingCheck(stats.clone()));
     for check in &parts.checks {
@@ -119,7 +124,7 @@ async fn consume<H: Handler>(
     parts: ServiceBuilder<H>,
     producer: DurableProducer,
     stats: Arc<ConsumerStats>,
-    #[cfg(feature = "mysql")] schema: Option<crate::service::migrations::SchemaStatus>,
+    #[cfg(feature = "mysql")] schema: Option<crate::service::runtime::migrations::SchemaStatus>,
     shutdown: &CancellationToken,
 ) -> Result<(), ServiceError> {
     tracing::info!(service = %parts.name, topics = ?parts.consumer.topics, "service starting");
@@ -129,15 +134,9 @@ async fn consume<H: Handler>(
         // messages wait safely in Kafka meanwhile.
         // Without migrations there is no schema to report on.
         let schema = schema.unwrap_or_default();
-        let start = crate::service::database::prepare_database(
-            pool,
-            parts.migrations,
-            parts.create_database,
-            &schema,
-            shutdown,
-        )
-        .await?;
-        if start == crate::service::database::DatabaseStart::ShutDown {
+        let start =
+            super::database::prepare_database(pool, parts.migrations, parts.create_database, &schema, shutdown).await?;
+        if start == super::database::DatabaseStart::ShutDown {
             return Ok(());
         }
     }

@@ -26,7 +26,7 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::kafka::trace_context;
-use crate::service::telemetry_args::{LogFormat, TelemetryArgs};
+use crate::service::configuration::{LogFormat, TelemetryArgs};
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 

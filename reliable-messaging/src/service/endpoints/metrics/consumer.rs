@@ -69,7 +69,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::service::metrics::MetricsRegistry;
+    use crate::service::endpoints::metrics::MetricsRegistry;
 
     use super::*;
 
