@@ -7,10 +7,13 @@
 #                               raw limit; ~9 minutes on a quiet 2-core machine, ~15 on a busy one
 #   scripts/bench.sh --quick    3 smaller rounds per ratio, ~4 minutes (noisier; the table says so)
 #   scripts/bench.sh --keep     keep the run's topics and databases for inspection
-#   scripts/bench.sh --only raw,gateway,drain,outage,dlq   selected phases only
+#   scripts/bench.sh --only raw,gateway,drain,outage,dlq,cost   selected phases only
 #   scripts/bench.sh --rounds 7 more (or fewer) rounds per ratio
 #   scripts/bench.sh --only outage --outage-secs 180       one 3-minute outage (60 s or more: 1 round)
 #   scripts/bench.sh --only outage --outage-by proxy       cut a TCP proxy instead of stopping MariaDB
+#   scripts/bench.sh --only cost   the consumer's instructions per message under callgrind
+#                               against its budget (benchmarks/src/figures/cost.rs); the same
+#                               figure on a busy machine, so it fails a run on its own
 #   scripts/bench.sh --replicated --only raw,gateway,drain
 #                               the same on the local three-broker cluster (topics replicated
 #                               3 times, min.insync.replicas 2), started beside the single broker
@@ -35,6 +38,14 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 2; }
 scripts/ensure-build-deps.sh
+# The instruction count (phase cost) runs the registration-service under valgrind's callgrind.
+if ! command -v valgrind >/dev/null; then
+  echo "[bench.sh] installing valgrind (Debian) for the instruction count" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -q >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind >&2
+fi
 
 echo "[bench.sh] building release binaries (gateway, registration-service, dlq-worker, bench)" >&2
 cargo build --release --locked -p gateway -p registration-service -p dlq-worker -p benchmark-harness >&2

@@ -12,7 +12,8 @@
 //! saturation, rounds of one hash + 50 % load, rounds of end-to-end budget + end-to-end load),
 //! the registration-service's drain rounds (raw upserts, batched drain, row-by-row drain), its
 //! outage rounds (baseline drain, then a database outage under a steady load: MariaDB stopped
-//! by default), and the dlq-worker. Every step has a timeout; whatever fails is reported as an
+//! by default), the dlq-worker, and the consumer's instructions per message under callgrind.
+//! Every step has a timeout; whatever fails is reported as an
 //! ERROR row and the run goes on. Topics and databases of the run are deleted at the end, every
 //! spawned process is stopped, and a database stopped for an outage is always started again.
 
@@ -107,6 +108,8 @@ enum Phase {
     Outage,
     /// The dlq-worker's re-send punctuality with 10,000 messages waiting.
     Dlq,
+    /// The registration-service's instructions per message under callgrind (two drains).
+    Cost,
 }
 
 /// No run may take longer than this, whatever hangs, plus the outages asked for (a full run
@@ -268,7 +271,24 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], outage_b
         skipped()
     };
 
-    Results { producer_perf, kafka_end_to_end, record_size, gateway, drains, outage, dlq, brokers: ctx.env.brokers }
+    let cost = if runs(Phase::Cost) {
+        phase("registration-service: instructions per message, two drains under callgrind");
+        timed("cost", Duration::from_secs(900), scenarios::cost::measure(ctx)).await
+    } else {
+        skipped()
+    };
+
+    Results {
+        producer_perf,
+        kafka_end_to_end,
+        record_size,
+        gateway,
+        drains,
+        outage,
+        dlq,
+        cost,
+        brokers: ctx.env.brokers,
+    }
 }
 
 async fn measure_gateway(ctx: &Context<'_>, tools: &KafkaTools) -> anyhow::Result<GatewayFigures> {

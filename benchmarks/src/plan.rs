@@ -48,6 +48,9 @@ pub struct Plan {
     /// evenly (also the size of each round's baseline drain).
     pub outage: Duration,
     pub outage_messages: usize,
+    /// The instruction count: messages of the small and the large drain under callgrind (the
+    /// figure is the slope between them, so their difference is what matters).
+    pub cost_messages: (usize, usize),
     /// DLQ: other messages waiting, the configured delays probed, probes per delay.
     pub dlq_waiting: usize,
     pub dlq_delays: Vec<Duration>,
@@ -74,6 +77,7 @@ impl Plan {
             single_drain_messages: 3_000,
             outage: Duration::from_secs(10),
             outage_messages: 60_000,
+            cost_messages: (1_000, 4_000),
             dlq_waiting: 10_000,
             dlq_delays: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(5)],
             dlq_probes_per_delay: 5,
@@ -99,6 +103,7 @@ impl Plan {
             single_drain_messages: 800,
             outage: Duration::from_secs(10),
             outage_messages: 15_000,
+            cost_messages: (500, 2_000),
             dlq_waiting: 10_000,
             dlq_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
             dlq_probes_per_delay: 2,

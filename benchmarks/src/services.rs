@@ -68,12 +68,31 @@ pub fn free_port() -> anyhow::Result<u16> {
 impl Service {
     /// Starts binary `name`; `addr_var` is the variable naming its HTTP address.
     pub fn spawn(binaries: &Binaries, name: &str, addr_var: &str, env: &[(&str, String)]) -> anyhow::Result<Service> {
+        Self::spawn_under(&[], binaries, name, addr_var, env)
+    }
+
+    /// [`spawn`](Self::spawn) with the binary run by `wrapper` (e.g. `valgrind --tool=callgrind`);
+    /// the pid is the wrapper's, which passes signals on to the binary.
+    pub fn spawn_under(
+        wrapper: &[String],
+        binaries: &Binaries,
+        name: &str,
+        addr_var: &str,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Service> {
         let path = binaries.path(name)?;
         std::fs::create_dir_all(&binaries.log_dir)?;
         let port = free_port()?;
         let log_path = binaries.log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let mut command = Command::new(&path);
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&path);
+                command
+            }
+            None => Command::new(&path),
+        };
         command
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env(addr_var, format!("127.0.0.1:{port}"))
@@ -158,13 +177,20 @@ impl Service {
     }
 
     /// SIGTERM, up to 15 s for a clean exit, then SIGKILL.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_within(Duration::from_secs(15)).await;
+    }
+
+    /// SIGTERM, up to `patience` for a clean exit, then SIGKILL; whether it exited by itself.
+    pub async fn stop_within(mut self, patience: Duration) -> bool {
         let _ = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
-            eprintln!("[bench] {} did not stop within 15 s of SIGTERM: killing it", self.name);
+        let clean = tokio::time::timeout(patience, self.child.wait()).await.is_ok();
+        if !clean {
+            eprintln!("[bench] {} did not stop within {patience:?} of SIGTERM: killing it", self.name);
             let _ = self.child.start_kill();
             let _ = self.child.wait().await;
         }
+        clean
     }
 }
 

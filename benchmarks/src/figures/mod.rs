@@ -9,6 +9,7 @@
 
 mod budgets;
 mod context;
+mod cost;
 mod dlq;
 mod drain;
 mod end_to_end;
@@ -23,6 +24,7 @@ use crate::plan::Plan;
 use crate::raw::kafka_tools::{EndToEnd as KafkaEndToEnd, ProducerPerf};
 use crate::report::{Goal, Measure, Report, Row};
 use crate::rounds::{worst, Paired};
+use crate::scenarios::cost::InstructionCost;
 use crate::scenarios::dlq::DlqPunctuality;
 use crate::scenarios::drain::DrainRound;
 use crate::scenarios::end_to_end::EndToEndRound;
@@ -49,6 +51,8 @@ pub struct Results {
     /// Baseline drain, then a drain after an outage, per round.
     pub outage: Measured<OutageRounds>,
     pub dlq: Measured<DlqPunctuality>,
+    /// Instructions per message of the consumer, from two drains under callgrind.
+    pub cost: Measured<InstructionCost>,
     /// Brokers of the Kafka cluster the run used (topics replicated min(3, brokers) times).
     pub brokers: usize,
 }
@@ -134,7 +138,8 @@ pub fn report(r: &Results, plan: &Plan) -> Report {
     drain::rows(&mut report, &inputs); // 3. and 4.
     end_to_end::rows(&mut report, &inputs); // 5.
     dlq::rows(&mut report, &inputs); // 6.
-                                     // 7. Drain after an outage, against the same service's drain over the same path.
+    cost::rows(&mut report, &inputs);
+    // 7. Drain after an outage, against the same service's drain over the same path.
     outage::outage_rows(&mut report, r, plan);
     budgets::rows(&mut report, &inputs); // 8. and 9.
     context::rows(&mut report, &inputs);

@@ -183,9 +183,12 @@ pub struct DrainTiming {
 pub async fn measure_drain(service: &Service, target: f64) -> anyhow::Result<DrainTiming> {
     let timeout = Duration::from_secs(60) + Duration::from_secs_f64(target / 50.0);
     let deadline = Instant::now() + timeout;
+    let sampled_at = Instant::now();
     let baseline = settled(&service.scrape().await?)?;
     let mut first: Option<(Instant, f64)> = None;
-    let mut previous: Option<(Instant, f64)> = None;
+    // The baseline is the first "no progress yet" sample: a drain over by the next sample is
+    // timed from it.
+    let mut previous: Option<(Instant, f64)> = Some((sampled_at, baseline));
     loop {
         let now = Instant::now();
         let n = settled(&service.scrape().await?)?;
@@ -193,13 +196,8 @@ pub async fn measure_drain(service: &Service, target: f64) -> anyhow::Result<Dra
             first = Some((now, n));
         }
         if n >= target {
-            let (start, at_start) = first.unwrap_or((now, n));
-            let drained = previous.filter(|&(at, _)| at >= start).map_or(now, |p| reached_at(p, (now, n), target));
-            let elapsed = (drained - start).as_secs_f64();
-            if elapsed <= 0.0 {
-                anyhow::bail!("the drain finished between two samples; use more messages");
-            }
-            return Ok(DrainTiming { rate: (target - at_start) / elapsed, first_progress: start, drained });
+            return timing(first.unwrap_or((now, n)), previous, (now, n), target)
+                .context("the drain was over before it could be timed");
         }
         previous = Some((now, n));
         if now > deadline {
@@ -207,6 +205,24 @@ pub async fn measure_drain(service: &Service, target: f64) -> anyhow::Result<Dra
         }
         tokio::time::sleep(SAMPLE_EVERY).await;
     }
+}
+
+/// The timing of a drain that reached `target` at sample `last`, given the first sample that
+/// showed progress (`start`) and the sample before `last`. When several samples saw it move, it
+/// runs from `start` to the interpolated end. When the whole drain fell between two samples (a
+/// fast machine, a small quick-mode round) it runs from the last sample that saw none of it,
+/// which counts up to one sampling interval of waiting into the drain: against us, never for us.
+fn timing(
+    start: (Instant, f64),
+    previous: Option<(Instant, f64)>,
+    last: (Instant, f64),
+    target: f64,
+) -> Option<DrainTiming> {
+    let previous = previous.filter(|&(_, n)| n < target)?;
+    let drained = reached_at(previous, last, target);
+    let (from, at_from) = if previous.0 >= start.0 { start } else { previous };
+    let elapsed = (drained - from).as_secs_f64();
+    (elapsed > 0.0).then(|| DrainTiming { rate: (target - at_from) / elapsed, first_progress: start.0, drained })
 }
 
 /// When a count sampled as `before` and then `after` (at or past `target`) reached `target`,
@@ -224,6 +240,29 @@ fn reached_at((t0, n0): (Instant, f64), (t1, n1): (Instant, f64), target: f64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drain_seen_by_several_samples_is_timed_from_its_first_progress() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Progress first seen at 50 ms (2,000 settled), 9,000 at 100 ms, 11,000 at 150 ms.
+        let t = timing((at(50), 2_000.0), Some((at(100), 9_000.0)), (at(150), 11_000.0), 10_000.0).unwrap();
+        assert_eq!(t.drained, at(125));
+        assert_eq!(t.first_progress, at(50));
+        assert!((t.rate - 8_000.0 / 0.075).abs() < 1e-6, "{}", t.rate);
+    }
+
+    #[test]
+    fn a_drain_between_two_samples_is_timed_from_the_last_sample_without_progress() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Nothing at 0 ms, all 10,000 at 50 ms: at least 200,000/s, and it says so.
+        let t = timing((at(50), 10_000.0), Some((at(0), 0.0)), (at(50), 10_000.0), 10_000.0).unwrap();
+        assert_eq!(t.drained, at(50));
+        assert!((t.rate - 200_000.0).abs() < 1e-6, "{}", t.rate);
+        // Over before the first sample: no figure rather than a made-up one.
+        assert!(timing((at(0), 10_000.0), None, (at(0), 10_000.0), 10_000.0).is_none());
+    }
 
     #[test]
     fn the_drain_ends_where_the_count_crossed_the_target_not_at_the_next_sample() {

@@ -5,11 +5,13 @@
 //! * [`drain`]: the registration-service draining a pre-filled topic, batched and row by row;
 //! * [`outage`]: the same after a database outage (MariaDB stopped, or the tests' TCP proxy
 //!   cut) under a steady load of sign-ups;
-//! * [`dlq`]: the dlq-worker's re-send punctuality with 10,000 other messages waiting.
+//! * [`dlq`]: the dlq-worker's re-send punctuality with 10,000 other messages waiting;
+//! * [`cost`]: the consumer's instructions per message, counted by callgrind.
 //!
 //! Every figure with a goal is measured in rounds, each next to its own raw limit (see
 //! [`crate::rounds`]); `main.rs` runs the rounds.
 
+pub mod cost;
 pub mod dlq;
 pub mod drain;
 pub mod end_to_end;
