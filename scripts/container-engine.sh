@@ -142,7 +142,8 @@ cmd_down() {
 net_snapshot() {
   sysctl -n net.ipv4.ip_forward
   ip -o link show | awk -F': ' '{print $2}' | sort
-  if have iptables-save; then iptables-save | grep -vE '^#|^:' | sort; else echo "no iptables"; fi
+  # No rules at all is a state too (grep then finds no line, which is no error here).
+  if have iptables-save; then iptables-save | { grep -vE '^#|^:' || true; } | sort; else echo "no iptables"; fi
 }
 
 case ${1:-} in
