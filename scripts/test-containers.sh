@@ -24,6 +24,8 @@ readonly WORK="$ROOT/.local/test-containers"
 # the end-to-end sign-up over HTTP.
 read -r -a TESTS <<<"${CONTAINER_TESTS:-end_to_end crash_recovery registration_pipeline dlq_crash api_contract}"
 readonly PID_LABEL=signup.integration-tests.pid
+# The services' images take the binaries the tests run (built with the workspace).
+readonly BINARIES="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
 log() { printf '[test-containers] %s\n' "$*" >&2; }
 die() {
@@ -46,7 +48,7 @@ stop_engine() {
 }
 trap stop_engine EXIT
 
-scripts/container-images.sh --binaries target/debug
+scripts/container-images.sh --binaries "$BINARIES"
 t_images=$(date +%s)
 
 record="$WORK/containers.txt"
@@ -78,5 +80,5 @@ done
 left=$(podman ps -aq --filter "label=$PID_LABEL")
 [[ -z $left ]] || die "test containers left behind: $left"
 
-scripts/compose-smoke.sh
+scripts/compose-smoke.sh --binaries "$BINARIES"
 log "containers leg passed in $(($(date +%s) - t0))s (images $((t_images - t0))s, tests $((t_tests - t_images))s, compose smoke $(($(date +%s) - t_tests))s)"
