@@ -7,7 +7,7 @@
 #
 # or all of them with the broker and the database: `docker compose up --build` (compose.yaml).
 # Where no image registry is reachable, scripts/container-images.sh builds them with
-# RUNTIME_BASE=<its Debian base> and BINARIES=prebuilt: see README, "Docker and podman".
+# RUNTIME_BASE=<its Debian base> and BINARIES=prebuilt: see README, "Docker / containers".
 
 # Same Rust as the machines that test this workspace; bookworm = the Debian of those machines,
 # so the OpenSSL the binaries link is the one they are tested with.

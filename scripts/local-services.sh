@@ -877,6 +877,9 @@ foreign_db_pids() {
       *) continue ;;
     esac
     proc_zombie "$pid" && continue
+    # In another PID namespace: a container's server (the testcontainers path, compose, a
+    # developer's Docker database), which is visible here but is not the system's to stop.
+    [[ "$(readlink "/proc/$pid/ns/pid" 2>/dev/null)" == "$(readlink /proc/self/ns/pid)" ]] || continue
     # Ours, or another checkout's copy of this script: not a system server.
     [[ "$(proc_cmdline "$pid")" == *"--defaults-file="*"/.local/mariadb/my.cnf"* ]] && continue
     printf '%s %s\n' "$pid" "$comm"

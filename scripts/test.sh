@@ -48,6 +48,15 @@ scripts/local-services.sh up --secure >/dev/null
   eval "$(scripts/local-services.sh env --secure)"
   cargo test --locked -p integration-tests --test secure_connections -- --ignored "$@"
 )
+# The containers leg: the testcontainers path and compose.yaml for real, on podman (installed
+# from Debian when missing) serving the Docker API with every container on the host's network.
+# The end-to-end, crash-recovery, pipeline, DLQ-crash and API-contract tests with
+# KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL unset (each test binary starts its own Kafka and MariaDB
+# containers, whose ids must be in the engine's event log), then a sign-up through the composed
+# stack; the engine is stopped again and the network settings compared with before. About
+# 5 min with nothing under .local (the images: 2), 3.5 with the images cached there (README,
+# "Docker / containers").
+scripts/test-containers.sh "$@"
 # Last, because it restarts the shared broker.
 target/debug/chaos --short
 # One short scenario on a replicated cluster: the local three-broker cluster (started beside the

@@ -20,7 +20,11 @@ data=/tmp/kraft-combined-logs
     done
 } >"$config"
 if [[ ! -f $data/meta.properties ]]; then
-  java -Xmx256m -cp '/opt/kafka/libs/*' kafka.tools.StorageTool format --standalone \
+  # A static quorum (controller.quorum.voters, as the tests and compose.yaml give) is formatted
+  # as is; without one, this node is a dynamic quorum of its own (--standalone).
+  standalone=(--standalone)
+  grep -q '^controller\.quorum\.voters=' "$config" && standalone=()
+  java -Xmx256m -cp '/opt/kafka/libs/*' kafka.tools.StorageTool format "${standalone[@]}" \
     -t "${CLUSTER_ID:-5L6g3nShT-eMCtK--X86sw}" -c "$config" >/dev/null
 fi
 # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags

@@ -4,10 +4,12 @@
 # port), then run mariadbd with the container's arguments (e.g. --port=N).
 set -euo pipefail
 data=/var/lib/mysql
-sql() { mariadb --no-defaults --socket=/run/mysqld/init.sock -uroot "$@"; }
+# The image runs as the OS user mysql, so the socket-authenticated admin is mysql@localhost
+# (root@localhost by socket would need the OS user root).
+sql() { mariadb --no-defaults --socket=/run/mysqld/init.sock -umysql "$@"; }
 if [[ ! -d $data/mysql ]]; then
   mariadb-install-db --no-defaults --datadir="$data" --auth-root-authentication-method=socket \
-    --skip-test-db >/dev/null
+    --auth-root-socket-user=mysql --skip-test-db >/dev/null
   mariadbd --no-defaults --datadir="$data" --skip-networking --socket=/run/mysqld/init.sock &
   init_pid=$!
   for _ in $(seq 1 60); do sql -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.5; done
@@ -22,6 +24,9 @@ if [[ ! -d $data/mysql ]]; then
   # Values go in as SQL string literals: a quote in them is doubled.
   q() { printf '%s' "${1//\'/\'\'}"; }
   {
+    # root@localhost too: a TCP client on 127.0.0.1 is 'localhost' and would meet that
+    # socket-only account before root@'%'.
+    echo "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('$(q "$root_password")') OR unix_socket;"
     echo "CREATE USER 'root'@'%' IDENTIFIED BY '$(q "$root_password")';"
     echo "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;"
     if [[ -n ${MARIADB_DATABASE:-} ]]; then

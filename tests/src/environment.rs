@@ -43,7 +43,7 @@ const HOW_TO_START: &str = "No Kafka/MySQL for the integration tests. Start the 
 addresses:\n\n    scripts/local-services.sh up && eval \"$(scripts/local-services.sh env)\"\n\nor run the whole suite \
 with scripts/test.sh (which does both), or set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to servers of your own, \
 or make a Docker engine reachable (DOCKER_HOST) so testcontainers can start apache/kafka:4.1.1 and mariadb:10.11 \
-(scripts/container-engine.sh up starts one; README, \"Docker and podman\").";
+(scripts/container-engine.sh up starts one; README, \"Docker / containers\").";
 
 /// The shared environment, resolved once per test binary.
 pub async fn test_env() -> &'static TestEnv {
