@@ -282,9 +282,11 @@ fn print_results(results: &[ItemResult]) -> bool {
             (Some(topic), Some(partition), Some(offset)) => format!("{topic}/{partition}@{offset}"),
             _ => r.detail.clone().unwrap_or_default(),
         };
-        let outcome = match r.outcome {
-            "not_parked" => "skipped",
-            other => other,
+        // The CLI's words, as before the operations were shared: skipped, failed.
+        let (outcome, detail) = match r.outcome {
+            "not_parked" => ("skipped", detail),
+            "not_found" => ("failed", format!("parked message {} does not exist", r.id)),
+            other => (other, detail),
         };
         match &r.after {
             Some(after) => {

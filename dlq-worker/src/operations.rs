@@ -148,7 +148,8 @@ impl Operator {
             item.after = report.outcomes.iter().find(|(id, _)| *id == item.id).map(|(_, o)| o.clone());
         }
         let why = report.stopped.as_ref().map(|s| s.to_string());
-        results.extend(report.not_attempted.iter().map(|id| ItemResult::plain(*id, "left_parked", why.clone())));
+        let left = || Some("not redriven: the canary stopped".to_owned());
+        results.extend(report.not_attempted.iter().map(|id| ItemResult::plain(*id, "left_parked", left())));
         Ok(RedriveReport { results, canary: report.canary_ids, stopped: why, stop: report.stopped })
     }
 
