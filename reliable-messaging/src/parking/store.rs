@@ -195,24 +195,14 @@ impl ParkingLot {
 
     /// The operator actions on a parked message, oldest first.
     pub async fn audit_trail(&self, id: u64) -> Result<Vec<AuditEntry>, ParkingError> {
-        let rows: Vec<(u64, u64, String, String, Option<String>, NaiveDateTime)> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT id, parked_message_id, action, actor, reason, at FROM parked_message_audit \
              WHERE parked_message_id = ? ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, parked_message_id, action, actor, reason, at)| AuditEntry {
-                id,
-                parked_message_id,
-                action,
-                actor,
-                reason,
-                at: at.and_utc(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(audit_entry).collect())
     }
 
     /// An audit row that changes no state (a canary that stopped, say).
@@ -222,23 +212,13 @@ impl ParkingLot {
 
     /// The latest operator actions on any message, newest first (the console's audit page).
     pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, ParkingError> {
-        let rows: Vec<(u64, u64, String, String, Option<String>, NaiveDateTime)> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT id, parked_message_id, action, actor, reason, at FROM parked_message_audit ORDER BY id DESC LIMIT ?",
         )
         .bind(limit.min(MAX_LIST_LIMIT))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, parked_message_id, action, actor, reason, at)| AuditEntry {
-                id,
-                parked_message_id,
-                action,
-                actor,
-                reason,
-                at: at.and_utc(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(audit_entry).collect())
     }
 
     /// Parked messages by state, and by hour parked over the last `hours` (the console's chart).
@@ -342,6 +322,13 @@ where
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// An audit row as selected: id, parked_message_id, action, actor, reason, at.
+type AuditRow = (u64, u64, String, String, Option<String>, NaiveDateTime);
+
+fn audit_entry((id, parked_message_id, action, actor, reason, at): AuditRow) -> AuditEntry {
+    AuditEntry { id, parked_message_id, action, actor, reason, at: at.and_utc() }
 }
 
 /// Parked messages by state and per hour, for a chart.
