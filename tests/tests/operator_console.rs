@@ -14,6 +14,7 @@ use chrono::Utc;
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::harness::gateway::{test_settings, GatewayServer};
 use integration_tests::harness::registration::{service_settings, InProcessService};
+use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::webdriver::Browser;
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::{dead_letter_topic, FAILED_BY_HEADER};
@@ -321,11 +322,13 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     let scope = Scope::new(env);
     let topic = scope.topic("registrations");
     env.create_topics(&[&topic, &dead_letter_topic(&topic)], 1).await;
-    sqlx::query(FAULT).execute(&db.pool).await.expect("place the fault");
-
+    // The registration-service reaches the database through a proxy the test can cut.
+    let proxy = TcpProxy::start(database_socket_addr(&db.url)).await;
     let gateway = GatewayServer::start(test_settings(env, &topic, &db.url)).await;
+    let service_db = proxy.rewrite_url(&db.url);
     let service =
-        InProcessService::start(service_settings(env, &topic, &scope.group.replace("dlq-worker", "rs"), &db.url)).await;
+        InProcessService::start(service_settings(env, &topic, &scope.group.replace("dlq-worker", "rs"), &service_db))
+            .await;
     let mut ws = settings(env, &scope, &db.url);
     ws.operator.named_tokens = Some(Secret::new(format!("alice:{ALICE}")));
     ws.operator.canary_status_url = Some(gateway.url("/registrations/{request_id}"));
@@ -337,8 +340,37 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     let base = worker.url("");
     let client = reqwest::Client::new();
 
-    // Five sign-ups; the fault parks them all. The one named like markup signs up after the
+    let browser = Browser::start().await.expect("headless chromium");
+    browser.goto(&format!("{base}/console")).await.unwrap();
+    assert!(browser.current_url().await.unwrap().ends_with("/console/login"), "the console asks for a login first");
+    browser.find("#token").await.unwrap().send_keys(ALICE).await.unwrap();
+    browser.find("#login").await.unwrap().click().await.unwrap();
+    browser.wait_for_text("#actor", "alice", Duration::from_secs(30)).await.expect("logged in as alice");
+
+    // A database cut while a sign-up is in flight: the overview shows the registration-service
+    // paused, with the reason; after the cut the sign-up is stored.
+    proxy.cut();
+    let during_cut = sign_up(&client, &gateway, 9, "Outage User").await;
+    let (b, overview_url) = (&browser, format!("{base}/console"));
+    let paused = wait::within(Duration::from_secs(60), || async {
+        b.goto(&overview_url).await.unwrap();
+        let services = b.find("#services").await.unwrap().text().await.unwrap();
+        services.contains("paused: database down")
+    })
+    .await;
+    assert!(paused, "the overview shows the registration-service paused on the database cut");
+    save(&browser, "overview-database-cut").await;
+    proxy.restore();
+    wait::until(Duration::from_secs(60), "the sign-up made during the cut is stored", || {
+        let client = client.clone();
+        let gateway = &gateway;
+        async move { status_of(&client, gateway, during_cut).await == "completed" }
+    })
+    .await;
+
+    // The fault; five sign-ups, all parked. The one named like markup signs up after the
     // others parked, so it is parked last and never the canary (the first by id).
+    sqlx::query(FAULT).execute(&db.pool).await.expect("place the fault");
     let mut ids = Vec::new();
     for n in 0..4 {
         ids.push(sign_up(&client, &gateway, n, &format!("Console User {n}")).await);
@@ -349,18 +381,12 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     ids.push(script);
     let all: Vec<Uuid> = ids.clone();
 
-    let browser = Browser::start().await.expect("headless chromium");
     browser.goto(&format!("{base}/console")).await.unwrap();
-    assert!(browser.current_url().await.unwrap().ends_with("/console/login"), "the console asks for a login first");
-    save(&browser, "login").await;
-    browser.find("#token").await.unwrap().send_keys(ALICE).await.unwrap();
-    browser.find("#login").await.unwrap().click().await.unwrap();
-    browser.wait_for_text("#actor", "alice", Duration::from_secs(30)).await.expect("logged in as alice");
     let services = browser.find("#services").await.unwrap().text().await.unwrap();
     assert!(services.contains("gateway") && services.contains("registration-service"), "{services}");
+    assert!(!services.contains("paused"), "the outage is over: {services}");
     let counts = browser.find("#counts").await.unwrap().text().await.unwrap();
     assert!(counts.contains('5'), "five parked: {counts}");
-    save(&browser, "overview").await;
 
     browser.goto(&format!("{base}/console/groups")).await.unwrap();
     let group = browser.find("fieldset.group").await.unwrap().text().await.unwrap();
@@ -442,7 +468,11 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
         })
         .await;
     }
-    assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 4, "all four stored, the discarded one not");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM users").await,
+        5,
+        "the cut's sign-up and the four redriven stored, the discarded one not"
+    );
     assert_eq!(status_of(&client, &gateway, script).await, "parked", "the discarded sign-up was not redriven");
     assert_eq!(db.count("SELECT COUNT(*) FROM parked_messages WHERE state = 'parked'").await, 0);
 
