@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::harness::gateway::{test_settings, GatewayServer};
 use integration_tests::harness::registration::{service_settings, InProcessService};
@@ -18,8 +19,12 @@ use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
 use integration_tests::webdriver::Browser;
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::{dead_letter_topic, FAILED_BY_HEADER};
+use reliable_messaging::message::retry_metadata::MetadataFormat;
 use reliable_messaging::message::Header;
-use reliable_messaging::parking::{NewParkedMessage, ParkReason, ParkedState, ParkingLot};
+use reliable_messaging::parking::{
+    CanaryPlan, CanaryStop, NewParkedMessage, Outcome, OutcomeJudge, ParkReason, ParkedMessage, ParkedState,
+    ParkingLot, Rate, Redriver,
+};
 use reliable_messaging::service::Secret;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -480,4 +485,73 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     worker.stop().await;
     service.stop().await;
     gateway.stop(Duration::from_secs(30)).await;
+}
+
+/// Judges by id: the ids in `failing` failed again, every other one succeeded. The redrives,
+/// the parking lot and the broker are real; only the verdict is the test's, so the threshold
+/// logic is exercised exactly.
+struct VerdictById {
+    failing: Vec<u64>,
+}
+
+impl OutcomeJudge for VerdictById {
+    fn outcome<'a>(&'a self, message: &'a ParkedMessage, _: chrono::DateTime<Utc>) -> BoxFuture<'a, Outcome> {
+        let verdict = if self.failing.contains(&message.id) {
+            Outcome::Failed("still broken".into())
+        } else {
+            Outcome::Succeeded
+        };
+        Box::pin(async move { verdict })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_good_canary_the_redrive_stops_once_failures_pass_the_threshold() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let scope = Scope::new(env);
+    let origin = scope.topic("orders");
+    env.create_topics(&[&origin], 1).await;
+    let lot = ParkingLot::new(db.pool.clone());
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        ids.push(lot.park(&parked(&origin, n, "boom", "w/1", "{}")).await.unwrap().id);
+    }
+    let producer = reliable_messaging::producer::DurableProducer::new(
+        &reliable_messaging::KafkaSettings::new(env.kafka_bootstrap.clone(), "canary-test"),
+        Duration::from_secs(15),
+    )
+    .unwrap();
+    let redriver = Redriver::new(lot.clone(), producer, MetadataFormat::Headers);
+    let plan = CanaryPlan { canary: 2, max_failures: 1, wait: Duration::from_secs(5), poll: Duration::from_millis(50) };
+    let rate: Rate = "1000/s".parse().unwrap();
+
+    // Canary (ids 0, 1) succeeds; the next step (2, 3) has two failures, more than 1 allowed.
+    let judge = VerdictById { failing: vec![ids[2], ids[3]] };
+    let report = redriver.redrive_canary(&ids, "carol", None, rate, plan, &judge).await.unwrap();
+    assert_eq!(report.canary_ids, ids[..2]);
+    assert!(
+        matches!(&report.stopped, Some(CanaryStop::TooManyFailures { failed, threshold: 1 }) if failed == &ids[2..4]),
+        "{:?}",
+        report.stopped
+    );
+    assert_eq!(report.not_attempted, ids[4..], "the rest stays parked");
+    for id in &ids[4..] {
+        assert_eq!(lot.get(*id).await.unwrap().unwrap().state, ParkedState::Parked);
+    }
+    assert_eq!(env.end_offsets(&origin).values().sum::<i64>(), 4, "four published, no more");
+    let trail = lot.audit_trail(ids[0]).await.unwrap();
+    assert_eq!(trail.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["redrive", "canary-stop"]);
+    assert!(trail[1].reason.as_deref().unwrap().contains("more than the threshold of 1"), "{trail:?}");
+
+    // Negative control: the same plan with nothing failing runs to the end.
+    let mut rest = Vec::new();
+    for n in 10..14 {
+        rest.push(lot.park(&parked(&origin, n, "boom", "w/1", "{}")).await.unwrap().id);
+    }
+    let clean =
+        redriver.redrive_canary(&rest, "carol", None, rate, plan, &VerdictById { failing: vec![] }).await.unwrap();
+    assert_eq!(clean.stopped, None);
+    assert!(clean.not_attempted.is_empty());
+    assert!(clean.outcomes.iter().all(|(_, o)| *o == Outcome::Succeeded));
 }
