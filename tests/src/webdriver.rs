@@ -3,6 +3,7 @@
 //! the protocol's JSON over HTTP with reqwest: the handful of commands a test needs (open a
 //! page, find, type, click, read text, take a screenshot), nothing more.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -38,7 +39,10 @@ impl Browser {
     /// Starts chromedriver and one headless Chromium session.
     pub async fn start() -> anyhow::Result<Browser> {
         let port = free_port();
+        // Its own process group, so the browsers it starts are stopped with it even when a
+        // failing test never reaches `close` (see `Drop`).
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -170,10 +174,9 @@ impl Browser {
         Ok(base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap_or_default())?)
     }
 
-    pub async fn close(mut self) {
+    /// Ends the session; dropping then stops chromedriver and its browsers.
+    pub async fn close(self) {
         let _ = self.client.delete(&self.base).send().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
@@ -204,7 +207,11 @@ impl Element<'_> {
 }
 
 impl Drop for Browser {
+    /// Stops chromedriver's whole group (it and the Chromium it started), by its id.
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
