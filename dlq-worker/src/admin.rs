@@ -1,17 +1,20 @@
-//! The parking-lot admin API, the HTTP twin of `dlq-worker parked ...`.
+//! The parking-lot admin API, the HTTP twin of `dlq-worker parked ...` and of the console; all
+//! three call the same [`Operator`].
 //!
 //! | route | does |
 //! |---|---|
-//! | `GET /admin/parked?topic=&error_kind=&reason=&since=&state=&limit=` | list |
+//! | `GET /admin/parked?topic=&error_kind=&reason=&since=&state=&request_id=&key=&signature=&limit=` | list |
 //! | `GET /admin/parked/{id}` | one message, whole, with its audit trail |
-//! | `POST /admin/parked/redrive` `{"ids": [..]}` or `{"filter": {..}}`, `actor`, `reason`, `rate` | redrive |
-//! | `POST /admin/parked/discard` `{"ids": [..], "reason": "..", "actor": ..}` | discard |
+//! | `GET /admin/signatures?` (the list's filters) | parked messages grouped by failure signature |
+//! | `POST /admin/parked/redrive` `{"ids": [..]}` or `{"filter": {..}}`, `reason`, `rate`, `canary` | redrive |
+//! | `POST /admin/parked/discard` `{"ids": [..], "reason": ".."}` | discard |
+//! | `GET /admin/audit?limit=` | the latest operator actions |
 //!
-//! Every route requires `Authorization: Bearer $ADMIN_TOKEN`; without a configured token the
-//! routes are not mounted at all (404), so an unconfigured worker exposes no write access.
+//! Every route requires `Authorization: Bearer <token>` of a configured admin token, whose name
+//! is the actor of the audit rows; without any token the routes are not mounted at all (404), so
+//! an unconfigured worker exposes no write access.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
@@ -19,66 +22,74 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
-use reliable_messaging::parking::{
-    DiscardOutcome, ParkedFilter, ParkedState, ParkingError, ParkingLot, Rate, RedriveOutcome, Redriver,
-};
-use serde::{Deserialize, Serialize};
+use reliable_messaging::parking::{CanaryPlan, ParkedFilter, ParkedState, ParkingError, Rate};
+use serde::Deserialize;
 use serde_json::json;
+use uuid::Uuid;
 
-use crate::metrics::Metrics;
+use crate::admin_tokens::{AdminTokens, LEGACY_NAME};
+use crate::operations::{OperationError, Operator, RedriveRequest as Redrive, Selection};
 use crate::problem::{self, Problem};
 
-#[derive(Clone)]
-pub struct AdminState {
-    pub parking: ParkingLot,
-    pub redriver: Redriver,
-    pub default_rate: Rate,
-    pub metrics: Arc<Metrics>,
-}
+/// Who is acting: the name of the admin token (or console session) the request came with.
+#[derive(Clone, Debug)]
+pub struct Actor(pub String);
 
 /// The admin routes, behind the bearer-token check.
-pub fn router(state: AdminState, token: String) -> Router {
-    let token = Arc::new(token);
+pub fn router(operator: Operator, tokens: AdminTokens) -> Router {
     Router::new()
         .route("/admin/parked", get(list))
         .route("/admin/parked/redrive", post(redrive))
         .route("/admin/parked/discard", post(discard))
         .route("/admin/parked/{id}", get(show))
+        .route("/admin/signatures", get(signatures))
+        .route("/admin/audit", get(audit))
         .route_layer(middleware::from_fn(move |request: Request, next: Next| {
-            let token = token.clone();
-            async move { require_bearer(&token, request, next).await }
+            let tokens = tokens.clone();
+            async move { require_bearer(&tokens, request, next).await }
         }))
-        .with_state(state)
+        .with_state(operator)
 }
 
-async fn require_bearer(token: &str, request: Request, next: Next) -> Response {
+async fn require_bearer(tokens: &AdminTokens, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => next.run(request).await,
-        _ => problem::unauthorized().into_response(),
+    match presented.and_then(|p| tokens.authenticate(p)) {
+        Some(name) => {
+            request.extensions_mut().insert(Actor(name));
+            next.run(request).await
+        }
+        None => problem::unauthorized().into_response(),
     }
 }
 
-/// Compares without returning early, so response time does not reveal how much of a guessed
-/// token is right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// The actor of an API action: the token's name. The `actor` field of a request is accepted
+/// only with the unnamed `ADMIN_TOKEN` (which has no name of its own, as before) or when it
+/// names the token's own holder; a named token cannot act as someone else.
+/// The problem is boxed for the same reason as in [`FilterParams::into_filter`].
+fn acting(token: &Actor, claimed: Option<String>) -> Result<String, Box<Problem>> {
+    match claimed {
+        None => Ok(token.0.clone()),
+        Some(c) if token.0 == LEGACY_NAME || c == token.0 => Ok(c),
+        Some(_) => {
+            Err(Box::new(problem::invalid("actor is the admin token's name; a named token cannot act as another")))
+        }
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn storage_problem(e: ParkingError) -> Problem {
+pub(crate) fn operation_problem(e: OperationError) -> Problem {
     match e {
-        ParkingError::NotFound(id) => problem::not_found(format!("parked message {id} does not exist")),
-        other => {
+        OperationError::Invalid(detail) => problem::invalid(detail),
+        OperationError::Parking(ParkingError::NotFound(id)) => {
+            problem::not_found(format!("parked message {id} does not exist"))
+        }
+        OperationError::Parking(other) => {
             tracing::error!(error = %other, "admin request failed");
             problem::unavailable(other.to_string())
         }
@@ -87,58 +98,128 @@ fn storage_problem(e: ParkingError) -> Problem {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FilterParams {
-    topic: Option<String>,
-    error_kind: Option<String>,
-    reason: Option<String>,
-    since: Option<String>,
-    state: Option<String>,
-    limit: Option<u32>,
+pub(crate) struct FilterParams {
+    pub(crate) topic: Option<String>,
+    pub(crate) error_kind: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) signature: Option<String>,
+    pub(crate) limit: Option<u32>,
 }
 
 impl FilterParams {
     /// The problem is boxed: at ~170 bytes it would make every `Result` of this function that
     /// large (clippy::result_large_err); the handlers unbox it at the `?`.
-    fn into_filter(self) -> Result<ParkedFilter, Box<Problem>> {
+    pub(crate) fn into_filter(self) -> Result<ParkedFilter, Box<Problem>> {
         let since = self
             .since
+            .filter(|s| !s.trim().is_empty())
             .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)))
             .transpose()
             .map_err(|e| Box::new(problem::invalid(format!("since must be an RFC 3339 time: {e}"))))?;
-        let state =
-            self.state.map(|s| s.parse::<ParkedState>()).transpose().map_err(|e| Box::new(problem::invalid(e)))?;
+        let state = self
+            .state
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse::<ParkedState>())
+            .transpose()
+            .map_err(|e| Box::new(problem::invalid(e)))?;
+        let request_id = self
+            .request_id
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| Uuid::parse_str(r.trim()))
+            .transpose()
+            .map_err(|e| Box::new(problem::invalid(format!("request_id must be a UUID: {e}"))))?;
+        let some = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
         Ok(ParkedFilter {
-            source_topic: self.topic,
-            error_kind: self.error_kind,
-            reason: self.reason,
+            source_topic: some(self.topic),
+            error_kind: some(self.error_kind),
+            reason: some(self.reason),
             since,
             state,
             limit: self.limit,
+            request_id,
+            key: some(self.key),
+            signature: some(self.signature),
         })
     }
 }
 
 async fn list(
-    State(state): State<AdminState>,
+    State(op): State<Operator>,
     query: Result<Query<FilterParams>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let Query(params) = query.map_err(|e| problem::invalid(e.body_text()))?;
     let filter = params.into_filter().map_err(|p| *p)?;
-    let items = state.parking.list(&filter).await.map_err(storage_problem)?;
+    let items = op.parking.list(&filter).await.map_err(|e| operation_problem(e.into()))?;
     Ok(Json(json!({ "items": items })))
 }
 
+async fn signatures(
+    State(op): State<Operator>,
+    query: Result<Query<FilterParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(params) = query.map_err(|e| problem::invalid(e.body_text()))?;
+    let filter = params.into_filter().map_err(|p| *p)?;
+    let groups = op.groups(&filter).await.map_err(operation_problem)?;
+    Ok(Json(json!({ "groups": groups })))
+}
+
 async fn show(
-    State(state): State<AdminState>,
+    State(op): State<Operator>,
     id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let Path(id) = id.map_err(|e| problem::invalid(e.body_text()))?;
-    let message = state.parking.get(id).await.map_err(storage_problem)?;
-    let message = message.ok_or_else(|| problem::not_found(format!("parked message {id} does not exist")))?;
-    let audit = state.parking.audit_trail(id).await.map_err(storage_problem)?;
+    let (message, audit) = op
+        .show(id)
+        .await
+        .map_err(operation_problem)?
+        .ok_or_else(|| problem::not_found(format!("parked message {id} does not exist")))?;
     let mut body = message.to_json();
     body["audit"] = serde_json::to_value(audit).expect("audit serialises");
     Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    limit: Option<u32>,
+}
+
+async fn audit(
+    State(op): State<Operator>,
+    query: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(params) = query.map_err(|e| problem::invalid(e.body_text()))?;
+    let entries =
+        op.parking.recent_audit(params.limit.unwrap_or(100)).await.map_err(|e| operation_problem(e.into()))?;
+    Ok(Json(json!({ "audit": entries })))
+}
+
+/// The canary options of a redrive.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CanaryParams {
+    /// How many to redrive first (default 5).
+    pub size: Option<usize>,
+    /// After the canary, stop once more than this many failed again (default 0).
+    pub max_failures: Option<usize>,
+    /// How long to wait for the canary's outcomes, seconds (default 60, at most 600).
+    pub wait_seconds: Option<u64>,
+}
+
+impl CanaryParams {
+    pub(crate) fn plan(&self) -> CanaryPlan {
+        let default = CanaryPlan::default();
+        CanaryPlan {
+            canary: self.size.unwrap_or(default.canary).max(1),
+            max_failures: self.max_failures.unwrap_or(default.max_failures),
+            wait: self.wait_seconds.map_or(default.wait, |s| Duration::from_secs(s.clamp(1, 600))),
+            poll: default.poll,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,76 +231,33 @@ struct RedriveRequest {
     actor: Option<String>,
     reason: Option<String>,
     rate: Option<String>,
-}
-
-/// The result of one redrive or discard, as JSON.
-#[derive(Debug, Serialize)]
-struct ItemResult {
-    id: u64,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    topic: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    partition: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offset: Option<i64>,
-}
-
-impl ItemResult {
-    fn plain(id: u64, outcome: &'static str, detail: Option<String>) -> Self {
-        ItemResult { id, outcome, detail, topic: None, partition: None, offset: None }
-    }
-
-    fn failed(id: u64, e: ParkingError) -> Self {
-        match e {
-            ParkingError::NotFound(_) => ItemResult::plain(id, "not_found", None),
-            other => ItemResult::plain(id, "failed", Some(other.to_string())),
-        }
-    }
+    canary: Option<CanaryParams>,
 }
 
 async fn redrive(
-    State(state): State<AdminState>,
+    State(op): State<Operator>,
+    Extension(token): Extension<Actor>,
     body: Result<Json<RedriveRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let Json(request) = body.map_err(|e| problem::invalid(e.body_text()))?;
     let rate = match request.rate.as_deref() {
         Some(r) => r.parse::<Rate>().map_err(problem::invalid)?,
-        None => state.default_rate,
+        None => op.default_rate,
     };
-    let actor = request.actor.unwrap_or_else(|| "admin-api".to_owned());
-    let reason = request.reason.as_deref();
-    let results = match (request.ids.is_empty(), request.filter) {
-        (false, None) => state.redriver.redrive_many(&request.ids, &actor, reason, rate).await,
-        (true, Some(filter)) => {
-            let filter = filter.into_filter().map_err(|p| *p)?;
-            state.redriver.redrive_matching(&filter, &actor, reason, rate).await.map_err(storage_problem)?
-        }
+    let selection = match (request.ids.is_empty(), request.filter) {
+        (false, None) => Selection::Ids(request.ids),
+        (true, Some(filter)) => Selection::Matching(filter.into_filter().map_err(|p| *p)?),
         _ => return Err(problem::invalid("give either ids or a filter")),
     };
-    let items: Vec<ItemResult> = results
-        .into_iter()
-        .map(|(id, result)| match result {
-            Ok(RedriveOutcome::Redriven { id, topic, partition, offset }) => {
-                state.metrics.operator_redrives.fetch_add(1, Ordering::Relaxed);
-                ItemResult {
-                    id,
-                    outcome: "redriven",
-                    detail: None,
-                    topic: Some(topic),
-                    partition: Some(partition),
-                    offset: Some(offset),
-                }
-            }
-            Ok(RedriveOutcome::NotParked { id, state }) => {
-                ItemResult::plain(id, "not_parked", Some(format!("already {state}")))
-            }
-            Err(e) => ItemResult::failed(id, e),
-        })
-        .collect();
-    Ok(Json(json!({ "results": items })))
+    let redrive = Redrive {
+        selection,
+        actor: acting(&token, request.actor).map_err(|p| *p)?,
+        reason: request.reason,
+        rate,
+        canary: request.canary.map(|c| c.plan()),
+    };
+    let report = op.redrive(redrive).await.map_err(operation_problem)?;
+    Ok(Json(serde_json::to_value(report).expect("report serialises")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,29 +269,13 @@ struct DiscardRequest {
 }
 
 async fn discard(
-    State(state): State<AdminState>,
+    State(op): State<Operator>,
+    Extension(token): Extension<Actor>,
     body: Result<Json<DiscardRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let Json(request) = body.map_err(|e| problem::invalid(e.body_text()))?;
-    if request.reason.trim().is_empty() {
-        return Err(problem::invalid("a discard needs a reason"));
-    }
-    if request.ids.is_empty() {
-        return Err(problem::invalid("give the ids to discard"));
-    }
-    let actor = request.actor.unwrap_or_else(|| "admin-api".to_owned());
-    let mut items = Vec::with_capacity(request.ids.len());
-    let mut seen = std::collections::HashSet::new();
-    for id in request.ids.into_iter().filter(|id| seen.insert(*id)) {
-        items.push(match state.parking.discard(id, &actor, &request.reason).await {
-            Ok(DiscardOutcome::Discarded) => {
-                state.metrics.operator_discards.fetch_add(1, Ordering::Relaxed);
-                ItemResult::plain(id, "discarded", None)
-            }
-            Ok(DiscardOutcome::NotParked(s)) => ItemResult::plain(id, "not_parked", Some(format!("already {s}"))),
-            Err(e) => ItemResult::failed(id, e),
-        });
-    }
+    let actor = acting(&token, request.actor).map_err(|p| *p)?;
+    let items = op.discard(&request.ids, &actor, &request.reason).await.map_err(operation_problem)?;
     Ok(Json(json!({ "results": items })))
 }
 
@@ -262,10 +284,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret-longer"));
+    fn a_named_token_cannot_act_as_another() {
+        let alice = Actor("alice".into());
+        assert_eq!(acting(&alice, None).unwrap(), "alice");
+        assert_eq!(acting(&alice, Some("alice".into())).unwrap(), "alice");
+        assert!(acting(&alice, Some("bob".into())).is_err());
+        assert_eq!(acting(&Actor(LEGACY_NAME.into()), Some("carol".into())).unwrap(), "carol");
     }
 
     #[test]

@@ -7,12 +7,14 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use reliable_messaging::parking::{
-    DiscardOutcome, ParkedFilter, ParkedState, ParkedSummary, ParkingLot, Rate, RedriveOutcome, Redriver,
+    CanaryPlan, OutcomeJudge, ParkedFilter, ParkedState, ParkedSummary, ParkingLot, Rate, Redriver, StatusJudge,
 };
 
 use reliable_messaging::service;
 
+use crate::canary_judge::StatusUrlJudge;
 use crate::configuration::{Settings, WorkerArgs, DEFAULTS};
+use crate::operations::{ItemResult, Operator, RedriveRequest, Selection};
 use crate::startup::{connect, redrive_producer};
 
 #[derive(Debug, Parser)]
@@ -72,6 +74,17 @@ pub enum ParkedCommand {
     },
     /// Show one parked message whole (headers, payload, audit trail) as JSON.
     Show { id: u64 },
+    /// Parked messages grouped by failure signature (topic, error kind, normalised message).
+    Groups {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// parked (default), redriven or discarded.
+        #[arg(long, default_value = "parked")]
+        state: ParkedState,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-publish parked messages to their original topic with a fresh retry budget.
     Redrive {
         /// Parked message ids; or use the filter options.
@@ -89,6 +102,16 @@ pub enum ParkedCommand {
         /// At most this many publishes per second (50/s, 600/m, ...).
         #[arg(long, default_value = "50/s")]
         rate: Rate,
+        /// Redrive the first N as a canary, wait for their outcomes, go on only if all succeeded
+        /// (needs CANARY_STATUS_URL).
+        #[arg(long, value_name = "N")]
+        canary: Option<usize>,
+        /// After the canary, stop once more than this many redriven messages failed again.
+        #[arg(long, default_value_t = 0)]
+        max_failures: usize,
+        /// Seconds to wait for the canary's outcomes.
+        #[arg(long, default_value_t = 60)]
+        canary_wait: u64,
     },
     /// Mark parked messages discarded (never deleted), with a reason for the audit trail.
     Discard {
@@ -115,11 +138,26 @@ pub struct FilterArgs {
     /// Parked at or after this RFC 3339 time.
     #[arg(long, value_parser = parse_time)]
     pub since: Option<DateTime<Utc>>,
+    /// A failure signature (see `parked groups`).
+    #[arg(long)]
+    pub signature: Option<String>,
+    /// The request id (`x-request-id`).
+    #[arg(long)]
+    pub request_id: Option<uuid::Uuid>,
+    /// The record key.
+    #[arg(long)]
+    pub key: Option<String>,
 }
 
 impl FilterArgs {
     fn is_empty(&self) -> bool {
-        self.topic.is_none() && self.error_kind.is_none() && self.park_reason.is_none() && self.since.is_none()
+        self.topic.is_none()
+            && self.error_kind.is_none()
+            && self.park_reason.is_none()
+            && self.since.is_none()
+            && self.signature.is_none()
+            && self.request_id.is_none()
+            && self.key.is_none()
     }
 
     fn to_filter(&self, state: Option<ParkedState>, limit: Option<u32>) -> ParkedFilter {
@@ -130,6 +168,9 @@ impl FilterArgs {
             since: self.since,
             state,
             limit,
+            request_id: self.request_id,
+            key: self.key.clone(),
+            signature: self.signature.clone(),
         }
     }
 }
@@ -144,9 +185,6 @@ pub struct ActorArgs {
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
-
-/// Most messages one filtered redrive touches.
-const MAX_FILTERED_REDRIVE: u32 = 10_000;
 
 /// Runs a `parked` subcommand; prints results on stdout. Exit code 1 when any item failed.
 pub async fn run(command: ParkedCommand, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -170,50 +208,95 @@ pub async fn run(command: ParkedCommand, settings: Settings) -> anyhow::Result<E
             body["audit"] = serde_json::to_value(lot.audit_trail(id).await?)?;
             println!("{}", serde_json::to_string_pretty(&body)?);
         }
-        ParkedCommand::Redrive { ids, filter, all, who, reason, rate } => {
-            let redriver = Redriver::new(lot, redrive_producer(&settings)?, settings.metadata_format);
-            let results = match (ids.is_empty(), filter.is_empty() && !all) {
-                (false, true) => redriver.redrive_many(&ids, &who.actor, reason.as_deref(), rate).await,
-                (true, false) => {
-                    let filter = filter.to_filter(None, Some(MAX_FILTERED_REDRIVE));
-                    redriver.redrive_matching(&filter, &who.actor, reason.as_deref(), rate).await?
+        ParkedCommand::Groups { filter, state, json } => {
+            let groups = lot.signature_groups(&filter.to_filter(Some(state), None)).await?;
+            for g in &groups {
+                if json {
+                    println!("{}", serde_json::to_string(g)?);
+                } else {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{} .. {}\t{}\t{}",
+                        g.signature,
+                        g.count,
+                        g.source_topic,
+                        g.error_kind,
+                        reliable_messaging::message::retry_metadata::rfc3339(g.first_seen),
+                        reliable_messaging::message::retry_metadata::rfc3339(g.last_seen),
+                        if g.failed_by.is_empty() { "-".to_owned() } else { g.failed_by.join(",") },
+                        g.pattern
+                    );
                 }
-                (true, true) => {
-                    anyhow::bail!("give ids, a filter (--topic, --error-kind, --park-reason, --since) or --all")
-                }
+            }
+        }
+        ParkedCommand::Redrive { ids, filter, all, who, reason, rate, canary, max_failures, canary_wait } => {
+            let selection = match (ids.is_empty(), filter.is_empty() && !all) {
+                (false, true) => Selection::Ids(ids),
+                (true, false) => Selection::Matching(filter.to_filter(None, None)),
+                (true, true) => anyhow::bail!(
+                    "give ids, a filter (--topic, --error-kind, --park-reason, --since, --signature, ...) or --all"
+                ),
                 (false, false) => anyhow::bail!("give either ids or a filter, not both"),
             };
-            for (id, result) in results {
-                match result {
-                    Ok(RedriveOutcome::Redriven { topic, partition, offset, .. }) => {
-                        println!("{id}\tredriven\t{topic}/{partition}@{offset}")
-                    }
-                    Ok(RedriveOutcome::NotParked { state, .. }) => println!("{id}\tskipped\talready {state}"),
-                    Err(e) => {
-                        failed = true;
-                        println!("{id}\tfailed\t{e}");
-                    }
-                }
+            let canary = canary.map(|n| CanaryPlan {
+                canary: n.max(1),
+                max_failures,
+                wait: std::time::Duration::from_secs(canary_wait.max(1)),
+                ..CanaryPlan::default()
+            });
+            let operator = operator(lot, &settings)?;
+            let request = RedriveRequest { selection, actor: who.actor, reason, rate, canary };
+            let report = operator.redrive(request).await?;
+            failed = print_results(&report.results);
+            if let Some(why) = report.stopped {
+                failed = true;
+                println!("stopped: {why}");
             }
         }
         ParkedCommand::Discard { ids, reason, who } => {
-            if reason.trim().is_empty() {
-                anyhow::bail!("a discard needs a --reason");
-            }
-            let mut seen = std::collections::HashSet::new();
-            for id in ids.into_iter().filter(|id| seen.insert(*id)) {
-                match lot.discard(id, &who.actor, &reason).await {
-                    Ok(DiscardOutcome::Discarded) => println!("{id}\tdiscarded"),
-                    Ok(DiscardOutcome::NotParked(state)) => println!("{id}\tskipped\talready {state}"),
-                    Err(e) => {
-                        failed = true;
-                        println!("{id}\tfailed\t{e}");
-                    }
-                }
-            }
+            let operator = operator(lot, &settings)?;
+            failed = print_results(&operator.discard(&ids, &who.actor, &reason).await?);
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The operations the CLI shares with the admin API and the console.
+fn operator(lot: ParkingLot, settings: &Settings) -> anyhow::Result<Operator> {
+    let judge: Option<std::sync::Arc<dyn OutcomeJudge>> = match &settings.operator.canary_status_url {
+        Some(url) => Some(std::sync::Arc::new(StatusUrlJudge::new(StatusJudge::new(lot.pool().clone()), url.clone())?)),
+        None => None,
+    };
+    Ok(Operator {
+        redriver: Redriver::new(lot.clone(), redrive_producer(settings)?, settings.metadata_format),
+        parking: lot,
+        judge,
+        default_rate: settings.redrive_rate,
+        metrics: Default::default(),
+    })
+}
+
+/// One line per item: `id<TAB>outcome<TAB>detail`; true when any failed.
+fn print_results(results: &[ItemResult]) -> bool {
+    for r in results {
+        let detail = match (&r.topic, r.partition, r.offset) {
+            (Some(topic), Some(partition), Some(offset)) => format!("{topic}/{partition}@{offset}"),
+            _ => r.detail.clone().unwrap_or_default(),
+        };
+        // The CLI's words, as before the operations were shared: skipped, failed.
+        let (outcome, detail) = match r.outcome {
+            "not_parked" => ("skipped", detail),
+            "not_found" => ("failed", format!("parked message {} does not exist", r.id)),
+            other => (other, detail),
+        };
+        match &r.after {
+            Some(after) => {
+                println!("{}\t{outcome}\t{detail}\t{}", r.id, serde_json::to_string(after).unwrap_or_default())
+            }
+            None if detail.is_empty() => println!("{}\t{outcome}", r.id),
+            None => println!("{}\t{outcome}\t{detail}", r.id),
+        }
+    }
+    results.iter().any(ItemResult::is_failure)
 }
 
 fn print_table(items: &[ParkedSummary]) {

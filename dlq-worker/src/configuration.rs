@@ -39,6 +39,22 @@ pub struct WorkerArgs {
     /// Bearer token of the admin API (never printed) [default: unset, the admin API is off].
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Named admin tokens, `alice:<token>,bob:<token>`; the name is the actor in audit rows
+    /// (never printed) [default: unset].
+    #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true)]
+    pub admin_tokens: Option<Secret>,
+    /// A file of `name:token` lines, re-read when it changes (rotation without restart).
+    #[arg(long, env = "ADMIN_TOKENS_FILE")]
+    pub admin_tokens_file: Option<std::path::PathBuf>,
+    /// The console's overview: `name=url` pairs of the services' `/readyz`, comma-separated
+    /// (this worker's own is always shown).
+    #[arg(long, env = "CONSOLE_READYZ_URLS", default_value = "", value_parser = readyz_urls)]
+    pub console_readyz_urls: ReadyzUrls,
+    /// Where a canary redrive asks what became of a request: a URL with `{request_id}`, answering
+    /// `{"status": "completed" | ...}` (the gateway's `GET /registrations/{request_id}`)
+    /// [default: unset, canary redrives are refused].
+    #[arg(long, env = "CANARY_STATUS_URL")]
+    pub canary_status_url: Option<String>,
     /// Regex of the dead-letter topics to drain; must start with `^` (librdkafka's regex
     /// subscription).
     #[arg(long, env = "DLQ_TOPIC_PATTERN", default_value = "^.*-dlq$", value_parser = topic_pattern)]
@@ -93,6 +109,22 @@ pub struct WorkerArgs {
     pub kafka: KafkaArgs,
 }
 
+/// `name=url` pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadyzUrls(pub Vec<(String, String)>);
+
+fn readyz_urls(raw: &str) -> Result<ReadyzUrls, String> {
+    let mut out = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not name=url"))?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("{url:?} is not an http(s) URL"));
+        }
+        out.push((name.trim().to_owned(), url.trim().to_owned()));
+    }
+    Ok(ReadyzUrls(out))
+}
+
 fn topic_pattern(raw: &str) -> Result<String, String> {
     if raw.starts_with('^') {
         Ok(raw.to_owned())
@@ -139,9 +171,23 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Default pace of bulk redrives from the parking lot.
     pub redrive_rate: Rate,
+    /// Named admin tokens, the console's service list and the canary's status URL.
+    pub operator: OperatorSettings,
     /// When parking stops and the worker halts: too many permanent/poison parks in a row or
     /// in a window (a bad deploy upstream must not flood the parking lot).
     pub park_limit: DeadLetterLimit,
+}
+
+/// What the operator surfaces (admin API, console, canary) need beyond the parking lot.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorSettings {
+    /// `ADMIN_TOKENS`, parsed when the worker is built (a parse error must not quote it).
+    pub named_tokens: Option<Secret>,
+    pub tokens_file: Option<std::path::PathBuf>,
+    /// `(name, url)` of the services' `/readyz`.
+    pub readyz_urls: Vec<(String, String)>,
+    /// A URL with `{request_id}` that answers the request's status as JSON.
+    pub canary_status_url: Option<String>,
 }
 
 impl Settings {
@@ -166,6 +212,12 @@ impl Settings {
             http_addr: args.http_addr,
             admin_token: args.admin_token.clone().filter(|t| !t.expose().trim().is_empty()),
             redrive_rate: args.dlq_redrive_rate,
+            operator: OperatorSettings {
+                named_tokens: args.admin_tokens.clone().filter(|t| !t.expose().trim().is_empty()),
+                tokens_file: args.admin_tokens_file.clone(),
+                readyz_urls: args.console_readyz_urls.0.clone(),
+                canary_status_url: args.canary_status_url.clone().filter(|u| !u.trim().is_empty()),
+            },
             park_limit: DeadLetterLimit {
                 max_consecutive: args.dlq_max_consecutive_parked,
                 window: args.dlq_parked_window,

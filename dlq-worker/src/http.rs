@@ -1,5 +1,5 @@
-//! The worker's HTTP port: `/healthz`, `/readyz`, `/metrics`, and the admin API when a token is
-//! configured.
+//! The worker's HTTP port: `/healthz`, `/readyz`, `/metrics`, and the admin API and the console
+//! (`/console`) when an admin token is configured.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,18 +9,29 @@ use futures::future::BoxFuture;
 use reliable_messaging::service::endpoints::health::{self, Readiness, ReadinessCheck};
 use reliable_messaging::service::endpoints::metrics::MetricsRegistry;
 
-use crate::admin::{self, AdminState};
+use crate::admin;
+use crate::admin_tokens::AdminTokens;
+use crate::console::{self, ConsoleState};
 use crate::metrics::Metrics;
+use crate::operations::Operator;
 use crate::problem::{self, ensure_problem_body};
 
-pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<(AdminState, String)>) -> Router {
+/// What the operator surfaces need: the operations, who may use them, and the console's state.
+pub struct OperatorSurfaces {
+    pub operator: Operator,
+    pub tokens: AdminTokens,
+    pub console: ConsoleState,
+}
+
+pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<OperatorSurfaces>) -> Router {
     // One registry per worker instance (tests run several in one process).
     let mut registry = MetricsRegistry::new("dlq", env!("CARGO_PKG_VERSION"));
     registry.service().register_collector(Box::new(metrics));
     let mut router = reliable_messaging::service::endpoints::metrics::http::router(Arc::new(registry))
         .merge(health::router(readiness));
-    if let Some((state, token)) = admin {
-        router = router.merge(admin::router(state, token));
+    if let Some(surfaces) = admin {
+        router =
+            router.merge(admin::router(surfaces.operator, surfaces.tokens)).merge(console::router(surfaces.console));
     }
     router.fallback(|| async { problem::not_found("no such route") }).layer(middleware::from_fn(ensure_problem_body))
 }

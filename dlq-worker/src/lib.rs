@@ -10,15 +10,21 @@
 //! * [`schedule`] holds waiting messages by due time, so none blocks another;
 //! * [`actions`] re-sends to the original topic or parks;
 //! * [`rebalance`] commits and drops partition state when partitions move;
-//! * [`admin`] and [`cli`] operate the parking lot over HTTP and on the command line;
+//! * [`operations`] are what an operator does to the parking lot, for its three clients:
+//!   [`admin`] (HTTP, JSON), [`console`] (HTML, in a browser) and [`cli`];
+//! * [`admin_tokens`] says who may, under which name; [`canary_judge`] what became of a redrive;
 //! * [`startup`] wires it all; [`configuration`] reads the environment.
 
 pub mod actions;
 pub mod admin;
+pub mod admin_tokens;
+pub mod canary_judge;
 pub mod cli;
 pub mod configuration;
+pub mod console;
 pub mod http;
 pub mod metrics;
+pub mod operations;
 pub mod problem;
 pub mod rebalance;
 pub mod schedule;

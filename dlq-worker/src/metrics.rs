@@ -32,6 +32,8 @@ pub struct Metrics {
     pub group: Arc<GroupGauges>,
     /// Messages waiting for their re-send time.
     pub scheduled: AtomicUsize,
+    /// When the next waiting message is due, Unix ms (0: none waits), for the console.
+    pub next_due_unix_ms: AtomicU64,
     /// Re-sends and parkings running now.
     pub in_flight: AtomicUsize,
     pub paused_partitions: AtomicUsize,
@@ -60,6 +62,15 @@ impl Metrics {
 
     pub fn record_parked(&self, reason: ParkReason) {
         self.parked_counter(reason).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records when the next waiting message is due (`None`: nothing waits).
+    pub fn set_next_due(&self, due: Option<tokio::time::Instant>) {
+        let unix_ms = due.map_or(0, |due| {
+            let wall = std::time::SystemTime::now() + due.saturating_duration_since(tokio::time::Instant::now());
+            wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        });
+        self.next_due_unix_ms.store(unix_ms, Ordering::Relaxed);
     }
 
     pub fn parked(&self, reason: ParkReason) -> u64 {

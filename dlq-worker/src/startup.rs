@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use reliable_messaging::parking::{ParkingLot, Redriver};
+use reliable_messaging::parking::{OutcomeJudge, ParkingLot, Redriver, StatusJudge};
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::service::endpoints::health::{BrokerCheck, DatabaseCheck, Readiness};
 use reliable_messaging::service::runtime::migrations::SchemaStatus;
@@ -16,10 +16,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
-use crate::admin::AdminState;
+use crate::admin_tokens::{parse_named, AdminTokens, TokenSources};
+use crate::canary_judge::StatusUrlJudge;
 use crate::configuration::Settings;
+use crate::console::ConsoleState;
 use crate::http::{self, Subscribed};
 use crate::metrics::Metrics;
+use crate::operations::Operator;
 use crate::topics::TopicCatalog;
 use crate::worker::DlqWorker;
 
@@ -60,18 +63,46 @@ impl Application {
             .with(Subscribed(metrics.clone()))
             .with(DatabaseCheck(pool.clone()))
             .with(http::Resending(metrics.clone()));
-        let admin = settings.admin_token.as_ref().map(|token| {
-            let state = AdminState {
+        let sources = TokenSources {
+            legacy: settings.admin_token.clone(),
+            named: match &settings.operator.named_tokens {
+                Some(raw) => parse_named(raw.expose()).context("ADMIN_TOKENS")?,
+                None => Vec::new(),
+            },
+            file: settings.operator.tokens_file.clone(),
+        };
+        let admin = if sources.is_empty() {
+            tracing::info!("no admin token is set (ADMIN_TOKEN, ADMIN_TOKENS, ADMIN_TOKENS_FILE): the admin API and console are off");
+            None
+        } else {
+            let tokens = AdminTokens::new(&sources).context("admin tokens")?;
+            let judge: Option<Arc<dyn OutcomeJudge>> = match &settings.operator.canary_status_url {
+                Some(url) => Some(Arc::new(
+                    StatusUrlJudge::new(StatusJudge::new(pool.clone()), url.clone())
+                        .context("CANARY_STATUS_URL client")?,
+                )),
+                None => None,
+            };
+            let operator = Operator {
                 redriver: Redriver::new(parking.clone(), producer.clone(), settings.metadata_format),
                 parking,
+                judge,
                 default_rate: settings.redrive_rate,
                 metrics: metrics.clone(),
             };
-            (state, token.expose().to_owned())
-        });
-        if admin.is_none() {
-            tracing::info!("ADMIN_TOKEN is not set: the admin API is off");
-        }
+            let console = ConsoleState {
+                operator: operator.clone(),
+                tokens: tokens.clone(),
+                sessions: Default::default(),
+                readiness: readiness.clone(),
+                readyz_urls: settings.operator.readyz_urls.clone(),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(4))
+                    .build()
+                    .context("console HTTP client")?,
+            };
+            Some(http::OperatorSurfaces { operator, tokens, console })
+        };
         let router = http::router(readiness, metrics.clone(), admin);
         let listener = TcpListener::bind(settings.http_addr)
             .await

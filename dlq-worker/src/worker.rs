@@ -221,6 +221,7 @@ impl DlqWorker {
                     Scheduled { delivery, target_topic, failed_sends: 0 },
                 );
                 self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
+                self.metrics.set_next_due(state.waiting.next_due());
             }
         }
     }
@@ -242,6 +243,7 @@ impl DlqWorker {
             let mut state = lock(&self.state);
             let due = state.waiting.pop_due(Instant::now(), room);
             self.metrics.scheduled.store(state.waiting.len(), Ordering::Relaxed);
+            self.metrics.set_next_due(state.waiting.next_due());
             due
         };
         for (partition, entry) in due {

@@ -13,4 +13,4 @@ mod publisher;
 pub use backoff::{Backoff, BackoffShape};
 pub use limit::{DeadLetterLimit, FloodGuard, HaltReason};
 pub use policy::DeadLetterPolicy;
-pub use publisher::{dead_letter_topic, DeadLetterPublisher, DEAD_LETTER_SUFFIX};
+pub use publisher::{dead_letter_topic, DeadLetterPublisher, DEAD_LETTER_SUFFIX, FAILED_BY_HEADER};

@@ -11,12 +11,16 @@
 //! [`Redriver::redrive`] them to their original topic with a fresh retry budget, or
 //! [`ParkingLot::discard`] them. Both are state changes with an audit row; nothing is deleted.
 
+mod canary;
 mod headers_json;
 mod message;
 mod redrive;
+pub mod signature;
 mod store;
 
+pub use canary::{CanaryPlan, CanaryReport, CanaryStop, Outcome, OutcomeJudge, StatusJudge};
 pub use headers_json::{headers_from_json, headers_to_json};
 pub use message::{AuditEntry, NewParkedMessage, ParkReason, ParkedFilter, ParkedMessage, ParkedState, ParkedSummary};
 pub use redrive::{Rate, RedriveOutcome, Redriver};
-pub use store::{DiscardOutcome, Parked, ParkingError, ParkingLot, LOG_TARGET};
+pub use signature::{signature_of, SignatureGroup};
+pub use store::{DiscardOutcome, Parked, ParkingCounts, ParkingError, ParkingLot, LOG_TARGET, MAX_LIST_LIMIT};

@@ -20,5 +20,6 @@ pub mod metrics;
 pub mod registrations;
 pub mod tcp_proxy;
 pub mod wait;
+pub mod webdriver;
 
 pub use environment::{test_env, TestEnv};

@@ -9,6 +9,10 @@ use crate::cli::{Cli, Command};
 const VARIABLES: &[&str] = &[
     "DLQ_WORKER_ADDR",
     "ADMIN_TOKEN",
+    "ADMIN_TOKENS",
+    "ADMIN_TOKENS_FILE",
+    "CONSOLE_READYZ_URLS",
+    "CANARY_STATUS_URL",
     "DLQ_TOPIC_PATTERN",
     "DLQ_CONSUMER_GROUP",
     "DLQ_METADATA_REFRESH_MS",
@@ -120,6 +124,24 @@ fn the_worker_settings_apply_to_the_subcommands() {
 #[test]
 fn an_empty_admin_token_leaves_the_admin_api_off() {
     assert!(settings(&["--admin-token", " "]).admin_token.is_none());
+}
+
+#[test]
+fn operator_settings_are_read_and_a_bad_readyz_list_is_refused() {
+    let s = settings(&[
+        "--admin-tokens",
+        "alice:a",
+        "--console-readyz-urls",
+        "gateway=http://127.0.0.1:8080/readyz",
+        "--canary-status-url",
+        "http://127.0.0.1:8080/registrations/{request_id}",
+    ]);
+    assert_eq!(s.operator.named_tokens.as_ref().map(Secret::expose), Some("alice:a"));
+    assert!(!format!("{s:?}").contains("alice:a"), "named tokens are never printed");
+    assert_eq!(s.operator.readyz_urls, vec![("gateway".to_owned(), "http://127.0.0.1:8080/readyz".to_owned())]);
+    assert!(s.operator.canary_status_url.is_some());
+    let args = ["dlq-worker", "--console-readyz-urls", "gateway"];
+    assert!(crate::cli::Cli::parse_args(args).is_err());
 }
 
 #[test]

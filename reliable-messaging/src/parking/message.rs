@@ -214,6 +214,8 @@ impl ParkedMessage {
     pub fn to_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self.summary()).expect("summary serialises");
         let extra = serde_json::json!({
+            "signature": self.signature(),
+            "failed_by": self.failed_by(),
             "original_partition": self.original_partition,
             "original_offset": self.original_offset,
             "headers": serde_json::from_str::<serde_json::Value>(&super::headers_json::headers_to_json(&self.headers)).expect("valid"),
@@ -265,6 +267,12 @@ pub struct ParkedFilter {
     pub state: Option<ParkedState>,
     /// At most this many rows, oldest first; `None` means the store's default.
     pub limit: Option<u32>,
+    /// The request the message belongs to (`x-request-id`).
+    pub request_id: Option<Uuid>,
+    /// The record key, as text.
+    pub key: Option<String>,
+    /// A failure signature (see [`super::signature`]); computed, so matched after the query.
+    pub signature: Option<String>,
 }
 
 /// One operator action on a parked message.

@@ -99,6 +99,11 @@ impl Redriver {
         Self { lot, producer, format }
     }
 
+    /// The parking lot it redrives from.
+    pub fn lot(&self) -> &ParkingLot {
+        &self.lot
+    }
+
     /// Redrives one parked message; see the module docs for the guarantees.
     pub async fn redrive(&self, id: u64, actor: &str, reason: Option<&str>) -> Result<RedriveOutcome, ParkingError> {
         let mut tx = self.lot.pool().begin().await?;

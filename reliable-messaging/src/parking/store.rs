@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::headers_json::{headers_from_json, headers_to_json};
 use super::message::{AuditEntry, NewParkedMessage, ParkedFilter, ParkedMessage, ParkedState, ParkedSummary};
+use super::signature::SignatureGroup;
 use crate::producer::PublishError;
 use crate::request_status::{self, Status, Transition};
 
@@ -131,6 +132,18 @@ impl ParkingLot {
 
     /// Parked messages matching `filter`, oldest first.
     pub async fn list(&self, filter: &ParkedFilter) -> Result<Vec<ParkedSummary>, ParkingError> {
+        Ok(self.list_messages(filter).await?.iter().map(ParkedMessage::summary).collect())
+    }
+
+    /// The parked messages matching `filter` grouped by failure signature, largest group first.
+    /// Looks at up to [`MAX_LIST_LIMIT`] messages (or the filter's limit), oldest first.
+    pub async fn signature_groups(&self, filter: &ParkedFilter) -> Result<Vec<SignatureGroup>, ParkingError> {
+        let filter = ParkedFilter { limit: Some(filter.limit.unwrap_or(MAX_LIST_LIMIT)), ..filter.clone() };
+        Ok(super::signature::group(&self.list_messages(&filter).await?))
+    }
+
+    /// Parked messages matching `filter`, whole, oldest first.
+    pub async fn list_messages(&self, filter: &ParkedFilter) -> Result<Vec<ParkedMessage>, ParkingError> {
         let mut qb: QueryBuilder<'_, MySql> =
             QueryBuilder::new(format!("SELECT {COLUMNS} FROM parked_messages WHERE 1 = 1"));
         if let Some(topic) = &filter.source_topic {
@@ -148,10 +161,28 @@ impl ParkingLot {
         if let Some(state) = filter.state {
             qb.push(" AND state = ").push_bind(state.as_str());
         }
+        if let Some(request_id) = filter.request_id {
+            qb.push(" AND request_id = ").push_bind(request_id.as_bytes().to_vec());
+        }
+        if let Some(key) = &filter.key {
+            qb.push(" AND message_key = ").push_bind(key.as_bytes().to_vec());
+        }
         let limit = filter.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
-        qb.push(" ORDER BY id LIMIT ").push_bind(limit);
+        // A signature is computed from the row, so the limit applies after matching it.
+        let sql_limit = if filter.signature.is_some() { MAX_LIST_LIMIT } else { limit };
+        qb.push(" ORDER BY id LIMIT ").push_bind(sql_limit);
         let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| r.into_message().map(|m| m.summary())).collect()
+        let mut messages = Vec::new();
+        for row in rows {
+            let message = row.into_message()?;
+            if filter.signature.as_ref().is_none_or(|s| *s == message.signature()) {
+                messages.push(message);
+            }
+            if messages.len() >= limit as usize {
+                break;
+            }
+        }
+        Ok(messages)
     }
 
     pub async fn get(&self, id: u64) -> Result<Option<ParkedMessage>, ParkingError> {
@@ -164,24 +195,55 @@ impl ParkingLot {
 
     /// The operator actions on a parked message, oldest first.
     pub async fn audit_trail(&self, id: u64) -> Result<Vec<AuditEntry>, ParkingError> {
-        let rows: Vec<(u64, u64, String, String, Option<String>, NaiveDateTime)> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT id, parked_message_id, action, actor, reason, at FROM parked_message_audit \
              WHERE parked_message_id = ? ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, parked_message_id, action, actor, reason, at)| AuditEntry {
-                id,
-                parked_message_id,
-                action,
-                actor,
-                reason,
-                at: at.and_utc(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    /// An audit row that changes no state (a canary that stopped, say).
+    pub async fn audit(&self, id: u64, action: &str, actor: &str, reason: Option<&str>) -> Result<(), ParkingError> {
+        insert_audit(&self.pool, id, action, actor, reason).await
+    }
+
+    /// The latest operator actions on any message, newest first (the console's audit page).
+    pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, ParkingError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, parked_message_id, action, actor, reason, at FROM parked_message_audit ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit.min(MAX_LIST_LIMIT))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    /// Parked messages by state, and by hour parked over the last `hours` (the console's chart).
+    pub async fn counts(&self, hours: u32) -> Result<ParkingCounts, ParkingError> {
+        let by_state: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM parked_messages GROUP BY state").fetch_all(&self.pool).await?;
+        let since = Utc::now() - chrono::Duration::hours(i64::from(hours));
+        let by_hour: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT TIMESTAMPDIFF(HOUR, ?, parked_at) AS h, COUNT(*) FROM parked_messages WHERE parked_at >= ? \
+             GROUP BY h ORDER BY h",
+        )
+        .bind(since.naive_utc())
+        .bind(since.naive_utc())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut parked_per_hour = vec![0u64; hours as usize];
+        for (h, n) in by_hour {
+            if let Some(slot) = usize::try_from(h).ok().and_then(|h| parked_per_hour.get_mut(h)) {
+                *slot += u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(ParkingCounts {
+            by_state: by_state.into_iter().map(|(s, n)| (s, u64::try_from(n).unwrap_or(0))).collect(),
+            parked_per_hour,
+        })
     }
 
     /// Marks a parked message discarded, with an audit row saying who and why. The row stays.
@@ -236,6 +298,19 @@ pub(super) async fn set_state(
         .bind(id)
         .execute(&mut **tx)
         .await?;
+    insert_audit(&mut **tx, id, action, actor, reason).await
+}
+
+async fn insert_audit<'e, E>(
+    executor: E,
+    id: u64,
+    action: &str,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<(), ParkingError>
+where
+    E: sqlx::Executor<'e, Database = MySql>,
+{
     sqlx::query(
         "INSERT INTO parked_message_audit (parked_message_id, action, actor, reason, at) VALUES (?, ?, ?, ?, ?)",
     )
@@ -244,9 +319,24 @@ pub(super) async fn set_state(
     .bind(crate::message::retry_metadata::truncate(actor, 128))
     .bind(reason.map(|r| crate::message::retry_metadata::truncate(r, 1024)))
     .bind(Utc::now().naive_utc())
-    .execute(&mut **tx)
+    .execute(executor)
     .await?;
     Ok(())
+}
+
+/// An audit row as selected: id, parked_message_id, action, actor, reason, at.
+type AuditRow = (u64, u64, String, String, Option<String>, NaiveDateTime);
+
+fn audit_entry((id, parked_message_id, action, actor, reason, at): AuditRow) -> AuditEntry {
+    AuditEntry { id, parked_message_id, action, actor, reason, at: at.and_utc() }
+}
+
+/// Parked messages by state and per hour, for a chart.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParkingCounts {
+    pub by_state: Vec<(String, u64)>,
+    /// Messages parked in each of the last hours, oldest hour first.
+    pub parked_per_hour: Vec<u64>,
 }
 
 /// The one log line per parked message that log-based alerting (Kibana, Splunk) picks up.

@@ -61,6 +61,7 @@ pub fn settings(env: &TestEnv, scope: &Scope, database_url: &str) -> Settings {
         publish_timeout: Duration::from_secs(10),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         admin_token: None,
+        operator: Default::default(),
         redrive_rate: Rate::default(),
         park_limit: reliable_messaging::dead_letter::DeadLetterLimit::default(),
     }

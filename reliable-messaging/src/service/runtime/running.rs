@@ -144,7 +144,8 @@ async fn consume<H: Handler>(
         declare_topics(&parts.kafka, &parts.consumer.topics, &parts.topic_policy).await;
     }
     let policy = parts.dead_letters;
-    let dead_letters = DeadLetterPublisher::new(producer, policy.format, policy.schedule);
+    let dead_letters = DeadLetterPublisher::new(producer, policy.format, policy.schedule)
+        .with_writer(format!("{}/{}", parts.name, parts.version));
     let consumer = ReliableConsumer::with_stats(&parts.kafka, parts.consumer, parts.handler, dead_letters, stats)
         .map_err(ServiceError::CreateConsumer)?;
     consumer.run(shutdown.clone()).await.map_err(ServiceError::Consumer)
