@@ -6,12 +6,15 @@
 # Prints the binary's path. Everything lives under the git-ignored .local/otelcol/.
 #
 # Usage: scripts/observability/otel-collector.sh build   (prints the binary's path)
+#        scripts/observability/otel-collector.sh path    (prints it if built, else exits 1)
 # Needs Go (GO=/path/to/go, else `go` on PATH, else /usr/local/go/bin/go); exits 3 without it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 readonly ROOT
-readonly OTELCOL_VERSION=${OTELCOL_VERSION:-0.165.0}
+# One release for every module: 0.161.0 is the newest whose contrib file exporter the Go module
+# proxy serves whole (newer ones were refused).
+readonly OTELCOL_VERSION=${OTELCOL_VERSION:-0.161.0}
 readonly HOME_DIR="$ROOT/.local/otelcol"
 readonly BIN="$HOME_DIR/dist-$OTELCOL_VERSION/otelcol-local"
 
@@ -43,6 +46,7 @@ receivers:
   - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver v$OTELCOL_VERSION
 exporters:
   - gomod: go.opentelemetry.io/collector/exporter/debugexporter v$OTELCOL_VERSION
+  - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter v$OTELCOL_VERSION
 YAML
   log "building the collector (first time only; cached under .local/otelcol)"
   "$GOPATH/bin/builder" --config "$HOME_DIR/manifest.yaml" >&2
@@ -52,5 +56,6 @@ YAML
 
 case ${1:-} in
   build) build ;;
+  path) [[ -x $BIN ]] && echo "$BIN" ;;
   *) sed -n '/^# Usage:/,/^# Needs/p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2; exit 2 ;;
 esac
