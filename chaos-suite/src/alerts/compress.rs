@@ -34,6 +34,38 @@ pub fn compress(source: &str, factor: u32) -> Result<String, String> {
     Ok(out)
 }
 
+/// The negative control's rule file: one group holding a copy of `alert` from the rule file
+/// `rules` (YAML), renamed `<alert>BrokenCopy`, with `from` replaced by `to` in its expression:
+/// the same timing and labels, a rule that cannot match. The scenario must see the original
+/// arrive and report the copy missing.
+pub fn broken_copy(rules: &str, alert: &str, from: &str, to: &str) -> Result<String, String> {
+    let docs = YamlLoader::load_from_str(rules).map_err(|e| format!("rules are not YAML: {e}"))?;
+    let original = docs
+        .first()
+        .and_then(|doc| doc["groups"].as_vec())
+        .into_iter()
+        .flatten()
+        .filter_map(|group| group["rules"].as_vec())
+        .flatten()
+        .find(|rule| rule["alert"].as_str() == Some(alert))
+        .ok_or_else(|| format!("no alert {alert} in the rules"))?;
+    let Yaml::Hash(mut copy) = original.clone() else { return Err("a rule is a mapping".into()) };
+    let expr = copy.get(&key("expr")).and_then(Yaml::as_str).unwrap_or_default().to_owned();
+    if !expr.contains(from) {
+        return Err(format!("{alert}'s expression has no {from:?} to break: {expr}"));
+    }
+    copy.insert(key("alert"), Yaml::String(format!("{alert}BrokenCopy")));
+    copy.insert(key("expr"), Yaml::String(expr.replace(from, to)));
+    let mut group = yaml_rust2::yaml::Hash::new();
+    group.insert(key("name"), key("negative-control"));
+    group.insert(key("rules"), Yaml::Array(vec![Yaml::Hash(copy)]));
+    let mut root = yaml_rust2::yaml::Hash::new();
+    root.insert(key("groups"), Yaml::Array(vec![Yaml::Hash(group)]));
+    let mut out = String::new();
+    YamlEmitter::new(&mut out).dump(&Yaml::Hash(root)).map_err(|e| format!("emitting YAML: {e}"))?;
+    Ok(out)
+}
+
 fn key(name: &str) -> Yaml {
     Yaml::String(name.to_owned())
 }
@@ -104,6 +136,18 @@ mod tests {
         assert!(out.contains("deriv(y[30000ms]) > 0 and z[4500ms] > 1"), "{out}");
         assert!(out.contains("for: 45000ms"), "{out}");
         assert!(out.contains("severity: warning") && out.contains("{{ $labels.job }}"), "{out}");
+    }
+
+    #[test]
+    fn a_broken_copy_keeps_all_but_the_name_and_the_broken_part() {
+        let shipped = include_str!("../../../observability/prometheus/rules/signup.rules.yml");
+        let compressed = compress(shipped, 20).unwrap();
+        let copy = broken_copy(&compressed, "ConsumerPaused", "_paused", "_pausd").unwrap();
+        assert!(copy.contains("alert: ConsumerPausedBrokenCopy") && copy.contains("_pausd"), "{copy}");
+        assert!(copy.contains("for: 6000ms") && copy.contains("severity: critical"), "{copy}");
+        assert_eq!(copy.matches("alert:").count(), 1, "{copy}");
+        assert!(broken_copy(&compressed, "NoSuchAlert", "a", "b").is_err());
+        assert!(broken_copy(&compressed, "ConsumerPaused", "not in it", "b").is_err());
     }
 
     #[test]

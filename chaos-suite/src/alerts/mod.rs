@@ -7,8 +7,11 @@
 //! (`scripts/local-services.sh db-stop`) must raise ConsumerPaused and
 //! SignupsAcceptedNotStored, resolved after `db-start`; a poison flood must halt the consumer
 //! at the flood limit and raise ConsumerHalted, resolved once the instance is restarted; the
-//! broker stopped must raise GatewayUnavailable, resolved after `kafka-start`. Whatever it
-//! stops it starts again, even when a phase fails.
+//! broker stopped must raise GatewayUnavailable, resolved after `kafka-start`. Each must
+//! arrive at the webhook during its fault (the fault is ended only after) and resolve after
+//! it; nothing else may fire during the faults but what they explain. The negative control: a
+//! copy of ConsumerPaused with its metric name broken is loaded beside the rules, and the same
+//! check must report it missing while the real one arrived. Whatever it stops it starts again.
 
 mod compress;
 mod stack;
@@ -20,50 +23,64 @@ use futures::FutureExt;
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::{metrics, wait};
 
-use crate::load::{Load, LoadStats};
+use crate::load::Load;
 use crate::report::{ScenarioResult, Verdict};
 use crate::scenarios::{finish, local_services, Scenario};
 use crate::Options;
 use stack::Stack;
 use webhook::Received;
 
-/// The flood limit the scenario runs the registration-service with: this many permanent
-/// failures in a row halt it.
+/// The flood limit the scenario runs the registration-service with: after this many permanent
+/// failures in a row are dead-lettered, the next one halts it.
 const FLOOD_LIMIT: usize = 5;
 /// How long the healthy run lasts: longer than every compressed `for:` and range (the longest,
 /// 15 minutes, is 45 s at the scale of 20).
 const HEALTHY: Duration = Duration::from_secs(50);
 /// How long an alert may take to arrive after its fault landed, or to resolve after its end.
 const ARRIVAL: Duration = Duration::from_secs(60);
+/// The negative control: a copy of ConsumerPaused that cannot match (its metric name broken),
+/// with the same `for:`. Once the real alert has arrived, the copy had as long, and this much
+/// more, to arrive too; the scenario's own check must report it missing.
+const CONTROL: (&str, &str, &str) = ("ConsumerPaused", "_paused", "_pausd");
+const CONTROL_GRACE: Duration = Duration::from_secs(10);
 
 pub fn all() -> Vec<Scenario> {
     vec![Scenario {
         name: "alerts-fire-and-resolve",
-        what: "real Prometheus + Alertmanager on the shipped rules (time-compressed): nothing on a healthy run; database stop, poison flood, broker stop each raise their alert, resolved after",
+        what: "real Prometheus + Alertmanager on the shipped rules (time-compressed): nothing on a healthy run; database stop, poison flood, broker stop each raise their alert during the fault, resolved after; a broken copy of one rule is reported missing",
         run: |o| run(o).boxed(),
     }]
 }
 
-/// What the phases expected and did not see, and what the webhook received.
+/// What the phases expected and did not see, when what they saw arrived, and what the webhook
+/// received.
 struct Phases {
     failures: Vec<String>,
+    timeline: Vec<String>,
     received: Received,
 }
 
 impl Phases {
+    fn new(received: Received) -> Phases {
+        Phases { failures: Vec::new(), timeline: Vec::new(), received }
+    }
+
     /// Requires `alertname` to arrive with `status` within [`ARRIVAL`] of `since`.
     async fn expect(&mut self, alertname: &str, status: &str, since: Instant) -> bool {
-        let r = self.received.clone();
-        let arrived = wait::within(ARRIVAL, || {
-            let r = r.clone();
-            async move { r.has(alertname, status, since) }
-        })
-        .await;
-        self.require(arrived, format!("{alertname} did not arrive {status} within {ARRIVAL:?}"));
-        if arrived {
-            eprintln!("    {alertname} {status} after {:.1} s", since.elapsed().as_secs_f64());
+        let arrived = arrival(&self.received, alertname, status, since, ARRIVAL).await;
+        self.record(alertname, status, arrived, ARRIVAL)
+    }
+
+    /// Notes when `alertname` arrived with `status`, or fails the phase if it did not.
+    fn record(&mut self, alertname: &str, status: &str, arrived: Option<Duration>, within: Duration) -> bool {
+        match arrived {
+            Some(after) => {
+                eprintln!("    {alertname} {status} after {:.1} s", after.as_secs_f64());
+                self.timeline.push(format!("{alertname} {status} {:.0} s", after.as_secs_f64()));
+            }
+            None => self.failures.push(format!("{alertname} did not arrive {status} within {within:?}")),
         }
-        arrived
+        arrived.is_some()
     }
 
     fn require(&mut self, ok: bool, why: impl Into<String>) {
@@ -71,6 +88,23 @@ impl Phases {
             self.failures.push(why.into());
         }
     }
+}
+
+/// How long after `since` `alertname` arrived at the webhook with `status`, waiting at most
+/// `within` from now; `None` if it did not.
+async fn arrival(
+    received: &Received,
+    alertname: &str,
+    status: &str,
+    since: Instant,
+    within: Duration,
+) -> Option<Duration> {
+    let arrived = wait::within(within, || {
+        let r = received.clone();
+        async move { r.has(alertname, status, since) }
+    })
+    .await;
+    arrived.then(|| since.elapsed())
 }
 
 async fn run(o: Options) -> ScenarioResult {
@@ -86,15 +120,19 @@ async fn run(o: Options) -> ScenarioResult {
         ("registration-service", cluster.registration_port(0)),
         ("dlq-worker", cluster.dlq_worker_port()),
     ];
-    let stack = match Stack::start(&targets, &webhook_url).await {
-        Ok(stack) => stack,
-        Err(e) => {
-            return finish(ScenarioResult::failed("alerts-fire-and-resolve", e), cluster).await;
-        }
+    let (control_alert, from, to) = CONTROL;
+    let control_rules = stack::compressed_rules("signup.rules.yml")
+        .and_then(|rules| compress::broken_copy(&rules, control_alert, from, to));
+    let stack = match control_rules {
+        Ok(rules) => Stack::start(&targets, &webhook_url, &rules).await,
+        Err(e) => Err(e),
     };
-    let mut phases = Phases { failures: Vec::new(), received };
-    let mut accepted = Vec::new();
-    let mut refused = 0;
+    let stack = match stack {
+        Ok(stack) => stack,
+        Err(e) => return finish(ScenarioResult::failed("alerts-fire-and-resolve", e), cluster).await,
+    };
+    let mut phases = Phases::new(received);
+    let mut loads = Vec::new();
     let rate = o.rate.min(20);
 
     // Healthy: load, no fault, no alert at all.
@@ -113,20 +151,36 @@ async fn run(o: Options) -> ScenarioResult {
     })
     .await;
     phases.require(paused, "the database stop never paused the consumer: the fault hit no work");
-    let fired = phases.expect("ConsumerPaused", "firing", db_from).await
-        & phases.expect("SignupsAcceptedNotStored", "firing", db_from).await;
+    let (paused_alert, stall_alert) = tokio::join!(
+        arrival(&phases.received, "ConsumerPaused", "firing", db_from, ARRIVAL),
+        arrival(&phases.received, "SignupsAcceptedNotStored", "firing", db_from, ARRIVAL),
+    );
+    let fired = phases.record("ConsumerPaused", "firing", paused_alert, ARRIVAL)
+        & phases.record("SignupsAcceptedNotStored", "firing", stall_alert, ARRIVAL);
+    // The negative control, through the same check, while the fault still holds.
+    let broken = format!("{control_alert}BrokenCopy");
+    let mut control = Phases::new(phases.received.clone());
+    let control_arrived = arrival(&control.received, &broken, "firing", db_from, CONTROL_GRACE).await;
+    control.record(&broken, "firing", control_arrived, CONTROL_GRACE);
+    if control_arrived.is_none() {
+        phases.timeline.push(format!("negative control {broken} reported missing"));
+    }
+    phases.require(
+        paused_alert.is_some() && control.failures.len() == 1 && control.failures[0].starts_with(&broken),
+        format!("negative control: the check did not report {broken} missing: {:?}", control.failures),
+    );
     let db_back = Instant::now();
     local_services("db-start").await;
     if fired {
         phases.expect("ConsumerPaused", "resolved", db_back).await;
         phases.expect("SignupsAcceptedNotStored", "resolved", db_back).await;
     }
-    collect(load.stop().await, &mut accepted, &mut refused);
+    loads.push(load.stop().await);
 
     // A poison flood, without load so that nothing good comes between the poison records: the
-    // consumer halts at the flood limit.
+    // consumer dead-letters FLOOD_LIMIT of them and halts on the next.
     let flood_from = Instant::now();
-    for _ in 0..FLOOD_LIMIT {
+    for _ in 0..=FLOOD_LIMIT {
         cluster.env.produce(&cluster.topic, Some(b"poison"), Some(b"\x00 not a registration"), &[]).await;
     }
     let halted = wait::within(Duration::from_secs(30), || async move {
@@ -135,8 +189,8 @@ async fn run(o: Options) -> ScenarioResult {
     .await;
     phases.require(halted, "the poison flood did not halt the consumer");
     if phases.expect("ConsumerHalted", "firing", flood_from).await {
-        // The operator's fix: restart it (the record that tripped the limit is dead-lettered
-        // now, alone). The halted instance leaves the targets first, so its restart is no outage.
+        // The operator's fix: restart it (the record that tripped the limit was left
+        // uncommitted and is dead-lettered now, alone). The halted instance leaves the targets first, so its restart is no outage.
         stack.retarget("registration-service", &[]);
         let restarted = Instant::now();
         cluster.terminate_registration(0).await;
@@ -157,28 +211,45 @@ async fn run(o: Options) -> ScenarioResult {
     if fired {
         phases.expect("GatewayUnavailable", "resolved", broker_back).await;
     }
-    collect(load.stop().await, &mut accepted, &mut refused);
+    loads.push(load.stop().await);
 
+    let expected = ["ConsumerPaused", "SignupsAcceptedNotStored", "ConsumerHalted", "GatewayUnavailable"];
     let others: Vec<String> = phases
         .received
         .fired_since(db_from)
         .into_iter()
-        .filter(|a| {
-            !["ConsumerPaused", "SignupsAcceptedNotStored", "ConsumerHalted", "GatewayUnavailable"]
-                .iter()
-                .any(|e| a.starts_with(e))
-        })
+        .filter(|a| !expected.iter().any(|e| a.starts_with(&format!("{e} "))))
         .collect();
+    // True too, and so allowed: the dlq-worker holds its re-sends while the database is down,
+    // and while the broker is down every consumer loses its assignment. Anything else that
+    // fired during the faults (a service down, a restart loop) would be a false alarm.
+    let false_alarms: Vec<&String> = others
+        .iter()
+        .filter(|a| !a.starts_with("DlqResendsHeld (dlq-worker)") && !a.starts_with("NoPartitionsAssigned "))
+        .collect();
+    phases.require(false_alarms.is_empty(), format!("alerts that the faults do not explain: {false_alarms:?}"));
+    let accepted: Vec<_> = loads.iter().flat_map(|l| l.accepted.iter().cloned()).collect();
+    let refused = loads.iter().map(|l| l.refused).sum();
     let ledger = cluster.settle(&accepted, Duration::from_secs(120)).await;
     let mut result = ScenarioResult::new("alerts-fire-and-resolve", ledger, 3, refused);
     result.require_clean_ledger();
     for why in phases.failures {
         result.require(false, why);
     }
+    for stats in &loads {
+        result.require(
+            stats.unexpected.is_empty(),
+            format!("unexpected answers to valid sign-ups: {:?}", stats.unexpected.iter().take(3).collect::<Vec<_>>()),
+        );
+        result.require(stats.gave_up == 0, format!("{} sign-ups never accepted", stats.gave_up));
+    }
     result.require(result.refused > 0, "the gateway never refused while the broker was down: the stop did not bite");
     result.note = format!(
-        "{} notifications; also fired during the faults: {}",
+        "{}{}{} notifications ({}); also fired during the faults: {}",
+        result.note,
+        if result.note.is_empty() { "" } else { "; " },
         phases.received.all().len(),
+        phases.timeline.join(", "),
         if others.is_empty() { "none".to_owned() } else { others.join(", ") }
     );
     if result.verdict == Verdict::Fail {
@@ -186,9 +257,4 @@ async fn run(o: Options) -> ScenarioResult {
     }
     stack.stop();
     finish(result, cluster).await
-}
-
-fn collect(stats: LoadStats, accepted: &mut Vec<integration_tests::ledger::Expected>, refused: &mut u64) {
-    accepted.extend(stats.accepted);
-    *refused += stats.refused;
 }

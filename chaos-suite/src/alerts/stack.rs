@@ -26,14 +26,16 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts both, scraping `targets` (job name, port), and waits until Prometheus has
-    /// scraped every target once.
-    pub async fn start(targets: &[(&str, u16)], webhook_url: &str) -> Result<Stack, String> {
+    /// Starts both, scraping `targets` (job name, port), with the compressed shipped rules and
+    /// `extra_rules` (the negative control's rule file, YAML) beside them, and waits until
+    /// Prometheus has scraped every target once.
+    pub async fn start(targets: &[(&str, u16)], webhook_url: &str, extra_rules: &str) -> Result<Stack, String> {
         let dir = std::env::temp_dir().join(format!("alerts-{}", uuid::Uuid::new_v4().simple()));
         for sub in ["rules", "targets", "prometheus-data", "alertmanager-data"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
         }
         write_compressed_rules(&dir.join("rules"))?;
+        write(&dir.join("rules").join("negative-control.yml"), extra_rules);
         for (job, port) in targets {
             set_target(&dir, job, &[*port]);
         }
@@ -125,14 +127,20 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
+/// The compressed copy of the shipped rule file `name` (for the negative control to copy from).
+pub fn compressed_rules(name: &str) -> Result<String, String> {
+    let path = Path::new(RULES_DIR).join(name);
+    let source = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    compress(&source, TIME_SCALE).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn write_compressed_rules(out: &Path) -> Result<(), String> {
     let entries = std::fs::read_dir(RULES_DIR).map_err(|e| format!("{RULES_DIR}: {e}"))?;
     for entry in entries {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.extension().is_some_and(|e| e == "yml") {
-            let source = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-            let compressed = compress(&source, TIME_SCALE).map_err(|e| format!("{}: {e}", path.display()))?;
-            write(&out.join(path.file_name().expect("file name")), &compressed);
+            let name = path.file_name().expect("file name");
+            write(&out.join(name), &compressed_rules(&name.to_string_lossy())?);
         }
     }
     Ok(())
