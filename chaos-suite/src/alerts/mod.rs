@@ -192,6 +192,8 @@ async fn run(o: Options) -> ScenarioResult {
         // The operator's fix: restart it (the record that tripped the limit was left
         // uncommitted and is dead-lettered now, alone). The halted instance leaves the targets first, so its restart is no outage.
         stack.retarget("registration-service", &[]);
+        let untargeted = stack.wait_targets("registration-service", 0).await;
+        phases.require(untargeted, "Prometheus kept scraping the halted instance after it left the targets");
         let restarted = Instant::now();
         cluster.terminate_registration(0).await;
         cluster.restart_registration(0);

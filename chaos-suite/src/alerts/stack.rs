@@ -86,6 +86,25 @@ impl Stack {
         set_target(&self.dir, job, ports);
     }
 
+    /// Waits (up to 15 s) until Prometheus scrapes exactly `count` targets of `job`: it reads
+    /// a changed targets file a moment later, and an instance stopped before that would be
+    /// scraped as down.
+    pub async fn wait_targets(&self, job: &str, count: usize) -> bool {
+        let url = format!("{}/api/v1/targets?state=active", self.prometheus_url);
+        wait::within(Duration::from_secs(15), || {
+            let url = url.clone();
+            async move {
+                let body: Option<serde_json::Value> = match reqwest::get(&url).await {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
+                let targets = body.as_ref().and_then(|b| b.pointer("/data/activeTargets")).and_then(|t| t.as_array());
+                targets.is_some_and(|t| t.iter().filter(|t| t["labels"]["job"] == job).count() == count)
+            }
+        })
+        .await
+    }
+
     pub fn logs(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
         let tail =
