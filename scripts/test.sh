@@ -4,7 +4,8 @@
 # MariaDB, builds the service binaries that the crash tests run as OS processes, runs every
 # test of the workspace, then a service generated from the template (scripts/test-template.sh)
 # and its own test, then the short chaos suite (every scenario with a few faults; the long run
-# is scripts/chaos.sh), then one leader-kill scenario on a local three-broker cluster.
+# is scripts/chaos.sh), the alerts and traces end to end, then one leader-kill scenario on a
+# local three-broker cluster.
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
@@ -64,6 +65,20 @@ scripts/local-services.sh up --secure >/dev/null
 scripts/test-containers.sh "$@"
 # Last, because it restarts the shared broker.
 target/debug/chaos --short
+# Alerts and traces end to end (issue 24), about 4 minutes. `chaos --alerts`: the shipped
+# alert rules, time-compressed, on Debian's Prometheus and Alertmanager (installed above by
+# prometheus-tools.sh ensure) scraping the three services while the database, the consumer (a
+# poison flood) and the broker fail; each expected alert must reach the test's webhook during
+# its fault and resolve after it, nothing may fire on a healthy run, and a broken copy of one
+# rule must be reported missing (the negative control). Then the trace test again with the
+# real OpenTelemetry Collector receiving (built with ocb on first use, cached under .local/).
+target/debug/chaos --alerts
+(
+  # Two steps, so that a failed build fails the run instead of leaving the variable empty.
+  OTEL_COLLECTOR_BIN="$(scripts/observability/otel-collector.sh build)"
+  export OTEL_COLLECTOR_BIN
+  cargo test --locked -p integration-tests --test trace_propagation -- "$@"
+)
 # One short scenario on a replicated cluster: the local three-broker cluster (started beside the
 # single broker, from the same jars) and a kill -9 of the leader of loaded partitions, then of the
 # active controller, under load. The whole replicated suite: scripts/chaos.sh --replicated.

@@ -8,10 +8,12 @@
 //! scripts/chaos.sh --scenario db-outage-10s --kills 5
 //! scripts/chaos.sh --only registration-kills --only dlq-worker-kills   # exact names
 //! scripts/chaos.sh --replicated  # on the local three-broker cluster (replicated.rs)
+//! target/debug/chaos --alerts    # the shipped alert rules on a real Prometheus (alerts/)
 //! ```
 //!
 //! Scenarios restart the shared broker: run the suite on its own, not beside other tests.
 
+mod alerts;
 mod bad_input;
 mod idempotency;
 mod load;
@@ -45,6 +47,10 @@ pub struct Options {
     /// other user of that server for a few seconds).
     #[arg(long)]
     pub restart_database: bool,
+    /// The alert scenario instead: the shipped Prometheus rules (time-compressed) on a real
+    /// Prometheus and Alertmanager while the database, the consumer and the broker fail.
+    #[arg(long, conflicts_with = "replicated")]
+    pub alerts: bool,
     /// Run only the scenarios whose name contains this.
     #[arg(long)]
     pub scenario: Option<String>,
@@ -60,7 +66,9 @@ impl Options {
 }
 
 fn scenario_list(options: &Options) -> Vec<scenarios::Scenario> {
-    if options.replicated {
+    if options.alerts {
+        alerts::all()
+    } else if options.replicated {
         replicated::all(options)
     } else {
         scenarios::all()

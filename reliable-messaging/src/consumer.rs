@@ -191,33 +191,38 @@ impl<H: Handler> ReliableConsumer<H> {
             if let Some(free_since) = handler_free_since.take() {
                 self.stats.stages.record("idle", free_since.elapsed());
             }
-            let (settled, next) = tokio::join!(
-                async {
-                    // Handling and dead-lettering continue the messages' trace (a batch
-                    // mixing traces links to each of them).
-                    let span = crate::kafka::trace_context::batch_span(&batch.deliveries);
-                    let settled = tracing::Instrument::instrument(
-                        async {
-                            Ok::<_, ConsumerError>(
-                                match self.handle.outcomes(&batch.deliveries, prepared, &shutdown).await? {
-                                    Some(outcomes) => self.settle.settle(&batch.deliveries, &outcomes, &shutdown).await,
-                                    // Shutdown during an outage: nothing of the batch is durable.
-                                    None => Settled::Interrupted,
-                                },
-                            )
-                        },
-                        span,
-                    )
-                    .await
-                    .inspect(|settled| self.commit.settled(&batch, settled));
-                    // Also on an error: the poll must not wait for a handler that is gone.
-                    busy.store(false, Ordering::Release);
-                    idle.notify_one();
-                    handler_free_since = Some(std::time::Instant::now());
-                    settled
-                },
-                self.poll.next_batch(&shutdown, Some(HandlerState { busy: &busy, idle: &idle }))
-            );
+            let handling = std::pin::pin!(async {
+                // Handling and dead-lettering continue the messages' trace (a batch
+                // mixing traces links to each of them).
+                let span = crate::kafka::trace_context::batch_span(&batch.deliveries);
+                let settled = tracing::Instrument::instrument(
+                    async {
+                        Ok::<_, ConsumerError>(
+                            match self.handle.outcomes(&batch.deliveries, prepared, &shutdown).await? {
+                                Some(outcomes) => self.settle.settle(&batch.deliveries, &outcomes, &shutdown).await,
+                                // Shutdown during an outage: nothing of the batch is durable.
+                                None => Settled::Interrupted,
+                            },
+                        )
+                    },
+                    span,
+                )
+                .await
+                .inspect(|settled| self.commit.settled(&batch, settled));
+                // Also on an error: the poll must not wait for a handler that is gone.
+                busy.store(false, Ordering::Release);
+                idle.notify_one();
+                handler_free_since = Some(std::time::Instant::now());
+                settled
+            });
+            let polling =
+                std::pin::pin!(self.poll.next_batch(&shutdown, Some(HandlerState { busy: &busy, idle: &idle })));
+            // Both run at once. A halted batch must halt now: the next poll returns only when a
+            // message arrives, which on a topic gone quiet after the flood may be never.
+            let (settled, polled) = match futures::future::select(handling, polling).await {
+                futures::future::Either::Left((settled, polling)) => (settled, Err(polling)),
+                futures::future::Either::Right((next, handling)) => (handling.await, Ok(next)),
+            };
             match settled? {
                 Settled::Durable => {}
                 // Shutdown arrived while a failed message could not reach the DLQ, or while a
@@ -231,6 +236,10 @@ impl<H: Handler> ReliableConsumer<H> {
                     break;
                 }
             }
+            let next = match polled {
+                Ok(next) => next,
+                Err(polling) => polling.await,
+            };
             match next {
                 Some(batch) => prefetched = Some(batch),
                 None => break,

@@ -4,7 +4,8 @@
 //! ([`harness`]), sample registration events ([`registrations`]), a TCP proxy that cuts the
 //! database connection on demand ([`tcp_proxy`]), the whole system as OS processes
 //! ([`cluster`]), the local multi-broker Kafka cluster and its faults ([`brokers`]), and the
-//! loss check every scenario ends with ([`ledger`]).
+//! loss check every scenario ends with ([`ledger`]), and the real OpenTelemetry Collector as a
+//! trace receiver ([`otel_collector`]).
 //!
 //! Nothing here mocks Kafka or MySQL: every test talks to real servers.
 
@@ -17,6 +18,7 @@ pub mod harness;
 pub mod kafka;
 pub mod ledger;
 pub mod metrics;
+pub mod otel_collector;
 pub mod registrations;
 pub mod tcp_proxy;
 pub mod wait;

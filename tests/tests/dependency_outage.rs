@@ -157,3 +157,46 @@ async fn a_flood_of_poison_halts_after_the_limit_and_a_restart_carries_on() {
     assert_eq!(records(env, &dlq), POISON as i64, "each poison record dead-lettered once");
     ledger::check(&db, &ledger::expected_from_events(&good)).await.assert_clean();
 }
+
+/// The limit trips on the last message there is (a flood that has stopped, or a flood of
+/// exactly limit + 1): the consumer must halt and say so at once, not only when a further
+/// message arrives. It used to wait for the next poll to return, so on a now idle topic it
+/// stayed "ready" with the tripping message unsettled (found by `chaos --alerts`: ConsumerHalted
+/// never fired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flood_limit_halts_at_once_when_the_tripping_message_is_the_last_one() {
+    const LIMIT: u32 = 3;
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let (topic, dlq) = topic_pair(env, "flood-idle").await;
+    let group = format!("{topic}-registration-service");
+    let mut settings = service_settings(env, &topic, &group, &db.url);
+    settings.consumer.dead_letter_limit = DeadLetterLimit { max_consecutive: LIMIT, ..DeadLetterLimit::default() };
+    let service = InProcessService::start(settings).await;
+    let port = service.http_port;
+    wait::until(Duration::from_secs(60), "the consumer owns its partitions", || async {
+        get(port, "/readyz").await.0 == 200
+    })
+    .await;
+    let producer = env.producer();
+    for i in 0..=LIMIT {
+        let payload = format!("not json {i}");
+        integration_tests::kafka::produce_with(&producer, &topic, Some(b"poison"), Some(payload.as_bytes()), &[]).await;
+    }
+    // Nothing is produced after the tripping message.
+    let dlq_ref = dlq.clone();
+    wait::until(Duration::from_secs(30), "the limit's worth of poison reaches the DLQ", || {
+        let dlq = dlq_ref.clone();
+        async move { records(env, &dlq) == i64::from(LIMIT) }
+    })
+    .await;
+    let halted = wait::within(Duration::from_secs(10), || async {
+        let (status, body) = get(port, "/readyz").await;
+        status == 503 && body.contains("halted")
+    })
+    .await;
+    let (status, body) = get(port, "/readyz").await;
+    service.stop().await;
+    assert!(halted, "not halted 10 s after the tripping message, the last on the topic: /readyz {status} {body}");
+    assert_eq!(records(env, &dlq), i64::from(LIMIT), "the tripping message is not dead-lettered");
+}

@@ -1,5 +1,8 @@
 //! One trace follows a sign-up across every hop. The three services run as OS processes
-//! with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at an OTLP/HTTP receiver inside this test; a
+//! with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at an OTLP/HTTP receiver: the real
+//! OpenTelemetry Collector when `OTEL_COLLECTOR_BIN` names one (`scripts/test.sh` builds it
+//! and runs this test with it too; the spans are read back from its file exporter), else a
+//! receiver inside this test; a
 //! database trigger makes the first attempt to store the user fail, so the message takes
 //! the whole retry path: gateway → registration-service (fails) → DLQ → dlq-worker (waits,
 //! re-sends) → registration-service (stored). Every span of every service must carry the
@@ -16,6 +19,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
 use integration_tests::harness::{self, free_port, ServiceProcess};
+use integration_tests::otel_collector::{OtelCollector, Span};
 use integration_tests::{test_env, wait};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -23,24 +27,38 @@ use prost::Message as _;
 use reliable_messaging::dead_letter::dead_letter_topic;
 use uuid::Uuid;
 
-/// One exported span, as the receiver decoded it.
-#[derive(Debug, Clone)]
-struct ReceivedSpan {
-    service: String,
-    name: String,
-    trace_id: String,
-    span_id: String,
-    parent_span_id: String,
-    /// OTLP status code: 0 unset, 1 ok, 2 error.
-    status: i32,
+type ReceivedSpan = Span;
+
+/// Where the spans arrive: the real collector, or the receiver of this test.
+#[derive(Clone)]
+enum Spans {
+    Collector(Arc<OtelCollector>),
+    InTest(Arc<Mutex<Vec<ReceivedSpan>>>),
 }
 
-type Spans = Arc<Mutex<Vec<ReceivedSpan>>>;
+impl Spans {
+    fn all(&self) -> Vec<ReceivedSpan> {
+        match self {
+            Spans::Collector(c) => c.spans(),
+            Spans::InTest(s) => s.lock().unwrap().clone(),
+        }
+    }
+}
+
+/// The collector named by `OTEL_COLLECTOR_BIN`, else a receiver inside this test.
+async fn start_receiver() -> (String, Spans) {
+    if let Some(collector) = OtelCollector::from_env().await {
+        eprintln!("receiving the traces with the OpenTelemetry Collector at {}", collector.endpoint);
+        return (collector.endpoint.clone(), Spans::Collector(Arc::new(collector)));
+    }
+    let (endpoint, spans) = start_in_test_receiver().await;
+    (endpoint, Spans::InTest(spans))
+}
 
 /// A minimal OTLP/HTTP trace receiver: protobuf `ExportTraceServiceRequest` on `/v1/traces`.
-async fn start_receiver() -> (String, Spans) {
+async fn start_in_test_receiver() -> (String, Arc<Mutex<Vec<ReceivedSpan>>>) {
     async fn receive(
-        State(spans): State<Spans>,
+        State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>,
         body: Bytes,
     ) -> (axum::http::StatusCode, [(&'static str, &'static str); 1], Vec<u8>) {
         let Ok(request) = ExportTraceServiceRequest::decode(body) else {
@@ -77,7 +95,7 @@ async fn start_receiver() -> (String, Spans) {
         // An empty ExportTraceServiceResponse encodes as zero bytes.
         (axum::http::StatusCode::OK, [("content-type", "application/x-protobuf")], Vec::new())
     }
-    let spans: Spans = Arc::default();
+    let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
     let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
     let app = Router::new().route("/v1/traces", post(receive)).with_state(spans.clone());
@@ -90,7 +108,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn of_trace(spans: &Spans, trace_id: &str) -> Vec<ReceivedSpan> {
-    spans.lock().unwrap().iter().filter(|s| s.trace_id == trace_id).cloned().collect()
+    spans.all().into_iter().filter(|s| s.trace_id == trace_id).collect()
 }
 
 fn describe(spans: &[ReceivedSpan]) -> String {
@@ -245,7 +263,7 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
         "the trace misses hops; it has:\n{}poison trace:\n{}all services seen: {:?}",
         describe(&trace),
         describe(&of_trace(&spans, &poison_trace)),
-        spans.lock().unwrap().iter().map(|s| s.service.clone()).collect::<HashSet<_>>()
+        spans.all().iter().map(|s| s.service.clone()).collect::<HashSet<_>>()
     );
 
     // One connected tree: every parent is a span of this trace, or the caller's own span.

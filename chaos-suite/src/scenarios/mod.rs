@@ -86,7 +86,7 @@ async fn conclude(
     (result, cluster)
 }
 
-async fn finish(mut result: ScenarioResult, cluster: Cluster) -> ScenarioResult {
+pub(crate) async fn finish(mut result: ScenarioResult, cluster: Cluster) -> ScenarioResult {
     let unclean = cluster.stop().await;
     result.require(unclean.is_empty(), format!("did not exit cleanly on SIGTERM: {unclean:?}"));
     result
@@ -106,7 +106,7 @@ async fn dead_lettered(cluster: &Cluster) -> i64 {
 }
 
 /// Runs `scripts/local-services.sh <command>` (broker restarts).
-async fn local_services(command: &str) {
+pub(crate) async fn local_services(command: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-services.sh");
     let status =
         tokio::process::Command::new("bash").arg(script).arg(command).status().await.expect("run local-services.sh");
