@@ -171,7 +171,7 @@ async fn the_flood_limit_halts_at_once_when_the_tripping_message_is_the_last_one
     let (topic, dlq) = topic_pair(env, "flood-idle").await;
     let group = format!("{topic}-registration-service");
     let mut settings = service_settings(env, &topic, &group, &db.url);
-    settings.consumer.dead_letter_limit = DeadLetterLimit { max_consecutive: LIMIT, ..DeadLetterLimit::default() };
+    settings.service.dead_letters.limit = DeadLetterLimit { max_consecutive: LIMIT, ..DeadLetterLimit::default() };
     let service = InProcessService::start(settings).await;
     let port = service.http_port;
     wait::until(Duration::from_secs(60), "the consumer owns its partitions", || async {
