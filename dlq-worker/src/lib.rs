@@ -17,6 +17,7 @@ pub mod actions;
 pub mod admin;
 pub mod cli;
 pub mod configuration;
+pub mod database_grants;
 pub mod http;
 pub mod metrics;
 pub mod problem;

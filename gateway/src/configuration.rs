@@ -27,6 +27,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// `DATABASE_URL`: the status route and the shared Idempotency-Key claims use it.
     pub database_url: DatabaseUrl,
+    /// `DATABASE_MIGRATION_URL`: the identity that owns the schema, when not `database_url`'s.
+    pub database_migration_url: Option<DatabaseUrl>,
     /// `DATABASE_POOL_SIZE`.
     pub database_pool_size: u32,
     /// `DATABASE_LOCK_WAIT_TIMEOUT_SECS`: `innodb_lock_wait_timeout` of the gateway's sessions.
@@ -199,6 +201,7 @@ impl Settings {
             addr: Self::DEFAULT_ADDR.to_owned(),
             kafka: KafkaSettings::new(KafkaSettings::DEFAULT_BOOTSTRAP_SERVERS, "gateway"),
             database_url: Self::DEFAULT_DATABASE_URL.into(),
+            database_migration_url: None,
             database_pool_size: 5,
             database_lock_wait_timeout_secs: 5,
             registrations_topic: registration_events::REGISTRATIONS_TOPIC.to_owned(),

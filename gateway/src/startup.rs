@@ -12,7 +12,7 @@ use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::PublishError;
 use reliable_messaging::service::health::{self, BrokerCheck, Readiness};
 use reliable_messaging::service::migrations::SchemaStatus;
-use reliable_messaging::service::{prepare_database, DatabaseSettings, ServiceError};
+use reliable_messaging::service::{prepare_database_as, DatabaseSettings, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -70,13 +70,14 @@ impl Application {
         // only the status route needs it, and it waits at most `db_acquire_timeout`.
         let database = DatabaseSettings {
             url: settings.database_url.clone(),
+            migration_url: settings.database_migration_url.clone(),
             pool_size: settings.database_pool_size,
             acquire_timeout: settings.db_acquire_timeout,
             lock_wait_timeout_secs: settings.database_lock_wait_timeout_secs,
         };
         let db = database.connect_lazy()?;
         let migrations_stop = CancellationToken::new();
-        spawn_migrations(db.clone(), migrations_stop.clone());
+        spawn_migrations(db.clone(), database.connect_migrator_lazy()?, migrations_stop.clone());
 
         let metrics = Arc::new(Metrics::new());
         let state = AppState {
@@ -179,12 +180,13 @@ fn http_span(request: &Request) -> tracing::Span {
 /// ([`prepare_database`]), but in the background: it must start, and accept sign-ups, while
 /// the database is down. Until the migrations are applied the status route answers 503 and
 /// Idempotency-Key claims are decided by this instance's map.
-fn spawn_migrations(db: sqlx::MySqlPool, stop: CancellationToken) {
+fn spawn_migrations(db: sqlx::MySqlPool, owner: Option<sqlx::MySqlPool>, stop: CancellationToken) {
     tokio::spawn(async move {
         // The schema is not a readiness condition of the gateway (see `build`): nobody reads it.
         let schema = SchemaStatus::default();
         let migrator = sqlx::migrate!("../migrations");
-        if let Err(error) = prepare_database(&db, Some(migrator), false, &schema, &stop).await {
+        let grants = crate::database_grants::GRANTS;
+        if let Err(error) = prepare_database_as(&db, owner, grants, Some(migrator), false, &schema, &stop).await {
             tracing::error!(error = %error, "the database cannot be prepared; the status route stays unavailable");
         }
     });

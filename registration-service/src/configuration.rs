@@ -46,6 +46,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub consumer: ConsumerSettings,
     pub database_url: DatabaseUrl,
+    /// `DATABASE_MIGRATION_URL`: the identity that owns the schema, when not `database_url`'s.
+    pub database_migration_url: Option<DatabaseUrl>,
     pub database_pool_size: u32,
     /// How long a handler waits for a database connection before the attempt counts as a
     /// transient failure.
@@ -100,6 +102,7 @@ impl Settings {
             kafka: service.kafka_settings(NAME, variables),
             consumer: service.consumer_settings(NAME, &[args.registrations_topic.as_str()]),
             database_url: database.url,
+            database_migration_url: database.migration_url,
             database_pool_size: database.pool_size,
             database_acquire_timeout: database.acquire_timeout,
             database_lock_wait_timeout_secs: database.lock_wait_timeout_secs,
@@ -132,6 +135,7 @@ mod tests {
         "DATABASE_POOL_SIZE",
         "DATABASE_ACQUIRE_TIMEOUT_MS",
         "DATABASE_LOCK_WAIT_TIMEOUT_SECS",
+        "DATABASE_MIGRATION_URL",
         "REGISTRATIONS_TOPIC",
         "CONSUMER_GROUP",
         "CONSUMER_INSTANCE_ID",

@@ -11,9 +11,14 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
     reliable_messaging::service::telemetry::init("registration-service", &settings.telemetry);
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::service::preflight::check(&settings.kafka, settings.database_url.expose())
-        .await
-        .context("connecting to Kafka and the database")?;
+    reliable_messaging::service::preflight::check_with_identities(
+        &settings.kafka,
+        settings.database_url.expose(),
+        settings.database_migration_url.as_ref().map(|u| u.expose()),
+        registration_service::database_grants::GRANTS,
+    )
+    .await
+    .context("connecting to Kafka and the database")?;
     let shutdown = reliable_messaging::service::shutdown::on_termination_signal();
     let app = Application::build(settings).await?;
     tracing::info!(http_port = app.http_port(), "registration-service starting");

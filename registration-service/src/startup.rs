@@ -23,11 +23,13 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let database = DatabaseSettings {
             url: settings.database_url,
+            migration_url: settings.database_migration_url,
             pool_size: settings.database_pool_size,
             acquire_timeout: settings.database_acquire_timeout,
             lock_wait_timeout_secs: settings.database_lock_wait_timeout_secs,
         };
         let pool = database.connect_lazy()?;
+        let migrator = database.connect_migrator_lazy()?;
         let dead_letters = DeadLetterPolicy {
             format: settings.dead_letter_format,
             schedule: settings.retry_schedule,
@@ -44,6 +46,7 @@ impl Application {
             .topic_policy(settings.topic_policy)
             .database(pool)
             .migrations(sqlx::migrate!("../migrations"))
+            .migration_database(migrator, crate::database_grants::GRANTS)
             .http(settings.http_addr)
             .build()
             .await

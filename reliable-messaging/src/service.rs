@@ -29,6 +29,8 @@
 //!   the database into one clear error;
 //! * [`migrations`]: the shared database migrations, applied safely when several instances
 //!   start at once (`mysql` feature);
+//! * [`identities`]: the least-privilege runtime identity's table grants, given by the
+//!   migration identity and checked at start-up (`mysql` feature);
 //! * [`health`]: `/healthz` and `/readyz` with their readiness checks;
 //! * [`metrics`]: one `prometheus-client` registry per instance and `/metrics`;
 //! * [`problem`]: error answers as RFC 9457 problem documents (`http` feature);
@@ -46,6 +48,8 @@ mod database;
 mod dead_letter_policy;
 mod error;
 pub mod health;
+#[cfg(feature = "mysql")]
+pub mod identities;
 mod kafka_args;
 pub mod metrics;
 #[cfg(feature = "mysql")]
@@ -67,7 +71,7 @@ pub use args::{share as parse_share, ServiceArgs};
 pub use builder::{ConsumerService, ServiceBuilder};
 pub use command::{check_variables, command, ignoring_environment, parse_from, ServiceDefaults};
 #[cfg(feature = "mysql")]
-pub use database::{prepare_database, DatabaseArgs, DatabaseSettings, DatabaseStart};
+pub use database::{prepare_database, prepare_database_as, DatabaseArgs, DatabaseSettings, DatabaseStart};
 pub use dead_letter_policy::DeadLetterPolicy;
 pub use error::ServiceError;
 pub use kafka_args::{KafkaArgs, ProducerAcksArg};

@@ -147,6 +147,7 @@ impl Settings {
             addr: args.http_addr,
             kafka: args.kafka.settings(NAME, variables),
             database_url: database.url,
+            database_migration_url: database.migration_url,
             database_pool_size: database.pool_size,
             database_lock_wait_timeout_secs: database.lock_wait_timeout_secs,
             registrations_topic: args.registrations_topic,

@@ -129,8 +129,10 @@ async fn consume<H: Handler>(
         // messages wait safely in Kafka meanwhile.
         // Without migrations there is no schema to report on.
         let schema = schema.unwrap_or_default();
-        let start = crate::service::database::prepare_database(
+        let start = crate::service::database::prepare_database_as(
             pool,
+            parts.migration_database,
+            parts.runtime_grants,
             parts.migrations,
             parts.create_database,
             &schema,
