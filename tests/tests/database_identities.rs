@@ -93,16 +93,7 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
     assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap_or_default());
     let body: serde_json::Value = answer.json().await.expect("JSON answer");
     let status_url = format!("http://127.0.0.1:{gateway_port}/registrations/{}", body["request_id"].as_str().unwrap());
-    let completed = wait::within(Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), status_url.clone());
-        async move {
-            match client.get(&url).send().await {
-                Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["status"] == "completed"),
-                Err(_) => false,
-            }
-        }
-    })
-    .await;
+    let completed = harness::gateway::completed_within(&client, &status_url, Duration::from_secs(60)).await;
     assert!(completed, "the sign-up never completed; logs:\n{}", logs(&processes));
 
     // The dlq-worker parks a dead letter whose retry budget is spent.

@@ -17,7 +17,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use integration_tests::harness::{self, free_port, ServiceProcess};
-use integration_tests::wait;
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::service::preflight::{self, PreflightError, Reach};
 use reliable_messaging::KafkaSettings;
@@ -133,16 +132,7 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let request_id = body["request_id"].as_str().expect("request_id").to_owned();
 
     let status_url = format!("http://127.0.0.1:{gateway_port}/registrations/{request_id}");
-    let completed = wait::within(Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), status_url.clone());
-        async move {
-            match client.get(&url).send().await {
-                Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["status"] == "completed"),
-                Err(_) => false,
-            }
-        }
-    })
-    .await;
+    let completed = harness::gateway::completed_within(&client, &status_url, Duration::from_secs(60)).await;
     assert!(completed, "the sign-up never completed; registration-service log:\n{}", registration.log());
 
     // The row is there, read back over TLS.
