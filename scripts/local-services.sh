@@ -987,8 +987,31 @@ db_fail() {
   exit "$EX_DB"
 }
 
+# The per-service database identities (issue 25), on the plain and the secured
+# MariaDB: a migrator that owns the schema of $DB_NAME (and may grant on it), and
+# one runtime account per service with no privilege yet: the migration step
+# (DATABASE_MIGRATION_URL) grants each exactly its tables once they exist
+# (table grants need the tables). $1 non-empty: passwords and REQUIRE SSL (the
+# secured server); empty: password-less, for the loopback development server.
+readonly DB_MIGRATOR_USER=registrations_migrator
+readonly DB_RUNTIME_USERS="gateway registration_service dlq_worker"
+identities_sql() {
+  local secure=$1 user auth
+  for user in "$DB_MIGRATOR_USER" $DB_RUNTIME_USERS; do
+    auth=""
+    if [[ -n $secure ]]; then
+      auth="IDENTIFIED BY '$(secure_db_password "$user")' REQUIRE SSL"
+    fi
+    echo "CREATE USER IF NOT EXISTS '$user'@'%' $auth;"
+    if [[ -n $auth ]]; then echo "ALTER USER '$user'@'%' $auth;"; fi
+  done
+  echo "GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_MIGRATOR_USER'@'%' WITH GRANT OPTION;"
+}
+
 # The development user: no password, from anywhere (loopback-only server),
-# all privileges because tests create throwaway databases. Idempotent.
+# all privileges because tests create throwaway databases, WITH GRANT OPTION
+# because tests give their throwaway databases their own per-service
+# identities. No service uses it in the secured run. Idempotent.
 provision_db() {
   db_sql --batch <<EOF || die "$EX_DB" "creating database/user '$DB_USER' failed"
 CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
@@ -996,9 +1019,10 @@ DROP USER IF EXISTS ''@'localhost';
 CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1';
 CREATE USER IF NOT EXISTS '$DB_USER'@'localhost';
 CREATE USER IF NOT EXISTS '$DB_USER'@'%';
-GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'127.0.0.1';
-GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'localhost';
-GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'%';
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'localhost' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$DB_USER'@'%' WITH GRANT OPTION;
+$(identities_sql "")
 FLUSH PRIVILEGES;
 EOF
 }
@@ -1008,6 +1032,8 @@ db_start() {
   pid=$(db_pid)
   if [[ -n $pid ]] && port_open "$DB_PORT" && db_admin ping >/dev/null 2>&1; then
     log "MariaDB already running (pid $pid, 127.0.0.1:$DB_PORT)"
+    # Idempotent, so a server started by an older checkout gets today's identities.
+    provision_db
     return 0
   fi
   local t0
@@ -1115,9 +1141,25 @@ secure_secrets() {
   source "$SECURE_SECRETS"
 }
 
-# Passwords: random, once.
+# The password of a per-service database identity (identities_sql).
+secure_db_password() {
+  local var
+  var="SECURE_DB_PASSWORD_$(printf '%s' "$1" | tr '[:lower:]' '[:upper:]')"
+  printf '%s' "${!var:?$var missing from $SECURE_SECRETS}"
+}
+
+# Passwords: random, once; those added later are appended to an older file.
 secure_ensure_secrets() {
-  [[ -s $SECURE_SECRETS ]] && return 0
+  local user var
+  if [[ -s $SECURE_SECRETS ]]; then
+    umask 077
+    for user in $DB_MIGRATOR_USER $DB_RUNTIME_USERS; do
+      var="SECURE_DB_PASSWORD_$(printf '%s' "$user" | tr '[:lower:]' '[:upper:]')"
+      grep -q "^$var=" "$SECURE_SECRETS" || echo "$var=$(openssl rand -hex 16)" >>"$SECURE_SECRETS"
+    done
+    umask 022
+    return 0
+  fi
   mkdir -p "$SECURE_HOME"
   chmod 700 "$SECURE_HOME"
   pw() { openssl rand -hex 16; }
@@ -1127,6 +1169,10 @@ SECURE_KAFKA_ADMIN_PASSWORD=$(pw)
 SECURE_KAFKA_APP_PASSWORD=$(pw)
 SECURE_KEYSTORE_PASSWORD=$(pw)
 SECURE_DB_PASSWORD=$(pw)
+SECURE_DB_PASSWORD_REGISTRATIONS_MIGRATOR=$(pw)
+SECURE_DB_PASSWORD_GATEWAY=$(pw)
+SECURE_DB_PASSWORD_REGISTRATION_SERVICE=$(pw)
+SECURE_DB_PASSWORD_DLQ_WORKER=$(pw)
 EOF
   mv "$SECURE_SECRETS.tmp" "$SECURE_SECRETS"
   umask 022
@@ -1323,7 +1369,8 @@ EOF
 CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER IF NOT EXISTS '$SECURE_DB_USER'@'%' IDENTIFIED BY '$SECURE_DB_PASSWORD' REQUIRE SSL;
 ALTER USER '$SECURE_DB_USER'@'%' IDENTIFIED BY '$SECURE_DB_PASSWORD' REQUIRE SSL;
-GRANT ALL PRIVILEGES ON *.* TO '$SECURE_DB_USER'@'%';
+GRANT ALL PRIVILEGES ON *.* TO '$SECURE_DB_USER'@'%' WITH GRANT OPTION;
+$(identities_sql secure)
 FLUSH PRIVILEGES;
 EOF
   log "secured MariaDB ready (pid $pid, TLS required on 127.0.0.1:$SECURE_DB_PORT) after $(($(now) - t0))s"
@@ -1380,6 +1427,12 @@ secure_print_env() {
   echo "export KAFKA_SSL_CA_LOCATION=$SECURE_TLS/ca.pem"
   echo "export DATABASE_URL='mysql://$SECURE_DB_USER:$SECURE_DB_PASSWORD@localhost:$SECURE_DB_PORT/$DB_NAME?ssl-mode=VERIFY_IDENTITY&ssl-ca=$SECURE_TLS/ca.pem'"
   echo "export SECURE_UNTRUSTED_CA_LOCATION=$SECURE_TLS/untrusted-ca.pem"
+  # The per-service identities (issue 25) as SECURE_<USER>_DATABASE_URL, for the
+  # test that runs each service as its own identity and migrates as the migrator.
+  local user
+  for user in $DB_MIGRATOR_USER $DB_RUNTIME_USERS; do
+    echo "export SECURE_$(printf '%s' "$user" | tr '[:lower:]' '[:upper:]')_DATABASE_URL='mysql://$user:$(secure_db_password "$user")@localhost:$SECURE_DB_PORT/$DB_NAME?ssl-mode=VERIFY_IDENTITY&ssl-ca=$SECURE_TLS/ca.pem'"
+  done
 }
 
 # ==================================================================== commands

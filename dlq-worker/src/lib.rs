@@ -22,6 +22,7 @@ pub mod canary_judge;
 pub mod cli;
 pub mod configuration;
 pub mod console;
+pub mod database_grants;
 pub mod http;
 pub mod metrics;
 pub mod operations;

@@ -17,9 +17,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         None => {
             telemetry::init("dlq-worker", &args.worker.telemetry);
             // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-            reliable_messaging::service::runtime::preflight::check(&settings.kafka, settings.database.url.expose())
-                .await
-                .context("connecting to Kafka and the database")?;
+            reliable_messaging::service::runtime::preflight::check_with_identities(
+                &settings.kafka,
+                settings.database.url.expose(),
+                settings.database.migration_url.as_ref().map(|u| u.expose()),
+                dlq_worker::database_grants::GRANTS,
+            )
+            .await
+            .context("connecting to Kafka and the database")?;
             let application = Application::build(settings).await?;
             let result = application.run_until_stopped(shutdown::on_termination_signal()).await;
             telemetry::shutdown();

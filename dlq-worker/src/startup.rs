@@ -10,7 +10,7 @@ use reliable_messaging::parking::{OutcomeJudge, ParkingLot, Redriver, StatusJudg
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::service::endpoints::health::{BrokerCheck, DatabaseCheck, Readiness};
 use reliable_messaging::service::runtime::migrations::SchemaStatus;
-use reliable_messaging::service::{prepare_database, DatabaseStart};
+use reliable_messaging::service::{prepare_database_as, DatabaseStart};
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -132,7 +132,10 @@ impl Application {
         // Subscribing only after the migrations: a member that joined the group without polling
         // would hold partitions other workers could drain.
         let migrator = signup_schema::migrator();
-        let start = prepare_database(&self.pool, Some(migrator), false, &self.schema, &shutdown).await;
+        let owner = self.settings.database.connect_migrator_lazy().context("DATABASE_MIGRATION_URL")?;
+        let grants = crate::database_grants::GRANTS;
+        let start =
+            prepare_database_as(&self.pool, owner, grants, Some(migrator), false, &self.schema, &shutdown).await;
         if start.context("preparing the database")? == DatabaseStart::Ready {
             let worker = DlqWorker::new(&self.settings, self.actions, self.metrics.clone())
                 .context("creating the DLQ consumer")?;

@@ -10,6 +10,7 @@
 
 pub mod app_state;
 pub mod configuration;
+pub mod database_grants;
 pub mod domain;
 pub mod http_server;
 pub mod idempotency;

@@ -19,9 +19,14 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::service::runtime::preflight::check(&settings.kafka, settings.database.url.expose())
-        .await
-        .context("connecting to Kafka and the database")?;
+    reliable_messaging::service::runtime::preflight::check_with_identities(
+        &settings.kafka,
+        settings.database.url.expose(),
+        settings.database.migration_url.as_ref().map(|u| u.expose()),
+        gateway::database_grants::GRANTS,
+    )
+    .await
+    .context("connecting to Kafka and the database")?;
     let application = Application::build(settings).await.context("starting the gateway")?;
     application.run_until_stopped(shutdown::on_termination_signal()).await.context("serving HTTP")?;
     telemetry::shutdown();

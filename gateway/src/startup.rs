@@ -12,7 +12,7 @@ use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::PublishError;
 use reliable_messaging::service::endpoints::health::{self, BrokerCheck, Readiness};
 use reliable_messaging::service::runtime::migrations::SchemaStatus;
-use reliable_messaging::service::{prepare_database, ServiceError};
+use reliable_messaging::service::{prepare_database_as, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -70,7 +70,7 @@ impl Application {
         // only the status route needs it, and it waits at most the acquire timeout.
         let db = settings.database.connect_lazy()?;
         let migrations_stop = CancellationToken::new();
-        spawn_migrations(db.clone(), migrations_stop.clone());
+        spawn_migrations(db.clone(), settings.database.connect_migrator_lazy()?, migrations_stop.clone());
 
         let metrics = Arc::new(Metrics::new());
         let state = AppState {
@@ -173,12 +173,13 @@ fn http_span(request: &Request) -> tracing::Span {
 /// ([`prepare_database`]), but in the background: it must start, and accept sign-ups, while
 /// the database is down. Until the migrations are applied the status route answers 503 and
 /// Idempotency-Key claims are decided by this instance's map.
-fn spawn_migrations(db: sqlx::MySqlPool, stop: CancellationToken) {
+fn spawn_migrations(db: sqlx::MySqlPool, owner: Option<sqlx::MySqlPool>, stop: CancellationToken) {
     tokio::spawn(async move {
         // The schema is not a readiness condition of the gateway (see `build`): nobody reads it.
         let schema = SchemaStatus::default();
         let migrator = signup_schema::migrator();
-        if let Err(error) = prepare_database(&db, Some(migrator), false, &schema, &stop).await {
+        let grants = crate::database_grants::GRANTS;
+        if let Err(error) = prepare_database_as(&db, owner, grants, Some(migrator), false, &schema, &stop).await {
             tracing::error!(error = %error, "the database cannot be prepared; the status route stays unavailable");
         }
     });

@@ -9,6 +9,7 @@
 //!   `user-registrations-dlq`.
 
 pub mod configuration;
+pub mod database_grants;
 pub mod registration_handler;
 pub mod startup;
 pub mod user_store;

@@ -11,9 +11,14 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse_from(std::env::args_os(), std::env::vars()).unwrap_or_else(|e| e.exit());
     reliable_messaging::service::runtime::telemetry::init("registration-service", &settings.service.telemetry);
     // A wrong password or an untrusted certificate is a clear error now, not a hang later.
-    reliable_messaging::service::runtime::preflight::check(&settings.service.kafka, settings.database.url.expose())
-        .await
-        .context("connecting to Kafka and the database")?;
+    reliable_messaging::service::runtime::preflight::check_with_identities(
+        &settings.service.kafka,
+        settings.database.url.expose(),
+        settings.database.migration_url.as_ref().map(|u| u.expose()),
+        registration_service::database_grants::GRANTS,
+    )
+    .await
+    .context("connecting to Kafka and the database")?;
     let shutdown = reliable_messaging::service::runtime::shutdown::on_termination_signal();
     let app = Application::build(settings).await?;
     tracing::info!(http_port = app.http_port(), "registration-service starting");

@@ -22,6 +22,7 @@ impl Application {
     /// while the database or broker is down; `run_until_stopped` waits for them.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = settings.database.connect_lazy()?;
+        let migrator = settings.database.connect_migrator_lazy()?;
         // Shared with the handler, which records its statements' time among the stages.
         let stats = Arc::<ConsumerStats>::default();
         let handler = RegistrationHandler::new(UserStore::new(pool.clone(), stats.stages.clone()));
@@ -30,6 +31,7 @@ impl Application {
             .version(env!("CARGO_PKG_VERSION"))
             .database(pool)
             .migrations(signup_schema::migrator())
+            .migration_database(migrator, crate::database_grants::GRANTS)
             .build()
             .await
             .context("build the registration-service")?;

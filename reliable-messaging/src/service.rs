@@ -10,8 +10,9 @@
 //! * [`endpoints`]: what a running service answers: `/healthz` and `/readyz` with their checks,
 //!   `/metrics` from one registry per instance, and RFC 9457 problem documents.
 //! * [`runtime`]: how it runs: [`ServiceBuilder`] and the running service, start-up
-//!   [`preflight`](runtime::preflight) checks, the database and its migrations (`mysql`
-//!   feature), tracing set-up, the shutdown token and [`ServiceError`].
+//!   [`preflight`](runtime::preflight) checks, the database, its migrations and the runtime
+//!   identity's table grants (`mysql` feature), tracing set-up, the shutdown token and
+//!   [`ServiceError`].
 //!
 //! The MySQL parts need the `mysql` feature and the HTTP parts the `http` feature (both on by
 //! default), so a consumer that writes elsewhere builds neither sqlx nor axum.
@@ -26,5 +27,5 @@ pub use configuration::{
     ServiceSettings, TelemetryArgs, TopicArgs,
 };
 #[cfg(feature = "mysql")]
-pub use runtime::{prepare_database, DatabaseArgs, DatabaseSettings, DatabaseStart};
+pub use runtime::{prepare_database, prepare_database_as, DatabaseArgs, DatabaseSettings, DatabaseStart};
 pub use runtime::{ConsumerService, ServiceBuilder, ServiceError};

@@ -15,6 +15,7 @@ pub mod database;
 pub mod engine;
 pub mod environment;
 pub mod harness;
+pub mod identities;
 pub mod kafka;
 pub mod ledger;
 pub mod metrics;

@@ -17,7 +17,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use integration_tests::harness::{self, free_port, ServiceProcess};
-use integration_tests::wait;
 use reliable_messaging::dead_letter::dead_letter_topic;
 use reliable_messaging::service::runtime::preflight::{self, PreflightError, Reach};
 use reliable_messaging::KafkaSettings;
@@ -46,34 +45,31 @@ fn secured_env() -> (KafkaSettings, String) {
     (kafka, database_url)
 }
 
-/// `url` with its database replaced by `database` (query: ssl-mode, ssl-ca kept).
-fn with_database(url: &str, database: &str) -> String {
-    let mut parsed = url::Url::parse(url).expect("DATABASE_URL parses");
-    parsed.set_path(&format!("/{database}"));
-    parsed.to_string()
-}
-
-async fn fresh_database(server_url: &str) -> String {
-    let name = format!("secure_{}", Uuid::new_v4().simple());
+/// The test's own connection to the secured MariaDB really is TLS.
+async fn assert_encrypted(server_url: &str) {
     let options = MySqlConnectOptions::from_str(server_url).expect("DATABASE_URL parses");
     let mut admin = options.connect().await.expect("connect over TLS to the secured MariaDB");
-    sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-        .execute(&mut admin)
-        .await
-        .expect("create the test database");
     // The connection really is TLS: the server says which cipher it uses for us.
     let cipher: (String, String) =
         sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'").fetch_one(&mut admin).await.expect("Ssl_cipher");
     assert!(!cipher.1.is_empty(), "the test's own connection is not encrypted");
     admin.close().await.ok();
-    with_database(server_url, &name)
 }
 
 #[tokio::test]
 #[ignore = "needs scripts/local-services.sh up --secure and its env; run by scripts/test.sh"]
 async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let (kafka, server_url) = secured_env();
-    let database_url = fresh_database(&server_url).await;
+    assert_encrypted(&server_url).await;
+    // Each service as its own least-privilege identity (local-services.sh creates them), the
+    // schema migrated as the migrator, on the shared `registrations` database: topics and
+    // request ids are unique per test, so runs never see each other's rows.
+    let migration = ("DATABASE_MIGRATION_URL", var("SECURE_REGISTRATIONS_MIGRATOR_DATABASE_URL"));
+    let (gateway_url, registration_url, dlq_url) = (
+        var("SECURE_GATEWAY_DATABASE_URL"),
+        var("SECURE_REGISTRATION_SERVICE_DATABASE_URL"),
+        var("SECURE_DLQ_WORKER_DATABASE_URL"),
+    );
     let topic = format!("secure-registrations-{}", Uuid::new_v4().simple());
     let policy = reliable_messaging::kafka::topics::TopicPolicy::default();
     reliable_messaging::kafka::topics::ensure_exist_with(&kafka, &[&topic, &dead_letter_topic(&topic)], &policy)
@@ -85,14 +81,15 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let registration_port = free_port();
     let dlq_port = free_port();
     let secret = harness::gateway::random_secret();
-    let mut gateway = ServiceProcess::spawn(
-        "gateway",
-        &harness::gateway::process_env(gateway_port, &kafka.bootstrap_servers, &database_url, &topic, &secret),
-    );
+    let mut gateway_env =
+        harness::gateway::process_env(gateway_port, &kafka.bootstrap_servers, &gateway_url, &topic, &secret);
+    gateway_env.push(migration.clone());
+    let mut gateway = ServiceProcess::spawn("gateway", &gateway_env);
     let mut registration = ServiceProcess::spawn(
         "registration-service",
         &[
-            ("DATABASE_URL", database_url.clone()),
+            ("DATABASE_URL", registration_url.clone()),
+            migration.clone(),
             ("REGISTRATIONS_TOPIC", topic.clone()),
             ("CONSUMER_GROUP", format!("{topic}-registration-service")),
             ("REGISTRATION_SERVICE_ADDR", format!("127.0.0.1:{registration_port}")),
@@ -101,7 +98,8 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let mut dlq_worker = ServiceProcess::spawn(
         "dlq-worker",
         &[
-            ("DATABASE_URL", database_url.clone()),
+            ("DATABASE_URL", dlq_url.clone()),
+            migration.clone(),
             ("DLQ_TOPIC_PATTERN", format!("^{}$", dead_letter_topic(&topic))),
             ("DLQ_CONSUMER_GROUP", format!("dlq-worker-{topic}")),
             ("DLQ_WORKER_ADDR", format!("127.0.0.1:{dlq_port}")),
@@ -134,20 +132,11 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     let request_id = body["request_id"].as_str().expect("request_id").to_owned();
 
     let status_url = format!("http://127.0.0.1:{gateway_port}/registrations/{request_id}");
-    let completed = wait::within(Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), status_url.clone());
-        async move {
-            match client.get(&url).send().await {
-                Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["status"] == "completed"),
-                Err(_) => false,
-            }
-        }
-    })
-    .await;
+    let completed = harness::gateway::completed_within(&client, &status_url, Duration::from_secs(60)).await;
     assert!(completed, "the sign-up never completed; registration-service log:\n{}", registration.log());
 
     // The row is there, read back over TLS.
-    let mut db = MySqlConnectOptions::from_str(&database_url).expect("url").connect().await.expect("connect");
+    let mut db = MySqlConnectOptions::from_str(&server_url).expect("url").connect().await.expect("connect");
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = ?")
         .bind(&email)
         .fetch_one(&mut db)
@@ -157,11 +146,20 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
 
     // Secrets stay out of the logs.
     let password = var("KAFKA_SASL_PASSWORD");
-    let db_password = url::Url::parse(&database_url).expect("url").password().unwrap_or_default().to_owned();
+    let db_passwords: Vec<String> = [&migration.1, &gateway_url, &registration_url, &dlq_url]
+        .iter()
+        .map(|u| url::Url::parse(u).expect("url").password().unwrap_or_default().to_owned())
+        .collect();
     for process in [&gateway, &registration, &dlq_worker] {
         let log = process.log();
         assert!(!log.contains(&password), "{} logged the Kafka password", process.name);
-        assert!(db_password.is_empty() || !log.contains(&db_password), "{} logged the database password", process.name);
+        for db_password in &db_passwords {
+            assert!(
+                db_password.is_empty() || !log.contains(db_password),
+                "{} logged a database password",
+                process.name
+            );
+        }
     }
     for process in [&mut gateway, &mut registration, &mut dlq_worker] {
         let clean = process.terminate(Duration::from_secs(30)).await;
@@ -216,7 +214,12 @@ async fn a_wrong_kafka_password_stops_start_up_with_a_clear_error() {
     let wrong = format!("wrong-{}", Uuid::new_v4().simple());
     refused_at_start_up(
         &[("KAFKA_SASL_PASSWORD", wrong.clone())],
-        &["Kafka at localhost:29092 refused this client", "SASL authentication error", "invalid credentials"],
+        // LOCAL_PORT_OFFSET moves the port: the address is the environment's.
+        &[
+            format!("Kafka at {} refused this client", secured_env().0.bootstrap_servers).as_str(),
+            "SASL authentication error",
+            "invalid credentials",
+        ],
     )
     .await;
 }
@@ -242,7 +245,15 @@ async fn an_untrusted_database_certificate_stops_start_up_with_a_clear_error() {
     url.set_query(Some(&query));
     refused_at_start_up(
         &[("DATABASE_URL", url.to_string())],
-        &["the database at localhost:3307/registrations refused this client", "invalid peer certificate"],
+        &[
+            format!(
+                "the database at {}:{}/registrations refused this client",
+                url.host_str().unwrap(),
+                url.port().unwrap()
+            )
+            .as_str(),
+            "invalid peer certificate",
+        ],
     )
     .await;
 }

@@ -6,6 +6,8 @@ mod builder;
 mod database;
 mod error;
 #[cfg(feature = "mysql")]
+pub mod identities;
+#[cfg(feature = "mysql")]
 pub mod migrations;
 pub mod preflight;
 mod running;
@@ -14,5 +16,5 @@ pub mod telemetry;
 
 pub use builder::{ConsumerService, ServiceBuilder};
 #[cfg(feature = "mysql")]
-pub use database::{prepare_database, DatabaseArgs, DatabaseSettings, DatabaseStart};
+pub use database::{prepare_database, prepare_database_as, DatabaseArgs, DatabaseSettings, DatabaseStart};
 pub use error::ServiceError;

@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
     // `--help` and a bad variable (named in the message) exit here, before anything else.
     let args: Args = service::parse_from(&DEFAULTS, std::env::args_os()).unwrap_or_else(|e| e.exit());
     reliable_messaging::service::runtime::telemetry::init(NAME, &args.service.telemetry);
-    let pool = args.database.settings().connect_lazy()?;
+    let pool = args.database.single_identity()?.connect_lazy()?;
     let handler = handler::StoreMessages::new(pool.clone());
     let builder = ServiceBuilder::from_args(NAME, &args.service, &[&args.topic], std::env::vars(), handler)
         .database(pool)

@@ -133,3 +133,15 @@ pub fn process_env(
 pub fn random_secret() -> String {
     uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// Whether `GET status_url` (a gateway's `/registrations/{id}`) answers `"completed"` within
+/// `timeout`.
+pub async fn completed_within(client: &reqwest::Client, status_url: &str, timeout: Duration) -> bool {
+    crate::wait::within(timeout, || async move {
+        match client.get(status_url).send().await {
+            Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["status"] == "completed"),
+            Err(_) => false,
+        }
+    })
+    .await
+}

@@ -75,6 +75,10 @@ pub struct ServiceBuilder<H: Handler> {
     pub(super) migrations: Option<Migrator>,
     #[cfg(feature = "mysql")]
     pub(super) create_database: bool,
+    #[cfg(feature = "mysql")]
+    pub(super) migration_database: Option<MySqlPool>,
+    #[cfg(feature = "mysql")]
+    pub(super) runtime_grants: &'static [crate::service::runtime::identities::TableGrant],
 }
 
 impl<H: Handler> ServiceBuilder<H> {
@@ -101,6 +105,10 @@ impl<H: Handler> ServiceBuilder<H> {
             migrations: None,
             #[cfg(feature = "mysql")]
             create_database: false,
+            #[cfg(feature = "mysql")]
+            migration_database: None,
+            #[cfg(feature = "mysql")]
+            runtime_grants: &[],
         }
     }
 
@@ -183,6 +191,20 @@ impl<H: Handler> ServiceBuilder<H> {
     #[cfg(feature = "mysql")]
     pub fn migrations(mut self, migrator: Migrator) -> Self {
         self.migrations = Some(migrator);
+        self
+    }
+
+    /// The migration identity's pool (`DATABASE_MIGRATION_URL`), when the schema belongs to
+    /// another identity than the [`database`](ServiceBuilder::database)'s: the migrations run on
+    /// it, then it grants the runtime identity `grants`; see [`crate::service::runtime::identities`].
+    #[cfg(feature = "mysql")]
+    pub fn migration_database(
+        mut self,
+        owner: Option<MySqlPool>,
+        grants: &'static [crate::service::runtime::identities::TableGrant],
+    ) -> Self {
+        self.migration_database = owner;
+        self.runtime_grants = grants;
         self
     }
 

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::Backoff;
 use crate::service::configuration::DatabaseUrl;
+use crate::service::runtime::identities::{grant_runtime_identity, TableGrant};
 use crate::service::runtime::migrations::{apply_migrations, SchemaStatus};
 use crate::service::runtime::ServiceError;
 
@@ -31,6 +32,12 @@ pub struct DatabaseArgs {
         default_value = "mysql://registrations@127.0.0.1:3306/registrations"
     )]
     pub database_url: DatabaseUrl,
+    /// The migration identity (mysql://…, same database): when set, the start-up migration phase
+    /// applies the migrations as this identity and grants the runtime identity of DATABASE_URL
+    /// exactly the tables this service needs; unset, DATABASE_URL's identity migrates and is
+    /// only checked for those grants. The password is never printed.
+    #[arg(long, env = "DATABASE_MIGRATION_URL", hide_env_values = true)]
+    pub database_migration_url: Option<DatabaseUrl>,
     /// Most connections the service holds.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 5)]
     pub database_pool_size: u32,
@@ -49,9 +56,19 @@ impl DatabaseArgs {
     pub fn settings(&self) -> DatabaseSettings {
         DatabaseSettings {
             url: self.database_url.clone(),
+            migration_url: self.database_migration_url.clone(),
             pool_size: self.database_pool_size.max(1),
             acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms.max(1)),
             lock_wait_timeout_secs: self.database_lock_wait_timeout_secs.max(1),
+        }
+    }
+
+    /// The settings of a service that migrates as its runtime identity (it declares no table
+    /// grants): refuses `DATABASE_MIGRATION_URL` instead of ignoring it.
+    pub fn single_identity(&self) -> Result<DatabaseSettings, ServiceError> {
+        match self.database_migration_url {
+            Some(_) => Err(ServiceError::MigrationIdentityUnsupported),
+            None => Ok(self.settings()),
         }
     }
 }
@@ -60,6 +77,8 @@ impl DatabaseArgs {
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
+    /// The migration identity's URL; see [`DatabaseArgs::database_migration_url`].
+    pub migration_url: Option<DatabaseUrl>,
     pub pool_size: u32,
     /// How long a handler waits for a connection before the attempt counts as a transient failure.
     pub acquire_timeout: Duration,
@@ -71,7 +90,13 @@ impl DatabaseSettings {
     /// `url` with the defaults of [`DatabaseArgs`] (5 connections, 250 ms to acquire one, 5 s lock
     /// wait): for tests and tools that build settings in code.
     pub fn new(url: impl Into<DatabaseUrl>) -> Self {
-        Self { url: url.into(), pool_size: 5, acquire_timeout: Duration::from_millis(250), lock_wait_timeout_secs: 5 }
+        Self {
+            url: url.into(),
+            migration_url: None,
+            pool_size: 5,
+            acquire_timeout: Duration::from_millis(250),
+            lock_wait_timeout_secs: 5,
+        }
     }
 
     /// The pool, connected now: for a command that has nothing to do without the database.
@@ -97,6 +122,20 @@ impl DatabaseSettings {
                 })
             })
             .connect_lazy_with(options))
+    }
+}
+
+impl DatabaseSettings {
+    /// The migration identity's pool (one connection, lazy), when a migration URL is set.
+    pub fn connect_migrator_lazy(&self) -> Result<Option<MySqlPool>, ServiceError> {
+        let Some(url) = &self.migration_url else { return Ok(None) };
+        let options = MySqlConnectOptions::from_str(url.expose()).map_err(ServiceError::DatabaseUrl)?;
+        Ok(Some(
+            MySqlPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(options),
+        ))
     }
 }
 
@@ -136,6 +175,32 @@ pub async fn prepare_database(
         }
     }
     Ok(DatabaseStart::Ready)
+}
+
+/// [`prepare_database`] with the schema owned by another identity: the migrations applied as
+/// `owner` when given (`DATABASE_MIGRATION_URL`), which then grants `pool`'s runtime identity
+/// `grants` ([`grant_runtime_identity`]) and is closed; without `owner`, `pool`'s identity
+/// migrates and nothing is granted (the preflight checks the grants instead).
+#[allow(clippy::too_many_arguments)]
+pub async fn prepare_database_as(
+    pool: &MySqlPool,
+    owner: Option<MySqlPool>,
+    grants: &[TableGrant],
+    migrator: Option<Migrator>,
+    create: bool,
+    schema: &SchemaStatus,
+    shutdown: &CancellationToken,
+) -> Result<DatabaseStart, ServiceError> {
+    let Some(owner) = owner else {
+        return prepare_database(pool, migrator, create, schema, shutdown).await;
+    };
+    let mut start = prepare_database(&owner, migrator, create, schema, shutdown).await?;
+    if start == DatabaseStart::Ready && grant_runtime_identity(&owner, pool, grants, shutdown).await.is_err() {
+        start = DatabaseStart::ShutDown;
+    }
+    // Its one connection is not needed again: the service never does DDL after start-up.
+    owner.close().await;
+    Ok(start)
 }
 
 /// The name of `pool`'s database when it is safe to use unquoted in DDL.

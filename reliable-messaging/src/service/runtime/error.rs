@@ -32,4 +32,9 @@ pub enum ServiceError {
     #[cfg(feature = "mysql")]
     #[error("DATABASE_URL must name a database (letters, digits, `_`) for the service to create: got {0:?}")]
     DatabaseName(Option<String>),
+    /// A service that declares no table grants migrates as its runtime identity, so a separate
+    /// migration identity would be silently ignored.
+    #[cfg(feature = "mysql")]
+    #[error("DATABASE_MIGRATION_URL is set, but this service declares no table grants for its runtime identity")]
+    MigrationIdentityUnsupported,
 }

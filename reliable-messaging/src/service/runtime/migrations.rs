@@ -159,6 +159,13 @@ async fn attempt_once(
         Ok(locked) => locked,
         Err(e) => return Some(Err(e)),
     };
+    // Nothing to do is decided without DDL, so an identity that owns none (a runtime identity
+    // on a schema the migration step already applied) gets through.
+    if all_applied(&mut conn, migrator).await {
+        let _ = sqlx::query("SELECT RELEASE_LOCK(?)").bind(&name).execute(&mut conn).await;
+        let _ = conn.close().await;
+        return Some(Ok(()));
+    }
     // `run_direct` is `run` on a connection we hold; `run(&mut conn)` trips rustc's "`Acquire` is
     // not general enough" once the future is spawned (sqlx names `run_direct` for exactly that).
     let applied = migrator.run_direct(&mut conn).await.map_err(MigrationError::Migrate);
@@ -168,6 +175,20 @@ async fn attempt_once(
     }
     let _ = conn.close().await;
     Some(applied)
+}
+
+/// Whether `_sqlx_migrations` records exactly `migrator`'s migrations, each applied with its
+/// checksum. Anything else (no table yet, one pending, one changed, one this build does not
+/// know) is left to [`Migrator::run_direct`], which applies or refuses as it always did.
+async fn all_applied(conn: &mut MySqlConnection, migrator: &Migrator) -> bool {
+    let recorded: Result<Vec<(i64, Vec<u8>)>, _> =
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&mut *conn)
+            .await;
+    let Ok(recorded) = recorded else { return false };
+    let ours: Vec<_> = migrator.iter().filter(|m| !m.migration_type.is_down_migration()).collect();
+    recorded.len() == ours.len()
+        && ours.iter().all(|m| recorded.iter().any(|(v, c)| *v == m.version && c.as_slice() == &*m.checksum))
 }
 
 /// A connection of its own holding the migration lock, and the lock's name.

@@ -47,6 +47,12 @@ pub enum PreflightError {
     #[cfg(feature = "mysql")]
     #[error("DATABASE_URL is invalid: {0}")]
     DatabaseUrl(String),
+    #[cfg(feature = "mysql")]
+    #[error(
+        "the database identity {account} lacks {privileges} on table {table}, which this service needs: {reason}. \
+         Grant it (README, Security), or set DATABASE_MIGRATION_URL so the migration step grants it"
+    )]
+    DatabaseGrantMissing { account: String, privileges: String, table: String, reason: String },
 }
 
 /// What a check found when the server did not refuse us.
@@ -232,6 +238,74 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Reach, Prefl
             Err(refused(e.to_string()))
         }
         Ok(Err(e)) => Ok(Reach::Unreachable(e.to_string())),
+    }
+}
+
+#[cfg(feature = "mysql")]
+/// [`check`], then [`check_database_grants`]: what every service runs at start. With a
+/// migration identity, the runtime identity may hold nothing on its database yet (the migration
+/// phase grants it, and MySQL refuses a login to a database the account has no privilege on),
+/// so its login is checked on `information_schema`, which every account may open.
+pub async fn check_with_identities(
+    kafka: &KafkaSettings,
+    url: &str,
+    migration_url: Option<&str>,
+    grants: &[crate::service::runtime::identities::TableGrant],
+) -> Result<(), PreflightError> {
+    let login = match migration_url {
+        Some(_) => {
+            let mut login = url::Url::parse(url).map_err(|e| PreflightError::DatabaseUrl(e.to_string()))?;
+            login.set_path("/information_schema");
+            login.to_string()
+        }
+        None => url.to_owned(),
+    };
+    check(kafka, &login).await?;
+    check_database_grants(url, migration_url, grants).await
+}
+
+#[cfg(feature = "mysql")]
+/// The runtime identity's grants, once: with a migration identity (`migration_url`) only that
+/// identity's connection is checked (the migration step grants the rest); without one, every
+/// statement of `grants` is prepared as `url`'s identity ([`identities::missing_grant`]). An
+/// unreachable database is left to the connection check and to waiting.
+///
+/// [`identities::missing_grant`]: crate::service::runtime::identities::missing_grant
+pub async fn check_database_grants(
+    url: &str,
+    migration_url: Option<&str>,
+    grants: &[crate::service::runtime::identities::TableGrant],
+) -> Result<(), PreflightError> {
+    if let Some(migration_url) = migration_url {
+        if let Reach::Unreachable(reason) = check_database(migration_url, DEFAULT_TIMEOUT).await? {
+            tracing::warn!(%reason, "the migration identity cannot reach the database at start-up; waiting for it");
+        }
+        return Ok(());
+    }
+    let options = MySqlConnectOptions::from_str(url).map_err(|e| PreflightError::DatabaseUrl(e.to_string()))?;
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(DEFAULT_TIMEOUT)
+        .connect_lazy_with(options);
+    let found =
+        tokio::time::timeout(DEFAULT_TIMEOUT, crate::service::runtime::identities::missing_grant(&pool, grants)).await;
+    pool.close().await;
+    match found {
+        Ok(Ok(Some(missing))) => Err(PreflightError::DatabaseGrantMissing {
+            account: missing.account,
+            privileges: missing.grant.privileges.to_owned(),
+            table: missing.grant.table.to_owned(),
+            reason: missing.reason,
+        }),
+        Ok(Ok(None)) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not check the database grants at start-up");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("the database grants could not be checked within {DEFAULT_TIMEOUT:?}");
+            Ok(())
+        }
     }
 }
 

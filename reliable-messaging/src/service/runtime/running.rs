@@ -134,8 +134,16 @@ async fn consume<H: Handler>(
         // messages wait safely in Kafka meanwhile.
         // Without migrations there is no schema to report on.
         let schema = schema.unwrap_or_default();
-        let start =
-            super::database::prepare_database(pool, parts.migrations, parts.create_database, &schema, shutdown).await?;
+        let start = super::database::prepare_database_as(
+            pool,
+            parts.migration_database,
+            parts.runtime_grants,
+            parts.migrations,
+            parts.create_database,
+            &schema,
+            shutdown,
+        )
+        .await?;
         if start == super::database::DatabaseStart::ShutDown {
             return Ok(());
         }
