@@ -23,19 +23,12 @@ mod figures;
 mod load;
 mod machine;
 mod plan;
-mod prometheus;
 mod raw;
 mod report;
 mod rounds;
 mod scenarios;
 mod services;
 mod stages;
-/// The integration tests' fault-injecting proxy, compiled in as is: depending on the whole
-/// test-support crate would build testcontainers and every test helper in release mode.
-/// (`rustfmt::skip`: the file belongs to the tests crate; formatting this crate must not touch it.)
-#[path = "../../tests/src/tcp_proxy.rs"]
-#[rustfmt::skip]
-mod tcp_proxy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

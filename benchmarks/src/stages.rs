@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::prometheus::Scrape;
+use test_support::prometheus::Scrape;
 
 /// Seconds and calls per stage between two scrapes, over `elapsed` seconds of measurement.
 #[derive(Debug, Clone, Default)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
-use tokio::process::Command;
+use test_support::local_services::LocalServices;
 
 /// One partition as the cluster's metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +31,6 @@ pub struct Brokers {
     /// Node ids, 1..=N.
     pub ids: Vec<i32>,
     brokers: String,
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/local-services.sh")
 }
 
 impl Brokers {
@@ -61,26 +57,13 @@ impl Brokers {
         brokers
     }
 
-    /// Runs a `local-services.sh` verb for this cluster; stdout, or stdout and stderr as the error.
+    /// Runs a `local-services.sh` verb for this cluster; stdout, or what it printed as the error.
     async fn run(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("bash")
-            .arg(script())
-            .args(args)
-            .env("LOCAL_KAFKA_BROKERS", &self.brokers)
-            .output()
+        LocalServices::of_checkout()
+            .with_env("LOCAL_KAFKA_BROKERS", &self.brokers)
+            .run(args)
             .await
-            .map_err(|e| format!("could not run local-services.sh: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() {
-            Ok(stdout)
-        } else {
-            Err(format!(
-                "local-services.sh {} failed ({}):\n{stdout}{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+            .map_err(|e| e.to_string())
     }
 
     /// Heals and starts every broker, and waits until the metadata lists them all.

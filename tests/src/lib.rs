@@ -1,19 +1,18 @@
-//! Support shared by the integration tests: where the real Kafka broker and MySQL server are
-//! ([`environment`]), a fresh migrated database per test ([`database`]), topics ([`kafka`]),
-//! the three services started, awaited and killed, as OS processes or in-process
-//! ([`harness`]), sample registration events ([`registrations`]), a TCP proxy that cuts the
-//! database connection on demand ([`tcp_proxy`]), the whole system as OS processes
-//! ([`cluster`]), the local multi-broker Kafka cluster and its faults ([`brokers`]), and the
-//! loss check every scenario ends with ([`ledger`]), and the real OpenTelemetry Collector as a
-//! trace receiver ([`otel_collector`]).
+//! Support for the integration tests and the chaos suite that needs the services' own
+//! libraries: the real Kafka and MySQL the tests run against, a fresh migrated database per test,
+//! each service started with its settings (in-process or as an OS process), the whole system as
+//! processes, and the ledger every loss scenario ends with. What the benchmark shares as well
+//! (processes, scrapes, the TCP proxy, the local services) is in `test-support`.
 //!
 //! Nothing here mocks Kafka or MySQL: every test talks to real servers.
 
 pub mod brokers;
 pub mod cluster;
 pub mod database;
+pub mod dead_letters;
 pub mod engine;
 pub mod environment;
+pub mod gateway_client;
 pub mod harness;
 pub mod identities;
 pub mod kafka;
@@ -21,8 +20,9 @@ pub mod ledger;
 pub mod metrics;
 pub mod otel_collector;
 pub mod registrations;
-pub mod tcp_proxy;
 pub mod wait;
 pub mod webdriver;
 
 pub use environment::{test_env, TestEnv};
+/// The fault-injecting TCP proxy lives with the other support every harness shares.
+pub use test_support::tcp_proxy;

@@ -18,10 +18,9 @@ use reliable_messaging::dead_letter::dead_letter_topic;
 const PARTITIONS: i32 = 4;
 const GROUP: &str = "registration-service";
 
-/// One value of a service's Prometheus `/metrics`, `None` while it does not answer.
+/// One counter or gauge of a service's `/metrics`, `None` while it does not answer.
 async fn metric(port: u16, name: &str) -> Option<u64> {
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.ok()?.text().await.ok()?;
-    body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    integration_tests::metrics::read(port, name).await.map(|v| v as u64)
 }
 
 async fn assigned(port: u16) -> u64 {

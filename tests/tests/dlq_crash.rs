@@ -4,25 +4,19 @@
 //!
 //! Needs the binary: `cargo build -p dlq-worker` (scripts/test.sh builds every binary).
 
-mod dlq_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use dlq_support::{metric, topic_pair};
+use integration_tests::dead_letters::topic_pair;
 use integration_tests::harness::dlq_worker::{process_env, Scope};
 use integration_tests::harness::{free_port, ServiceProcess};
+use integration_tests::metrics;
 use integration_tests::{test_env, wait, TestEnv};
 use reliable_messaging::message::retry_metadata::header;
 
-async fn scrape(port: u16) -> Option<String> {
-    let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.ok()?;
-    response.text().await.ok()
-}
-
 async fn metric_at_least(port: u16, name: &str, n: f64) -> bool {
-    scrape(port).await.and_then(|page| metric(&page, name)).is_some_and(|v| v >= n)
+    metrics::read(port, name).await.is_some_and(|v| v >= n)
 }
 
 /// Produces a dead-lettered record with payload `m-<i>` due at `due_ms`.
@@ -152,7 +146,7 @@ async fn parking_writes_one_structured_log_line_without_the_payload() {
     )
     .await;
     let mut worker = ServiceProcess::spawn("dlq-worker", &process_env(env, &scope, &db.url, free_port()));
-    dlq_support::wait_parked(&db.pool, 1, Duration::from_secs(30)).await;
+    integration_tests::dead_letters::wait_parked(&db.pool, 1, Duration::from_secs(30)).await;
     assert!(worker.terminate(Duration::from_secs(20)).await);
 
     let log = worker.log();

@@ -3,13 +3,11 @@
 //! message or holding up re-sends, and a large backlog pauses the partitions instead of filling
 //! memory.
 
-mod dlq_support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
-use dlq_support::{topic_pair, wait_parked};
+use integration_tests::dead_letters::{topic_pair, wait_parked};
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::kafka::produce_with;
 use integration_tests::tcp_proxy::{database_socket_addr, TcpProxy};
@@ -120,7 +118,7 @@ async fn a_database_outage_holds_re_sends_and_delays_parking_without_losing_eith
         env.read_topic(&origin, 1, Duration::from_secs(3)).await.is_empty(),
         "no re-send, no retry spent, while the database is down"
     );
-    assert!(dlq_support::parked(&db.pool).await.is_empty());
+    assert!(integration_tests::dead_letters::parked(&db.pool).await.is_empty());
     let committed = env.committed_offsets(&scope.group, &dlq);
     assert_eq!(committed.get(&0).copied().unwrap_or(0), 0, "the unparked message blocks the commit: {committed:?}");
 

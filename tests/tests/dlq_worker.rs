@@ -3,12 +3,10 @@
 //! origin from the DLQ name or foreign headers, never creates a missing topic, and never lets a
 //! late message hold up an early one.
 
-mod dlq_support;
-
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dlq_support::{topic_exists, topic_pair, wait_parked};
+use integration_tests::dead_letters::{topic_exists, topic_pair, wait_parked};
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::dead_letter_topic;
@@ -73,7 +71,7 @@ async fn transient_failure_is_resent_to_its_origin_with_the_count_incremented() 
     })
     .await;
     worker.stop().await;
-    assert!(dlq_support::parked(&db.pool).await.is_empty(), "nothing parked");
+    assert!(integration_tests::dead_letters::parked(&db.pool).await.is_empty(), "nothing parked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,11 +3,9 @@
 //! honoured, and a Kafka Connect sink that copies the original timestamp and appends its error
 //! headers on every hop still gets the backoff between hops, with bounded headers.
 
-mod dlq_support;
-
 use std::time::{Duration, Instant};
 
-use dlq_support::{topic_pair, wait_parked};
+use integration_tests::dead_letters::{topic_pair, wait_parked};
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::test_env;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};

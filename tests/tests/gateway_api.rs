@@ -6,13 +6,13 @@
 //! Each test runs its own gateway in-process on a random port, with its own topic and its own
 //! database. No registration-service runs here.
 
-mod gateway_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use gateway::configuration::HashingSettings;
-use gateway_support::{accepted_id, closed_port, expect_problem, spawn_gateway, unique_email, valid_body, PASSWORD};
+use integration_tests::gateway_client::{
+    accepted_id, closed_port, expect_problem, spawn_gateway, unique_email, valid_body, PASSWORD,
+};
 use integration_tests::test_env;
 use registration_events::RegistrationRequested;
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};

@@ -5,13 +5,11 @@
 //! Each test runs its own gateway in-process on a random port, with its own topic and its own
 //! database. No registration-service runs here: the tests write the rows it would write.
 
-mod gateway_support;
-
 use std::time::Duration;
 
 use chrono::Utc;
-use gateway_support::{closed_port, expect_problem, spawn_gateway, unique_email};
 use integration_tests::database::TestDatabase;
+use integration_tests::gateway_client::{closed_port, expect_problem, spawn_gateway, unique_email};
 use integration_tests::test_env;
 use reliable_messaging::request_status::{self, Status, Transition};
 use reqwest::header::RETRY_AFTER;

@@ -3,12 +3,10 @@
 //! the limit is parked in a row, the worker halts and says why, and a restart after the fix
 //! (here: the limit raised) parks the rest, each record once.
 
-mod dlq_support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dlq_support::{topic_pair, wait_parked};
+use integration_tests::dead_letters::{topic_pair, wait_parked};
 use integration_tests::harness::dlq_worker::{settings, RunningWorker, Scope};
 use integration_tests::{test_env, wait};
 use reliable_messaging::dead_letter::DeadLetterLimit;
@@ -46,7 +44,7 @@ async fn a_flood_of_permanent_failures_parks_at_most_the_limit_then_halts() {
     let body = ready.text().await.unwrap();
     assert!(body.contains("halted") && body.contains("consecutive"), "{body}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let parked = dlq_support::parked(&db.pool).await.len();
+    let parked = integration_tests::dead_letters::parked(&db.pool).await.len();
     assert_eq!(parked, LIMIT as usize, "the limit, not the flood, reached the parking lot");
     assert_eq!(worker.metrics.consumed.load(Ordering::Relaxed), u64::from(LIMIT));
     worker.stop().await;

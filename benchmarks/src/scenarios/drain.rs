@@ -19,7 +19,7 @@ use crate::raw::beside_kafka::BesideKafka;
 use crate::raw::database::UpsertLimits;
 use crate::services::Service;
 use crate::stages::StageProfile;
-use crate::tcp_proxy::{database_socket_addr, TcpProxy};
+use test_support::tcp_proxy::{database_socket_addr, TcpProxy};
 
 pub struct Drain {
     /// The pre-filled topic it drained.

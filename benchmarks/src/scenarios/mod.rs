@@ -72,7 +72,7 @@ where
 
 /// Messages the registration-service has given a durable outcome (stored, rejected or handed
 /// to the DLQ), from its `/metrics`.
-pub fn settled(scrape: &crate::prometheus::Scrape) -> anyhow::Result<f64> {
+pub fn settled(scrape: &test_support::prometheus::Scrape) -> anyhow::Result<f64> {
     Ok(scrape.require("registration_service_done_total")?
         + scrape.require("registration_service_rejected_total")?
         + scrape.require("registration_service_dead_lettered_transient_total")?

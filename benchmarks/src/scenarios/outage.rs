@@ -33,7 +33,7 @@ use super::{registration_service_env, settled, Context, READY_TIMEOUT};
 use crate::events::{self, SteadyLoad};
 use crate::services::Service;
 use crate::stages::StageProfile;
-use crate::tcp_proxy::{database_socket_addr, TcpProxy};
+use test_support::tcp_proxy::{database_socket_addr, TcpProxy};
 
 pub mod restart_control;
 mod stopped_database;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::{metrics, wait};
+use test_support::local_services::LocalServices;
 
 use crate::load::Answer;
 use crate::report::ScenarioResult;
@@ -255,12 +256,5 @@ pub(super) async fn db_server_restart(o: Options) -> ScenarioResult {
 }
 
 async fn local_services(args: &[&str]) -> Result<(), String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-services.sh");
-    let status =
-        tokio::process::Command::new("bash").arg(script).args(args).status().await.map_err(|e| e.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("local-services.sh {} failed: {status}", args.join(" ")))
-    }
+    LocalServices::of_checkout().run(args).await.map(drop).map_err(|e| e.to_string())
 }

@@ -105,10 +105,9 @@ async fn dead_lettered(cluster: &Cluster) -> i64 {
     cluster.env.end_offsets(&reliable_messaging::dead_letter::dead_letter_topic(&cluster.topic)).values().sum()
 }
 
-/// Runs `scripts/local-services.sh <command>` (broker restarts).
+/// Runs `scripts/local-services.sh <command>` (database and broker stops and starts).
 pub(crate) async fn local_services(command: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-services.sh");
-    let status =
-        tokio::process::Command::new("bash").arg(script).arg(command).status().await.expect("run local-services.sh");
-    assert!(status.success(), "local-services.sh {command} failed");
+    if let Err(e) = test_support::local_services::LocalServices::of_checkout().run(&[command]).await {
+        panic!("{e}");
+    }
 }

@@ -20,7 +20,7 @@ pub use process::{binary_path, ServiceProcess};
 /// or as a port nothing listens on. Bound, read and released: another process could take it in
 /// between, a race small enough on a test machine.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    test_support::free_port().expect("free port")
 }
 
 /// How long one readiness probe may take: a service that accepted the connection but hangs

@@ -16,7 +16,7 @@ use super::{reachable, StoppedDatabase};
 use crate::events;
 use crate::raw::database;
 use crate::scenarios::Context;
-use crate::tcp_proxy::database_socket_addr;
+use test_support::tcp_proxy::database_socket_addr;
 
 /// The raw loop's rates for one backlog, warm and from a restart.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use test_support::local_services::LocalServices;
 
 /// The shared MariaDB server, stopped by this run: dropping it (error, timeout, Ctrl-C) runs
 /// `db-start` until the server answers again, so an interrupted run never leaves the database
@@ -134,26 +134,14 @@ impl Drop for StoppedDatabase {
     }
 }
 
-/// Runs `script command` (the `local-services.sh` of the checkout) in a process group of its
-/// own, so that a Ctrl-C at the terminal interrupts the harness (whose guard then restarts the
-/// database) and not the script half-way through stopping or starting the server.
+/// Runs `script command` (the `local-services.sh` of the checkout), in a process group of its
+/// own: a Ctrl-C at the terminal interrupts the harness (whose guard then restarts the
+/// database), not the script half-way through stopping or starting the server.
 async fn local_services(script: &Path, command: &str) -> anyhow::Result<()> {
-    let mut child = tokio::process::Command::new(script);
-    child.arg(command).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let output = tokio::time::timeout(Duration::from_secs(300), child.output())
-        .await
-        .map_err(|_| anyhow::anyhow!("{} {command} did not finish within 300 s", script.display()))?
-        .with_context(|| format!("running {} {command}", script.display()))?;
-    if !output.status.success() {
-        anyhow::bail!(
-            "{} {command} failed ({}): {}",
-            script.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
+    LocalServices::at(script).run(&[command]).await?;
     Ok(())
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,8 +175,11 @@ exit 0
         dir
     }
 
+    /// The commands the stand-in ran; the directory is removed.
     fn log(dir: &Path) -> Vec<String> {
-        std::fs::read_to_string(dir.join("log")).unwrap_or_default().lines().map(str::to_owned).collect()
+        let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default().lines().map(str::to_owned).collect();
+        std::fs::remove_dir_all(dir).ok();
+        log
     }
 
     #[tokio::test]

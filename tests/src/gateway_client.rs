@@ -1,15 +1,13 @@
-//! Shared by the gateway's HTTP contract tests (`gateway_api`, `gateway_status`): a gateway of
-//! one test from the harness with a client, valid and unique request bodies, and the checks of
-//! an accepted answer and of a problem document.
-
-#![allow(dead_code)] // each test binary uses a different part
+//! The gateway as its HTTP contract tests (`gateway_api`, `gateway_status`) talk to it: a
+//! gateway of one test from the harness with a client, valid and unique request bodies, and the
+//! checks of an accepted answer and of a problem document.
 
 use std::time::Duration;
 
+use crate::harness::free_port;
+use crate::harness::gateway::InProcessGateway;
+use crate::TestEnv;
 use gateway::configuration::Settings;
-use integration_tests::harness::free_port;
-use integration_tests::harness::gateway::InProcessGateway;
-use integration_tests::TestEnv;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

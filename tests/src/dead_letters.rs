@@ -1,13 +1,11 @@
-//! Shared by the `dlq_*` and `parking_*` tests: parking-lot queries, topic pairs of one test's
-//! [`Scope`], and reading a metric. The dlq-worker itself is started by
-//! `integration_tests::harness::dlq_worker`.
-
-#![allow(dead_code)] // each test binary uses a different part
+//! What the dead-letter tests (`dlq_*`, `parking_*`) read and set up: the parking lot's rows,
+//! whether a topic exists, and the topic pairs of one test's [`Scope`]. The dlq-worker itself
+//! is started by [`crate::harness::dlq_worker`].
 
 use std::time::Duration;
 
-use integration_tests::harness::dlq_worker::Scope;
-use integration_tests::{test_env, TestEnv};
+use crate::harness::dlq_worker::Scope;
+use crate::{test_env, TestEnv};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use reliable_messaging::dead_letter::dead_letter_topic;
@@ -49,12 +47,6 @@ pub fn topic_exists(env: &TestEnv, topic: &str) -> bool {
         .expect("metadata client");
     let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(5)).expect("metadata");
     metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-}
-
-/// The value of an unlabelled metric in a Prometheus text page.
-pub fn metric(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
 }
 
 /// Creates `<prefix>-<name>` and its `-dlq`, with `partitions` each.
