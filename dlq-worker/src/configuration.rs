@@ -190,7 +190,25 @@ pub struct OperatorSettings {
     pub canary_status_url: Option<String>,
 }
 
+/// Only the worker's arguments (no subcommand), for [`Settings::defaults`].
+#[derive(clap::Parser)]
+struct WorkerOnly {
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
 impl Settings {
+    /// The defaults, parsed as the binary parses them but from no environment at all: what
+    /// tests start from, so a variable set on the developer's machine cannot leak into them.
+    pub fn defaults() -> Self {
+        use clap::FromArgMatches as _;
+        let matches = service::ignoring_environment(service::command::<WorkerOnly>(&DEFAULTS))
+            .try_get_matches_from([NAME])
+            .expect("the defaults parse");
+        let only = WorkerOnly::from_arg_matches(&matches).expect("the defaults parse");
+        Self::from_args(&only.worker, Vec::new())
+    }
+
     /// The settings `args` describe. `variables` are the process's environment, for
     /// `KAFKA_<PROPERTY>`.
     pub fn from_args(args: &WorkerArgs, variables: impl IntoIterator<Item = (String, String)>) -> Self {

@@ -71,7 +71,7 @@ fn help_lists_every_variable() {
 
 #[test]
 fn defaults_run_locally() {
-    let s = settings(&[]);
+    let s = Settings::defaults();
     assert_eq!(s.http_addr, "127.0.0.1:8082".parse().expect("address"));
     assert_eq!(s.database.url, DEFAULT_DATABASE_URL);
     assert_eq!((s.topic_pattern.as_str(), s.group_id.as_str()), ("^.*-dlq$", "dlq-worker"));

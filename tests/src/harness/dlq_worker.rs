@@ -9,8 +9,6 @@ use std::time::Duration;
 use dlq_worker::metrics::Metrics;
 use dlq_worker::{Application, Settings};
 use reliable_messaging::dead_letter::Backoff;
-use reliable_messaging::message::retry_metadata::MetadataFormat;
-use reliable_messaging::parking::Rate;
 use reliable_messaging::service::DatabaseSettings;
 use reliable_messaging::KafkaSettings;
 use tokio::task::JoinHandle;
@@ -44,27 +42,19 @@ impl Scope {
     }
 }
 
+/// The worker's defaults (parsed, never from the environment), pointed at this test's broker,
+/// database and topics, with short delays so a test waits seconds, not minutes.
 pub fn settings(env: &TestEnv, scope: &Scope, database_url: &str) -> Settings {
-    Settings {
-        kafka: KafkaSettings::new(env.kafka_bootstrap.clone(), "dlq-worker-test"),
-        database: DatabaseSettings { pool_size: 3, ..DatabaseSettings::new(database_url) },
-        topic_pattern: scope.pattern(),
-        group_id: scope.group.clone(),
-        metadata_refresh: Duration::from_millis(1000),
-        retry_threshold: 5,
-        retry_schedule: Backoff::constant(TEST_BACKOFF),
-        metadata_format: MetadataFormat::Headers,
-        max_scheduled: 10_000,
-        resume_below: 5_000,
-        max_in_flight: 64,
-        commit_interval: Duration::from_millis(200),
-        publish_timeout: Duration::from_secs(10),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_token: None,
-        operator: Default::default(),
-        redrive_rate: Rate::default(),
-        park_limit: reliable_messaging::dead_letter::DeadLetterLimit::default(),
-    }
+    let mut settings = Settings::defaults();
+    settings.kafka = KafkaSettings::new(env.kafka_bootstrap.clone(), "dlq-worker-test");
+    settings.database = DatabaseSettings { pool_size: 3, ..DatabaseSettings::new(database_url) };
+    settings.topic_pattern = scope.pattern();
+    settings.group_id = scope.group.clone();
+    settings.metadata_refresh = Duration::from_millis(1000);
+    settings.retry_schedule = Backoff::constant(TEST_BACKOFF);
+    settings.commit_interval = Duration::from_millis(200);
+    settings.http_addr = "127.0.0.1:0".parse().unwrap();
+    settings
 }
 
 /// A worker running in this process.
