@@ -141,7 +141,9 @@ cmd_down() {
 
 net_snapshot() {
   sysctl -n net.ipv4.ip_forward
-  ip -o link show | awk -F': ' '{print $2}' | sort
+  # Links of local-services.sh's broker namespaces (lsk<checkout>…) are left out: every checkout
+  # on the machine makes and removes its own with `up --brokers 3`, whatever the engine does.
+  ip -o link show | awk -F': ' '{print $2}' | { grep -v '^lsk' || true; } | sort
   # No rules at all is a state too (grep then finds no line, which is no error here).
   if have iptables-save; then iptables-save | { grep -vE '^#|^:' || true; } | sort; else echo "no iptables"; fi
 }
