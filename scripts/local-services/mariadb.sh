@@ -79,6 +79,8 @@ foreign_db_pids() {
     [[ "$(readlink "/proc/$pid/ns/pid" 2>/dev/null)" == "$(readlink /proc/self/ns/pid)" ]] || continue
     # Ours, or another checkout's copy of this script: not a system server.
     [[ "$(proc_cmdline "$pid")" == *"--defaults-file="*"/.local/mariadb/my.cnf"* ]] && continue
+    # A checkout's secured server (up --secure) is not a system server either.
+    [[ "$(proc_cmdline "$pid")" == *"--defaults-file="*"/.local/secure/mariadb/my.cnf"* ]] && continue
     printf '%s %s\n' "$pid" "$comm"
   done
   return 0
