@@ -51,6 +51,8 @@ pub fn document() -> Value {
                         "413": problem_response("Request body too large."),
                         "415": problem_response("Content-Type is not application/json."),
                         "422": problem_response("Invalid fields, listed one by one in `errors`."),
+                        "429": retry_response("Not accepted: this client's sign-up budget is used up (a token \
+                                               bucket per client address). Retry after Retry-After seconds."),
                         "503": retry_response("Not accepted: the broker did not acknowledge in time, or too many \
                                                requests are being processed. Retry after Retry-After seconds.")
                     }
@@ -80,14 +82,14 @@ pub fn document() -> Value {
             "/healthz": {
                 "get": {
                     "operationId": "liveness",
-                    "summary": "Liveness: the process answers",
+                    "summary": "Liveness: the process answers (internal listener, GATEWAY_INTERNAL_ADDR)",
                     "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {"type": "object"}}}}}
                 }
             },
             "/readyz": {
                 "get": {
                     "operationId": "readiness",
-                    "summary": "Readiness: the message broker is reachable",
+                    "summary": "Readiness: the message broker is reachable (internal listener, GATEWAY_INTERNAL_ADDR)",
                     "responses": {
                         "200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
                         "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}
@@ -97,7 +99,7 @@ pub fn document() -> Value {
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
-                    "summary": "Prometheus metrics",
+                    "summary": "Prometheus metrics (internal listener, GATEWAY_INTERNAL_ADDR)",
                     "responses": {"200": {"description": "OpenMetrics text 1.0.0 (ends with `# EOF`).", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}
                 }
             },
@@ -207,7 +209,7 @@ mod tests {
     fn post_registrations_lists_its_responses() {
         let doc = document();
         let responses = doc["paths"]["/registrations"]["post"]["responses"].as_object().unwrap();
-        for code in ["202", "400", "409", "413", "415", "422", "503"] {
+        for code in ["202", "400", "409", "413", "415", "422", "429", "503"] {
             assert!(responses.contains_key(code), "missing {code}");
         }
     }
