@@ -107,7 +107,7 @@ async fn every_bad_registration_is_a_problem_document_and_publishes_nothing() {
 
     assert_eq!(gateway.records_on_topic(env), 0, "a refused registration must not be published");
 
-    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    let metrics = gateway.internal_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 3\n"), "{metrics}");
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 1\n"), "{metrics}");
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"unsupported_media_type\"} 2\n"));
@@ -162,7 +162,7 @@ async fn same_idempotency_key_with_a_different_request_is_409() {
     assert_eq!(gateway.register(&same_normalised, Some("signup-42")).await.status(), StatusCode::ACCEPTED);
 
     assert_eq!(gateway.records_on_topic(env), 2, "the conflicting requests were not published");
-    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    let metrics = gateway.internal_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"idempotency_conflict\"} 2\n"), "{metrics}");
 }
 
@@ -194,10 +194,10 @@ async fn broker_unavailable_is_503_with_retry_after_never_202() {
         assert!(elapsed < Duration::from_secs(10), "bounded by the publish timeout: {elapsed:?}");
     }
 
-    let ready = gateway.get("/readyz").await;
+    let ready = gateway.internal_get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(gateway.get("/healthz").await.status(), StatusCode::OK, "alive, just not ready");
-    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    assert_eq!(gateway.internal_get("/healthz").await.status(), StatusCode::OK, "alive, just not ready");
+    let metrics = gateway.internal_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_publish_failures_total 2\n"), "{metrics}");
     assert!(metrics.contains("gateway_registrations_accepted_total 0\n"), "{metrics}");
     gateway.stop().await;
@@ -231,7 +231,7 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
         assert!(documented.contains(&(route.0.to_owned(), route.1.to_owned())), "{route:?} is documented");
     }
     let post = &doc["paths"]["/registrations"]["post"]["responses"];
-    for code in ["202", "400", "409", "413", "415", "422", "503"] {
+    for code in ["202", "400", "409", "413", "415", "422", "429", "503"] {
         assert!(post.get(code).is_some(), "POST /registrations documents {code}");
     }
     assert_eq!(post["422"]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem");
@@ -242,7 +242,9 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
     for (method, path) in &documented {
         let concrete = path.replace("{request_id}", &issued.to_string());
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = gateway.client.request(method.clone(), gateway.url(&concrete));
+        let url =
+            if INTERNAL.contains(&path.as_str()) { gateway.internal_url(&concrete) } else { gateway.url(&concrete) };
+        let mut request = gateway.client.request(method.clone(), url);
         if method == Method::POST {
             request = request.json(&valid_body(&unique_email()));
         }
@@ -251,7 +253,18 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
     }
     // ... and the probe can tell: an undocumented route is 404.
     assert_eq!(gateway.get("/registrations/x/y").await.status(), StatusCode::NOT_FOUND);
+    // Each listener serves only its own routes: no counters or probes on the public one, no
+    // sign-up on the internal one.
+    for path in INTERNAL {
+        assert_eq!(gateway.get(path).await.status(), StatusCode::NOT_FOUND, "{path} on the public listener");
+    }
+    for path in ["/registrations/00000000-0000-0000-0000-000000000000", "/openapi.json"] {
+        assert_eq!(gateway.internal_get(path).await.status(), StatusCode::NOT_FOUND, "{path} on the internal one");
+    }
 }
+
+/// The routes of the internal listener.
+const INTERNAL: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
 #[tokio::test]
 async fn a_request_over_the_time_limit_is_a_503_problem_not_a_202() {

@@ -91,8 +91,9 @@ async fn under_a_flood_every_stored_row_was_answered_202_or_may_have_been_record
     .buffer_unordered(FLOOD_IN_FLIGHT)
     .collect::<Vec<Answer>>();
     let answers = tokio::time::timeout(Duration::from_secs(120), flood).await.expect("the flood ends within 2 min");
-    let past_deadline =
-        metrics::read(gateway.port, "gateway_requests_past_deadline_total").await.expect("the gateway's metrics");
+    let past_deadline = metrics::read(gateway.internal_port, "gateway_requests_past_deadline_total")
+        .await
+        .expect("the gateway's metrics");
     gateway.stop(Duration::from_secs(30)).await;
 
     let mut by_kind: HashMap<String, usize> = HashMap::new();

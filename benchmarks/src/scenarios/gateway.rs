@@ -16,7 +16,10 @@ use crate::stages::StageProfile;
 
 /// A running gateway with its own topic and database.
 pub struct GatewayUnderTest {
+    /// Its `base_url` is the internal listener (probes, `/metrics`).
     pub service: Service,
+    /// `http://127.0.0.1:<port>` of the public API (sign-ups).
+    pub api_url: String,
     pub topic: String,
     pub db: BenchDatabase,
     pub ready_after: Duration,
@@ -60,6 +63,12 @@ pub fn saturating_clients() -> usize {
 }
 
 pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
+    start_with(ctx, &[("CLIENT_RATE_LIMIT", "off".to_owned())]).await
+}
+
+/// A gateway with `extra` variables on top of the benchmark's. Without a per-client budget by
+/// default: every load generator here is one client, 127.0.0.1.
+pub async fn start_with(ctx: &Context<'_>, extra: &[(&str, String)]) -> anyhow::Result<GatewayUnderTest> {
     let topic = ctx.env.create_topic("registrations", 3).await?;
     let db = ctx.env.fresh_database("gateway").await?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
@@ -74,13 +83,21 @@ pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
         ("ARGON2_ITERATIONS", HashingSettings::OWASP_ITERATIONS.to_string()),
         ("ARGON2_PARALLELISM", HashingSettings::OWASP_PARALLELISM.to_string()),
     ];
-    let mut service = Service::spawn(ctx.binaries, "gateway", "GATEWAY_ADDR", &env)?;
+    let api_port = crate::services::free_port()?;
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    let env: Vec<(&str, String)> = env
+        .into_iter()
+        .chain([("GATEWAY_ADDR", format!("127.0.0.1:{api_port}"))])
+        .chain(extra.iter().cloned())
+        .collect();
+    // The service's own address is the internal listener: it is timed to /readyz and scraped.
+    let mut service = Service::spawn(ctx.binaries, "gateway", "GATEWAY_INTERNAL_ADDR", &env)?;
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
     // Let background start-up work (migrations, producer connections) settle before "idle".
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = service.rss_mib()?;
-    let signups = SignUps::new(&service.base_url, &ctx.env.run_id)?;
-    Ok(GatewayUnderTest { service, topic, db, ready_after, idle_rss_mib, signups })
+    let signups = SignUps::new(&api_url, &ctx.env.run_id)?;
+    Ok(GatewayUnderTest { service, api_url, topic, db, ready_after, idle_rss_mib, signups })
 }
 
 const ACCEPTED: &str = "gateway_registrations_accepted_total";
