@@ -110,6 +110,8 @@ enum Phase {
     Dlq,
     /// The registration-service's instructions per message under callgrind (two drains).
     Cost,
+    /// One client flooding the gateway beside a well-behaved one, per-client budget on and off.
+    Flood,
 }
 
 /// No run may take longer than this, whatever hangs, plus the outages asked for (a full run
@@ -278,6 +280,13 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], outage_b
         skipped()
     };
 
+    let flood = if runs(Phase::Flood) {
+        phase("gateway: one client flooding at 2,000/s beside a well-behaved one, budget on and off");
+        timed("flood", Duration::from_secs(240), scenarios::flood::run(ctx)).await
+    } else {
+        skipped()
+    };
+
     Results {
         producer_perf,
         kafka_end_to_end,
@@ -287,6 +296,7 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], outage_b
         outage,
         dlq,
         cost,
+        flood,
         brokers: ctx.env.brokers,
     }
 }

@@ -1,5 +1,7 @@
-//! The OpenAPI 3.1 description of the gateway, written by hand: six routes do not need a
-//! generator, and the integration test checks it against the routes actually served.
+//! The OpenAPI 3.1 description of the gateway's public API, written by hand: three routes do
+//! not need a generator, and the integration test checks it against the routes the public
+//! listener serves. `/metrics` and the probes are on the internal listener and not part of
+//! the public contract.
 
 use serde_json::{json, Value};
 
@@ -79,30 +81,6 @@ pub fn document() -> Value {
                     }
                 }
             },
-            "/healthz": {
-                "get": {
-                    "operationId": "liveness",
-                    "summary": "Liveness: the process answers (internal listener, GATEWAY_INTERNAL_ADDR)",
-                    "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {"type": "object"}}}}}
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "operationId": "readiness",
-                    "summary": "Readiness: the message broker is reachable (internal listener, GATEWAY_INTERNAL_ADDR)",
-                    "responses": {
-                        "200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
-                        "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}
-                    }
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Prometheus metrics (internal listener, GATEWAY_INTERNAL_ADDR)",
-                    "responses": {"200": {"description": "OpenMetrics text 1.0.0 (ends with `# EOF`).", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}
-                }
-            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -142,13 +120,6 @@ pub fn document() -> Value {
                         "retry_count": {"type": "integer", "minimum": 0},
                         "reason": {"type": ["string", "null"]},
                         "updated_at": {"type": ["string", "null"], "format": "date-time"}
-                    }
-                },
-                "Readiness": {
-                    "type": "object",
-                    "properties": {
-                        "status": {"enum": ["ready", "not ready"]},
-                        "checks": {"type": "object", "additionalProperties": {"type": "string"}}
                     }
                 },
                 "Problem": {

@@ -56,6 +56,7 @@ pub struct Application {
     internal_listener: TcpListener,
     internal_router: Router,
     routes: Vec<ServedRoute>,
+    internal_routes: Vec<ServedRoute>,
     producer: DurableProducer,
     http_limits: HttpLimits,
     /// Stops the background migrations when the gateway stops before they are applied.
@@ -98,7 +99,8 @@ impl Application {
         let readiness = Readiness::default().with(BrokerCheck(producer.clone()));
         let deadline = Deadline { limit: settings.request_timeout, metrics: Arc::clone(&state.metrics) };
         let budget = ClientBudget::start(&settings.client_budget, Arc::clone(&state.metrics));
-        let (router, internal_router, routes) = routers(state, readiness, deadline, budget);
+        let Routers { public: router, routes, internal: internal_router, internal_routes } =
+            routers(state, readiness, deadline, budget);
 
         let (listener, port) = bind(&settings.addr).await?;
         let (internal_listener, internal_port) = bind(&settings.internal_addr).await?;
@@ -110,6 +112,7 @@ impl Application {
             internal_listener,
             internal_router,
             routes,
+            internal_routes,
             producer,
             http_limits: settings.http,
             migrations_stop,
@@ -126,9 +129,14 @@ impl Application {
         self.internal_port
     }
 
-    /// Every method and path the router serves.
+    /// Every method and path the public listener serves (what `/openapi.json` documents).
     pub fn routes(&self) -> &[ServedRoute] {
         &self.routes
+    }
+
+    /// Every method and path the internal listener serves.
+    pub fn internal_routes(&self) -> &[ServedRoute] {
+        &self.internal_routes
     }
 
     /// Serves until `shutdown` is cancelled, lets requests in flight finish (each one waits
@@ -151,14 +159,9 @@ impl Application {
 }
 
 /// The public router (sign-up, status, the API document; held to the per-client budget) and
-/// the internal one (`/metrics` and the probes), with every route they serve.
-fn routers(
-    state: AppState,
-    readiness: Readiness,
-    deadline: Deadline,
-    budget: Option<Arc<ClientBudget>>,
-) -> (Router, Router, Vec<ServedRoute>) {
-    let (public, mut routes) = RouteTable::new()
+/// the internal one (`/metrics` and the probes), each with the routes it serves.
+fn routers(state: AppState, readiness: Readiness, deadline: Deadline, budget: Option<Arc<ClientBudget>>) -> Routers {
+    let (public, routes) = RouteTable::new()
         .post("/registrations", routes::register)
         .get("/registrations/{request_id}", routes::registration_status)
         .get("/openapi.json", routes::openapi)
@@ -169,14 +172,25 @@ fn routers(
         .with_state(state)
         .merge(health::router(readiness), &[(Method::GET, "/healthz"), (Method::GET, "/readyz")])
         .into_parts();
-    routes.extend(internal_routes);
     let public = public.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     // Inside the request limit: a request over its budget is answered before anything is read.
     let public = match budget {
         Some(budget) => public.layer(middleware::from_fn_with_state(budget, client_budget::enforce)),
         None => public,
     };
-    (layered(public, deadline.clone()), layered(internal, deadline), routes)
+    Routers {
+        public: layered(public, deadline.clone()),
+        routes,
+        internal: layered(internal, deadline),
+        internal_routes,
+    }
+}
+
+struct Routers {
+    public: Router,
+    routes: Vec<ServedRoute>,
+    internal: Router,
+    internal_routes: Vec<ServedRoute>,
 }
 
 /// What every route of both listeners gets: the request limit, panics and bare errors as

@@ -41,8 +41,10 @@ pub struct GatewayServer {
     pub base: String,
     /// The port of `/metrics` and the probes.
     pub internal_port: u16,
-    /// The routes its router serves, for tests that hold the API document to them.
+    /// The routes its public router serves, for tests that hold the API document to them.
     pub routes: Vec<ServedRoute>,
+    /// The routes of its internal listener.
+    pub internal_routes: Vec<ServedRoute>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -53,10 +55,11 @@ impl GatewayServer {
     pub async fn start(settings: Settings) -> Self {
         let app = Application::build(settings).await.expect("build the gateway");
         let (port, internal_port) = (app.port(), app.internal_port());
-        let routes = app.routes().to_vec();
+        let (routes, internal_routes) = (app.routes().to_vec(), app.internal_routes().to_vec());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self { port, base: format!("http://127.0.0.1:{port}"), internal_port, routes, shutdown, task }
+        let base = format!("http://127.0.0.1:{port}");
+        Self { port, base, internal_port, routes, internal_routes, shutdown, task }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -90,6 +93,7 @@ pub struct InProcessGateway {
     pub topic: String,
     pub db: TestDatabase,
     pub routes: Vec<ServedRoute>,
+    pub internal_routes: Vec<ServedRoute>,
     server: GatewayServer,
 }
 
@@ -110,6 +114,7 @@ impl InProcessGateway {
             topic,
             db,
             routes: server.routes.clone(),
+            internal_routes: server.internal_routes.clone(),
             server,
         }
     }
