@@ -20,6 +20,10 @@
 //! whole request until its record is with the producer ([`crate::request_deadline`]); the body limit is shorter by default so that a slow client is told 408,
 //! its own fault, rather than 503.
 //!
+//! The gateway serves two listeners this way, the public API and the internal one (`/metrics`,
+//! probes), each with its own connection limit. Every request carries its connection's peer
+//! address (`ConnectInfo`), which the per-client budget reads ([`crate::client_budget`]).
+//!
 //! Shutdown stops accepting, lets every request in flight finish (each is bounded by the
 //! limits above), and closes idle connections.
 

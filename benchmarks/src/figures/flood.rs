@@ -3,7 +3,7 @@
 //! comparison, and the flooder's answers in a note.
 
 use crate::report::{Goal, Report, Row};
-use crate::scenarios::flood::{self, ClientAnswers, FloodFigures, FloodRun};
+use crate::scenarios::flood::{self, FloodFigures, FloodRun};
 
 use super::{one, Inputs};
 
@@ -28,34 +28,35 @@ pub(super) fn rows(report: &mut Report, i: &Inputs<'_>) {
 }
 
 fn row(figure: &str, f: &FloodFigures) -> Row {
-    let cell = |c: &ClientAnswers| {
+    let cell = |run: &FloodRun| {
         format!(
             "{}/{} ({:.0} %), p99 {}",
-            c.accepted(),
-            c.sent,
-            100.0 * c.success_rate(),
-            c.p99_ms().map_or("—".to_owned(), |p| format!("{p:.0} ms"))
+            run.polite.accepted.len(),
+            run.polite.sent,
+            100.0 * run.polite_success(),
+            run.polite_p99_ms().map_or("—".to_owned(), |p| format!("{p:.0} ms"))
         )
     };
     let mut row = Row::with_ratio(
         figure,
-        format!("on: {}", cell(&f.on.polite)),
-        format!("off: {}", cell(&f.off.polite)),
-        f.on.polite.success_rate(),
+        format!("on: {}", cell(&f.on)),
+        format!("off: {}", cell(&f.off)),
+        f.on.polite_success(),
         Goal::AtLeast(0.99),
     );
-    row.ratio = format!("{:.2} | {:.2}", f.on.polite.success_rate(), f.off.polite.success_rate());
+    row.ratio = format!("{:.2} | {:.2}", f.on.polite_success(), f.off.polite_success());
     row
 }
 
 fn describe(run: &FloodRun) -> String {
     format!(
-        "Budget {}: the flooder sent {} and was answered {:?} (status: count; 0 = no answer), the well-behaved \
-         client {:?}; gateway peak RSS {:.0} MiB.",
+        "Budget {}: the flooder sent {}, {} answered 202, the others {:?} (status: count; 0 = no answer); the \
+         well-behaved client's non-202s {:?}; gateway peak RSS {:.0} MiB.",
         if run.limit_on { "on" } else { "off" },
         run.flooder.sent,
-        run.flooder.by_status,
-        run.polite.by_status,
+        run.flooder.accepted.len(),
+        run.flooder.other,
+        run.polite.other,
         run.peak_rss_mib
     )
 }

@@ -16,10 +16,9 @@ use crate::stages::StageProfile;
 
 /// A running gateway with its own topic and database.
 pub struct GatewayUnderTest {
-    /// Its `base_url` is the internal listener (probes, `/metrics`).
+    /// Its `base_url` is the internal listener (probes, `/metrics`); `signups` go to the
+    /// public one.
     pub service: Service,
-    /// `http://127.0.0.1:<port>` of the public API (sign-ups).
-    pub api_url: String,
     pub topic: String,
     pub db: BenchDatabase,
     pub ready_after: Duration,
@@ -97,7 +96,7 @@ pub async fn start_with(ctx: &Context<'_>, extra: &[(&str, String)]) -> anyhow::
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = service.rss_mib()?;
     let signups = SignUps::new(&api_url, &ctx.env.run_id)?;
-    Ok(GatewayUnderTest { service, api_url, topic, db, ready_after, idle_rss_mib, signups })
+    Ok(GatewayUnderTest { service, topic, db, ready_after, idle_rss_mib, signups })
 }
 
 const ACCEPTED: &str = "gateway_registrations_accepted_total";
