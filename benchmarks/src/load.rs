@@ -60,11 +60,7 @@ pub struct SignUps {
 
 impl SignUps {
     pub fn new(gateway_base_url: &str, run_id: &str) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()?;
+        let client = Self::client()?;
         Ok(SignUps {
             client,
             url: format!("{gateway_base_url}/registrations"),
@@ -74,9 +70,14 @@ impl SignUps {
         })
     }
 
-    /// The same sign-ups (one shared counter, so emails stay unique) from client `address`.
-    pub fn from_client(&self, address: &str) -> Self {
-        Self { forwarded_for: Some(Arc::from(address)), ..self.clone() }
+    fn client() -> anyhow::Result<reqwest::Client> {
+        Ok(reqwest::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(256).tcp_nodelay(true).build()?)
+    }
+
+    /// The same sign-ups (one shared counter, so emails stay unique) from another client:
+    /// `address` in `X-Forwarded-For`, and connections of its own.
+    pub fn from_client(&self, address: &str) -> anyhow::Result<Self> {
+        Ok(Self { client: Self::client()?, forwarded_for: Some(Arc::from(address)), ..self.clone() })
     }
 
     /// Sends one sign-up; the status code (0 on a transport error) and, for a 202, the request id.

@@ -92,6 +92,9 @@ struct Args {
     /// or more get one round.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     outage_secs: u64,
+    /// Requests per second of the flooding client in the flood phase.
+    #[arg(long, default_value_t = 2_000.0)]
+    flood_rate: f64,
 }
 
 /// The parts of a run, for `--only`.
@@ -152,6 +155,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         plan.rounds = rounds.into();
     }
     plan.outage = Duration::from_secs(args.outage_secs);
+    plan.flood_rate = args.flood_rate;
     let machine_before = machine::describe();
     eprintln!(
         "[bench] run {} ({}, rounds: {}) on {machine_before}",
@@ -281,7 +285,7 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], outage_b
     };
 
     let flood = if runs(Phase::Flood) {
-        phase("gateway: one client flooding at 2,000/s beside a well-behaved one, budget on and off");
+        phase("gateway: one client flooding beside a well-behaved one, budget on and off");
         timed("flood", Duration::from_secs(240), scenarios::flood::run(ctx)).await
     } else {
         skipped()

@@ -11,7 +11,7 @@ pub(super) fn rows(report: &mut Report, i: &Inputs<'_>) {
     let figure = format!(
         "well-behaved sign-ups accepted ({}/s) beside a one-client flood ({:.0}/s, {} s), budget on | off",
         flood::POLITE_RATE,
-        flood::FLOOD_RATE,
+        i.plan.flood_rate,
         flood::DURATION.as_secs()
     );
     report.push(one(&figure, "≥ 0.99", &i.r.flood, |f| row(&figure, f)));

@@ -1,5 +1,5 @@
 //! One client flooding the gateway's `POST /registrations` (open loop, 2,000 requests a
-//! second for 15 s) while one well-behaved client signs up at 4 a second: the well-behaved
+//! second by default, `--flood-rate`, for 15 s) while one well-behaved client signs up at 4 a second: the well-behaved
 //! client's success rate and p99 with the per-client budget on, then off. Both clients come
 //! through a trusted "proxy" (127.0.0.1 in `TRUSTED_PROXIES`), told apart by
 //! `X-Forwarded-For`. OWASP hashing, as deployed: the flood is far beyond what the machine
@@ -10,7 +10,6 @@ use std::time::Duration;
 use super::Context;
 use crate::load::{self, LoadResult};
 
-pub const FLOOD_RATE: f64 = 2_000.0;
 pub const POLITE_RATE: f64 = 4.0;
 pub const DURATION: Duration = Duration::from_secs(15);
 /// The budget of the run: 5 a second per client (the polite client stays under it), 10 at once.
@@ -61,11 +60,14 @@ async fn flood(ctx: &Context<'_>, limit_on: bool) -> anyhow::Result<FloodRun> {
         ("CLIENT_RATE_BURST", BURST.to_string()),
         ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
     ];
-    let mut gw = super::gateway::start_with(ctx, &extra).await?;
+    let name = if limit_on { "flood_on" } else { "flood_off" };
+    let mut gw = super::gateway::start_with(ctx, name, &extra).await?;
     let rss = gw.service.sample_rss();
-    let (flooder, polite) = (gw.signups.from_client(FLOODER), gw.signups.from_client(POLITE));
-    let (flooder, polite) =
-        tokio::join!(load::open_loop(&flooder, FLOOD_RATE, DURATION), load::open_loop(&polite, POLITE_RATE, DURATION),);
+    let (flooder, polite) = (gw.signups.from_client(FLOODER)?, gw.signups.from_client(POLITE)?);
+    let (flooder, polite) = tokio::join!(
+        load::open_loop(&flooder, ctx.plan.flood_rate, DURATION),
+        load::open_loop(&polite, POLITE_RATE, DURATION),
+    );
     gw.service.ensure_running()?;
     let run = FloodRun { limit_on, flooder, polite, peak_rss_mib: rss.peak_mib() };
     eprintln!(

@@ -62,14 +62,16 @@ pub fn saturating_clients() -> usize {
 }
 
 pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
-    start_with(ctx, &[("CLIENT_RATE_LIMIT", "off".to_owned())]).await
+    start_with(ctx, "gateway", &[("CLIENT_RATE_LIMIT", "off".to_owned())]).await
 }
 
-/// A gateway with `extra` variables on top of the benchmark's. Without a per-client budget by
-/// default: every load generator here is one client, 127.0.0.1.
-pub async fn start_with(ctx: &Context<'_>, extra: &[(&str, String)]) -> anyhow::Result<GatewayUnderTest> {
-    let topic = ctx.env.create_topic("registrations", 3).await?;
-    let db = ctx.env.fresh_database("gateway").await?;
+/// A gateway named `name` (its topic and database are named after it) with `extra` variables
+/// on top of the benchmark's. Without a per-client budget by default: every load generator
+/// here is one client, 127.0.0.1.
+pub async fn start_with(ctx: &Context<'_>, name: &str, extra: &[(&str, String)]) -> anyhow::Result<GatewayUnderTest> {
+    let topic_name = if name == "gateway" { "registrations".to_owned() } else { format!("{name}-registrations") };
+    let topic = ctx.env.create_topic(&topic_name, 3).await?;
+    let db = ctx.env.fresh_database(name).await?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let env = vec![
         ("KAFKA_BOOTSTRAP_SERVERS", ctx.env.kafka_bootstrap.clone()),
