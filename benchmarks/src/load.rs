@@ -76,7 +76,7 @@ impl SignUps {
 
     /// The same sign-ups (one shared counter, so emails stay unique) from another client:
     /// `address` in `X-Forwarded-For`, and connections of its own.
-    pub fn from_client(&self, address: &str) -> anyhow::Result<Self> {
+    pub fn as_client(&self, address: &str) -> anyhow::Result<Self> {
         Ok(Self { client: Self::client()?, forwarded_for: Some(Arc::from(address)), ..self.clone() })
     }
 

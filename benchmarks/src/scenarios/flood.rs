@@ -63,7 +63,7 @@ async fn flood(ctx: &Context<'_>, limit_on: bool) -> anyhow::Result<FloodRun> {
     let name = if limit_on { "flood_on" } else { "flood_off" };
     let mut gw = super::gateway::start_with(ctx, name, &extra).await?;
     let rss = gw.service.sample_rss();
-    let (flooder, polite) = (gw.signups.from_client(FLOODER)?, gw.signups.from_client(POLITE)?);
+    let (flooder, polite) = (gw.signups.as_client(FLOODER)?, gw.signups.as_client(POLITE)?);
     let (flooder, polite) = tokio::join!(
         load::open_loop(&flooder, ctx.plan.flood_rate, DURATION),
         load::open_loop(&polite, POLITE_RATE, DURATION),
