@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use integration_tests::harness::gateway::{process_env, random_secret, GatewayPorts};
-use integration_tests::harness::registration::{service_settings, InProcessService};
+use integration_tests::harness::registration::store_everything_on;
 use integration_tests::harness::{self, ServiceProcess};
 use integration_tests::ledger::{self, Expected, PasswordEvidence};
-use integration_tests::{metrics, test_env, wait};
+use integration_tests::{metrics, test_env};
 use reliable_messaging::message::REQUEST_ID_HEADER;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -185,13 +185,7 @@ async fn a_flooding_client_gets_429s_while_a_well_behaved_one_signs_up_and_every
     assert_eq!(rate_limited, Some(refused as f64), "the rate_limited counter on the internal listener");
 
     // The ledger: store what the broker holds, then hold every row to its answer.
-    let on_topic: i64 = env.end_offsets(&topic).values().sum();
-    let service = InProcessService::start(service_settings(env, &topic, &format!("{topic}-group"), &db.url)).await;
-    wait::until(Duration::from_secs(60), "every record on the topic stored", || async {
-        db.count("SELECT COUNT(*) FROM users").await == on_topic
-    })
-    .await;
-    service.stop().await;
+    let on_topic = store_everything_on(env, &topic, &db).await;
     let answers: Vec<&Answer> = flood.iter().chain(&polite).chain(&forged).collect();
     let expected: Vec<Expected> = answers
         .iter()
