@@ -147,8 +147,12 @@ async fn a_flooding_client_gets_429s_while_a_well_behaved_one_signs_up_and_every
     for i in 0..(2 * BURST) {
         forged.push(post(&untrusted, &url, &format!("192.0.2.{i}"), "Forger").await);
     }
-    let rate_limited =
-        metrics::read(ports.internal, "gateway_registrations_rejected_total{reason=\"rate_limited\"}").await;
+    // The one labelled series, read from the page itself (the `metrics` helpers sum over labels).
+    let page = metrics::scrape(ports.internal).await.expect("the gateway's /metrics on its internal listener");
+    let rate_limited = page
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_registrations_rejected_total{reason=\"rate_limited\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
     assert!(gateway.terminate(Duration::from_secs(30)).await, "the gateway stops cleanly:\n{}", gateway.log());
     eprintln!(
         "flood: {} requests in {flooded_for:?}: {:?}; polite: {:?}; forger: {:?}",
