@@ -54,7 +54,10 @@ ENV LOG_FORMAT=json
 FROM runtime AS gateway
 COPY --from=binaries /out/gateway /usr/local/bin/gateway
 ENV GATEWAY_ADDR=0.0.0.0:8080
-EXPOSE 8080
+# The internal listener (/metrics, /healthz, /readyz): for the orchestrator and Prometheus,
+# never for the internet.
+ENV GATEWAY_INTERNAL_ADDR=0.0.0.0:8083
+EXPOSE 8080 8083
 ENTRYPOINT ["/usr/local/bin/gateway"]
 
 FROM runtime AS registration-service

@@ -7,7 +7,9 @@
 #                               raw limit; ~9 minutes on a quiet 2-core machine, ~15 on a busy one
 #   scripts/bench.sh --quick    3 smaller rounds per ratio, ~4 minutes (noisier; the table says so)
 #   scripts/bench.sh --keep     keep the run's topics and databases for inspection
-#   scripts/bench.sh --only raw,gateway,drain,outage,dlq,cost   selected phases only
+#   scripts/bench.sh --only raw,gateway,drain,outage,dlq,cost,flood   selected phases only
+#   scripts/bench.sh --only flood   one client flooding the gateway at 2,000/s beside a
+#                               well-behaved one, per-client budget on and off (~1 minute)
 #   scripts/bench.sh --rounds 7 more (or fewer) rounds per ratio
 #   scripts/bench.sh --only outage --outage-secs 180       one 3-minute outage (60 s or more: 1 round)
 #   scripts/bench.sh --only outage --outage-by proxy       cut a TCP proxy instead of stopping MariaDB

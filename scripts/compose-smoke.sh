@@ -79,9 +79,11 @@ ensure_compose
 mkdir -p "$WORK"
 "$ROOT/scripts/container-engine.sh" net-snapshot "$WORK/net-before"
 
-mapfile -t ports < <(free_ports 6)
+mapfile -t ports < <(free_ports 7)
 export SIGNUP_KAFKA_PORT=${ports[0]} SIGNUP_KAFKA_CONTROLLER_PORT=${ports[1]} SIGNUP_MARIADB_PORT=${ports[2]}
 export SIGNUP_GATEWAY_PORT=${ports[3]} SIGNUP_REGISTRATION_SERVICE_PORT=${ports[4]} SIGNUP_DLQ_WORKER_PORT=${ports[5]}
+# The gateway's probes and /metrics are on its internal listener.
+export SIGNUP_GATEWAY_INTERNAL_PORT=${ports[6]}
 # Stopped whatever happens after this point; a failed run shows the services' logs first.
 cleanup() {
   local rc=$?
@@ -104,7 +106,7 @@ running=$(stack_containers | grep -c ' Up ' || true)
 ((running == 5)) || { stack_containers >&2; die "expected the 5 containers of compose.yaml running, found $running"; }
 wait_http registration-service "http://127.0.0.1:$SIGNUP_REGISTRATION_SERVICE_PORT/readyz"
 wait_http dlq-worker "http://127.0.0.1:$SIGNUP_DLQ_WORKER_PORT/healthz"
-wait_http gateway "http://127.0.0.1:$SIGNUP_GATEWAY_PORT/readyz"
+wait_http gateway "http://127.0.0.1:$SIGNUP_GATEWAY_INTERNAL_PORT/readyz"
 log "stack ready after $(($(date +%s) - t0))s"
 
 email="compose-smoke-$(date +%s)-$$@example.com"

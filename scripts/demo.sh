@@ -81,7 +81,7 @@ cargo build --locked --workspace --bins
 for s in "${SERVICES[@]}"; do start_service "$s"; done
 wait_ready registration-service http://127.0.0.1:8081/readyz
 wait_ready dlq-worker http://127.0.0.1:8082/healthz
-wait_ready gateway http://127.0.0.1:8080/readyz
+wait_ready gateway http://127.0.0.1:8083/readyz
 
 email="ada.$(date +%s)@example.com"
 log "POST /registrations for $email"
@@ -108,7 +108,8 @@ mariadb -h 127.0.0.1 -u registrations registrations -e \
 cat <<TXT
 
 The services keep running:
-  gateway               http://127.0.0.1:8080  (POST /registrations, GET /registrations/{id}, /openapi.json, /metrics)
+  gateway               http://127.0.0.1:8080  (POST /registrations, GET /registrations/{id}, /openapi.json)
+                        http://127.0.0.1:8083  (internal: /readyz, /healthz, /metrics)
   registration-service  http://127.0.0.1:8081  (/readyz, /metrics)
   dlq-worker            http://127.0.0.1:8082  (/readyz, /metrics); parking lot: target/debug/dlq-worker parked list
 Stop them with scripts/demo.sh stop, and Kafka/MariaDB with scripts/local-services.sh down.

@@ -53,21 +53,31 @@ pub struct SignUps {
     url: String,
     run_id: String,
     counter: Arc<AtomicU64>,
+    /// `X-Forwarded-For`, for a gateway that trusts this harness as its proxy: which client
+    /// the sign-ups come from.
+    forwarded_for: Option<Arc<str>>,
 }
 
 impl SignUps {
     pub fn new(gateway_base_url: &str, run_id: &str) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()?;
+        let client = Self::client()?;
         Ok(SignUps {
             client,
             url: format!("{gateway_base_url}/registrations"),
             run_id: run_id.to_owned(),
             counter: Arc::default(),
+            forwarded_for: None,
         })
+    }
+
+    fn client() -> anyhow::Result<reqwest::Client> {
+        Ok(reqwest::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(256).tcp_nodelay(true).build()?)
+    }
+
+    /// The same sign-ups (one shared counter, so emails stay unique) from another client:
+    /// `address` in `X-Forwarded-For`, and connections of its own.
+    pub fn as_client(&self, address: &str) -> anyhow::Result<Self> {
+        Ok(Self { client: Self::client()?, forwarded_for: Some(Arc::from(address)), ..self.clone() })
     }
 
     /// Sends one sign-up; the status code (0 on a transport error) and, for a 202, the request id.
@@ -78,7 +88,11 @@ impl SignUps {
             "name": "Load Test",
             "password": format!("correct horse battery staple {n}"),
         });
-        let response = match self.client.post(&self.url).json(&body).send().await {
+        let mut request = self.client.post(&self.url).json(&body);
+        if let Some(address) = &self.forwarded_for {
+            request = request.header("X-Forwarded-For", address.as_ref());
+        }
+        let response = match request.send().await {
             Ok(r) => r,
             Err(_) => return (0, None),
         };

@@ -85,6 +85,9 @@ struct Args {
     /// or more get one round.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     outage_secs: u64,
+    /// Requests per second of the flooding client in the flood phase.
+    #[arg(long, default_value_t = 2_000.0)]
+    flood_rate: f64,
 }
 
 /// The parts of a run, for `--only`.
@@ -103,6 +106,8 @@ enum Phase {
     Dlq,
     /// The registration-service's instructions per message under callgrind (two drains).
     Cost,
+    /// One client flooding the gateway beside a well-behaved one, per-client budget on and off.
+    Flood,
 }
 
 /// No run may take longer than this, whatever hangs, plus the outages asked for (a full run
@@ -143,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         plan.rounds = rounds.into();
     }
     plan.outage = Duration::from_secs(args.outage_secs);
+    plan.flood_rate = args.flood_rate;
     let machine_before = machine::describe();
     eprintln!(
         "[bench] run {} ({}, rounds: {}) on {machine_before}",
@@ -271,6 +277,13 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], outage_b
         skipped()
     };
 
+    let flood = if runs(Phase::Flood) {
+        phase("gateway: one client flooding beside a well-behaved one, budget on and off");
+        timed("flood", Duration::from_secs(240), scenarios::flood::run(ctx)).await
+    } else {
+        skipped()
+    };
+
     Results {
         producer_perf,
         kafka_end_to_end,
@@ -280,6 +293,7 @@ async fn measure(ctx: &Context<'_>, tools: &KafkaTools, only: &[Phase], outage_b
         outage,
         dlq,
         cost,
+        flood,
         brokers: ctx.env.brokers,
     }
 }

@@ -55,6 +55,8 @@ pub struct Plan {
     pub dlq_waiting: usize,
     pub dlq_delays: Vec<Duration>,
     pub dlq_probes_per_delay: usize,
+    /// The flood (`--flood-rate`): the flooding client's requests per second.
+    pub flood_rate: f64,
 }
 
 impl Plan {
@@ -77,6 +79,7 @@ impl Plan {
             single_drain_messages: 3_000,
             outage: Duration::from_secs(10),
             outage_messages: 60_000,
+            flood_rate: 2_000.0,
             cost_messages: (1_000, 4_000),
             dlq_waiting: 10_000,
             dlq_delays: vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(5)],
@@ -103,6 +106,7 @@ impl Plan {
             single_drain_messages: 800,
             outage: Duration::from_secs(10),
             outage_messages: 15_000,
+            flood_rate: 2_000.0,
             cost_messages: (500, 2_000),
             dlq_waiting: 10_000,
             dlq_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],

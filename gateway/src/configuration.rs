@@ -16,14 +16,20 @@ use reliable_messaging::kafka::topics::TopicPolicy;
 use reliable_messaging::service::{DatabaseSettings, TelemetryArgs};
 use reliable_messaging::KafkaSettings;
 
+use crate::client_budget::client_address::ClientAddressing;
+
 pub use args::Args;
 
 /// Everything the gateway needs to start. `Debug` shows neither the database password nor the
 /// request-id secret.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `GATEWAY_ADDR`: where to listen; port 0 picks a free port (tests).
+    /// `GATEWAY_ADDR`: where the public API (sign-up, status, OpenAPI) listens; port 0 picks
+    /// a free port (tests).
     pub addr: String,
+    /// `GATEWAY_INTERNAL_ADDR`: where `/metrics` and the probes listen, apart from the public
+    /// API so that they need not be exposed with it; port 0 picks a free port (tests).
+    pub internal_addr: String,
     pub kafka: KafkaSettings,
     /// `DATABASE_*`: the status route and the shared Idempotency-Key claims use it; the status
     /// route waits at most its acquire timeout for a connection.
@@ -43,6 +49,7 @@ pub struct Settings {
     pub request_id_secret: RequestIdSecret,
     pub idempotency: IdempotencySettings,
     pub http: HttpLimits,
+    pub client_budget: ClientBudgetSettings,
     /// `RUST_LOG`, `LOG_FORMAT`, `OTEL_*`: what `telemetry::init` takes.
     pub telemetry: TelemetryArgs,
 }
@@ -70,6 +77,33 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+        }
+    }
+}
+
+/// The per-client budget of `POST /registrations` (see `crate::client_budget`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientBudgetSettings {
+    /// `CLIENT_RATE_LIMIT` (on): off answers no 429 at all.
+    pub enabled: bool,
+    /// `CLIENT_RATE_PER_MINUTE` (60): sign-ups a client may make per minute, steadily.
+    pub per_minute: u32,
+    /// `CLIENT_RATE_BURST` (10): sign-ups a client may make at once, after a quiet spell.
+    pub burst: u32,
+    /// `CLIENT_RATE_MAX_CLIENTS` (100 000): clients tracked at most (about 100 bytes each).
+    pub max_clients: usize,
+    /// `TRUSTED_PROXIES` (none) and `CLIENT_ADDRESS_HEADER` (`X-Forwarded-For`).
+    pub addressing: ClientAddressing,
+}
+
+impl Default for ClientBudgetSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_minute: 60,
+            burst: 10,
+            max_clients: 100_000,
+            addressing: ClientAddressing { trusted_proxies: Vec::new(), header: "x-forwarded-for".into() },
         }
     }
 }
@@ -182,6 +216,7 @@ impl ConfigError {
 
 impl Settings {
     pub const DEFAULT_ADDR: &'static str = "127.0.0.1:8080";
+    pub const DEFAULT_INTERNAL_ADDR: &'static str = "127.0.0.1:8083";
     pub const DEFAULT_DATABASE_URL: &'static str = "mysql://registrations@127.0.0.1:3306/registrations";
     pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_millis(5000);
     pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(250);

@@ -20,10 +20,15 @@
 //! whole request until its record is with the producer ([`crate::request_deadline`]); the body limit is shorter by default so that a slow client is told 408,
 //! its own fault, rather than 503.
 //!
+//! The gateway serves two listeners this way, the public API and the internal one (`/metrics`,
+//! probes), each with its own connection limit. Every request carries its connection's peer
+//! address (`ConnectInfo`), which the per-client budget reads ([`crate::client_budget`]).
+//!
 //! Shutdown stops accepting, lets every request in flight finish (each is bounded by the
 //! limits above), and closes idle connections.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,7 +36,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -77,11 +82,11 @@ pub async fn serve(
     let mut refused_in_burst: u64 = 0;
 
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     if !is_connection_error(&error) {
                         tracing::error!(%error, "accepting a connection failed");
@@ -107,7 +112,7 @@ pub async fn serve(
             refused_in_burst = 0;
         }
 
-        let service = EdgeService { router: router.clone(), body_read_timeout: limits.body_read_timeout };
+        let service = EdgeService { router: router.clone(), body_read_timeout: limits.body_read_timeout, peer };
         let connection = graceful
             .watch(http.serve_connection(TokioIo::new(stream), hyper::service::service_fn(move |r| service.call(r))));
         tokio::spawn(async move {
@@ -135,6 +140,8 @@ fn is_connection_error(error: &std::io::Error) -> bool {
 struct EdgeService {
     router: Router,
     body_read_timeout: Duration,
+    /// The connection's peer, given to the router as `ConnectInfo` (the per-client budget).
+    peer: SocketAddr,
 }
 
 impl EdgeService {
@@ -145,7 +152,7 @@ impl EdgeService {
         let mut router = self.router.clone();
         let limit = self.body_read_timeout;
         let timed_out = Arc::new(AtomicBool::new(false));
-        let request: Request = request.map(|body| {
+        let mut request: Request = request.map(|body| {
             if body.is_end_stream() {
                 // No body to wait for (most GETs): no timer either.
                 Body::new(body)
@@ -153,6 +160,7 @@ impl EdgeService {
                 Body::new(DeadlineBody::new(body, limit, Arc::clone(&timed_out)))
             }
         });
+        request.extensions_mut().insert(ConnectInfo(self.peer));
         async move {
             // `Router` is always ready: `call` without `poll_ready` is what axum itself does.
             let response = router.call(request).await?;

@@ -9,6 +9,7 @@
 //! Start with [`startup::Application`]; the routes are in [`routes`].
 
 pub mod app_state;
+pub mod client_budget;
 pub mod configuration;
 pub mod database_grants;
 pub mod domain;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use reliable_messaging::consumer::StageTimings;
 use reliable_messaging::service::endpoints::metrics::MetricsRegistry;
@@ -23,12 +24,14 @@ pub enum RejectReason {
     InvalidIdempotencyKey,
     IdempotencyConflict,
     Overloaded,
+    /// `429`: the client's budget is used up (`crate::client_budget`).
+    RateLimited,
     HashingFailed,
     NotAcknowledged,
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 9] = [
+    const ALL: [RejectReason; 10] = [
         RejectReason::MalformedJson,
         RejectReason::UnsupportedMediaType,
         RejectReason::PayloadTooLarge,
@@ -36,6 +39,7 @@ impl RejectReason {
         RejectReason::InvalidIdempotencyKey,
         RejectReason::IdempotencyConflict,
         RejectReason::Overloaded,
+        RejectReason::RateLimited,
         RejectReason::HashingFailed,
         RejectReason::NotAcknowledged,
     ];
@@ -49,6 +53,7 @@ impl RejectReason {
             RejectReason::InvalidIdempotencyKey => "invalid_idempotency_key",
             RejectReason::IdempotencyConflict => "idempotency_conflict",
             RejectReason::Overloaded => "overloaded",
+            RejectReason::RateLimited => "rate_limited",
             RejectReason::HashingFailed => "hashing_failed",
             RejectReason::NotAcknowledged => "not_acknowledged",
         }
@@ -72,6 +77,8 @@ pub struct Metrics {
     past_deadline: Counter,
     /// Idempotency-Key claims by who decided them: the shared table or this instance's fallback map.
     idempotency_claims: Family<Label, Counter>,
+    /// Clients whose sign-up budget is not full, as of the last sweep.
+    budget_clients: Gauge,
     accept_duration: Histogram,
     /// Time per stage of an accepted request: `idempotency`, `hash_queue` (waiting for a
     /// hashing slot), `hash` (argon2id itself), `publish` (until the broker's acknowledgement).
@@ -93,6 +100,7 @@ impl Metrics {
             publish_failures: Counter::default(),
             past_deadline: Counter::default(),
             idempotency_claims: Family::default(),
+            budget_clients: Gauge::default(),
             accept_duration: Histogram::new(BUCKETS),
             stages: Arc::default(),
             registry: MetricsRegistry::new("gateway", env!("CARGO_PKG_VERSION")),
@@ -132,6 +140,11 @@ impl Metrics {
             self.idempotency_claims.clone(),
         );
         registry.register(
+            "client_budget_clients",
+            "Clients holding a partly used sign-up budget (bounded by CLIENT_RATE_MAX_CLIENTS), as of the last sweep",
+            self.budget_clients.clone(),
+        );
+        registry.register(
             "registration_accept_duration_seconds",
             "Time from request to 202, hashing and broker acknowledgement included",
             self.accept_duration.clone(),
@@ -163,6 +176,11 @@ impl Metrics {
     /// A request outlived the overall time limit with its record at the producer.
     pub fn ran_past_deadline(&self) {
         self.past_deadline.inc();
+    }
+
+    /// How many clients the sign-up budget tracks.
+    pub fn budget_clients(&self, clients: usize) {
+        self.budget_clients.set(i64::try_from(clients).unwrap_or(i64::MAX));
     }
 
     /// An Idempotency-Key claim was decided by `source`.

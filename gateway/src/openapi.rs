@@ -1,5 +1,7 @@
-//! The OpenAPI 3.1 description of the gateway, written by hand: six routes do not need a
-//! generator, and the integration test checks it against the routes actually served.
+//! The OpenAPI 3.1 description of the gateway's public API, written by hand: three routes do
+//! not need a generator, and the integration test checks it against the routes the public
+//! listener serves. `/metrics` and the probes are on the internal listener and not part of
+//! the public contract.
 
 use serde_json::{json, Value};
 
@@ -51,6 +53,8 @@ pub fn document() -> Value {
                         "413": problem_response("Request body too large."),
                         "415": problem_response("Content-Type is not application/json."),
                         "422": problem_response("Invalid fields, listed one by one in `errors`."),
+                        "429": retry_response("Not accepted: this client's sign-up budget is used up (a token \
+                                               bucket per client address). Retry after Retry-After seconds."),
                         "503": retry_response("Not accepted: the broker did not acknowledge in time, or too many \
                                                requests are being processed. Retry after Retry-After seconds.")
                     }
@@ -75,30 +79,6 @@ pub fn document() -> Value {
                         "404": problem_response("No registration with this id was accepted here."),
                         "503": retry_response("The status store is unreachable.")
                     }
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "operationId": "liveness",
-                    "summary": "Liveness: the process answers",
-                    "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {"type": "object"}}}}}
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "operationId": "readiness",
-                    "summary": "Readiness: the message broker is reachable",
-                    "responses": {
-                        "200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
-                        "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}
-                    }
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Prometheus metrics",
-                    "responses": {"200": {"description": "OpenMetrics text 1.0.0 (ends with `# EOF`).", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}
                 }
             },
             "/openapi.json": {
@@ -140,13 +120,6 @@ pub fn document() -> Value {
                         "retry_count": {"type": "integer", "minimum": 0},
                         "reason": {"type": ["string", "null"]},
                         "updated_at": {"type": ["string", "null"], "format": "date-time"}
-                    }
-                },
-                "Readiness": {
-                    "type": "object",
-                    "properties": {
-                        "status": {"enum": ["ready", "not ready"]},
-                        "checks": {"type": "object", "additionalProperties": {"type": "string"}}
                     }
                 },
                 "Problem": {
@@ -207,7 +180,7 @@ mod tests {
     fn post_registrations_lists_its_responses() {
         let doc = document();
         let responses = doc["paths"]["/registrations"]["post"]["responses"].as_object().unwrap();
-        for code in ["202", "400", "409", "413", "415", "422", "503"] {
+        for code in ["202", "400", "409", "413", "415", "422", "429", "503"] {
             assert!(responses.contains_key(code), "missing {code}");
         }
     }

@@ -16,6 +16,7 @@ pub mod types {
     pub const UNKNOWN_REQUEST: &str = "/problems/unknown-request";
     pub const NOT_ACCEPTED: &str = "/problems/not-accepted";
     pub const OVERLOADED: &str = "/problems/overloaded";
+    pub const RATE_LIMITED: &str = "/problems/rate-limited";
     pub const STATUS_UNAVAILABLE: &str = "/problems/status-unavailable";
     pub const TIMED_OUT: &str = "/problems/timed-out";
     pub const BODY_TIMED_OUT: &str = "/problems/body-timed-out";

@@ -1,4 +1,5 @@
-//! Wiring: build every part from [`Settings`], bind the listener, serve until told to stop.
+//! Wiring: build every part from [`Settings`], bind the public and the internal listener, serve
+//! until told to stop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{MakeSpan as _, TraceLayer};
 
 use crate::app_state::AppState;
+use crate::client_budget::{self, ClientBudget};
 use crate::configuration::{HttpLimits, Settings};
 use crate::idempotency::IdempotencyClaims;
 use crate::json_body::MAX_BODY_BYTES;
@@ -44,12 +46,17 @@ pub enum StartupError {
     Hashing(#[from] InvalidParams),
 }
 
-/// A gateway bound to its port, ready to serve.
+/// A gateway bound to its ports, ready to serve: the public API on one, `/metrics` and the
+/// probes on the other.
 pub struct Application {
     port: u16,
     listener: TcpListener,
     router: Router,
+    internal_port: u16,
+    internal_listener: TcpListener,
+    internal_router: Router,
     routes: Vec<ServedRoute>,
+    internal_routes: Vec<ServedRoute>,
     producer: DurableProducer,
     http_limits: HttpLimits,
     /// Stops the background migrations when the gateway stops before they are applied.
@@ -91,30 +98,58 @@ impl Application {
         // sign-ups the system could take.
         let readiness = Readiness::default().with(BrokerCheck(producer.clone()));
         let deadline = Deadline { limit: settings.request_timeout, metrics: Arc::clone(&state.metrics) };
-        let (router, routes) = router(state, readiness, deadline);
+        let budget = ClientBudget::start(&settings.client_budget, Arc::clone(&state.metrics));
+        let Routers { public: router, routes, internal: internal_router, internal_routes } =
+            routers(state, readiness, deadline, budget);
 
-        let listener = TcpListener::bind(&settings.addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr: settings.addr.clone(), source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.addr, source })?.port();
-        Ok(Self { port, listener, router, routes, producer, http_limits: settings.http, migrations_stop })
+        let (listener, port) = bind(&settings.addr).await?;
+        let (internal_listener, internal_port) = bind(&settings.internal_addr).await?;
+        Ok(Self {
+            port,
+            listener,
+            router,
+            internal_port,
+            internal_listener,
+            internal_router,
+            routes,
+            internal_routes,
+            producer,
+            http_limits: settings.http,
+            migrations_stop,
+        })
     }
 
+    /// The public API's port.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Every method and path the router serves.
+    /// The port of `/metrics` and the probes.
+    pub fn internal_port(&self) -> u16 {
+        self.internal_port
+    }
+
+    /// Every method and path the public listener serves (what `/openapi.json` documents).
     pub fn routes(&self) -> &[ServedRoute] {
         &self.routes
+    }
+
+    /// Every method and path the internal listener serves.
+    pub fn internal_routes(&self) -> &[ServedRoute] {
+        &self.internal_routes
     }
 
     /// Serves until `shutdown` is cancelled, lets requests in flight finish (each one waits
     /// for its broker acknowledgement), then flushes the producer. Slow and excess clients
     /// are cut off as [`crate::http_server`] describes.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        tracing::info!(port = self.port, "gateway listening");
-        let served = crate::http_server::serve(self.listener, self.router, self.http_limits, shutdown).await;
+        tracing::info!(port = self.port, internal_port = self.internal_port, "gateway listening");
+        // Limits per listener: a flood of public connections cannot take the probes' sockets.
+        let (served, internal) = tokio::join!(
+            crate::http_server::serve(self.listener, self.router, self.http_limits, shutdown.clone()),
+            crate::http_server::serve(self.internal_listener, self.internal_router, self.http_limits, shutdown),
+        );
+        let served = served.and(internal);
         self.migrations_stop.cancel();
         let producer = self.producer;
         let _ = tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT)).await;
@@ -123,17 +158,45 @@ impl Application {
     }
 }
 
-fn router(state: AppState, readiness: Readiness, deadline: Deadline) -> (Router, Vec<ServedRoute>) {
-    let (router, routes) = RouteTable::new()
+/// The public router (sign-up, status, the API document; held to the per-client budget) and
+/// the internal one (`/metrics` and the probes), each with the routes it serves.
+fn routers(state: AppState, readiness: Readiness, deadline: Deadline, budget: Option<Arc<ClientBudget>>) -> Routers {
+    let (public, routes) = RouteTable::new()
         .post("/registrations", routes::register)
         .get("/registrations/{request_id}", routes::registration_status)
-        .get("/metrics", routes::metrics)
         .get("/openapi.json", routes::openapi)
+        .with_state(state.clone())
+        .into_parts();
+    let (internal, internal_routes) = RouteTable::new()
+        .get("/metrics", routes::metrics)
         .with_state(state)
         .merge(health::router(readiness), &[(Method::GET, "/healthz"), (Method::GET, "/readyz")])
         .into_parts();
-    let router = router
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    let public = public.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Inside the request limit: a request over its budget is answered before anything is read.
+    let public = match budget {
+        Some(budget) => public.layer(middleware::from_fn_with_state(budget, client_budget::enforce)),
+        None => public,
+    };
+    Routers {
+        public: layered(public, deadline.clone()),
+        routes,
+        internal: layered(internal, deadline),
+        internal_routes,
+    }
+}
+
+struct Routers {
+    public: Router,
+    routes: Vec<ServedRoute>,
+    internal: Router,
+    internal_routes: Vec<ServedRoute>,
+}
+
+/// What every route of both listeners gets: the request limit, panics and bare errors as
+/// problem documents, and a span per request.
+fn layered(router: Router, deadline: Deadline) -> Router {
+    router
         .layer(middleware::from_fn_with_state(deadline, request_deadline::deadline))
         .layer(CatchPanicLayer::custom(problem::from_panic))
         .layer(middleware::from_fn(problem::ensure_problem_body))
@@ -144,8 +207,7 @@ fn router(state: AppState, readiness: Readiness, deadline: Deadline) -> (Router,
             |response: &Response, _latency: Duration, span: &tracing::Span| {
                 span.record("http.response.status_code", response.status().as_u16());
             },
-        ));
-    (router, routes)
+        ))
 }
 
 fn http_span(request: &Request) -> tracing::Span {
@@ -167,6 +229,13 @@ fn http_span(request: &Request) -> tracing::Span {
         request.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
     span
+}
+
+async fn bind(addr: &str) -> Result<(TcpListener, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind { addr: addr.to_owned(), source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    Ok((listener, port))
 }
 
 /// The gateway prepares the database the way every service does

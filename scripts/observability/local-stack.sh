@@ -12,7 +12,7 @@
 #
 # Ports (LOCAL_PORT_OFFSET added, as for the other local services): Prometheus 9090,
 # Alertmanager 9095 (not 9093: the local Kafka's controller has it), collector OTLP/HTTP 4318.
-# Scrape targets: GATEWAY_METRICS (127.0.0.1:8080), REGISTRATION_METRICS (127.0.0.1:8081),
+# Scrape targets: GATEWAY_METRICS (127.0.0.1:8083, the gateway's internal listener), REGISTRATION_METRICS (127.0.0.1:8081),
 # DLQ_WORKER_METRICS (127.0.0.1:8082). Everything it writes is under the git-ignored
 # .local/observability/.
 set -euo pipefail
@@ -23,7 +23,7 @@ readonly HOME_DIR="$ROOT/.local/observability"
 readonly OFFSET="${LOCAL_PORT_OFFSET:-0}"
 [[ $OFFSET =~ ^[0-9]+$ ]] || { echo "LOCAL_PORT_OFFSET must be a whole number, got '$OFFSET'" >&2; exit 2; }
 readonly PROMETHEUS_PORT=$((9090 + OFFSET)) ALERTMANAGER_PORT=$((9095 + OFFSET)) OTLP_PORT=$((4318 + OFFSET))
-readonly GATEWAY_METRICS=${GATEWAY_METRICS:-127.0.0.1:8080}
+readonly GATEWAY_METRICS=${GATEWAY_METRICS:-127.0.0.1:8083}
 readonly REGISTRATION_METRICS=${REGISTRATION_METRICS:-127.0.0.1:8081}
 readonly DLQ_WORKER_METRICS=${DLQ_WORKER_METRICS:-127.0.0.1:8082}
 

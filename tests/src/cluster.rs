@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::database::TestDatabase;
+use crate::harness::gateway::GatewayPorts;
 use crate::harness::{self, free_port, ServiceProcess};
 use crate::ledger::{self, Expected, LedgerReport};
 use crate::tcp_proxy::{database_socket_addr, TcpProxy};
@@ -47,6 +48,8 @@ pub struct Cluster {
     pub proxy: TcpProxy,
     pub topic: String,
     pub gateway_url: String,
+    /// `/metrics` and the probes of the first gateway.
+    pub gateway_internal_url: String,
     gateway: ServiceProcess,
     /// The gateway's environment, for restarts and further instances (same secret).
     gateway_env: Vec<(&'static str, String)>,
@@ -91,11 +94,11 @@ impl Cluster {
             env.create_topics(&[&topic, &dead_letter_topic(&topic)], 3).await;
         }
 
-        let gateway_port = free_port();
+        let gateway_ports = GatewayPorts::free();
         let secret = harness::gateway::random_secret();
         // Cheap hashing (the harness's default): these scenarios are about loss, not password cost.
         let mut gateway_env =
-            harness::gateway::process_env(gateway_port, &env.kafka_bootstrap, &db.url, &topic, &secret);
+            harness::gateway::process_env(gateway_ports, &env.kafka_bootstrap, &db.url, &topic, &secret);
         gateway_env.push(("PUBLISH_TIMEOUT_MS", "3000".to_owned()));
         gateway_env.extend(config.extra_env.iter().cloned());
         let gateway = ServiceProcess::spawn("gateway", &gateway_env);
@@ -114,7 +117,8 @@ impl Cluster {
             db,
             proxy,
             topic,
-            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            gateway_url: gateway_ports.url(),
+            gateway_internal_url: gateway_ports.internal_url(),
             gateway,
             gateway_env,
             extra_gateways: Vec::new(),
@@ -127,7 +131,7 @@ impl Cluster {
         for _ in 0..config.registration_instances {
             cluster.add_registration_instance();
         }
-        cluster.wait_ready(&format!("{}/readyz", cluster.gateway_url)).await;
+        cluster.wait_ready(&format!("{}/readyz", cluster.gateway_internal_url)).await;
         for port in cluster.registration_ports.clone() {
             cluster.wait_ready(&format!("http://127.0.0.1:{port}/healthz")).await;
         }
@@ -157,28 +161,28 @@ impl Cluster {
         let clean = self.gateway.terminate(Duration::from_secs(30)).await;
         self.gateway = ServiceProcess::spawn("gateway", &self.gateway_env);
         self.log_paths.push(self.gateway.log_path.clone());
-        self.wait_ready(&format!("{}/readyz", self.gateway_url)).await;
+        self.wait_ready(&format!("{}/readyz", self.gateway_internal_url)).await;
         clean
     }
 
     /// Starts another gateway instance of the same deployment (same topic, database and
-    /// secret) on a port of its own; returns its base URL.
+    /// secret) on ports of its own; returns its public base URL.
     pub async fn add_gateway_instance(&mut self) -> String {
-        let port = free_port();
+        let ports = GatewayPorts::free();
         let env: Vec<(&'static str, String)> = self
             .gateway_env
             .iter()
             .map(|(k, v)| match *k {
-                "GATEWAY_ADDR" => (*k, format!("127.0.0.1:{port}")),
+                "GATEWAY_ADDR" => (*k, format!("127.0.0.1:{}", ports.public)),
+                "GATEWAY_INTERNAL_ADDR" => (*k, format!("127.0.0.1:{}", ports.internal)),
                 _ => (*k, v.clone()),
             })
             .collect();
         let process = ServiceProcess::spawn("gateway", &env);
         self.log_paths.push(process.log_path.clone());
         self.extra_gateways.push(process);
-        let url = format!("http://127.0.0.1:{port}");
-        self.wait_ready(&format!("{url}/readyz")).await;
-        url
+        self.wait_ready(&format!("{}/readyz", ports.internal_url())).await;
+        ports.url()
     }
 
     /// Starts one more registration-service instance; returns its slot.

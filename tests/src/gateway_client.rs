@@ -56,6 +56,11 @@ impl TestGateway {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// `GET path` on the internal listener (`/metrics`, `/healthz`, `/readyz`).
+    pub async fn internal_get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.internal_url(path)).send().await.expect("GET")
+    }
+
     /// Graceful stop; asserts the server shut down cleanly.
     pub async fn stop(self) {
         self.gateway.stop(Duration::from_secs(20)).await;

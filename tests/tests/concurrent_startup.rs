@@ -142,9 +142,10 @@ async fn the_three_services_started_at_once_on_an_empty_database_all_come_up() {
     let mut ports = Vec::new();
     let mut specs: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
     for _ in 0..2 {
-        let port = free_port();
-        ports.push(port);
-        specs.push(("gateway", harness::gateway::process_env(port, &env.kafka_bootstrap, &url, &topic, &secret)));
+        // Its probes are on the internal listener.
+        let gateway = harness::gateway::GatewayPorts::free();
+        ports.push(gateway.internal);
+        specs.push(("gateway", harness::gateway::process_env(gateway, &env.kafka_bootstrap, &url, &topic, &secret)));
         let port = free_port();
         ports.push(port);
         specs.push((

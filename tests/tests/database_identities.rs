@@ -43,9 +43,10 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
     // Every service migrates as the migrator (the first one to start applies the migrations,
     // the others find them applied) and is granted its tables by it.
     let migration = ("DATABASE_MIGRATION_URL", ids.migrator_url.clone());
-    let gateway_port = free_port();
+    let gateway_ports = harness::gateway::GatewayPorts::free();
+    let gateway_port = gateway_ports.public;
     let mut gateway_env = harness::gateway::process_env(
-        gateway_port,
+        gateway_ports,
         &env.kafka_bootstrap,
         &ids.gateway_url,
         &topic,
@@ -72,7 +73,7 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
     ];
     let logs = |processes: &[ServiceProcess]| processes.iter().map(|p| p.log()).collect::<Vec<_>>().join("\n----\n");
     let urls = [
-        format!("http://127.0.0.1:{gateway_port}/readyz"),
+        format!("{}/readyz", gateway_ports.internal_url()),
         format!("http://127.0.0.1:{registration_port}/readyz"),
         format!("http://127.0.0.1:{dlq_port}/readyz"),
     ];
@@ -227,7 +228,7 @@ async fn an_identity_missing_one_grant_stops_its_service_at_start_up_naming_it()
     let scope = Scope::new(env);
     let topic = scope.topic("registrations");
     let gateway_env = harness::gateway::process_env(
-        free_port(),
+        harness::gateway::GatewayPorts::free(),
         &env.kafka_bootstrap,
         &ids.gateway_url,
         &topic,

@@ -107,7 +107,7 @@ async fn every_bad_registration_is_a_problem_document_and_publishes_nothing() {
 
     assert_eq!(gateway.records_on_topic(env), 0, "a refused registration must not be published");
 
-    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    let metrics = gateway.internal_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"invalid_fields\"} 3\n"), "{metrics}");
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"malformed_json\"} 1\n"), "{metrics}");
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"unsupported_media_type\"} 2\n"));
@@ -162,7 +162,7 @@ async fn same_idempotency_key_with_a_different_request_is_409() {
     assert_eq!(gateway.register(&same_normalised, Some("signup-42")).await.status(), StatusCode::ACCEPTED);
 
     assert_eq!(gateway.records_on_topic(env), 2, "the conflicting requests were not published");
-    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    let metrics = gateway.internal_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_registrations_rejected_total{reason=\"idempotency_conflict\"} 2\n"), "{metrics}");
 }
 
@@ -194,10 +194,10 @@ async fn broker_unavailable_is_503_with_retry_after_never_202() {
         assert!(elapsed < Duration::from_secs(10), "bounded by the publish timeout: {elapsed:?}");
     }
 
-    let ready = gateway.get("/readyz").await;
+    let ready = gateway.internal_get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(gateway.get("/healthz").await.status(), StatusCode::OK, "alive, just not ready");
-    let metrics = gateway.get("/metrics").await.text().await.unwrap();
+    assert_eq!(gateway.internal_get("/healthz").await.status(), StatusCode::OK, "alive, just not ready");
+    let metrics = gateway.internal_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("gateway_publish_failures_total 2\n"), "{metrics}");
     assert!(metrics.contains("gateway_registrations_accepted_total 0\n"), "{metrics}");
     gateway.stop().await;
@@ -220,18 +220,16 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
         .collect();
     let served: BTreeSet<(String, String)> =
         gateway.routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect();
-    assert_eq!(documented, served, "the OpenAPI document and the router disagree");
-    for route in [
-        ("POST", "/registrations"),
-        ("GET", "/registrations/{request_id}"),
-        ("GET", "/healthz"),
-        ("GET", "/readyz"),
-        ("GET", "/metrics"),
-    ] {
+    assert_eq!(documented, served, "the OpenAPI document and the public router disagree");
+    for route in [("POST", "/registrations"), ("GET", "/registrations/{request_id}"), ("GET", "/openapi.json")] {
         assert!(documented.contains(&(route.0.to_owned(), route.1.to_owned())), "{route:?} is documented");
     }
+    // The operator surfaces are the internal listener's, and not in the public contract.
+    let internal: BTreeSet<&str> = gateway.internal_routes.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(internal, BTreeSet::from(INTERNAL), "the internal listener serves the probes and /metrics");
+    assert!(INTERNAL.iter().all(|p| doc["paths"].get(*p).is_none()), "internal routes are not documented publicly");
     let post = &doc["paths"]["/registrations"]["post"]["responses"];
-    for code in ["202", "400", "409", "413", "415", "422", "503"] {
+    for code in ["202", "400", "409", "413", "415", "422", "429", "503"] {
         assert!(post.get(code).is_some(), "POST /registrations documents {code}");
     }
     assert_eq!(post["422"]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem");
@@ -249,9 +247,24 @@ async fn openapi_document_and_router_list_the_same_routes_and_all_answer() {
         let status = request.send().await.unwrap().status();
         assert!(status.is_success(), "{method} {concrete} answered {status}");
     }
+    for path in INTERNAL {
+        let status = gateway.internal_get(path).await.status();
+        assert!(status.is_success(), "{path} on the internal listener answered {status}");
+    }
     // ... and the probe can tell: an undocumented route is 404.
     assert_eq!(gateway.get("/registrations/x/y").await.status(), StatusCode::NOT_FOUND);
+    // Each listener serves only its own routes: no counters or probes on the public one, no
+    // sign-up on the internal one.
+    for path in INTERNAL {
+        assert_eq!(gateway.get(path).await.status(), StatusCode::NOT_FOUND, "{path} on the public listener");
+    }
+    for path in ["/registrations/00000000-0000-0000-0000-000000000000", "/openapi.json"] {
+        assert_eq!(gateway.internal_get(path).await.status(), StatusCode::NOT_FOUND, "{path} on the internal one");
+    }
 }
+
+/// The routes of the internal listener.
+const INTERNAL: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
 #[tokio::test]
 async fn a_request_over_the_time_limit_is_a_503_problem_not_a_202() {

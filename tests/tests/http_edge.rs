@@ -68,10 +68,11 @@ async fn dribble(port: u16, head: &[u8], dribble: &[u8], every: Duration) -> (En
     }
 }
 
-/// A fresh connection (no pooling) asks for `/healthz`; true on a 200.
-async fn healthz_ok(gateway: &InProcessGateway) -> bool {
+/// A fresh connection (no pooling) asks the public listener for `/openapi.json` (the probes
+/// are on the internal one); true on a 200.
+async fn public_ok(gateway: &InProcessGateway) -> bool {
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    matches!(client.get(gateway.url("/healthz")).send().await, Ok(r) if r.status() == 200)
+    matches!(client.get(gateway.url("/openapi.json")).send().await, Ok(r) if r.status() == 200)
 }
 
 #[tokio::test]
@@ -97,7 +98,7 @@ async fn headers_sent_one_byte_at_a_time_are_cut_off_at_the_header_timeout() {
     assert!(elapsed < limit + SLACK, "silent client closed only after {elapsed:?}");
 
     // An ordinary client sends its headers at once: unaffected.
-    assert!(healthz_ok(&gateway).await, "an ordinary request is served");
+    assert!(public_ok(&gateway).await, "an ordinary request is served");
     gateway.stop(Duration::from_secs(20)).await;
 }
 
@@ -154,14 +155,18 @@ async fn connections_beyond_the_limit_are_closed_and_service_resumes_when_the_ot
     let mut held = Vec::new();
     for _ in 0..max {
         let mut stream = TcpStream::connect(("127.0.0.1", gateway.port)).await.expect("connect");
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n").await.unwrap();
+        stream.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: gateway\r\n").await.unwrap();
         held.push(stream);
     }
     // Connections are accepted in order: every later one is beyond the limit.
     for extra in 0..6 {
-        let (ended, elapsed) =
-            dribble(gateway.port, b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n", b"", Duration::from_secs(3600))
-                .await;
+        let (ended, elapsed) = dribble(
+            gateway.port,
+            b"GET /openapi.json HTTP/1.1\r\nHost: gateway\r\n\r\n",
+            b"",
+            Duration::from_secs(3600),
+        )
+        .await;
         match ended {
             Ended::Closed(answer) => assert!(
                 answer.is_empty(),
@@ -190,7 +195,7 @@ async fn connections_beyond_the_limit_are_closed_and_service_resumes_when_the_ot
 
     // Once they are gone, new clients are served again.
     let deadline = Instant::now() + SLACK;
-    while !healthz_ok(&gateway).await {
+    while !public_ok(&gateway).await {
         assert!(Instant::now() < deadline, "still refused {SLACK:?} after the held connections closed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -202,7 +207,7 @@ async fn shutdown_is_not_held_up_by_a_client_that_never_finishes_its_headers() {
     let env = test_env().await;
     let gateway = InProcessGateway::start(env, |s| s.http.header_read_timeout = Duration::from_secs(2)).await;
     let mut stream = TcpStream::connect(("127.0.0.1", gateway.port)).await.expect("connect");
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n").await.unwrap();
+    stream.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: gateway\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     gateway.stop(Duration::from_secs(2) + SLACK).await;
     drop(stream);

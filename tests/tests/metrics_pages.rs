@@ -86,12 +86,13 @@ async fn every_service_serves_the_old_names_and_process_and_build_info_in_one_co
             "invalid_idempotency_key",
             "idempotency_conflict",
             "overloaded",
+            "rate_limited",
             "hashing_failed",
             "not_acknowledged",
         ]
         .map(|r| format!("gateway_registrations_rejected_total{{reason=\"{r}\"}} ")),
     );
-    assert_serves(&page(&cluster.gateway_url).await, "gateway", &gateway);
+    assert_serves(&page(&cluster.gateway_internal_url).await, "gateway", &gateway);
 
     let registration = names(&[
         "registration_service_consumed_total ",

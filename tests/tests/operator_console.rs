@@ -338,7 +338,7 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     ws.operator.named_tokens = Some(Secret::new(format!("alice:{ALICE}")));
     ws.operator.canary_status_url = Some(gateway.url("/registrations/{request_id}"));
     ws.operator.readyz_urls = vec![
-        ("gateway".into(), gateway.url("/readyz")),
+        ("gateway".into(), gateway.internal_url("/readyz")),
         ("registration-service".into(), format!("http://127.0.0.1:{}/readyz", service.http_port)),
     ];
     let worker = RunningWorker::start(ws).await;

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use gateway::configuration::HashingSettings;
 use integration_tests::harness::gateway::{test_settings, GatewayServer};
-use integration_tests::harness::registration::{service_settings, InProcessService};
+use integration_tests::harness::registration::store_everything_on;
 use integration_tests::ledger::{self, Expected, PasswordEvidence};
-use integration_tests::{metrics, test_env, wait};
+use integration_tests::{metrics, test_env};
 use reliable_messaging::message::REQUEST_ID_HEADER;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -91,8 +91,9 @@ async fn under_a_flood_every_stored_row_was_answered_202_or_may_have_been_record
     .buffer_unordered(FLOOD_IN_FLIGHT)
     .collect::<Vec<Answer>>();
     let answers = tokio::time::timeout(Duration::from_secs(120), flood).await.expect("the flood ends within 2 min");
-    let past_deadline =
-        metrics::read(gateway.port, "gateway_requests_past_deadline_total").await.expect("the gateway's metrics");
+    let past_deadline = metrics::read(gateway.internal_port, "gateway_requests_past_deadline_total")
+        .await
+        .expect("the gateway's metrics");
     gateway.stop(Duration::from_secs(30)).await;
 
     let mut by_kind: HashMap<String, usize> = HashMap::new();
@@ -107,13 +108,7 @@ async fn under_a_flood_every_stored_row_was_answered_202_or_may_have_been_record
     assert!(overloaded > 0, "the flood must overload the hashing queue: {by_kind:?}");
 
     // Let the registration-service store everything the broker holds.
-    let on_topic: i64 = env.end_offsets(&topic).values().sum();
-    let service = InProcessService::start(service_settings(env, &topic, &format!("{topic}-group"), &db.url)).await;
-    wait::until(Duration::from_secs(60), "every record on the topic stored", || async {
-        db.count("SELECT COUNT(*) FROM users").await == on_topic
-    })
-    .await;
-    service.stop().await;
+    let on_topic = store_everything_on(env, &topic, &db).await;
 
     // The ledger: every 202 stored, with what it sent ...
     let expected: Vec<Expected> = accepted

@@ -77,12 +77,13 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
         .expect("create topics over SASL_SSL");
 
     // Every process inherits KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CA_LOCATION.
-    let gateway_port = free_port();
+    let gateway_ports = harness::gateway::GatewayPorts::free();
+    let gateway_port = gateway_ports.public;
     let registration_port = free_port();
     let dlq_port = free_port();
     let secret = harness::gateway::random_secret();
     let mut gateway_env =
-        harness::gateway::process_env(gateway_port, &kafka.bootstrap_servers, &gateway_url, &topic, &secret);
+        harness::gateway::process_env(gateway_ports, &kafka.bootstrap_servers, &gateway_url, &topic, &secret);
     gateway_env.push(migration.clone());
     let mut gateway = ServiceProcess::spawn("gateway", &gateway_env);
     let mut registration = ServiceProcess::spawn(
@@ -107,7 +108,7 @@ async fn a_sign_up_goes_end_to_end_over_sasl_ssl_and_tls_to_the_database() {
     );
     let client = reqwest::Client::new();
     let urls = [
-        format!("http://127.0.0.1:{gateway_port}/readyz"),
+        format!("{}/readyz", gateway_ports.internal_url()),
         format!("http://127.0.0.1:{registration_port}/readyz"),
         format!("http://127.0.0.1:{dlq_port}/healthz"),
     ];

@@ -145,7 +145,8 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
         // Export every 100 ms instead of every 5 s, so the test does not wait for batches.
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
     ];
-    let gateway_port = free_port();
+    let gateway_ports = harness::gateway::GatewayPorts::free();
+    let gateway_port = gateway_ports.public;
     let registration_port = free_port();
     let dlq_port = free_port();
     let secret = harness::gateway::random_secret();
@@ -157,7 +158,7 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
     };
     let mut gateway = ServiceProcess::spawn(
         "gateway",
-        &with_tracing(harness::gateway::process_env(gateway_port, &env.kafka_bootstrap, &db.url, &topic, &secret)),
+        &with_tracing(harness::gateway::process_env(gateway_ports, &env.kafka_bootstrap, &db.url, &topic, &secret)),
     );
     let mut registration = ServiceProcess::spawn(
         "registration-service",
@@ -184,7 +185,7 @@ async fn one_trace_follows_a_sign_up_that_failed_once_through_the_dlq_and_a_park
     );
     let client = reqwest::Client::new();
     let urls = [
-        format!("http://127.0.0.1:{gateway_port}/readyz"),
+        format!("{}/readyz", gateway_ports.internal_url()),
         format!("http://127.0.0.1:{registration_port}/readyz"),
         format!("http://127.0.0.1:{dlq_port}/healthz"),
     ];

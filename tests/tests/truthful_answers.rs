@@ -81,7 +81,7 @@ impl Gateway {
     }
 
     async fn metrics(&self) -> String {
-        reqwest::get(self.0.url("/metrics")).await.unwrap().text().await.unwrap()
+        reqwest::get(self.0.internal_url("/metrics")).await.unwrap().text().await.unwrap()
     }
 
     async fn stop(self) {

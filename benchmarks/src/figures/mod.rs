@@ -13,6 +13,7 @@ mod cost;
 mod dlq;
 mod drain;
 mod end_to_end;
+mod flood;
 mod gateway;
 mod outage;
 
@@ -28,6 +29,7 @@ use crate::scenarios::cost::InstructionCost;
 use crate::scenarios::dlq::DlqPunctuality;
 use crate::scenarios::drain::DrainRound;
 use crate::scenarios::end_to_end::EndToEndRound;
+use crate::scenarios::flood::FloodFigures;
 use crate::scenarios::gateway::{HalfLoad, MaxRateRound};
 use crate::scenarios::outage::OutageRounds;
 
@@ -53,6 +55,8 @@ pub struct Results {
     pub dlq: Measured<DlqPunctuality>,
     /// Instructions per message of the consumer, from two drains under callgrind.
     pub cost: Measured<InstructionCost>,
+    /// The well-behaved client beside a one-client flood, budget on and off.
+    pub flood: Measured<FloodFigures>,
     /// Brokers of the Kafka cluster the run used (topics replicated min(3, brokers) times).
     pub brokers: usize,
 }
@@ -139,6 +143,7 @@ pub fn report(r: &Results, plan: &Plan) -> Report {
     end_to_end::rows(&mut report, &inputs); // 5.
     dlq::rows(&mut report, &inputs); // 6.
     cost::rows(&mut report, &inputs);
+    flood::rows(&mut report, &inputs);
     // 7. Drain after an outage, against the same service's drain over the same path.
     outage::outage_rows(&mut report, r, plan);
     budgets::rows(&mut report, &inputs); // 8. and 9.

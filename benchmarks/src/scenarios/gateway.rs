@@ -16,6 +16,8 @@ use crate::stages::StageProfile;
 
 /// A running gateway with its own topic and database.
 pub struct GatewayUnderTest {
+    /// Its `base_url` is the internal listener (probes, `/metrics`); `signups` go to the
+    /// public one.
     pub service: Service,
     pub topic: String,
     pub db: BenchDatabase,
@@ -60,8 +62,16 @@ pub fn saturating_clients() -> usize {
 }
 
 pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
-    let topic = ctx.env.create_topic("registrations", 3).await?;
-    let db = ctx.env.fresh_database("gateway").await?;
+    start_with(ctx, "gateway", &[("CLIENT_RATE_LIMIT", "off".to_owned())]).await
+}
+
+/// A gateway named `name` (its topic and database are named after it) with `extra` variables
+/// on top of the benchmark's. Without a per-client budget by default: every load generator
+/// here is one client, 127.0.0.1.
+pub async fn start_with(ctx: &Context<'_>, name: &str, extra: &[(&str, String)]) -> anyhow::Result<GatewayUnderTest> {
+    let topic_name = if name == "gateway" { "registrations".to_owned() } else { format!("{name}-registrations") };
+    let topic = ctx.env.create_topic(&topic_name, 3).await?;
+    let db = ctx.env.fresh_database(name).await?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let env = vec![
         ("KAFKA_BOOTSTRAP_SERVERS", ctx.env.kafka_bootstrap.clone()),
@@ -74,12 +84,20 @@ pub async fn start(ctx: &Context<'_>) -> anyhow::Result<GatewayUnderTest> {
         ("ARGON2_ITERATIONS", HashingSettings::OWASP_ITERATIONS.to_string()),
         ("ARGON2_PARALLELISM", HashingSettings::OWASP_PARALLELISM.to_string()),
     ];
-    let mut service = Service::spawn(ctx.binaries, "gateway", "GATEWAY_ADDR", &env)?;
+    let api_port = crate::services::free_port()?;
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    let env: Vec<(&str, String)> = env
+        .into_iter()
+        .chain([("GATEWAY_ADDR", format!("127.0.0.1:{api_port}"))])
+        .chain(extra.iter().cloned())
+        .collect();
+    // The service's own address is the internal listener: it is timed to /readyz and scraped.
+    let mut service = Service::spawn(ctx.binaries, "gateway", "GATEWAY_INTERNAL_ADDR", &env)?;
     let ready_after = service.wait_ready(READY_TIMEOUT).await?;
     // Let background start-up work (migrations, producer connections) settle before "idle".
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_mib = service.rss_mib()?;
-    let signups = SignUps::new(&service.base_url, &ctx.env.run_id)?;
+    let signups = SignUps::new(&api_url, &ctx.env.run_id)?;
     Ok(GatewayUnderTest { service, topic, db, ready_after, idle_rss_mib, signups })
 }
 

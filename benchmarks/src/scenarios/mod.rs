@@ -6,7 +6,9 @@
 //! * [`outage`]: the same after a database outage (MariaDB stopped, or the tests' TCP proxy
 //!   cut) under a steady load of sign-ups;
 //! * [`dlq`]: the dlq-worker's re-send punctuality with 10,000 other messages waiting;
-//! * [`cost`]: the consumer's instructions per message, counted by callgrind.
+//! * [`cost`]: the consumer's instructions per message, counted by callgrind;
+//! * [`flood`]: one client flooding the gateway, a well-behaved one beside it, with the
+//!   per-client budget on and off.
 //!
 //! Every figure with a goal is measured in rounds, each next to its own raw limit (see
 //! [`crate::rounds`]); `main.rs` runs the rounds.
@@ -15,6 +17,7 @@ pub mod cost;
 pub mod dlq;
 pub mod drain;
 pub mod end_to_end;
+pub mod flood;
 pub mod gateway;
 pub mod outage;
 

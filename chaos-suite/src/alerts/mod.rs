@@ -113,7 +113,9 @@ async fn run(o: Options) -> ScenarioResult {
         ..ClusterConfig::default()
     };
     let mut cluster = Cluster::start(config).await;
-    let gateway_port: u16 = cluster.gateway_url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("gateway port");
+    // Prometheus scrapes the gateway's internal listener (its /metrics is not on the public one).
+    let gateway_port: u16 =
+        cluster.gateway_internal_url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("gateway internal port");
     let (webhook_url, received) = webhook::start().await;
     let targets = [
         ("gateway", gateway_port),

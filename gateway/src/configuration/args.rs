@@ -9,11 +9,15 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use crate::client_budget::client_address::{ClientAddressing, Network};
 use clap::error::ErrorKind;
 use clap::FromArgMatches;
 use reliable_messaging::service::{self, DatabaseArgs, KafkaArgs, Secret, ServiceDefaults, TelemetryArgs, TopicArgs};
 
-use super::{ConfigError, HashingSettings, HttpLimits, IdempotencySettings, RequestIdSecret, SecretSource, Settings};
+use super::{
+    ClientBudgetSettings, ConfigError, HashingSettings, HttpLimits, IdempotencySettings, RequestIdSecret, SecretSource,
+    Settings,
+};
 
 pub const NAME: &str = "gateway";
 
@@ -32,6 +36,10 @@ pub struct Args {
     /// Where the HTTP API listens (port 0: any free port).
     #[arg(long, env = "GATEWAY_ADDR", default_value = Settings::DEFAULT_ADDR)]
     pub http_addr: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` listen, apart from the public API (port 0:
+    /// any free port).
+    #[arg(long, env = "GATEWAY_INTERNAL_ADDR", default_value = Settings::DEFAULT_INTERNAL_ADDR)]
+    pub internal_addr: String,
     /// The topic accepted registrations are published to.
     #[arg(long, env = "REGISTRATIONS_TOPIC", default_value = registration_events::REGISTRATIONS_TOPIC)]
     pub registrations_topic: String,
@@ -84,6 +92,26 @@ pub struct Args {
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1_024, value_parser = at_least_one, help_heading = "HTTP clients")]
     pub http_max_connections: usize,
 
+    /// The per-client budget of POST /registrations: on, off.
+    #[arg(long, env = "CLIENT_RATE_LIMIT", default_value = "on", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Per-client budget")]
+    pub client_rate_limit: bool,
+    /// Sign-ups one client may make per minute, steadily.
+    #[arg(long, env = "CLIENT_RATE_PER_MINUTE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Per-client budget")]
+    pub client_rate_per_minute: u32,
+    /// Sign-ups one client may make at once after a quiet spell.
+    #[arg(long, env = "CLIENT_RATE_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Per-client budget")]
+    pub client_rate_burst: u32,
+    /// Clients tracked at most; past it new clients share one budget until full ones are dropped.
+    #[arg(long, env = "CLIENT_RATE_MAX_CLIENTS", default_value_t = 100_000, value_parser = at_least_one, help_heading = "Per-client budget")]
+    pub client_rate_max_clients: usize,
+    /// Proxies whose forwarding header names the client: addresses or CIDR blocks, comma-separated
+    /// [default: none; the TCP peer is the client].
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = network, help_heading = "Per-client budget")]
+    pub trusted_proxies: Vec<Network>,
+    /// The header trusted proxies name the client in; its right-most untrusted hop is the client.
+    #[arg(long, env = "CLIENT_ADDRESS_HEADER", default_value = "X-Forwarded-For", value_parser = header_name, help_heading = "Per-client budget")]
+    pub client_address_header: String,
+
     #[command(flatten)]
     pub topics: TopicArgs,
     #[command(flatten)]
@@ -101,6 +129,16 @@ fn at_least_one(raw: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+fn network(raw: &str) -> Result<Network, String> {
+    raw.parse()
+}
+
+fn header_name(raw: &str) -> Result<String, String> {
+    axum::http::HeaderName::from_bytes(raw.trim().as_bytes())
+        .map(|name| name.as_str().to_owned())
+        .map_err(|_| format!("{raw:?} is not a header name"))
 }
 
 fn millis(ms: u64) -> Duration {
@@ -155,6 +193,7 @@ impl Settings {
         let publish_timeout = millis(args.publish_timeout_ms);
         let settings = Settings {
             addr: args.http_addr,
+            internal_addr: args.internal_addr,
             kafka: args.kafka.settings(NAME, variables),
             database: args.database.settings(),
             registrations_topic: args.registrations_topic,
@@ -178,6 +217,16 @@ impl Settings {
                 header_read_timeout: millis(args.http_header_read_timeout_ms),
                 body_read_timeout: millis(args.http_body_read_timeout_ms),
                 max_connections: args.http_max_connections,
+            },
+            client_budget: ClientBudgetSettings {
+                enabled: args.client_rate_limit,
+                per_minute: args.client_rate_per_minute,
+                burst: args.client_rate_burst,
+                max_clients: args.client_rate_max_clients,
+                addressing: ClientAddressing {
+                    trusted_proxies: args.trusted_proxies,
+                    header: args.client_address_header,
+                },
             },
             telemetry: args.telemetry,
         };

@@ -1,6 +1,7 @@
-//! The gateway for tests: in-process on a random port ([`GatewayServer`] from any settings,
+//! The gateway for tests: in-process on random ports ([`GatewayServer`] from any settings,
 //! [`InProcessGateway`] with a topic and a database of its own), and the environment of the
-//! `gateway` binary run as an OS process ([`process_env`]).
+//! `gateway` binary run as an OS process ([`process_env`], on [`GatewayPorts`]). Every gateway
+//! has two listeners: the public API, and `/metrics` with the probes (`internal_url`).
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::TestEnv;
 pub fn test_settings(env: &TestEnv, topic: &str, database_url: &str) -> Settings {
     let mut settings = Settings::local_defaults();
     settings.addr = "127.0.0.1:0".into();
+    settings.internal_addr = "127.0.0.1:0".into();
     settings.kafka.bootstrap_servers = env.kafka_bootstrap.clone();
     settings.registrations_topic = topic.to_owned();
     settings.database.url = database_url.into();
@@ -25,6 +27,9 @@ pub fn test_settings(env: &TestEnv, topic: &str, database_url: &str) -> Settings
     settings.request_timeout = Duration::from_secs(30);
     settings.hashing =
         HashingSettings { memory_kib: 1024, iterations: 1, parallelism: 1, concurrency: 2, queue_limit: 128 };
+    // Every test client is 127.0.0.1: the per-client budget would turn floods about other
+    // things into 429s. Tests of the budget switch it on.
+    settings.client_budget.enabled = false;
     settings
 }
 
@@ -34,8 +39,12 @@ pub struct GatewayServer {
     pub port: u16,
     /// `http://127.0.0.1:<port>`
     pub base: String,
-    /// The routes its router serves, for tests that hold the API document to them.
+    /// The port of `/metrics` and the probes.
+    pub internal_port: u16,
+    /// The routes its public router serves, for tests that hold the API document to them.
     pub routes: Vec<ServedRoute>,
+    /// The routes of its internal listener.
+    pub internal_routes: Vec<ServedRoute>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -45,15 +54,21 @@ impl GatewayServer {
     /// serves it in the background.
     pub async fn start(settings: Settings) -> Self {
         let app = Application::build(settings).await.expect("build the gateway");
-        let port = app.port();
-        let routes = app.routes().to_vec();
+        let (port, internal_port) = (app.port(), app.internal_port());
+        let (routes, internal_routes) = (app.routes().to_vec(), app.internal_routes().to_vec());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self { port, base: format!("http://127.0.0.1:{port}"), routes, shutdown, task }
+        let base = format!("http://127.0.0.1:{port}");
+        Self { port, base, internal_port, routes, internal_routes, shutdown, task }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `path` (`/metrics`, `/healthz`, `/readyz`) on the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.internal_port)
     }
 
     /// Graceful stop; panics unless the server ends cleanly within `within`.
@@ -73,9 +88,12 @@ pub struct InProcessGateway {
     pub port: u16,
     /// `http://127.0.0.1:<port>`
     pub base: String,
+    /// The port of `/metrics` and the probes.
+    pub internal_port: u16,
     pub topic: String,
     pub db: TestDatabase,
     pub routes: Vec<ServedRoute>,
+    pub internal_routes: Vec<ServedRoute>,
     server: GatewayServer,
 }
 
@@ -89,11 +107,25 @@ impl InProcessGateway {
         let mut settings = test_settings(env, &topic, &db.url);
         customise(&mut settings);
         let server = GatewayServer::start(settings).await;
-        Self { port: server.port, base: server.base.clone(), topic, db, routes: server.routes.clone(), server }
+        Self {
+            port: server.port,
+            base: server.base.clone(),
+            internal_port: server.internal_port,
+            topic,
+            db,
+            routes: server.routes.clone(),
+            internal_routes: server.internal_routes.clone(),
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
+    }
+
+    /// `path` (`/metrics`, `/healthz`, `/readyz`) on the internal listener.
+    pub fn internal_url(&self, path: &str) -> String {
+        self.server.internal_url(path)
     }
 
     /// Records on this gateway's topic, across partitions.
@@ -107,25 +139,52 @@ impl InProcessGateway {
     }
 }
 
-/// Environment of the `gateway` binary serving on `port`, publishing to `topic` of the broker at
+/// The two ports of a gateway process: the public API and the internal listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayPorts {
+    pub public: u16,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub internal: u16,
+}
+
+impl GatewayPorts {
+    pub fn free() -> Self {
+        Self { public: super::free_port(), internal: super::free_port() }
+    }
+
+    /// `http://127.0.0.1:<public>`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.public)
+    }
+
+    /// `http://127.0.0.1:<internal>`
+    pub fn internal_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.internal)
+    }
+}
+
+/// Environment of the `gateway` binary serving on `ports`, publishing to `topic` of the broker at
 /// `kafka_bootstrap`, with `database_url` and the request-id `secret` (instances of one
 /// deployment share it), and cheap password hashing: tests are about loss and start-up, not
-/// about the cost of a hash. Tests add or override variables after these.
+/// about the cost of a hash, and no per-client budget (every test client is 127.0.0.1). Tests
+/// add or override variables after these.
 pub fn process_env(
-    port: u16,
+    ports: GatewayPorts,
     kafka_bootstrap: &str,
     database_url: &str,
     topic: &str,
     secret: &str,
 ) -> Vec<(&'static str, String)> {
     vec![
-        ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
+        ("GATEWAY_ADDR", format!("127.0.0.1:{}", ports.public)),
+        ("GATEWAY_INTERNAL_ADDR", format!("127.0.0.1:{}", ports.internal)),
         ("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap.to_owned()),
         ("DATABASE_URL", database_url.to_owned()),
         ("REGISTRATIONS_TOPIC", topic.to_owned()),
         ("REQUEST_ID_SECRET", secret.to_owned()),
         ("ARGON2_MEMORY_KIB", "1024".to_owned()),
         ("ARGON2_ITERATIONS", "1".to_owned()),
+        ("CLIENT_RATE_LIMIT", "off".to_owned()),
     ]
 }
 

@@ -10,6 +10,7 @@ use reliable_messaging::consumer::CommitPolicy;
 use reliable_messaging::dead_letter::Backoff;
 use tokio_util::sync::CancellationToken;
 
+use crate::database::TestDatabase;
 use crate::harness::ServiceProcess;
 use crate::TestEnv;
 
@@ -49,6 +50,19 @@ impl InProcessService {
         self.shutdown.cancel();
         self.task.await.expect("service task").expect("service exited cleanly");
     }
+}
+
+/// Stores every record on `topic` into `db` with a registration-service of its own, and
+/// returns how many there were: what the ledger of a flood test holds the answers to.
+pub async fn store_everything_on(env: &TestEnv, topic: &str, db: &TestDatabase) -> i64 {
+    let on_topic: i64 = env.end_offsets(topic).values().sum();
+    let service = InProcessService::start(service_settings(env, topic, &format!("{topic}-group"), &db.url)).await;
+    crate::wait::until(Duration::from_secs(60), "every record on the topic stored", || async {
+        db.count("SELECT COUNT(*) FROM users").await == on_topic
+    })
+    .await;
+    service.stop().await;
+    on_topic
 }
 
 /// Environment for the `registration-service` binary of one test.

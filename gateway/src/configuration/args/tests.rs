@@ -10,6 +10,7 @@ use super::*;
 /// traces).
 const VARIABLES: &[&str] = &[
     "GATEWAY_ADDR",
+    "GATEWAY_INTERNAL_ADDR",
     "REGISTRATIONS_TOPIC",
     "PUBLISH_TIMEOUT_MS",
     "REQUEST_TIMEOUT_MS",
@@ -25,6 +26,12 @@ const VARIABLES: &[&str] = &[
     "HTTP_HEADER_READ_TIMEOUT_MS",
     "HTTP_BODY_READ_TIMEOUT_MS",
     "HTTP_MAX_CONNECTIONS",
+    "CLIENT_RATE_LIMIT",
+    "CLIENT_RATE_PER_MINUTE",
+    "CLIENT_RATE_BURST",
+    "CLIENT_RATE_MAX_CLIENTS",
+    "TRUSTED_PROXIES",
+    "CLIENT_ADDRESS_HEADER",
     "TOPIC_REPLICATION_FACTOR",
     "TOPIC_MIN_INSYNC_REPLICAS",
     "TOPIC_UNCLEAN_LEADER_ELECTION",
@@ -195,4 +202,29 @@ fn the_readme_lists_every_variable() {
     for variable in VARIABLES {
         assert!(readme.contains(&format!("| `{variable}` |")), "README.md's configuration does not list {variable}");
     }
+}
+
+#[test]
+fn the_client_budget_and_the_internal_listener_are_configurable() {
+    let (s, _) = from(&[]).unwrap();
+    assert_eq!(s.internal_addr, "127.0.0.1:8083");
+    assert_ne!(s.internal_addr, s.addr, "the probes and /metrics are not on the public listener");
+    assert_eq!(s.client_budget, ClientBudgetSettings::default());
+    assert!(s.client_budget.enabled && s.client_budget.addressing.trusted_proxies.is_empty());
+
+    let (s, _) = from(&[
+        ("CLIENT_RATE_LIMIT", "off"),
+        ("CLIENT_RATE_PER_MINUTE", "120"),
+        ("CLIENT_RATE_BURST", "3"),
+        ("TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8"),
+        ("CLIENT_ADDRESS_HEADER", "X-Real-IP"),
+    ])
+    .unwrap();
+    assert!(!s.client_budget.enabled);
+    assert_eq!((s.client_budget.per_minute, s.client_budget.burst), (120, 3));
+    assert_eq!(s.client_budget.addressing.trusted_proxies.len(), 2);
+    assert_eq!(s.client_budget.addressing.header, "x-real-ip");
+
+    assert_eq!(from(&[("TRUSTED_PROXIES", "10.0.0.0/40")]).unwrap_err().variable, "TRUSTED_PROXIES");
+    assert_eq!(from(&[("CLIENT_RATE_BURST", "0")]).unwrap_err().variable, "CLIENT_RATE_BURST");
 }
