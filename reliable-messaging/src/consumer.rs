@@ -52,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 pub use handler::{Handler, Prepared};
 pub use settings::{CommitPolicy, ConsumerSettings, OutagePolicy};
 pub use stage_timings::{Stage, StageTimings};
-pub use stats::{ConsumerStats, Outage, LAG_REFRESH};
+pub use stats::{ConsumerStats, Outage, PartitionLag, LAG_REFRESH};
 
 use batch::Batch;
 use lag::monitor_lag;

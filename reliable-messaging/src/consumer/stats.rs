@@ -28,6 +28,9 @@ pub struct ConsumerStats {
     /// Messages of the assigned partitions past the committed offsets (high watermark minus
     /// committed offset), refreshed every [`LAG_REFRESH`]; `None` until first computed.
     pub consumer_lag: std::sync::Mutex<Option<u64>>,
+    /// The same lag per assigned partition, refreshed with it; empty while unknown (no
+    /// assignment, or the broker did not answer the last refresh), never stale.
+    pub partition_lag: std::sync::Mutex<Vec<PartitionLag>>,
     /// The dependency outage the consumer is paused for, if any.
     pub outage: std::sync::Mutex<Option<Outage>>,
     pub outages: AtomicU64,
@@ -36,6 +39,14 @@ pub struct ConsumerStats {
     /// Time per stage: the consumer's (`poll`, `handle`, `dead_letter`, `commit`) and any
     /// the handler records.
     pub stages: Arc<StageTimings>,
+}
+
+/// Consumer lag of one assigned partition: high watermark minus committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub lag: u64,
 }
 
 /// A dependency outage in progress.
