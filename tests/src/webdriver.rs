@@ -1,7 +1,7 @@
 //! A headless Chromium driven over W3C WebDriver, for the console's browser test: starts
 //! Debian's `chromedriver` (installed by `scripts/ensure-chromium.sh`) on a free port and speaks
 //! the protocol's JSON over HTTP with reqwest: the handful of commands a test needs (open a
-//! page, find, type, click, read text, take a screenshot), nothing more.
+//! page, find, type, click, read text and attributes, take a screenshot), nothing more.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -183,6 +183,19 @@ impl Browser {
 impl Element<'_> {
     pub async fn text(&self) -> anyhow::Result<String> {
         Ok(self.browser.get_raw(&format!("/element/{}/text", self.id)).await?.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// An attribute as written in the page (`data-count`, say); `None` when it has none.
+    pub async fn attribute(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let v = self.browser.get_raw(&format!("/element/{}/attribute/{name}", self.id)).await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+
+    /// A DOM property (`textContent` reads what `text` does not: an SVG `<title>`, a closed
+    /// `<details>`).
+    pub async fn property(&self, name: &str) -> anyhow::Result<String> {
+        let v = self.browser.get_raw(&format!("/element/{}/property/{name}", self.id)).await?;
+        Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
     pub async fn click(&self) -> anyhow::Result<()> {
