@@ -218,6 +218,7 @@ pub struct FilterForm {
     pub topic: Option<String>,
     pub state: Option<String>,
     pub since: Option<String>,
+    pub until: Option<String>,
     pub request_id: Option<String>,
     pub key: Option<String>,
     pub signature: Option<String>,
@@ -230,6 +231,7 @@ impl FilterForm {
             // Parked by default: what an operator acts on.
             state: Some(self.state.clone().unwrap_or_else(|| "parked".into())),
             since: self.since.clone(),
+            until: self.until.clone(),
             request_id: self.request_id.clone(),
             key: self.key.clone(),
             signature: self.signature.clone(),

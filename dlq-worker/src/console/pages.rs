@@ -163,6 +163,12 @@ fn lag_table(lags: &[(String, ServiceLag)]) -> Markup {
     }
 }
 
+/// The messages page for the messages parked in hour `i` of the chart, in any state now.
+fn hour_messages(c: &HourlyChart, i: usize) -> String {
+    let at = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    format!("/console/messages?state=&since={}&until={}", at(c.hour(i)), at(c.hour(i + 1)))
+}
+
 /// Two bars per hour (dead-lettered, parked) as inline SVG with axes, a `<title>` per bar and
 /// the same numbers as a table, for those who read rather than look.
 fn chart(c: &HourlyChart) -> Markup {
@@ -197,9 +203,17 @@ fn chart(c: &HourlyChart) -> Markup {
                 @for (k, (name, colour, values)) in series.iter().enumerate() {
                     @let v = values.get(i).copied().unwrap_or(0);
                     @let h = v * HEIGHT / max;
-                    rect class=(format!("bar {name}")) data-hour=(c.hour(i).to_rfc3339()) data-count=(v)
-                        x=(LEFT + i * SLOT + 4 + k * (BAR + 1)) y=(base - h) width=(BAR) height=(h) fill=(colour) {
-                        title { (span(i)) ": " (v) " " (name) }
+                    @let bar = html! {
+                        rect class=(format!("bar {name}")) data-hour=(c.hour(i).to_rfc3339()) data-count=(v)
+                            x=(LEFT + i * SLOT + 4 + k * (BAR + 1)) y=(base - h) width=(BAR) height=(h) fill=(colour) {
+                            title { (span(i)) ": " (v) " " (name) }
+                        }
+                    };
+                    // A parked bar opens that hour's parked messages (re-sent ones are not stored).
+                    @if *name == "parked" && v > 0 {
+                        a.hour-messages href=(hour_messages(c, i)) { (bar) }
+                    } @else {
+                        (bar)
                     }
                 }
                 text x=(LEFT + i * SLOT + 4 + BAR) y=(base + 14) font-size="10" text-anchor="middle" { (label(i)) }
@@ -216,7 +230,7 @@ fn chart(c: &HourlyChart) -> Markup {
                 }
             }
         }
-        p.note { "A dead letter counts in the hour it was written to its -dlq topic, once the worker has re-sent or parked it; a parked message in the hour it was parked." }
+        p.note { "A dead letter counts in the hour it was written to its -dlq topic, once the worker has re-sent or parked it; a parked message in the hour it was parked (click its bar for those messages)." }
     }
 }
 
@@ -231,6 +245,7 @@ pub fn filters(action: &str, f: &super::FilterForm) -> Markup {
                 }
             } }
             label { "since (RFC 3339) " input name="since" value=(f.since.clone().unwrap_or_default()); }
+            label { "until " input name="until" value=(f.until.clone().unwrap_or_default()); }
             label { "request id " input name="request_id" value=(f.request_id.clone().unwrap_or_default()); }
             label { "key " input name="key" value=(f.key.clone().unwrap_or_default()); }
             button type="submit" { "Filter" }

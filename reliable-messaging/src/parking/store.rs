@@ -158,6 +158,9 @@ impl ParkingLot {
         if let Some(since) = filter.since {
             qb.push(" AND parked_at >= ").push_bind(since.naive_utc());
         }
+        if let Some(until) = filter.until {
+            qb.push(" AND parked_at < ").push_bind(until.naive_utc());
+        }
         if let Some(state) = filter.state {
             qb.push(" AND state = ").push_bind(state.as_str());
         }
