@@ -174,6 +174,17 @@ impl Browser {
         Ok(base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap_or_default())?)
     }
 
+    /// With `CONSOLE_SCREENSHOTS_DIR` set, saves a PNG of the viewport there as `<name>.png`
+    /// (the README's screenshots); a relative directory is taken from the workspace root, not
+    /// from the test's own directory, so `CONSOLE_SCREENSHOTS_DIR=docs/screenshots` means that.
+    pub async fn save_screenshot(&self, name: &str) {
+        let Ok(dir) = std::env::var("CONSOLE_SCREENSHOTS_DIR") else { return };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        let png = self.screenshot().await.expect("screenshot");
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
+    }
+
     /// Ends the session; dropping then stops chromedriver and its browsers.
     pub async fn close(self) {
         let _ = self.client.delete(&self.base).send().await;

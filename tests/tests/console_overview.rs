@@ -52,14 +52,6 @@ async fn bars(browser: &Browser, series: &str) -> Vec<u64> {
     counts
 }
 
-async fn save(browser: &Browser, name: &str) {
-    if let Ok(dir) = std::env::var("CONSOLE_SCREENSHOTS_DIR") {
-        let png = browser.screenshot().await.expect("screenshot");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_overview_shows_true_lag_per_partition_and_charts_this_hours_dead_letters_and_parkings() {
     assert!(Browser::available(), "chromium and chromedriver are needed: run scripts/ensure-chromium.sh");
@@ -129,7 +121,7 @@ async fn the_overview_shows_true_lag_per_partition_and_charts_this_hours_dead_le
     let last = last.into_inner().unwrap();
     assert!(shown_true, "the page's lag (left) is not Kafka's (right) while paused: {last:?}");
     assert_eq!(last.1.values().sum::<i64>(), 8, "the backlog is the 8 sign-ups: {last:?}");
-    save(&browser, "overview-lag").await;
+    browser.save_screenshot("overview-lag").await;
 
     // The database is back: the consumer drains, commits, and the page says 0 again.
     proxy.restore();
@@ -176,11 +168,48 @@ async fn the_overview_shows_true_lag_per_partition_and_charts_this_hours_dead_le
         let row = browser.find_all("#chart-data tr").await.unwrap().pop().unwrap();
         let row = row.property("textContent").await.unwrap();
         assert!(row.ends_with("UTC73"), "the table's current hour: 7 dead-lettered, 3 parked: {row}");
+        // The parked bar opens the hour's parked messages: the three, in the time window.
+        let link = browser.find_all("#chart a.hour-messages").await.unwrap().pop().expect("a link on the parked bar");
+        let href = link.attribute("href").await.unwrap().unwrap();
+        assert!(href.contains("since=") && href.contains("until="), "{href}");
+        browser.goto(&format!("{base}{href}")).await.unwrap();
+        let rows = browser.find_all("#messages tr").await.unwrap().len();
+        assert_eq!(rows, 1 + 3, "the header and the three parked this hour ({href})");
+        browser.goto(&overview).await.unwrap();
     }
     browser.scroll_to("#lag").await.unwrap();
-    save(&browser, "overview").await;
+    browser.save_screenshot("overview").await;
 
     browser.close().await;
     worker.stop().await;
     service.stop().await;
+}
+
+/// The chart's count is exact across a crash: a dead letter logged, then redelivered (the
+/// worker died before committing its offset) and logged again, counts once, in its own hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_dead_letter_counts_once_in_the_hour_it_was_written() {
+    let env = test_env().await;
+    let db = env.fresh_database().await;
+    let written = Utc::now() - chrono::TimeDelta::hours(2);
+    let delivery = |offset| reliable_messaging::Delivery {
+        topic: "orders-dlq".into(),
+        partition: 0,
+        offset,
+        key: None,
+        payload: None,
+        headers: vec![],
+        timestamp_ms: Some(written.timestamp_millis()),
+        retry: None,
+        retry_metadata_error: None,
+    };
+    for offset in [7, 7, 8] {
+        dlq_worker::dead_letter_log::record(&db.pool, &delivery(offset)).await.expect("log the dead letter");
+    }
+    let first = dlq_worker::dead_letter_log::first_hour(Utc::now(), 12);
+    let hours = dlq_worker::dead_letter_log::per_hour(&db.pool, first, 12).await.unwrap();
+    let mut expected = vec![0; 12];
+    // Two hours ago is bucket 9 of 12 (the last, 11, is the current hour).
+    expected[9] = 2;
+    assert_eq!(hours, expected, "offsets 7 (twice) and 8: two dead letters, two hours ago");
 }
