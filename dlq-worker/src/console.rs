@@ -174,12 +174,21 @@ async fn overview(State(state): State<ConsoleState>, headers: HeaderMap) -> Resp
         ready: own.iter().all(|(_, r)| r.is_ok()),
         checks: own.into_iter().map(|(n, r)| (n.to_owned(), r.err().unwrap_or_else(|| "ok".into()))).collect(),
     }];
+    let own_lag = match state.operator.metrics.partition_lag.lock().expect("partition lag lock").clone() {
+        p if p.is_empty() => lag::ServiceLag::NoneExported,
+        p => {
+            let mut partitions: Vec<_> = p.into_iter().map(|p| (p.topic, p.partition, p.lag)).collect();
+            partitions.sort();
+            lag::ServiceLag::Partitions(partitions)
+        }
+    };
     let remote = state.readyz_urls.iter().map(|(name, url)| remote_readiness(&state.client, name, url));
     let lags =
         state.readyz_urls.iter().map(|(name, url)| async { (name.clone(), lag::fetch(&state.client, url).await) });
     let (remote, lags) =
         futures::future::join(futures::future::join_all(remote), futures::future::join_all(lags)).await;
     services.extend(remote);
+    let lags: Vec<_> = std::iter::once(("dlq-worker".to_owned(), own_lag)).chain(lags).collect();
     let metrics = &state.operator.metrics;
     let load = std::sync::atomic::Ordering::Relaxed;
     let next_due = match metrics.next_due_unix_ms.load(load) {

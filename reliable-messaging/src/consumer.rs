@@ -49,10 +49,11 @@ use rdkafka::consumer::Consumer as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::kafka::group::PartitionLag;
 pub use handler::{Handler, Prepared};
 pub use settings::{CommitPolicy, ConsumerSettings, OutagePolicy};
 pub use stage_timings::{Stage, StageTimings};
-pub use stats::{ConsumerStats, Outage, PartitionLag, LAG_REFRESH};
+pub use stats::{ConsumerStats, Outage, LAG_REFRESH};
 
 use batch::Batch;
 use lag::monitor_lag;

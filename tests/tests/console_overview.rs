@@ -3,7 +3,7 @@
 //! minus the group's committed offsets while the consumer is paused on a database cut (and 0
 //! once it drains; "unknown" for a service that does not answer), and the hourly chart of
 //! dead letters and parkings, whose current hour must hold exactly what the test dead-lettered
-//! and what of that was parked.
+//! and what of that was parked; and the dlq-worker's own lag on its dead-letter topics.
 //!
 //! Needs `chromium` and `chromium-driver` (scripts/ensure-chromium.sh, run by scripts/test.sh).
 //! With `CONSOLE_SCREENSHOTS_DIR` set it saves the README's overview screenshot there.
@@ -21,6 +21,7 @@ use integration_tests::webdriver::Browser;
 use integration_tests::{test_env, wait, TestEnv};
 use rdkafka::producer::FutureRecord;
 use reliable_messaging::dead_letter::dead_letter_topic;
+use reliable_messaging::message::retry_metadata::header;
 use reliable_messaging::service::Secret;
 
 const ALICE: &str = "alice-token-0123456789abcdef";
@@ -151,6 +152,44 @@ async fn the_overview_shows_true_lag_per_partition_and_charts_this_hours_dead_le
     })
     .await;
     assert!(settled, "the worker did not re-send 4 and park 3");
+
+    // The worker's own lag: 2 dead letters due in an hour wait uncommitted on their topic, so
+    // its row must show Kafka's 2 there (and 0 on the drained one). They are not re-sent yet,
+    // so the chart does not count them.
+    let later = scope.topic("later");
+    let later_dlq = dead_letter_topic(&later);
+    env.create_topics(&[&later, &later_dlq], 1).await;
+    let due = (Utc::now() + chrono::TimeDelta::hours(1)).timestamp_millis().to_string();
+    for _ in 0..2 {
+        let headers: [(&str, &[u8]); 3] = [
+            (header::ORIGINAL_TOPIC, later.as_bytes()),
+            (header::RETRY_COUNT, b"1"),
+            (header::NOT_BEFORE, due.as_bytes()),
+        ];
+        env.produce(&later_dlq, Some(b"k"), Some(b"{}"), &headers).await;
+    }
+    let worker_lag = |topic: String| async move {
+        let mut shown = HashMap::new();
+        for row in b.find_all(&format!("tr.lag[data-service='dlq-worker'][data-topic='{topic}']")).await.unwrap() {
+            let lag: i64 = row.find("td.lag-value").await.unwrap().text().await.unwrap().parse().unwrap();
+            shown.insert(row.attribute("data-partition").await.unwrap().unwrap().parse::<i32>().unwrap(), lag);
+        }
+        shown
+    };
+    let own_true = wait::within(Duration::from_secs(60), || async {
+        b.goto(&overview).await.unwrap();
+        let waiting = worker_lag(later_dlq.clone()).await;
+        waiting == HashMap::from([(0, 2)])
+            && waiting == lag_in_kafka(env, &scope.group, &later_dlq)
+            && worker_lag(dlq.clone()).await == HashMap::from([(0, 0)])
+    })
+    .await;
+    assert!(
+        own_true,
+        "the worker's lag on the page {:?} is not Kafka's {:?}",
+        worker_lag(later_dlq.clone()).await,
+        lag_in_kafka(env, &scope.group, &later_dlq)
+    );
 
     browser.goto(&overview).await.unwrap();
     let hour_after = Utc::now().hour();

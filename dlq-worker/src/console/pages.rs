@@ -159,7 +159,7 @@ fn lag_table(lags: &[(String, ServiceLag)]) -> Markup {
                 }
             }
         }
-        p.note { "From each service's /metrics (its consumer_partition_lag gauges: high watermark minus committed offset, refreshed every second)." }
+        p.note { "High watermark minus committed offset, refreshed every second: the dlq-worker's own on its dead-letter topics, the others' from their /metrics (consumer_partition_lag)." }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::consumer::stage_timings::StageTimings;
 use crate::dead_letter::HaltReason;
-use crate::kafka::group::GroupGauges;
+use crate::kafka::group::{GroupGauges, PartitionLag};
 
 /// Counters of what the consumer did, for readiness, tests and `/metrics`.
 #[derive(Debug, Default)]
@@ -39,14 +39,6 @@ pub struct ConsumerStats {
     /// Time per stage: the consumer's (`poll`, `handle`, `dead_letter`, `commit`) and any
     /// the handler records.
     pub stages: Arc<StageTimings>,
-}
-
-/// Consumer lag of one assigned partition: high watermark minus committed offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionLag {
-    pub topic: String,
-    pub partition: i32,
-    pub lag: u64,
 }
 
 /// A dependency outage in progress.
