@@ -195,6 +195,9 @@ async fn the_overview_shows_true_lag_per_partition_and_charts_this_hours_dead_le
     let hour_after = Utc::now().hour();
     let (dead, parked) = (bars(&browser, "dead-lettered").await, bars(&browser, "parked").await);
     assert_eq!((dead.len(), parked.len()), (12, 12), "twelve hours of two series");
+    let counts = browser.find("#counts").await.unwrap().text().await.unwrap();
+    let counts: Vec<&str> = counts.split_whitespace().collect();
+    assert_eq!(counts, ["parked", "redriven", "discarded", "3", "0", "0"], "every state, 0 included");
     // The hour may have turned while the test ran: then the 7 are in the last two buckets.
     let recent = if hour_before == hour_after { 1 } else { 2 };
     let sum_recent = |v: &[u64]| v[v.len() - recent..].iter().sum::<u64>();

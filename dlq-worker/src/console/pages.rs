@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use reliable_messaging::parking::{AuditEntry, ParkedMessage, ParkedSummary, ParkingCounts, SignatureGroup};
+use reliable_messaging::parking::{
+    AuditEntry, ParkedMessage, ParkedState, ParkedSummary, ParkingCounts, SignatureGroup,
+};
 
 use super::lag::ServiceLag;
 use super::mask;
@@ -101,6 +103,8 @@ impl HourlyChart {
     }
 }
 
+const PARKED_STATES: [ParkedState; 3] = [ParkedState::Parked, ParkedState::Redriven, ParkedState::Discarded];
+
 pub fn overview(o: &Overview) -> Markup {
     html! {
         h2 { "Services" }
@@ -124,9 +128,11 @@ pub fn overview(o: &Overview) -> Markup {
             @match o.next_due { Some(t) => { (time(t)) } None => { "none" } }
         }
         h2 { "Parking lot" }
+        // Every state, 0 included: a state missing from the table would read as unknown.
+        @let count = |state: ParkedState| o.counts.by_state.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
         table id="counts" {
-            tr { @for (state, _) in &o.counts.by_state { th { (state) } } }
-            tr { @for (_, n) in &o.counts.by_state { td { (n) } } }
+            tr { @for state in PARKED_STATES { th { (state.as_str()) } } }
+            tr { @for state in PARKED_STATES { td { (count(state)) } } }
         }
         p { a href="/console/groups" { (o.groups) " signature groups of parked messages" } }
         h3 { "Dead-lettered and parked per hour, last " (o.chart.parked.len()) " hours (UTC)" }
