@@ -34,9 +34,9 @@ fi
 .local/venv/bin/pip install -q --disable-pip-version-check -r scripts/schemathesis-requirements.txt
 export SCHEMATHESIS_BIN="$PWD/.local/venv/bin/st"
 
-# The operator console's browser test (tests/tests/operator_console.rs, run with the workspace's
-# tests below) drives headless Chromium over WebDriver: Debian's chromium and chromium-driver,
-# installed here when missing.
+# The operator console's browser tests (tests/tests/operator_console.rs and console_overview.rs,
+# run with the workspace's tests below) drive headless Chromium over WebDriver: Debian's
+# chromium and chromium-driver, installed here when missing.
 scripts/ensure-chromium.sh
 
 # With the negative control (COMMIT_POLICY=unsafe-auto-commit), which release builds never have.

@@ -12,7 +12,7 @@ use reliable_messaging::dead_letter::Backoff;
 use reliable_messaging::kafka::trace_context;
 use reliable_messaging::message::retry_metadata::{self, MetadataFormat};
 use reliable_messaging::message::REQUEST_ID_HEADER;
-use reliable_messaging::parking::{NewParkedMessage, ParkReason, ParkingLot};
+use reliable_messaging::parking::{NewParkedMessage, ParkReason, ParkingError, ParkingLot};
 use reliable_messaging::producer::DurableProducer;
 use reliable_messaging::producer::{OutboundRecord, PublishError};
 use reliable_messaging::request_status::{self, Status, Transition};
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::dead_letter_log;
 use crate::metrics::Metrics;
 use crate::topics::TopicCatalog;
 
@@ -84,6 +85,12 @@ impl Actions {
     }
 
     async fn resend_traced(&self, entry: Scheduled, shutdown: CancellationToken) -> Finished {
+        // Logged before the send, so a failure here re-sends nothing twice; re-sends wait while
+        // the database is down anyway (see `worker::probe_database`).
+        if let Err(e) = dead_letter_log::record(&self.pool, &entry.delivery).await {
+            tracing::warn!(error = %e, position = %entry.delivery.position(), "could not log the dead letter; will retry");
+            return self.retry_later(entry);
+        }
         match self.topics.exists(&entry.target_topic).await {
             Ok(true) => {}
             Ok(false) => return self.park_missing_topic(&entry, shutdown).await,
@@ -164,7 +171,11 @@ impl Actions {
         let message = NewParkedMessage::from_dead_letter(delivery, source_topic, reason, explanation);
         let mut attempt = 0;
         loop {
-            match self.parking.park(&message).await {
+            let parked = match dead_letter_log::record(&self.pool, delivery).await {
+                Ok(()) => self.parking.park(&message).await,
+                Err(e) => Err(ParkingError::from(e)),
+            };
+            match parked {
                 Ok(parked) => {
                     if parked.newly_parked {
                         self.metrics.record_parked(reason);

@@ -3,7 +3,7 @@
 //!
 //! | route | does |
 //! |---|---|
-//! | `GET /admin/parked?topic=&error_kind=&reason=&since=&state=&request_id=&key=&signature=&limit=` | list |
+//! | `GET /admin/parked?topic=&error_kind=&reason=&since=&until=&state=&request_id=&key=&signature=&limit=` | list |
 //! | `GET /admin/parked/{id}` | one message, whole, with its audit trail |
 //! | `GET /admin/signatures?` (the list's filters) | parked messages grouped by failure signature |
 //! | `POST /admin/parked/redrive` `{"ids": [..]}` or `{"filter": {..}}`, `reason`, `rate`, `canary` | redrive |
@@ -103,6 +103,7 @@ pub(crate) struct FilterParams {
     pub(crate) error_kind: Option<String>,
     pub(crate) reason: Option<String>,
     pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
     pub(crate) state: Option<String>,
     pub(crate) request_id: Option<String>,
     pub(crate) key: Option<String>,
@@ -114,12 +115,14 @@ impl FilterParams {
     /// The problem is boxed: at ~170 bytes it would make every `Result` of this function that
     /// large (clippy::result_large_err); the handlers unbox it at the `?`.
     pub(crate) fn into_filter(self) -> Result<ParkedFilter, Box<Problem>> {
-        let since = self
-            .since
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)))
-            .transpose()
-            .map_err(|e| Box::new(problem::invalid(format!("since must be an RFC 3339 time: {e}"))))?;
+        let time = |name: &str, v: Option<String>| {
+            v.filter(|s| !s.trim().is_empty())
+                .map(|s| DateTime::parse_from_rfc3339(s.trim()).map(|t| t.with_timezone(&Utc)))
+                .transpose()
+                .map_err(|e| Box::new(problem::invalid(format!("{name} must be an RFC 3339 time: {e}"))))
+        };
+        let since = time("since", self.since)?;
+        let until = time("until", self.until)?;
         let state = self
             .state
             .filter(|s| !s.trim().is_empty())
@@ -138,6 +141,7 @@ impl FilterParams {
             error_kind: some(self.error_kind),
             reason: some(self.reason),
             since,
+            until,
             state,
             limit: self.limit,
             request_id,
@@ -296,6 +300,8 @@ mod tests {
     fn filter_params_are_validated() {
         let bad = FilterParams { since: Some("yesterday".into()), ..Default::default() };
         assert!(bad.into_filter().is_err());
+        let bad_until = FilterParams { until: Some("tomorrow".into()), ..Default::default() };
+        assert!(bad_until.into_filter().unwrap_err().detail.unwrap().starts_with("until must be"));
         let bad_state = FilterParams { state: Some("gone".into()), ..Default::default() };
         assert!(bad_state.into_filter().is_err());
         let ok = FilterParams {

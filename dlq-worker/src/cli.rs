@@ -138,6 +138,9 @@ pub struct FilterArgs {
     /// Parked at or after this RFC 3339 time.
     #[arg(long, value_parser = parse_time)]
     pub since: Option<DateTime<Utc>>,
+    /// Parked before this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
     /// A failure signature (see `parked groups`).
     #[arg(long)]
     pub signature: Option<String>,
@@ -155,6 +158,7 @@ impl FilterArgs {
             && self.error_kind.is_none()
             && self.park_reason.is_none()
             && self.since.is_none()
+            && self.until.is_none()
             && self.signature.is_none()
             && self.request_id.is_none()
             && self.key.is_none()
@@ -166,6 +170,7 @@ impl FilterArgs {
             error_kind: self.error_kind.clone(),
             reason: self.park_reason.clone(),
             since: self.since,
+            until: self.until,
             state,
             limit,
             request_id: self.request_id,
@@ -233,7 +238,7 @@ pub async fn run(command: ParkedCommand, settings: Settings) -> anyhow::Result<E
                 (false, true) => Selection::Ids(ids),
                 (true, false) => Selection::Matching(filter.to_filter(None, None)),
                 (true, true) => anyhow::bail!(
-                    "give ids, a filter (--topic, --error-kind, --park-reason, --since, --signature, ...) or --all"
+                    "give ids, a filter (--topic, --error-kind, --park-reason, --since, --until, --signature, ...) or --all"
                 ),
                 (false, false) => anyhow::bail!("give either ids or a filter, not both"),
             };
@@ -335,13 +340,24 @@ mod tests {
 
     #[test]
     fn list_takes_filters() {
-        let cli =
-            parse(&["parked", "list", "--topic", "orders", "--since", "2026-11-26T10:00:00Z", "--state", "parked"])
-                .unwrap();
+        let cli = parse(&[
+            "parked",
+            "list",
+            "--topic",
+            "orders",
+            "--since",
+            "2026-11-26T10:00:00Z",
+            "--until",
+            "2026-11-26T11:00:00Z",
+            "--state",
+            "parked",
+        ])
+        .unwrap();
         match cli.command {
             Some(Command::Parked(ParkedCommand::List { filter, state, .. })) => {
                 assert_eq!(filter.topic.as_deref(), Some("orders"));
                 assert!(filter.since.is_some());
+                assert_eq!(filter.until.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-26T11:00:00+00:00"));
                 assert_eq!(state, Some(ParkedState::Parked));
             }
             other => panic!("unexpected {other:?}"),

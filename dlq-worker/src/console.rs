@@ -1,4 +1,5 @@
-//! The operator console at `/console`, on the worker's admin port: the pipeline at a glance,
+//! The operator console at `/console`, on the worker's admin port: the pipeline at a glance
+//! (readiness, consumer lag per partition, the DLQ, an hourly chart of dead letters and parkings),
 //! parked messages grouped by failure signature, one message whole (secrets masked), and the
 //! redrive (canary) and discard actions, all through the same [`Operator`] as the admin API
 //! and the CLI.
@@ -6,6 +7,7 @@
 //! Login takes an admin token and yields a session cookie (`session.rs`); every POST carries the
 //! session's CSRF token, and a missing or wrong one is refused (403) before anything is done.
 
+mod lag;
 mod mask;
 mod pages;
 pub mod session;
@@ -24,6 +26,7 @@ use serde::Deserialize;
 
 use crate::admin::{CanaryParams, FilterParams};
 use crate::admin_tokens::AdminTokens;
+use crate::dead_letter_log;
 use crate::operations::{OperationError, Operator, RedriveRequest, Selection};
 use session::{Session, Sessions};
 
@@ -171,8 +174,21 @@ async fn overview(State(state): State<ConsoleState>, headers: HeaderMap) -> Resp
         ready: own.iter().all(|(_, r)| r.is_ok()),
         checks: own.into_iter().map(|(n, r)| (n.to_owned(), r.err().unwrap_or_else(|| "ok".into()))).collect(),
     }];
+    let own_lag = match state.operator.metrics.partition_lag.lock().expect("partition lag lock").clone() {
+        p if p.is_empty() => lag::ServiceLag::NoneExported,
+        p => {
+            let mut partitions: Vec<_> = p.into_iter().map(|p| (p.topic, p.partition, p.lag)).collect();
+            partitions.sort();
+            lag::ServiceLag::Partitions(partitions)
+        }
+    };
     let remote = state.readyz_urls.iter().map(|(name, url)| remote_readiness(&state.client, name, url));
-    services.extend(futures::future::join_all(remote).await);
+    let lags =
+        state.readyz_urls.iter().map(|(name, url)| async { (name.clone(), lag::fetch(&state.client, url).await) });
+    let (remote, lags) =
+        futures::future::join(futures::future::join_all(remote), futures::future::join_all(lags)).await;
+    services.extend(remote);
+    let lags: Vec<_> = std::iter::once(("dlq-worker".to_owned(), own_lag)).chain(lags).collect();
     let metrics = &state.operator.metrics;
     let load = std::sync::atomic::Ordering::Relaxed;
     let next_due = match metrics.next_due_unix_ms.load(load) {
@@ -180,19 +196,27 @@ async fn overview(State(state): State<ConsoleState>, headers: HeaderMap) -> Resp
         ms => chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(0)),
     };
     let parked = reliable_messaging::parking::ParkedFilter { state: Some(ParkedState::Parked), ..Default::default() };
-    let (counts, groups) =
-        match (state.operator.parking.counts(CHART_HOURS).await, state.operator.groups(&parked).await) {
-            (Ok(c), Ok(g)) => (c, g.len()),
-            (Err(e), _) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &session, &e.to_string()),
-            (_, Err(e)) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &session, &e.to_string()),
-        };
+    let first_hour = dead_letter_log::first_hour(chrono::Utc::now(), CHART_HOURS);
+    let (counts, groups, dead_lettered) = match (
+        state.operator.parking.counts(first_hour, CHART_HOURS).await,
+        state.operator.groups(&parked).await,
+        dead_letter_log::per_hour(state.operator.parking.pool(), first_hour, CHART_HOURS).await,
+    ) {
+        (Ok(c), Ok(g), Ok(d)) => (c, g.len(), d),
+        (Err(e), _, _) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &session, &e.to_string()),
+        (_, Err(e), _) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &session, &e.to_string()),
+        (_, _, Err(e)) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &session, &e.to_string()),
+    };
+    let chart = pages::HourlyChart { first_hour, dead_lettered, parked: counts.parked_per_hour.clone() };
     let o = pages::Overview {
         services,
+        lags,
         waiting: metrics.scheduled.load(load),
         next_due,
         in_flight: metrics.in_flight.load(load),
         counts,
         groups,
+        chart,
     };
     page("Overview", &session, pages::overview(&o))
 }
@@ -203,6 +227,7 @@ pub struct FilterForm {
     pub topic: Option<String>,
     pub state: Option<String>,
     pub since: Option<String>,
+    pub until: Option<String>,
     pub request_id: Option<String>,
     pub key: Option<String>,
     pub signature: Option<String>,
@@ -215,6 +240,7 @@ impl FilterForm {
             // Parked by default: what an operator acts on.
             state: Some(self.state.clone().unwrap_or_else(|| "parked".into())),
             since: self.since.clone(),
+            until: self.until.clone(),
             request_id: self.request_id.clone(),
             key: self.key.clone(),
             signature: self.signature.clone(),

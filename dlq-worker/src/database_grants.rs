@@ -1,5 +1,6 @@
 //! What the dlq-worker's runtime database identity may do, and no more: park messages and
-//! change their state (redrive, discard) with an audit row each, and record request statuses.
+//! change their state (redrive, discard) with an audit row each, log each dead letter it takes
+//! (for the console's chart), and record request statuses.
 //! Audit rows are only ever added. The migration step grants exactly this; start-up checks it
 //! (see `reliable_messaging::service::runtime::identities`).
 
@@ -24,6 +25,11 @@ pub const GRANTS: &[TableGrant] = &[
             "INSERT INTO parked_message_audit (parked_message_id, action, actor, reason, at) VALUES (?, ?, ?, ?, ?)",
             "SELECT id, action, actor FROM parked_message_audit WHERE parked_message_id = ?",
         ],
+    },
+    TableGrant {
+        table: "dead_letter_log",
+        privileges: "SELECT, INSERT",
+        probes: &[crate::dead_letter_log::INSERT, "SELECT COUNT(*) FROM dead_letter_log WHERE dead_lettered_at >= ?"],
     },
     REQUEST_STATUS_WRITER,
     MIGRATIONS_READER,

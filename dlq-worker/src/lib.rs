@@ -8,7 +8,7 @@
 //! * [`worker`] reads dead-letter records, tracks offsets, schedules and commits;
 //! * [`triage`] decides: re-send (when) or park (why);
 //! * [`schedule`] holds waiting messages by due time, so none blocks another;
-//! * [`actions`] re-sends to the original topic or parks;
+//! * [`actions`] re-sends to the original topic or parks, each logged in [`dead_letter_log`];
 //! * [`rebalance`] commits and drops partition state when partitions move;
 //! * [`operations`] are what an operator does to the parking lot, for its three clients:
 //!   [`admin`] (HTTP, JSON), [`console`] (HTML, in a browser) and [`cli`];
@@ -23,6 +23,7 @@ pub mod cli;
 pub mod configuration;
 pub mod console;
 pub mod database_grants;
+pub mod dead_letter_log;
 pub mod http;
 pub mod metrics;
 pub mod operations;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
-use reliable_messaging::kafka::group::GroupGauges;
+use reliable_messaging::kafka::group::{GroupGauges, PartitionLag};
 use reliable_messaging::parking::ParkReason;
-use reliable_messaging::service::endpoints::metrics::family::{counter, counters, gauge};
+use reliable_messaging::service::endpoints::metrics::family::{counter, counters, gauge, gauges};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -48,6 +48,9 @@ pub struct Metrics {
     pub outages: AtomicU64,
     /// Why intake halted (the parking flood limit), if it did.
     pub halted: std::sync::Mutex<Option<String>>,
+    /// Dead letters not yet committed, per assigned partition (waiting, in flight or not yet
+    /// read), refreshed every second; empty while unknown.
+    pub partition_lag: std::sync::Mutex<Vec<PartitionLag>>,
 }
 
 impl Metrics {
@@ -127,6 +130,17 @@ impl Collector for Metrics {
             "assigned_partitions",
             "Dead-letter partitions assigned to this worker",
             gauge_of(&self.group.assigned_partitions),
+        )?;
+        let mut partitions = self.partition_lag.lock().expect("partition lag lock").clone();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        gauges(
+            e,
+            "consumer_partition_lag",
+            "Dead letters of one assigned partition not yet committed",
+            partitions.into_iter().map(|p| ([("topic", p.topic), ("partition", p.partition.to_string())], p.lag)),
         )
     }
 }
@@ -156,6 +170,15 @@ mod tests {
         assert!(text.contains("\ndlq_parked_total{reason=\"permanent\"} 0\n"), "{text}");
         assert!(text.contains("\ndlq_redriven_total 3\n"), "{text}");
         assert!(text.contains("# TYPE dlq_scheduled gauge\ndlq_scheduled 7\n"), "{text}");
+    }
+
+    #[test]
+    fn serves_partition_lag_once_known() {
+        let m = Arc::new(Metrics::default());
+        assert!(!page(&m).contains("dlq_consumer_partition_lag"), "absent while unknown, never a made-up 0");
+        *m.partition_lag.lock().unwrap() = vec![PartitionLag { topic: "orders-dlq".into(), partition: 0, lag: 2 }];
+        let text = page(&m);
+        assert!(text.contains("\ndlq_consumer_partition_lag{topic=\"orders-dlq\",partition=\"0\"} 2\n"), "{text}");
     }
 
     /// Every series the hand-written page had, by name and labels, still served.

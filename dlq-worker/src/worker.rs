@@ -19,9 +19,10 @@ use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
+use reliable_messaging::consumer::LAG_REFRESH;
 use reliable_messaging::kafka::group::group_member_config;
 use reliable_messaging::kafka::group::{
-    commit_list, hold_back, set_assignment_paused, wake_fetchers, GroupContext, TopicPartition,
+    commit_list, hold_back, monitor_lag, set_assignment_paused, wake_fetchers, GroupContext, TopicPartition,
 };
 use reliable_messaging::Delivery;
 use tokio::task::JoinSet;
@@ -111,6 +112,11 @@ impl DlqWorker {
         let mut commit_tick = tokio::time::interval(self.limits.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let probe = tokio::spawn(probe_database(self.actions.pool.clone(), self.metrics.clone(), shutdown.clone()));
+        let metrics = self.metrics.clone();
+        let record_lag = move |lags: Option<Vec<_>>| {
+            *metrics.partition_lag.lock().expect("partition lag lock") = lags.unwrap_or_default();
+        };
+        let lag = tokio::spawn(monitor_lag(self.consumer.clone(), LAG_REFRESH, record_lag, shutdown.clone()));
         loop {
             let next_due = lock(&self.state).waiting.next_due();
             // While the database is down, due re-sends wait: the consumers that would take them
@@ -136,6 +142,7 @@ impl DlqWorker {
             self.apply_back_pressure(tasks.len());
         }
         probe.abort();
+        lag.abort();
         tracing::info!(in_flight = tasks.len(), "stopping: finishing re-sends in flight");
         task_shutdown.cancel();
         let drained = tokio::time::timeout(self.limits.drain_timeout, async {

@@ -49,6 +49,7 @@ use rdkafka::consumer::Consumer as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::kafka::group::PartitionLag;
 pub use handler::{Handler, Prepared};
 pub use settings::{CommitPolicy, ConsumerSettings, OutagePolicy};
 pub use stage_timings::{Stage, StageTimings};

@@ -23,4 +23,6 @@ pub use headers_json::{headers_from_json, headers_to_json};
 pub use message::{AuditEntry, NewParkedMessage, ParkReason, ParkedFilter, ParkedMessage, ParkedState, ParkedSummary};
 pub use redrive::{Rate, RedriveOutcome, Redriver};
 pub use signature::{signature_of, SignatureGroup};
-pub use store::{DiscardOutcome, Parked, ParkingCounts, ParkingError, ParkingLot, LOG_TARGET, MAX_LIST_LIMIT};
+pub use store::{
+    hourly_buckets, DiscardOutcome, Parked, ParkingCounts, ParkingError, ParkingLot, LOG_TARGET, MAX_LIST_LIMIT,
+};

@@ -1,7 +1,7 @@
 //! A headless Chromium driven over W3C WebDriver, for the console's browser test: starts
 //! Debian's `chromedriver` (installed by `scripts/ensure-chromium.sh`) on a free port and speaks
 //! the protocol's JSON over HTTP with reqwest: the handful of commands a test needs (open a
-//! page, find, type, click, read text, take a screenshot), nothing more.
+//! page, find, type, click, read text and attributes, take a screenshot), nothing more.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -174,6 +174,17 @@ impl Browser {
         Ok(base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap_or_default())?)
     }
 
+    /// With `CONSOLE_SCREENSHOTS_DIR` set, saves a PNG of the viewport there as `<name>.png`
+    /// (the README's screenshots); a relative directory is taken from the workspace root, not
+    /// from the test's own directory, so `CONSOLE_SCREENSHOTS_DIR=docs/screenshots` means that.
+    pub async fn save_screenshot(&self, name: &str) {
+        let Ok(dir) = std::env::var("CONSOLE_SCREENSHOTS_DIR") else { return };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        let png = self.screenshot().await.expect("screenshot");
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
+    }
+
     /// Ends the session; dropping then stops chromedriver and its browsers.
     pub async fn close(self) {
         let _ = self.client.delete(&self.base).send().await;
@@ -183,6 +194,19 @@ impl Browser {
 impl Element<'_> {
     pub async fn text(&self) -> anyhow::Result<String> {
         Ok(self.browser.get_raw(&format!("/element/{}/text", self.id)).await?.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// An attribute as written in the page (`data-count`, say); `None` when it has none.
+    pub async fn attribute(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let v = self.browser.get_raw(&format!("/element/{}/attribute/{name}", self.id)).await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+
+    /// A DOM property (`textContent` reads what `text` does not: an SVG `<title>`, a closed
+    /// `<details>`).
+    pub async fn property(&self, name: &str) -> anyhow::Result<String> {
+        let v = self.browser.get_raw(&format!("/element/{}/property/{name}", self.id)).await?;
+        Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
     pub async fn click(&self) -> anyhow::Result<()> {

@@ -116,6 +116,10 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
     })
     .await;
     assert!(parked, "the dlq-worker never parked the spent dead letter; logs:\n{}", logs(&processes));
+    let mut logged = Identities::connect(&ids.migrator_url).await;
+    let dead_letters: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM dead_letter_log").fetch_one(&mut logged).await.expect("count");
+    assert_eq!(dead_letters, 1, "the dlq-worker logged the dead letter it took, as its own identity");
 
     // Nothing beyond: no DDL for anyone, no other service's tables, no hidden columns.
     let mut gateway = Identities::connect(&ids.gateway_url).await;
@@ -150,6 +154,9 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
         "DELETE FROM parked_message_audit",
         "UPDATE parked_message_audit SET actor = 'someone else'",
         "DELETE FROM idempotency_keys",
+        // The dead-letter log is only ever added to: the chart's history cannot be rewritten.
+        "DELETE FROM dead_letter_log",
+        "UPDATE dead_letter_log SET dead_lettered_at = NOW(6)",
     ] {
         assert_denied(&mut dlq, &mut migrator, "the dlq-worker", sql).await;
     }
@@ -218,6 +225,7 @@ async fn an_identity_missing_one_grant_stops_its_service_at_start_up_naming_it()
         format!("GRANT SELECT, INSERT ON `{db}`.request_status TO {rs}"),
         format!("GRANT SELECT, INSERT, UPDATE ON `{db}`.parked_messages TO {dw}"),
         format!("GRANT SELECT, INSERT, UPDATE ON `{db}`.request_status TO {dw}"),
+        format!("GRANT SELECT, INSERT ON `{db}`.dead_letter_log TO {dw}"),
         // Nothing on the audit table.
         format!("GRANT SELECT ON `{db}`._sqlx_migrations TO {gw}"),
         format!("GRANT SELECT ON `{db}`._sqlx_migrations TO {rs}"),

@@ -296,14 +296,6 @@ async fn wait_parked(client: &reqwest::Client, gateway: &GatewayServer, ids: &[U
     .await;
 }
 
-async fn save(browser: &Browser, name: &str) {
-    if let Ok(dir) = std::env::var("CONSOLE_SCREENSHOTS_DIR") {
-        let png = browser.screenshot().await.expect("screenshot");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-    }
-}
-
 /// Submits the redrive form of the (only) signature group with a canary of one.
 async fn canary_redrive_the_group(browser: &Browser, base: &str) -> String {
     browser.goto(&format!("{base}/console/groups")).await.unwrap();
@@ -364,7 +356,7 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     })
     .await;
     assert!(paused, "the overview shows the registration-service paused on the database cut");
-    save(&browser, "overview-database-cut").await;
+    browser.save_screenshot("overview-database-cut").await;
     proxy.restore();
     wait::until(Duration::from_secs(60), "the sign-up made during the cut is stored", || {
         let client = client.clone();
@@ -397,14 +389,14 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     let group = browser.find("fieldset.group").await.unwrap().text().await.unwrap();
     assert!(group.contains("5 ×") && group.contains("bad deploy: users insert refused"), "{group}");
     assert!(group.contains("registration-service/"), "the build that failed them: {group}");
-    save(&browser, "groups").await;
+    browser.save_screenshot("groups").await;
 
     // The fault is still there: the canary of one fails again, and the other four stay parked.
     let stopped = canary_redrive_the_group(&browser, &base).await;
     let why = browser.find("#stopped").await.expect("the canary stopped").text().await.unwrap();
     assert!(why.contains("canary failed again"), "{why}");
     assert_eq!(stopped.matches(">left_parked<").count(), 4, "the canary alone was redriven");
-    save(&browser, "canary-stopped").await;
+    browser.save_screenshot("canary-stopped").await;
     let still_parked = db.count("SELECT COUNT(*) FROM parked_messages WHERE state = 'parked'").await;
     assert_eq!(still_parked, 4);
 
@@ -423,7 +415,7 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     assert!(!payload.contains("argon2"), "the password hash is masked: {payload}");
     assert!(!browser.script_global_set("injected").await.unwrap(), "no injected script ran");
     browser.scroll_to("#headers").await.unwrap();
-    save(&browser, "message").await;
+    browser.save_screenshot("message").await;
     browser.find("#discard-reason").await.unwrap().send_keys("test sign-up with markup").await.unwrap();
     browser.find("#discard-button").await.unwrap().click().await.unwrap();
     browser.wait_for_text("#state", "discarded", Duration::from_secs(30)).await.expect("the message is discarded");
@@ -464,7 +456,7 @@ async fn the_console_in_a_real_browser_finds_the_group_stops_the_canary_on_the_f
     let done = canary_redrive_the_group(&browser, &base).await;
     assert!(browser.find("#completed").await.is_ok(), "the redrive ran to the end: {done}");
     assert!(!done.contains(">left_parked<"));
-    save(&browser, "redrive-completed").await;
+    browser.save_screenshot("redrive-completed").await;
     for id in all.iter().filter(|id| **id != script) {
         let (client, gateway) = (client.clone(), &gateway);
         wait::until(Duration::from_secs(60), "every redriven sign-up completed", || {

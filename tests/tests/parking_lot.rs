@@ -106,6 +106,9 @@ async fn listing_filters_by_topic_kind_reason_time_and_state() {
     assert_eq!(ids(ParkedFilter { state: Some(ParkedState::Discarded), ..Default::default() }).await, vec![a]);
     let future = Utc::now() + chrono::Duration::hours(1);
     assert!(ids(ParkedFilter { since: Some(future), ..Default::default() }).await.is_empty());
+    assert_eq!(ids(ParkedFilter { until: Some(future), ..Default::default() }).await, vec![a, b]);
+    let past = Utc::now() - chrono::Duration::hours(1);
+    assert!(ids(ParkedFilter { until: Some(past), ..Default::default() }).await.is_empty());
     assert_eq!(ids(ParkedFilter { limit: Some(1), ..Default::default() }).await, vec![a]);
 }
 

@@ -3,8 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use reliable_messaging::parking::{AuditEntry, ParkedMessage, ParkedSummary, ParkingCounts, SignatureGroup};
+use reliable_messaging::parking::{
+    AuditEntry, ParkedMessage, ParkedState, ParkedSummary, ParkingCounts, SignatureGroup,
+};
 
+use super::lag::ServiceLag;
 use super::mask;
 use crate::operations::RedriveReport;
 
@@ -77,12 +80,30 @@ pub struct ServiceReadiness {
 
 pub struct Overview {
     pub services: Vec<ServiceReadiness>,
+    /// Per service asked (`CONSOLE_READYZ_URLS`), its consumer lag.
+    pub lags: Vec<(String, ServiceLag)>,
     pub waiting: usize,
     pub next_due: Option<DateTime<Utc>>,
     pub in_flight: usize,
     pub counts: ParkingCounts,
     pub groups: usize,
+    pub chart: HourlyChart,
 }
+
+/// Dead letters and parkings per clock hour, oldest first; the last hour is the current one.
+pub struct HourlyChart {
+    pub first_hour: DateTime<Utc>,
+    pub dead_lettered: Vec<u64>,
+    pub parked: Vec<u64>,
+}
+
+impl HourlyChart {
+    fn hour(&self, i: usize) -> DateTime<Utc> {
+        self.first_hour + chrono::TimeDelta::hours(i64::try_from(i).unwrap_or(0))
+    }
+}
+
+const PARKED_STATES: [ParkedState; 3] = [ParkedState::Parked, ParkedState::Redriven, ParkedState::Discarded];
 
 pub fn overview(o: &Overview) -> Markup {
     html! {
@@ -99,40 +120,123 @@ pub fn overview(o: &Overview) -> Markup {
                 }
             }
         }
+        h2 { "Consumer lag" }
+        (lag_table(&o.lags))
         h2 { "Dead-letter queue" }
         p id="dlq" {
             (o.waiting) " waiting, " (o.in_flight) " in flight; next due: "
             @match o.next_due { Some(t) => { (time(t)) } None => { "none" } }
         }
         h2 { "Parking lot" }
+        // Every state, 0 included: a state missing from the table would read as unknown.
+        @let count = |state: ParkedState| o.counts.by_state.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
         table id="counts" {
-            tr { @for (state, _) in &o.counts.by_state { th { (state) } } }
-            tr { @for (_, n) in &o.counts.by_state { td { (n) } } }
+            tr { @for state in PARKED_STATES { th { (state.as_str()) } } }
+            tr { @for state in PARKED_STATES { td { (count(state)) } } }
         }
         p { a href="/console/groups" { (o.groups) " signature groups of parked messages" } }
-        h3 { "Parked per hour, last " (o.counts.parked_per_hour.len()) " hours" }
-        (chart(&o.counts.parked_per_hour))
-        p.note { "Consumer lag per partition is on each service's /metrics (kafka_consumer lag gauges); the worker does not fetch it." }
+        h3 { "Dead-lettered and parked per hour, last " (o.chart.parked.len()) " hours (UTC)" }
+        (chart(&o.chart))
     }
 }
 
-/// Bars of `values`, oldest first, as inline SVG.
-fn chart(values: &[u64]) -> Markup {
-    let max = values.iter().copied().max().unwrap_or(0).max(1);
-    let (w, h, bar) = (values.len() * 20 + 40, 120u64, 16usize);
+/// Per service and partition: messages not yet committed, as the service itself last computed.
+fn lag_table(lags: &[(String, ServiceLag)]) -> Markup {
     html! {
-        svg id="chart" width=(w) height=(h + 30) role="img" aria-label="parked messages per hour" {
-            @for (i, v) in values.iter().enumerate() {
-                @let height = v * h / max;
-                rect x=(30 + i * 20) y=(h - height + 5) width=(bar) height=(height) fill="#b91c1c" {
-                    title { (v) " parked" }
+        table id="lag" {
+            tr { th { "service" } th { "topic" } th { "partition" } th { "lag" } }
+            @for (service, lag) in lags {
+                @match lag {
+                    ServiceLag::Partitions(partitions) => {
+                        @for (topic, partition, n) in partitions {
+                            tr.lag data-service=(service) data-topic=(topic) data-partition=(partition) {
+                                td { (service) } td { (topic) } td { (partition) } td.lag-value { (n) }
+                            }
+                        }
+                    }
+                    ServiceLag::NoneExported => {
+                        tr { td { (service) } td colspan="3" { span.note { "no consumer lag (no consumer, or no partition assigned yet)" } } }
+                    }
+                    ServiceLag::Unknown(why) => {
+                        tr.lag-unknown data-service=(service) {
+                            td { (service) } td colspan="3" { span.bad { "unknown" } " " span.note { "(" (why) ")" } }
+                        }
+                    }
                 }
             }
-            line x1="28" y1=(h + 5) x2=(w) y2=(h + 5) stroke="#555" {}
-            text x="0" y="15" font-size="11" { (max) }
-            text x="0" y=(h + 25) font-size="11" { "-" (values.len()) "h" }
-            text x=(w - 30) y=(h + 25) font-size="11" { "now" }
         }
+        p.note { "High watermark minus committed offset, refreshed every second: the dlq-worker's own on its dead-letter topics, the others' from their /metrics (consumer_partition_lag)." }
+    }
+}
+
+/// The messages page for the messages parked in hour `i` of the chart, in any state now.
+fn hour_messages(c: &HourlyChart, i: usize) -> String {
+    let at = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    format!("/console/messages?state=&since={}&until={}", at(c.hour(i)), at(c.hour(i + 1)))
+}
+
+/// Two bars per hour (dead-lettered, parked) as inline SVG with axes, a `<title>` per bar and
+/// the same numbers as a table, for those who read rather than look.
+fn chart(c: &HourlyChart) -> Markup {
+    const LEFT: usize = 44;
+    const SLOT: usize = 46;
+    const BAR: usize = 18;
+    const TOP: u64 = 24;
+    const HEIGHT: u64 = 140;
+    let max = c.dead_lettered.iter().chain(&c.parked).copied().max().unwrap_or(0).max(1);
+    let width = LEFT + c.parked.len() * SLOT + 10;
+    let base = TOP + HEIGHT;
+    let label = |i: usize| c.hour(i).format("%H:00").to_string();
+    let span = |i: usize| format!("{}–{} UTC", label(i), c.hour(i + 1).format("%H:00"));
+    let series = [("dead-lettered", "#6b7280", &c.dead_lettered), ("parked", "#b91c1c", &c.parked)];
+    html! {
+        svg id="chart" width=(width) height=(base + 44) role="img" aria-labelledby="chart-title" {
+            title id="chart-title" { "Dead-lettered and parked messages per hour, last " (c.parked.len()) " hours" }
+            // Legend.
+            @for (k, (name, colour, _)) in series.iter().enumerate() {
+                rect x=(LEFT + k * 130) y="4" width="10" height="10" fill=(colour) {}
+                text x=(LEFT + 14 + k * 130) y="13" font-size="11" { (name) }
+            }
+            // Y axis: 0, half and the maximum, with a label.
+            line x1=(LEFT - 4) y1=(TOP) x2=(LEFT - 4) y2=(base) stroke="#555" {}
+            @for v in [0, max / 2, max] {
+                @let y = base - v * HEIGHT / max;
+                text x=(LEFT - 8) y=(y + 4) font-size="10" text-anchor="end" { (v) }
+                line x1=(LEFT - 4) y1=(y) x2=(width) y2=(y) stroke="#eee" {}
+            }
+            text x="10" y=(TOP + HEIGHT / 2) font-size="10" transform=(format!("rotate(-90 10 {})", TOP + HEIGHT / 2)) text-anchor="middle" { "messages" }
+            @for i in 0..c.parked.len() {
+                @for (k, (name, colour, values)) in series.iter().enumerate() {
+                    @let v = values.get(i).copied().unwrap_or(0);
+                    @let h = v * HEIGHT / max;
+                    @let bar = html! {
+                        rect class=(format!("bar {name}")) data-hour=(c.hour(i).to_rfc3339()) data-count=(v)
+                            x=(LEFT + i * SLOT + 4 + k * (BAR + 1)) y=(base - h) width=(BAR) height=(h) fill=(colour) {
+                            title { (span(i)) ": " (v) " " (name) }
+                        }
+                    };
+                    // A parked bar opens that hour's parked messages (re-sent ones are not stored).
+                    @if *name == "parked" && v > 0 {
+                        a.hour-messages href=(hour_messages(c, i)) { (bar) }
+                    } @else {
+                        (bar)
+                    }
+                }
+                text x=(LEFT + i * SLOT + 4 + BAR) y=(base + 14) font-size="10" text-anchor="middle" { (label(i)) }
+            }
+            line x1=(LEFT - 4) y1=(base) x2=(width) y2=(base) stroke="#555" {}
+            text x=(LEFT + (width - LEFT) / 2) y=(base + 34) font-size="10" text-anchor="middle" { "hour (UTC); the last one is the current hour" }
+        }
+        details {
+            summary { "The chart as a table" }
+            table id="chart-data" {
+                tr { th { "hour (UTC)" } th { "dead-lettered" } th { "parked" } }
+                @for i in 0..c.parked.len() {
+                    tr { td { (span(i)) } td { (c.dead_lettered.get(i).copied().unwrap_or(0)) } td { (c.parked[i]) } }
+                }
+            }
+        }
+        p.note { "A dead letter counts in the hour it was written to its -dlq topic, once the worker has re-sent or parked it; a parked message in the hour it was parked (click its bar for those messages)." }
     }
 }
 
@@ -147,6 +251,7 @@ pub fn filters(action: &str, f: &super::FilterForm) -> Markup {
                 }
             } }
             label { "since (RFC 3339) " input name="since" value=(f.since.clone().unwrap_or_default()); }
+            label { "until " input name="until" value=(f.until.clone().unwrap_or_default()); }
             label { "request id " input name="request_id" value=(f.request_id.clone().unwrap_or_default()); }
             label { "key " input name="key" value=(f.key.clone().unwrap_or_default()); }
             button type="submit" { "Filter" }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::consumer::stage_timings::StageTimings;
 use crate::dead_letter::HaltReason;
-use crate::kafka::group::GroupGauges;
+use crate::kafka::group::{GroupGauges, PartitionLag};
 
 /// Counters of what the consumer did, for readiness, tests and `/metrics`.
 #[derive(Debug, Default)]
@@ -28,6 +28,9 @@ pub struct ConsumerStats {
     /// Messages of the assigned partitions past the committed offsets (high watermark minus
     /// committed offset), refreshed every [`LAG_REFRESH`]; `None` until first computed.
     pub consumer_lag: std::sync::Mutex<Option<u64>>,
+    /// The same lag per assigned partition, refreshed with it; empty while unknown (no
+    /// assignment, or the broker did not answer the last refresh), never stale.
+    pub partition_lag: std::sync::Mutex<Vec<PartitionLag>>,
     /// The dependency outage the consumer is paused for, if any.
     pub outage: std::sync::Mutex<Option<Outage>>,
     pub outages: AtomicU64,

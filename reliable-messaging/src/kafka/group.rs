@@ -8,9 +8,11 @@
 //! * [`GroupContext`] with a [`PartitionBook`]: the rebalance callbacks (`context.rs`);
 //! * the two books: [`Ownership`] for a member that finishes each partition in order
 //!   (`ownership.rs`), [`OffsetTracker`] for one that finishes out of order (`offset_tracker.rs`);
-//! * pausing, holding a record back and polling while paused (`pausing.rs`).
+//! * pausing, holding a record back and polling while paused (`pausing.rs`);
+//! * [`PartitionLag`] of the assigned partitions, kept current by [`monitor_lag`] (`lag.rs`).
 
 mod context;
+mod lag;
 mod offset_tracker;
 mod ownership;
 mod partition;
@@ -19,6 +21,7 @@ mod pausing;
 use rdkafka::ClientConfig;
 
 pub use context::{GroupContext, GroupGauges, PartitionBook};
+pub use lag::{monitor_lag, partition_lags, PartitionLag};
 pub use offset_tracker::OffsetTracker;
 pub use ownership::{lock_ownership, Ownership};
 pub use partition::{commit_list, CommitPosition, TopicPartition};

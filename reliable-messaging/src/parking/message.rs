@@ -264,6 +264,8 @@ pub struct ParkedFilter {
     pub reason: Option<String>,
     /// Parked at or after.
     pub since: Option<DateTime<Utc>>,
+    /// Parked before (with `since`, a time window: an hour of the console's chart, say).
+    pub until: Option<DateTime<Utc>>,
     pub state: Option<ParkedState>,
     /// At most this many rows, oldest first; `None` means the store's default.
     pub limit: Option<u32>,

@@ -158,6 +158,9 @@ impl ParkingLot {
         if let Some(since) = filter.since {
             qb.push(" AND parked_at >= ").push_bind(since.naive_utc());
         }
+        if let Some(until) = filter.until {
+            qb.push(" AND parked_at < ").push_bind(until.naive_utc());
+        }
         if let Some(state) = filter.state {
             qb.push(" AND state = ").push_bind(state.as_str());
         }
@@ -221,28 +224,22 @@ impl ParkingLot {
         Ok(rows.into_iter().map(audit_entry).collect())
     }
 
-    /// Parked messages by state, and by hour parked over the last `hours` (the console's chart).
-    pub async fn counts(&self, hours: u32) -> Result<ParkingCounts, ParkingError> {
+    /// Parked messages by state, and by clock hour parked from `first_hour` on, `hours`
+    /// buckets (the console's chart).
+    pub async fn counts(&self, first_hour: DateTime<Utc>, hours: u32) -> Result<ParkingCounts, ParkingError> {
         let by_state: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM parked_messages GROUP BY state").fetch_all(&self.pool).await?;
-        let since = Utc::now() - chrono::Duration::hours(i64::from(hours));
         let by_hour: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT TIMESTAMPDIFF(HOUR, ?, parked_at) AS h, COUNT(*) FROM parked_messages WHERE parked_at >= ? \
              GROUP BY h ORDER BY h",
         )
-        .bind(since.naive_utc())
-        .bind(since.naive_utc())
+        .bind(first_hour.naive_utc())
+        .bind(first_hour.naive_utc())
         .fetch_all(&self.pool)
         .await?;
-        let mut parked_per_hour = vec![0u64; hours as usize];
-        for (h, n) in by_hour {
-            if let Some(slot) = usize::try_from(h).ok().and_then(|h| parked_per_hour.get_mut(h)) {
-                *slot += u64::try_from(n).unwrap_or(0);
-            }
-        }
         Ok(ParkingCounts {
             by_state: by_state.into_iter().map(|(s, n)| (s, u64::try_from(n).unwrap_or(0))).collect(),
-            parked_per_hour,
+            parked_per_hour: hourly_buckets(by_hour, hours),
         })
     }
 
@@ -331,11 +328,23 @@ fn audit_entry((id, parked_message_id, action, actor, reason, at): AuditRow) -> 
     AuditEntry { id, parked_message_id, action, actor, reason, at: at.and_utc() }
 }
 
+/// `(hour index, count)` rows into `hours` buckets, oldest first; rows outside them (a clock
+/// ahead or behind) are left out.
+pub fn hourly_buckets(rows: Vec<(i64, i64)>, hours: u32) -> Vec<u64> {
+    let mut out = vec![0u64; hours as usize];
+    for (h, n) in rows {
+        if let Some(slot) = usize::try_from(h).ok().and_then(|h| out.get_mut(h)) {
+            *slot += u64::try_from(n).unwrap_or(0);
+        }
+    }
+    out
+}
+
 /// Parked messages by state and per hour, for a chart.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ParkingCounts {
     pub by_state: Vec<(String, u64)>,
-    /// Messages parked in each of the last hours, oldest hour first.
+    /// Messages parked in each clock hour asked for, oldest hour first.
     pub parked_per_hour: Vec<u64>,
 }
 

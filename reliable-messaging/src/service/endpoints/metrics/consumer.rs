@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::family::{counter, gauge};
+use super::family::{counter, gauge, gauges};
 use crate::consumer::ConsumerStats;
 
 impl Collector for ConsumerStats {
@@ -59,6 +59,17 @@ impl Collector for ConsumerStats {
         // Absent until first computed: a 0 before then would claim a caught-up consumer.
         if let Some(lag) = *self.consumer_lag.lock().expect("consumer lag lock") {
             gauge(e, "consumer_lag", "Messages on the assigned partitions not yet committed", lag)?;
+        }
+        // A family of its own, not a label on consumer_lag: the alerts sum that one unlabelled.
+        let mut partitions = self.partition_lag.lock().expect("partition lag lock").clone();
+        if !partitions.is_empty() {
+            partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            gauges(
+                e,
+                "consumer_partition_lag",
+                "Messages of one assigned partition not yet committed",
+                partitions.into_iter().map(|p| ([("topic", p.topic), ("partition", p.partition.to_string())], p.lag)),
+            )?;
         }
         super::stages::encode(&self.stages, e)
     }
@@ -124,5 +135,23 @@ mod tests {
         assert!(!page(&stats).contains("svc_consumer_lag"));
         *stats.consumer_lag.lock().unwrap() = Some(42);
         assert!(page(&stats).contains("# TYPE svc_consumer_lag gauge\nsvc_consumer_lag 42\n"));
+    }
+
+    #[test]
+    fn partition_lag_is_one_labelled_series_per_partition_once_known() {
+        let stats = Arc::new(ConsumerStats::default());
+        assert!(!page(&stats).contains("svc_consumer_partition_lag"));
+        *stats.partition_lag.lock().unwrap() = vec![
+            crate::consumer::PartitionLag { topic: "t".into(), partition: 1, lag: 7 },
+            crate::consumer::PartitionLag { topic: "t".into(), partition: 0, lag: 3 },
+        ];
+        let page = page(&stats);
+        assert!(
+            page.contains(
+                "# TYPE svc_consumer_partition_lag gauge\nsvc_consumer_partition_lag{topic=\"t\",partition=\"0\"} 3\n\
+                 svc_consumer_partition_lag{topic=\"t\",partition=\"1\"} 7\n"
+            ),
+            "{page}"
+        );
     }
 }

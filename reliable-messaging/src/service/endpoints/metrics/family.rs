@@ -36,3 +36,17 @@ pub fn counters<S: EncodeLabelSet, V: EncodeCounterValue>(
     }
     Ok(())
 }
+
+/// A gauge family, one series per label set, in the order given.
+pub fn gauges<S: EncodeLabelSet, V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (S, V)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
