@@ -1,5 +1,6 @@
 //! What the dlq-worker's runtime database identity may do, and no more: park messages and
-//! change their state (redrive, discard) with an audit row each, and record request statuses.
+//! change their state (redrive, discard) with an audit row each, record request statuses, and
+//! audit an operator's erasure of an address.
 //! Audit rows are only ever added. The migration step grants exactly this; start-up checks it
 //! (see `reliable_messaging::service::runtime::identities`).
 
@@ -23,6 +24,13 @@ pub const GRANTS: &[TableGrant] = &[
         probes: &[
             "INSERT INTO parked_message_audit (parked_message_id, action, actor, reason, at) VALUES (?, ?, ?, ?, ?)",
             "SELECT id, action, actor FROM parked_message_audit WHERE parked_message_id = ?",
+        ],
+    },
+    TableGrant {
+        table: "erasure_audit",
+        privileges: "INSERT",
+        probes: &[
+            "INSERT INTO erasure_audit (erasure_id, email_digest, actor, reason, requested_at) VALUES (?, ?, ?, ?, ?)",
         ],
     },
     REQUEST_STATUS_WRITER,

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod configuration;
 pub mod console;
 pub mod database_grants;
+pub mod erasure;
 pub mod http;
 pub mod metrics;
 pub mod operations;

@@ -127,6 +127,7 @@ fn router(state: AppState, readiness: Readiness, deadline: Deadline) -> (Router,
     let (router, routes) = RouteTable::new()
         .post("/registrations", routes::register)
         .get("/registrations/{request_id}", routes::registration_status)
+        .delete("/registrations/{request_id}", routes::withdraw)
         .get("/metrics", routes::metrics)
         .get("/openapi.json", routes::openapi)
         .with_state(state)
