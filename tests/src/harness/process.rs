@@ -40,12 +40,19 @@ pub fn binary_path(name: &str) -> PathBuf {
 impl ServiceProcess {
     /// Starts binary `name` with `env` on top of the test's environment.
     pub fn spawn(name: &str, env: &[(&str, String)]) -> ServiceProcess {
+        Self::spawn_with_args(name, env, &[])
+    }
+
+    /// Like [`ServiceProcess::spawn`], with command-line `args` (a subcommand, or a hidden
+    /// test-only flag such as the registration-service's `--max-schema-version`).
+    pub fn spawn_with_args(name: &str, env: &[(&str, String)], args: &[&str]) -> ServiceProcess {
         let logs = target_dir().join("test-logs");
         std::fs::create_dir_all(&logs).expect("create test log dir");
         let log_path = logs.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let log = std::fs::File::create(&log_path).expect("create log file");
         let mut command = Command::new(binary_path(name));
         command
+            .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("LOG_FORMAT", "json")
             .stdin(Stdio::null())
