@@ -141,7 +141,13 @@ impl UserStore {
         let started = Instant::now();
         let inserted = match statement.build().execute(&mut *tx).await {
             Ok(_) => tx.commit().await,
-            Err(e) => Err(e),
+            Err(e) => {
+                // Now, not when the pooled connection is next used: a duplicate key leaves
+                // shared locks on the rows it met, which the careful path's upsert would wait
+                // for (until the lock wait timeout) if this transaction stayed open.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
         };
         self.stages.record("insert", started.elapsed());
         match inserted {
