@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use futures::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
-use registration_events::{RegistrationRequested, SCHEMA_VERSION};
+use registration_events::RegistrationRequested;
 use reliable_messaging::message::Header;
 use reliable_messaging::message::REQUEST_ID_HEADER;
 use reliable_messaging::producer::DurableProducer;
@@ -29,7 +29,7 @@ const IN_FLIGHT: usize = 5_000;
 pub fn registration(run_id: &str) -> RegistrationRequested {
     let id = Uuid::new_v4();
     RegistrationRequested {
-        schema_version: SCHEMA_VERSION,
+        schema_version: RegistrationRequested::VERSION,
         request_id: id,
         email: format!("bench-{run_id}-{}@example.com", id.simple()),
         name: "Benchmark User".to_owned(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use integration_tests::cluster::{Cluster, ClusterConfig};
 use integration_tests::ledger::{Expected, PasswordEvidence};
 use integration_tests::registrations::produce_events;
-use registration_events::{RegistrationRequested, SCHEMA_VERSION};
+use registration_events::RegistrationRequested;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -148,7 +148,7 @@ pub async fn key_reuse_negative_control(o: Options) -> ScenarioResult {
         // What the old gateway did after a restart: 202 for the other body, same id.
         accepted.push(expected(id, &pair.other));
         replayed.push(RegistrationRequested {
-            schema_version: SCHEMA_VERSION,
+            schema_version: RegistrationRequested::VERSION,
             request_id: id,
             email: pair.other["email"].as_str().unwrap_or_default().to_owned(),
             name: "Other Body".to_owned(),

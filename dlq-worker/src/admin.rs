@@ -9,6 +9,7 @@
 //! | `POST /admin/parked/redrive` `{"ids": [..]}` or `{"filter": {..}}`, `reason`, `rate`, `canary` | redrive |
 //! | `POST /admin/parked/discard` `{"ids": [..], "reason": ".."}` | discard |
 //! | `GET /admin/audit?limit=` | the latest operator actions |
+//! | `POST /admin/erasures` `{"email": "..", "reason": ".."}` | erase an address's accounts (`erasure.rs`) |
 //!
 //! Every route requires `Authorization: Bearer <token>` of a configured admin token, whose name
 //! is the actor of the audit rows; without any token the routes are not mounted at all (404), so
@@ -53,7 +54,7 @@ pub fn router(operator: Operator, tokens: AdminTokens) -> Router {
         .with_state(operator)
 }
 
-async fn require_bearer(tokens: &AdminTokens, mut request: Request, next: Next) -> Response {
+pub(crate) async fn require_bearer(tokens: &AdminTokens, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -51,10 +51,22 @@ impl Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Inspect, redrive or discard parked messages.
     #[command(subcommand)]
     Parked(ParkedCommand),
+    /// Erase every account of an address (audited; published on ERASURE_TOPIC with acks=all).
+    Erase {
+        /// The address, in any spelling; its canonical form is erased.
+        email: String,
+        /// Why, for the audit row (1 to 200 characters).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        who: ActorArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +275,18 @@ pub async fn run(command: ParkedCommand, settings: Settings) -> anyhow::Result<E
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Runs `erase`: prints the accepted erasure as JSON on stdout.
+pub async fn erase(email: &str, reason: &str, actor: &str, settings: Settings) -> anyhow::Result<ExitCode> {
+    let erasures = crate::erasure::Erasures {
+        pool: connect(&settings).await?,
+        producer: redrive_producer(&settings)?,
+        topic: settings.operator.erasure_topic.clone(),
+    };
+    let accepted = erasures.erase(email, reason, actor).await?;
+    println!("{}", serde_json::to_string(&accepted)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The operations the CLI shares with the admin API and the console.

@@ -55,6 +55,9 @@ pub struct WorkerArgs {
     /// [default: unset, canary redrives are refused].
     #[arg(long, env = "CANARY_STATUS_URL")]
     pub canary_status_url: Option<String>,
+    /// The sign-up topic an operator's erasure (`erase`, `POST /admin/erasures`) is published to.
+    #[arg(long, env = "ERASURE_TOPIC", default_value = registration_events::REGISTRATIONS_TOPIC)]
+    pub erasure_topic: String,
     /// Regex of the dead-letter topics to drain; must start with `^` (librdkafka's regex
     /// subscription).
     #[arg(long, env = "DLQ_TOPIC_PATTERN", default_value = "^.*-dlq$", value_parser = topic_pattern)]
@@ -188,6 +191,8 @@ pub struct OperatorSettings {
     pub readyz_urls: Vec<(String, String)>,
     /// A URL with `{request_id}` that answers the request's status as JSON.
     pub canary_status_url: Option<String>,
+    /// Where erasures are published: the sign-up topic.
+    pub erasure_topic: String,
 }
 
 /// Only the worker's arguments (no subcommand), for [`Settings::defaults`].
@@ -235,6 +240,7 @@ impl Settings {
                 tokens_file: args.admin_tokens_file.clone(),
                 readyz_urls: args.console_readyz_urls.0.clone(),
                 canary_status_url: args.canary_status_url.clone().filter(|u| !u.trim().is_empty()),
+                erasure_topic: args.erasure_topic.clone(),
             },
             park_limit: DeadLetterLimit {
                 max_consecutive: args.dlq_max_consecutive_parked,

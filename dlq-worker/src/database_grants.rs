@@ -1,6 +1,7 @@
 //! What the dlq-worker's runtime database identity may do, and no more: park messages and
 //! change their state (redrive, discard) with an audit row each, log each dead letter it takes
-//! (for the console's chart), and record request statuses.
+//! (for the console's chart), record request statuses, and audit an operator's erasure of an
+//! address.
 //! Audit rows are only ever added. The migration step grants exactly this; start-up checks it
 //! (see `reliable_messaging::service::runtime::identities`).
 
@@ -30,6 +31,13 @@ pub const GRANTS: &[TableGrant] = &[
         table: "dead_letter_log",
         privileges: "SELECT, INSERT",
         probes: &[crate::dead_letter_log::INSERT, "SELECT COUNT(*) FROM dead_letter_log WHERE dead_lettered_at >= ?"],
+    },
+    TableGrant {
+        table: "erasure_audit",
+        privileges: "INSERT",
+        probes: &[
+            "INSERT INTO erasure_audit (erasure_id, email_digest, actor, reason, requested_at) VALUES (?, ?, ?, ?, ?)",
+        ],
     },
     REQUEST_STATUS_WRITER,
     MIGRATIONS_READER,

@@ -21,6 +21,7 @@ pub struct OperatorSurfaces {
     pub operator: Operator,
     pub tokens: AdminTokens,
     pub console: ConsoleState,
+    pub erasures: crate::erasure::Erasures,
 }
 
 pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<OperatorSurfaces>) -> Router {
@@ -30,8 +31,10 @@ pub fn router(readiness: Readiness, metrics: Arc<Metrics>, admin: Option<Operato
     let mut router = reliable_messaging::service::endpoints::metrics::http::router(Arc::new(registry))
         .merge(health::router(readiness));
     if let Some(surfaces) = admin {
-        router =
-            router.merge(admin::router(surfaces.operator, surfaces.tokens)).merge(console::router(surfaces.console));
+        router = router
+            .merge(crate::erasure::router(surfaces.erasures, surfaces.tokens.clone()))
+            .merge(admin::router(surfaces.operator, surfaces.tokens))
+            .merge(console::router(surfaces.console));
     }
     router.fallback(|| async { problem::not_found("no such route") }).layer(middleware::from_fn(ensure_problem_body))
 }

@@ -24,6 +24,7 @@ pub mod configuration;
 pub mod console;
 pub mod database_grants;
 pub mod dead_letter_log;
+pub mod erasure;
 pub mod http;
 pub mod metrics;
 pub mod operations;

@@ -36,5 +36,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             telemetry::init_stderr(&args.worker.telemetry, "warn");
             cli::run(command, settings).await
         }
+        Some(Command::Erase { email, reason, who }) => {
+            telemetry::init_stderr(&args.worker.telemetry, "warn");
+            cli::erase(&email, &reason, &who.actor, settings).await
+        }
     }
 }

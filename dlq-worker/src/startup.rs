@@ -101,7 +101,12 @@ impl Application {
                     .build()
                     .context("console HTTP client")?,
             };
-            Some(http::OperatorSurfaces { operator, tokens, console })
+            let erasures = crate::erasure::Erasures {
+                pool: pool.clone(),
+                producer: producer.clone(),
+                topic: settings.operator.erasure_topic.clone(),
+            };
+            Some(http::OperatorSurfaces { operator, tokens, console, erasures })
         };
         let router = http::router(readiness, metrics.clone(), admin);
         let listener = TcpListener::bind(settings.http_addr)

@@ -1,6 +1,6 @@
 //! What the gateway's runtime database identity may do, and no more: read a request's status
-//! (of `users` only the id and the time, never a password hash) and keep Idempotency-Key
-//! claims. The migration step grants exactly this; start-up checks it (see
+//! (of `users` only the id, the time and, to key a withdrawal by it, the email; never a
+//! password hash or a name), read tombstones, and keep Idempotency-Key claims. The migration step grants exactly this; start-up checks it (see
 //! `reliable_messaging::service::runtime::identities`).
 
 use reliable_messaging::service::runtime::identities::{TableGrant, MIGRATIONS_READER};
@@ -8,8 +8,13 @@ use reliable_messaging::service::runtime::identities::{TableGrant, MIGRATIONS_RE
 pub const GRANTS: &[TableGrant] = &[
     TableGrant {
         table: "users",
-        privileges: "SELECT (request_id, created_at)",
-        probes: &["SELECT created_at FROM users WHERE request_id = ?"],
+        privileges: "SELECT (request_id, created_at, email)",
+        probes: &["SELECT created_at FROM users WHERE request_id = ?", "SELECT email FROM users WHERE request_id = ?"],
+    },
+    TableGrant {
+        table: "registration_tombstones",
+        privileges: "SELECT",
+        probes: &["SELECT kind, reason, recorded_at FROM registration_tombstones WHERE request_id = ?"],
     },
     TableGrant {
         table: "request_status",

@@ -79,6 +79,27 @@ pub fn document() -> Value {
                         "404": problem_response("No registration with this id was accepted here."),
                         "503": retry_response("The status store is unreachable.")
                     }
+                },
+                "delete": {
+                    "operationId": "withdrawRegistration",
+                    "summary": "Withdraw a sign-up: its account is deleted (or never stored) and a tombstone remains",
+                    "description": "The request id is the capability. 202 only once the broker has the withdrawal; GET on the same URL then reads `withdrawn`. Repeating it is harmless.",
+                    "parameters": [{
+                        "name": "request_id",
+                        "in": "path",
+                        "required": true,
+                        "schema": {"type": "string", "format": "uuid"}
+                    }],
+                    "responses": {
+                        "202": {
+                            "description": "Withdrawal accepted; follow it at Location.",
+                            "headers": {"Location": {"description": "The status URL.", "schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WithdrawalAccepted"}}}
+                        },
+                        "400": problem_response("Not a UUID."),
+                        "404": problem_response("No registration with this id was accepted here."),
+                        "503": retry_response("Not accepted (broker or status store unreachable); repeat it.")
+                    }
                 }
             },
             "/openapi.json": {
@@ -111,12 +132,20 @@ pub fn document() -> Value {
                         "status": {"const": "pending"}
                     }
                 },
+                "WithdrawalAccepted": {
+                    "type": "object",
+                    "required": ["request_id", "status"],
+                    "properties": {
+                        "request_id": {"type": "string", "format": "uuid"},
+                        "status": {"const": "withdrawal_pending"}
+                    }
+                },
                 "RegistrationStatus": {
                     "type": "object",
                     "required": ["request_id", "status", "retry_count", "reason", "updated_at"],
                     "properties": {
                         "request_id": {"type": "string", "format": "uuid"},
-                        "status": {"enum": ["pending", "completed", "rejected", "retrying", "parked"]},
+                        "status": {"enum": ["pending", "completed", "rejected", "retrying", "parked", "withdrawn", "erased"]},
                         "retry_count": {"type": "integer", "minimum": 0},
                         "reason": {"type": ["string", "null"]},
                         "updated_at": {"type": ["string", "null"], "format": "date-time"}
@@ -173,6 +202,15 @@ mod tests {
         for (i, _) in text.match_indices("#/components/schemas/") {
             let name: String = text[i + 21..].chars().take_while(|c| c.is_alphanumeric()).collect();
             assert!(doc["components"]["schemas"].get(&name).is_some(), "dangling $ref to {name}");
+        }
+    }
+
+    #[test]
+    fn delete_registration_lists_its_responses() {
+        let doc = document();
+        let responses = doc["paths"]["/registrations/{request_id}"]["delete"]["responses"].as_object().unwrap();
+        for code in ["202", "400", "404", "503"] {
+            assert!(responses.contains_key(code), "missing {code}");
         }
     }
 

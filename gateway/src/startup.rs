@@ -164,6 +164,7 @@ fn routers(state: AppState, readiness: Readiness, deadline: Deadline, budget: Op
     let (public, routes) = RouteTable::new()
         .post("/registrations", routes::register)
         .get("/registrations/{request_id}", routes::registration_status)
+        .delete("/registrations/{request_id}", routes::withdraw)
         .get("/openapi.json", routes::openapi)
         .with_state(state.clone())
         .into_parts();

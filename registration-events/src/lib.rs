@@ -4,7 +4,8 @@
 //! Record layout:
 //! * key: the canonical email ([`email::canonical_email`]), so every request for one address
 //!   lands on one partition, in order;
-//! * value: [`RegistrationRequested`] as JSON;
+//! * value: [`RegistrationRequested`] as JSON, or since schema version 2 one of the other
+//!   [`events`] (a withdrawal, an erasure), told apart by `"type"`;
 //! * header `x-request-id`: the request id, so tools can follow a record without parsing it.
 //!
 //! The password only ever travels as an argon2id PHC string (`$argon2id$v=19$...`).
@@ -14,13 +15,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod email;
+pub mod events;
 
 pub use email::{canonical_email, is_canonical_email, InvalidEmail, MAX_EMAIL_LEN};
+pub use events::{email_digest, AccountErased, RegistrationEvent, RegistrationWithdrawn, Unreadable};
 
 /// Default topic for sign-up requests.
 pub const REGISTRATIONS_TOPIC: &str = "user-registrations";
-/// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The newest schema version this build understands (and writes its newest event types at).
+/// Version 2 added withdrawals and erasures; sign-ups are still written at version 1
+/// ([`RegistrationRequested::VERSION`]) so that readers of version 1 keep reading them.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const MAX_NAME_CHARS: usize = 100;
 
@@ -51,36 +56,29 @@ pub enum ContractViolation {
 }
 
 impl RegistrationRequested {
+    /// The version sign-ups are written at: the lowest that has them, so every reader reads them.
+    pub const VERSION: u32 = 1;
+
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("event serialises")
     }
 
-    /// Parses and re-checks a record value. The gateway validated already; this guards
-    /// against other producers and corrupted records, which are poison, not retries.
+    /// Parses and re-checks a record value that must be a sign-up, as a reader of this build's
+    /// [`SCHEMA_VERSION`]. The gateway validated already; this guards against other producers
+    /// and corrupted records. Any other event, or one too new, is refused here: read the
+    /// topic with [`RegistrationEvent::parse`] to tell those apart.
     pub fn parse(payload: Option<&[u8]>) -> Result<Self, ContractViolation> {
-        let bytes = payload.ok_or(ContractViolation::MissingPayload)?;
-        // Fast path: a well-formed event deserialises straight into the struct. Only when it
-        // does not is it parsed again, loosely, to say precisely what is wrong.
-        if let Ok(event) = serde_json::from_slice::<RegistrationRequested>(bytes) {
-            if event.schema_version == SCHEMA_VERSION {
-                event.check_fields()?;
-                return Ok(event);
+        match RegistrationEvent::parse(payload, SCHEMA_VERSION) {
+            Ok(RegistrationEvent::Requested(event)) => Ok(event),
+            Ok(_) => Err(ContractViolation::WrongShape("not a RegistrationRequested event".into())),
+            Err(Unreadable::Violation(violation)) => Err(violation),
+            Err(Unreadable::Newer { schema_version, .. }) => {
+                Err(ContractViolation::UnknownSchemaVersion(schema_version))
             }
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| ContractViolation::NotJson(e.to_string()))?;
-        match value.get("schema_version").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-            Some(v) => return Err(ContractViolation::UnknownSchemaVersion(v)),
-            None => return Err(ContractViolation::WrongShape("schema_version is missing".into())),
-        }
-        let event: RegistrationRequested =
-            serde_json::from_value(value).map_err(|e| ContractViolation::WrongShape(e.to_string()))?;
-        event.check_fields()?;
-        Ok(event)
     }
 
-    fn check_fields(&self) -> Result<(), ContractViolation> {
+    pub(crate) fn check_fields(&self) -> Result<(), ContractViolation> {
         let invalid =
             |field, problem: &str| Err(ContractViolation::InvalidField { field, problem: problem.to_owned() });
         if self.email.is_empty() || self.email.len() > MAX_EMAIL_LEN || !self.email.contains('@') {
@@ -111,7 +109,7 @@ mod tests {
 
     fn event() -> RegistrationRequested {
         RegistrationRequested {
-            schema_version: SCHEMA_VERSION,
+            schema_version: RegistrationRequested::VERSION,
             request_id: Uuid::new_v4(),
             email: "ada@example.com".into(),
             name: "Ada Lovelace".into(),
@@ -131,9 +129,9 @@ mod tests {
         assert!(matches!(RegistrationRequested::parse(Some(b"not json")), Err(ContractViolation::NotJson(_))));
         assert!(matches!(RegistrationRequested::parse(None), Err(ContractViolation::MissingPayload)));
         let mut v = serde_json::to_value(event()).unwrap();
-        v["schema_version"] = 2.into();
+        v["schema_version"] = 3.into();
         let bytes = serde_json::to_vec(&v).unwrap();
-        assert_eq!(RegistrationRequested::parse(Some(&bytes)), Err(ContractViolation::UnknownSchemaVersion(2)));
+        assert_eq!(RegistrationRequested::parse(Some(&bytes)), Err(ContractViolation::UnknownSchemaVersion(3)));
         let mut bad = event();
         bad.password_hash = "hunter2".into();
         assert!(matches!(

@@ -32,6 +32,23 @@ pub struct Args {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Tests only (hidden): act as a build that understands schema versions up to this one,
+    /// to rehearse a rollout with an "old" consumer.
+    #[arg(long, hide = true, default_value_t = registration_events::SCHEMA_VERSION)]
+    pub max_schema_version: u32,
+    /// Tests only (hidden): `park` treats events for a newer consumer as poison, as builds
+    /// before schema version 2 did: the rollout test's negative control.
+    #[arg(long, hide = true, value_enum, default_value_t = NewerEvents::Wait)]
+    pub newer_events: NewerEvents,
+}
+
+/// What the service does with an event written for a newer version of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NewerEvents {
+    /// Stop its partition before it until a newer instance takes over (the default).
+    Wait,
+    /// Dead-letter it as a permanent failure, to be parked (the negative control only).
+    Park,
 }
 
 /// The typed settings the application runs with: the kit's, kept whole. `Debug` shows no password.
@@ -39,6 +56,9 @@ pub struct Args {
 pub struct Settings {
     pub service: ServiceSettings,
     pub database: DatabaseSettings,
+    /// The newest schema version this instance reads (this build's, unless a test lowers it).
+    pub max_schema_version: u32,
+    pub newer_events: NewerEvents,
 }
 
 impl Settings {
@@ -82,6 +102,8 @@ impl Settings {
         Settings {
             service: args.service.settings(NAME, &[args.registrations_topic.as_str()], variables),
             database: args.database.settings(),
+            max_schema_version: args.max_schema_version.min(registration_events::SCHEMA_VERSION),
+            newer_events: args.newer_events,
         }
     }
 }

@@ -1,17 +1,31 @@
-//! Decides the outcome of each `RegistrationRequested` event.
+//! Decides the outcome of each event on the topic: sign-ups are stored in batches, withdrawals
+//! and erasures applied one by one (their tombstones make the order between them and the
+//! sign-ups they concern irrelevant), and an event for a newer build waits for one.
 
-use registration_events::RegistrationRequested;
+use std::collections::HashSet;
+
+use registration_events::{RegistrationEvent, RegistrationRequested, Unreadable};
 use reliable_messaging::consumer::sql_failures;
 use reliable_messaging::consumer::Prepared;
 use reliable_messaging::message::FailureKind;
 use reliable_messaging::{Delivery, Handler, Outcome};
 
+use crate::configuration::{NewerEvents, NAME};
 use crate::user_store::{PreparedInsert, Stored, UserStore};
 
-/// A batch decoded, and the fast path's statement for its valid events built, while the
+/// One record of a batch, decoded.
+enum Decoded {
+    SignUp(RegistrationRequested),
+    /// A withdrawal or an erasure, applied on its own.
+    Tombstone(RegistrationEvent),
+    /// Its outcome is known without the database (poison, or for a newer build).
+    Decided(Outcome),
+}
+
+/// A batch decoded, and the fast path's statement for its valid sign-ups built, while the
 /// previous batch was still being written.
 struct DecodedBatch {
-    parsed: Vec<Result<RegistrationRequested, Outcome>>,
+    parsed: Vec<Decoded>,
     insert: PreparedInsert,
 }
 
@@ -19,22 +33,74 @@ struct DecodedBatch {
 /// the rest in one transaction per batch.
 pub struct RegistrationHandler {
     store: UserStore,
+    /// The newest schema version read; events of later ones are for a newer build.
+    understood: u32,
+    newer_events: NewerEvents,
 }
 
 impl RegistrationHandler {
     pub fn new(store: UserStore) -> Self {
-        Self { store }
+        Self { store, understood: registration_events::SCHEMA_VERSION, newer_events: NewerEvents::Wait }
+    }
+
+    /// Reads schema versions up to `understood` only, and treats newer events as `newer_events`
+    /// says (tests rehearse rollouts with this; the service reads everything its build knows).
+    pub fn reading(mut self, understood: u32, newer_events: NewerEvents) -> Self {
+        self.understood = understood;
+        self.newer_events = newer_events;
+        self
+    }
+
+    /// What an event that is not a stored sign-up becomes. Behind an event for a newer build,
+    /// the rest of its partition waits too: order within a partition is kept.
+    fn decode_one(&self, delivery: &Delivery, waiting: &mut HashSet<(String, i32)>) -> Decoded {
+        let partition = (delivery.topic.clone(), delivery.partition);
+        if self.newer_events == NewerEvents::Wait && waiting.contains(&partition) {
+            return Decoded::Decided(Outcome::newer_than_consumer(format!(
+                "needs a newer {NAME}: waits behind an event it cannot read"
+            )));
+        }
+        match RegistrationEvent::parse(delivery.payload.as_deref(), self.understood) {
+            Ok(RegistrationEvent::Requested(event)) => Decoded::SignUp(event),
+            Ok(event) => Decoded::Tombstone(event),
+            Err(newer @ Unreadable::Newer { .. }) if self.newer_events == NewerEvents::Wait => {
+                waiting.insert(partition);
+                Decoded::Decided(Outcome::newer_than_consumer(format!("needs a newer {NAME}: {newer}")))
+            }
+            Err(e) => Decoded::Decided(Outcome::permanent(e.to_string())),
+        }
+    }
+
+    /// Applies a withdrawal or an erasure; a database failure is classified as a sign-up's is.
+    async fn apply(&self, event: &RegistrationEvent) -> Outcome {
+        let result = match event {
+            RegistrationEvent::Withdrawn(w) => self.store.withdraw(w).await.map(|()| {
+                tracing::info!(request_id = %w.request_id, "sign-up withdrawn");
+            }),
+            RegistrationEvent::Erased(e) => self.store.erase(e).await.map(|deleted| {
+                tracing::info!(erasure_id = %e.erasure_id, deleted, "address erased");
+            }),
+            RegistrationEvent::Requested(_) => unreachable!("sign-ups are stored in batches"),
+        };
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(e) if sql_failures::is_dependency_down(&e) => {
+                Outcome::dependency_down("database", format!("database unavailable: {e}"))
+            }
+            Err(e) => match sql_failures::classify(&e) {
+                FailureKind::Transient => Outcome::transient(format!("applying the tombstone failed: {e}")),
+                FailureKind::Permanent => Outcome::permanent(format!("applying the tombstone failed: {e}")),
+            },
+        }
     }
 
     /// Parses every event of `batch` (a malformed one is poison: a permanent failure) and
     /// builds the statement for the valid ones.
     fn decode(&self, batch: &[Delivery]) -> DecodedBatch {
         let started = std::time::Instant::now();
-        let parsed: Vec<Result<RegistrationRequested, Outcome>> = batch
-            .iter()
-            .map(|d| RegistrationRequested::parse(d.payload.as_deref()).map_err(|e| Outcome::permanent(e.to_string())))
-            .collect();
-        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut waiting = HashSet::new();
+        let parsed: Vec<Decoded> = batch.iter().map(|d| self.decode_one(d, &mut waiting)).collect();
+        let valid = sign_ups(&parsed);
         let insert = PreparedInsert::of(&valid);
         self.store.stages().record("decode", started.elapsed());
         DecodedBatch { parsed, insert }
@@ -42,13 +108,22 @@ impl RegistrationHandler {
 
     /// Stores the valid events of a decoded batch; one outcome per delivery, in order.
     async fn store_decoded(&self, DecodedBatch { parsed, insert }: DecodedBatch) -> Vec<Outcome> {
-        let valid: Vec<&RegistrationRequested> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        // Tombstones first: a sign-up of the same batch they concern is then refused.
+        let mut applied = Vec::new();
+        for decoded in &parsed {
+            if let Decoded::Tombstone(event) = decoded {
+                applied.push(self.apply(event).await);
+            }
+        }
+        let valid = sign_ups(&parsed);
         let mut stored = self.store(&valid, Some(insert)).await.into_iter();
+        let mut applied = applied.into_iter();
         parsed
             .into_iter()
             .map(|p| match p {
-                Ok(_) => stored.next().expect("one outcome per stored event"),
-                Err(poison) => poison,
+                Decoded::SignUp(_) => stored.next().expect("one outcome per stored event"),
+                Decoded::Tombstone(_) => applied.next().expect("one outcome per tombstone"),
+                Decoded::Decided(outcome) => outcome,
             })
             .collect()
     }
@@ -88,6 +163,16 @@ impl RegistrationHandler {
             }
         }
     }
+}
+
+fn sign_ups(parsed: &[Decoded]) -> Vec<&RegistrationRequested> {
+    parsed
+        .iter()
+        .filter_map(|p| match p {
+            Decoded::SignUp(event) => Some(event),
+            _ => None,
+        })
+        .collect()
 }
 
 fn to_outcome(stored: Stored) -> Outcome {

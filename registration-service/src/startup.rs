@@ -25,7 +25,8 @@ impl Application {
         let migrator = settings.database.connect_migrator_lazy()?;
         // Shared with the handler, which records its statements' time among the stages.
         let stats = Arc::<ConsumerStats>::default();
-        let handler = RegistrationHandler::new(UserStore::new(pool.clone(), stats.stages.clone()));
+        let handler = RegistrationHandler::new(UserStore::new(pool.clone(), stats.stages.clone()))
+            .reading(settings.max_schema_version, settings.newer_events);
         let service = ServiceBuilder::from_settings(NAME, settings.service, handler)
             .stats(stats)
             .version(env!("CARGO_PKG_VERSION"))

@@ -13,6 +13,8 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::tombstones::{self, Refusal};
+
 /// What became of one registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -24,6 +26,10 @@ pub enum Stored {
     /// the request that row records (a request id reused by a producer for other content).
     /// Recorded as `rejected`, never reported as stored.
     RequestIdConflict,
+    /// The user withdrew this sign-up (a tombstone holds its request id): never stored.
+    Withdrawn,
+    /// The address was erased after this sign-up was requested: never stored.
+    Erased,
 }
 
 pub const EMAIL_TAKEN_REASON: &str = "email already registered";
@@ -37,6 +43,8 @@ impl Stored {
             Stored::Registered => None,
             Stored::EmailTaken => Some(EMAIL_TAKEN_REASON),
             Stored::RequestIdConflict => Some(REQUEST_ID_CONFLICT_REASON),
+            Stored::Withdrawn => Some(tombstones::WITHDRAWN),
+            Stored::Erased => Some(tombstones::ERASED),
         }
     }
 }
@@ -56,6 +64,16 @@ impl UserStore {
     /// Where this store (and its handler) record their stages.
     pub fn stages(&self) -> &StageTimings {
         &self.stages
+    }
+
+    /// Applies a withdrawal (see [`tombstones::withdraw`]).
+    pub async fn withdraw(&self, event: &registration_events::RegistrationWithdrawn) -> Result<(), sqlx::Error> {
+        tombstones::withdraw(&self.pool, event).await
+    }
+
+    /// Applies an erasure (see [`tombstones::erase`]); returns the accounts deleted now.
+    pub async fn erase(&self, event: &registration_events::AccountErased) -> Result<u64, sqlx::Error> {
+        tombstones::erase(&self.pool, event).await
     }
 
     /// Stores a batch and returns one result per event, in order.
@@ -112,11 +130,30 @@ impl UserStore {
             return Ok(Vec::new());
         };
         let started = Instant::now();
-        let inserted = statement.build().execute(&self.pool).await;
+        let mut tx = self.pool.begin().await?;
+        // Tombstones first, locked until the insert commits (see `tombstones`): a withdrawn
+        // or erased sign-up takes the careful path, which refuses it.
+        if !tombstones::refused(&mut tx, events).await?.is_empty() {
+            tx.rollback().await?;
+            return self.store_batch_careful(events).await;
+        }
+        self.stages.record("tombstones", started.elapsed());
+        let started = Instant::now();
+        let inserted = match statement.build().execute(&mut *tx).await {
+            Ok(_) => tx.commit().await,
+            Err(e) => {
+                // Now, not when the pooled connection is next used: a duplicate key leaves
+                // shared locks on the rows it met, which the careful path's upsert would wait
+                // for (until the lock wait timeout) if this transaction stayed open.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        };
         self.stages.record("insert", started.elapsed());
         match inserted {
-            Ok(_) => Ok(vec![Stored::Registered; events.len()]),
+            Ok(()) => Ok(vec![Stored::Registered; events.len()]),
             // A row with one of these ids or addresses exists: the careful path tells per row.
+            // (The failed statement is rolled back whole; the transaction goes with `tx`.)
             Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
                 self.store_batch_careful(events).await
             }
@@ -127,13 +164,18 @@ impl UserStore {
     }
 
     async fn store_batch_careful(&self, events: &[&RegistrationRequested]) -> Result<Vec<Stored>, sqlx::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
-        let Some(mut upsert) = PreparedInsert::of(events).0 else {
-            return Ok(Vec::new());
-        };
-        upsert.push(" ON DUPLICATE KEY UPDATE request_id = request_id");
-        upsert.build().execute(&mut *tx).await?;
+        let refused = tombstones::refused(&mut tx, events).await?;
+        let storable: Vec<&RegistrationRequested> =
+            events.iter().copied().filter(|e| !refused.contains_key(&e.request_id)).collect();
+        if let Some(mut upsert) = PreparedInsert::of(&storable).0 {
+            upsert.push(" ON DUPLICATE KEY UPDATE request_id = request_id");
+            upsert.build().execute(&mut *tx).await?;
+        }
         self.stages.record("upsert", started.elapsed());
         let started = Instant::now();
 
@@ -156,8 +198,18 @@ impl UserStore {
 
         self.stages.record("read_back", started.elapsed());
         let started = Instant::now();
-        let results: Vec<Stored> = events.iter().map(|e| outcome(e, rows.get(&e.request_id))).collect();
+        let results: Vec<Stored> = events
+            .iter()
+            .map(|e| match refused.get(&e.request_id) {
+                Some(Refusal::Withdrawn) => Stored::Withdrawn,
+                Some(Refusal::Erased) => Stored::Erased,
+                None => outcome(e, rows.get(&e.request_id)),
+            })
+            .collect();
         let now = Utc::now();
+        let erased: Vec<Uuid> =
+            events.iter().zip(&results).filter(|(_, r)| **r == Stored::Erased).map(|(e, _)| e.request_id).collect();
+        tombstones::record_erased(&mut tx, &erased, now).await?;
         let rejections: Vec<Transition> = events
             .iter()
             .zip(&results)
@@ -222,7 +274,7 @@ mod tests {
 
     fn event(email: &str, name: &str) -> RegistrationRequested {
         RegistrationRequested {
-            schema_version: registration_events::SCHEMA_VERSION,
+            schema_version: RegistrationRequested::VERSION,
             request_id: Uuid::new_v4(),
             email: email.into(),
             name: name.into(),

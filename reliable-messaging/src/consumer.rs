@@ -6,7 +6,8 @@
 //!              │                                                          ▼
 //!              ├─▶ Transient ─▶ in-place retry ─▶ still failing ─▶ settle: <topic>-dlq ─▶ commit
 //!              ├─▶ Permanent ───────────────────────────────────▶ settle: <topic>-dlq (parked by the DLQ worker)
-//!              └─▶ DependencyDown ─▶ ride out: pause, probe, resume ─▶ handled again
+//!              ├─▶ DependencyDown ─▶ ride out: pause, probe, resume ─▶ handled again
+//!              └─▶ NewerThanConsumer ─▶ its partition waits there (paused, uncommitted) for a newer consumer
 //! ```
 //!
 //! A crash anywhere before the commit redelivers the batch; handlers are idempotent, so
@@ -53,12 +54,12 @@ pub use crate::kafka::group::PartitionLag;
 pub use handler::{Handler, Prepared};
 pub use settings::{CommitPolicy, ConsumerSettings, OutagePolicy};
 pub use stage_timings::{Stage, StageTimings};
-pub use stats::{ConsumerStats, Outage, LAG_REFRESH};
+pub use stats::{ConsumerStats, Outage, WaitingForNewer, LAG_REFRESH};
 
 use batch::Batch;
 use lag::monitor_lag;
 use member::{Member, OwnedPartitions};
-use stages::{Commit, Halt, Handle, HandlerState, Poll, RideOut, Settle, Settled};
+use stages::{Commit, Halt, Handle, HandlerState, Poll, RideOut, Settle, Settled, WaitForNewer};
 use standstill::Standstill;
 
 use crate::dead_letter::{DeadLetterPublisher, FloodGuard};
@@ -110,7 +111,8 @@ impl<H: Handler> ReliableConsumer<H> {
         let ownership = Arc::new(Mutex::new(Ownership::default()));
         let hold = Arc::new(AtomicBool::new(false));
         let manual_commits = settings.commit_policy == CommitPolicy::AfterDurableOutcome;
-        let book = OwnedPartitions { ownership: ownership.clone(), manual_commits, hold: hold.clone() };
+        let book =
+            OwnedPartitions { ownership: ownership.clone(), manual_commits, hold: hold.clone(), stats: stats.clone() };
         let context = GroupContext { book, gauges: stats.group.clone() };
         let member: Member = config.create_with_context(context).map_err(ConsumerError::Setup)?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
@@ -139,6 +141,7 @@ impl<H: Handler> ReliableConsumer<H> {
                     probe_backoff: settings.outage_probe_backoff,
                     stats: stats.clone(),
                 },
+                wait_for_newer: WaitForNewer { member: member.clone(), stats: stats.clone() },
                 stats: stats.clone(),
             },
             settle: Settle {
@@ -200,16 +203,20 @@ impl<H: Handler> ReliableConsumer<H> {
                     async {
                         Ok::<_, ConsumerError>(
                             match self.handle.outcomes(&batch.deliveries, prepared, &shutdown).await? {
-                                Some(outcomes) => self.settle.settle(&batch.deliveries, &outcomes, &shutdown).await,
+                                Some(mut outcomes) => {
+                                    let held = self.handle.hold_for_newer(&batch.deliveries, &mut outcomes);
+                                    (self.settle.settle(&batch.deliveries, &outcomes, &shutdown).await, held)
+                                }
                                 // Shutdown during an outage: nothing of the batch is durable.
-                                None => Settled::Interrupted,
+                                None => (Settled::Interrupted, Vec::new()),
                             },
                         )
                     },
                     span,
                 )
                 .await
-                .inspect(|settled| self.commit.settled(&batch, settled));
+                .inspect(|(settled, held)| self.commit.settled(&batch, settled, held))
+                .map(|(settled, _)| settled);
                 // Also on an error: the poll must not wait for a handler that is gone.
                 busy.store(false, Ordering::Release);
                 idle.notify_one();

@@ -27,6 +27,18 @@ impl ChildProcess {
         env: &[(&str, String)],
         log_dir: &Path,
     ) -> std::io::Result<ChildProcess> {
+        Self::spawn_with_args(name, program, wrapper, &[], env, log_dir)
+    }
+
+    /// [`ChildProcess::spawn`] with command-line `args` for the program.
+    pub fn spawn_with_args(
+        name: &str,
+        program: &Path,
+        wrapper: &[String],
+        args: &[&str],
+        env: &[(&str, String)],
+        log_dir: &Path,
+    ) -> std::io::Result<ChildProcess> {
         std::fs::create_dir_all(log_dir)?;
         let log_path = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let log = std::fs::File::create(&log_path)?;
@@ -39,6 +51,7 @@ impl ChildProcess {
             None => Command::new(program),
         };
         command
+            .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -7,7 +7,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use registration_events::{RegistrationRequested, SCHEMA_VERSION};
+use registration_events::RegistrationRequested;
 use reliable_messaging::message::REQUEST_ID_HEADER;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::TestEnv;
 pub fn sample_event() -> RegistrationRequested {
     let id = Uuid::new_v4();
     RegistrationRequested {
-        schema_version: SCHEMA_VERSION,
+        schema_version: RegistrationRequested::VERSION,
         request_id: id,
         email: format!("user-{}@example.com", id.simple()),
         name: "Test User".into(),

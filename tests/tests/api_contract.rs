@@ -55,10 +55,17 @@ async fn the_gateway_honours_its_openapi_document_under_schemathesis() {
             &gateway.url("/openapi.json"),
             "--checks",
             "all",
+            // `DELETE /registrations/{id}` withdraws the sign-up, not its status: `GET` on the
+            // same URL must go on answering (`withdrawn`), which this check counts as a failure.
+            "--exclude-checks",
+            "use_after_free",
             "--max-examples",
             MAX_EXAMPLES,
+            // One worker: with two, hypothesis 6.170's lambda descriptions call `ast.parse` from
+            // both threads at once, which CPython 3.11 answers with "AST constructor recursion
+            // depth mismatch" (a runtime error of the tool, seen in 3 of 3 runs here).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--generation-database",

@@ -128,8 +128,12 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
         "DROP TABLE idempotency_keys",
         "CREATE TABLE gateway_owned (a INT)",
         "SELECT password_hash FROM users",
+        "SELECT name FROM users",
         "INSERT INTO users (request_id, email, name, password_hash, requested_at) VALUES (X'00', 'a@b.c', 'n', 'h', NOW(6))",
         "UPDATE request_status SET status = 'parked'",
+        "INSERT INTO registration_tombstones (request_id, kind, reason, recorded_at) VALUES (X'00', 'withdrawn', 'x', NOW(6))",
+        "DELETE FROM registration_tombstones",
+        "SELECT actor FROM erasure_audit",
         "DELETE FROM parked_messages",
     ] {
         assert_denied(&mut gateway, &mut migrator, "the gateway", sql).await;
@@ -138,7 +142,11 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
     for sql in [
         "ALTER TABLE users ADD COLUMN x INT",
         "DROP TABLE request_status",
-        "DELETE FROM users",
+        // It deletes users and writes tombstones (withdrawals, erasures), but never removes one.
+        "DELETE FROM registration_tombstones",
+        "UPDATE registration_tombstones SET kind = 'withdrawn'",
+        "DELETE FROM erased_addresses",
+        "SELECT actor FROM erasure_audit",
         "SELECT key_digest FROM idempotency_keys",
         "INSERT INTO parked_message_audit (parked_message_id, action, actor, at) VALUES (1, 'discard', 'x', NOW(6))",
         "UPDATE parked_messages SET state = 'discarded'",
@@ -153,6 +161,10 @@ async fn each_service_works_as_its_own_identity_and_can_do_nothing_else() {
         "INSERT INTO users (request_id, email, name, password_hash, requested_at) VALUES (X'00', 'a@b.c', 'n', 'h', NOW(6))",
         "DELETE FROM parked_message_audit",
         "UPDATE parked_message_audit SET actor = 'someone else'",
+        "DELETE FROM erasure_audit",
+        "UPDATE erasure_audit SET actor = 'someone else'",
+        "SELECT actor FROM erasure_audit",
+        "DELETE FROM registration_tombstones",
         "DELETE FROM idempotency_keys",
         // The dead-letter log is only ever added to: the chart's history cannot be rewritten.
         "DELETE FROM dead_letter_log",
@@ -216,11 +228,14 @@ async fn an_identity_missing_one_grant_stops_its_service_at_start_up_naming_it()
         Identities::account(&ids.dlq_worker_url),
     );
     for grant in [
-        format!("GRANT SELECT (request_id, created_at) ON `{db}`.users TO {gw}"),
+        format!("GRANT SELECT (request_id, created_at, email) ON `{db}`.users TO {gw}"),
+        format!("GRANT SELECT ON `{db}`.registration_tombstones TO {gw}"),
         format!("GRANT SELECT ON `{db}`.request_status TO {gw}"),
         // No DELETE: the sweep of expired Idempotency-Key claims could not run.
         format!("GRANT SELECT, INSERT, UPDATE ON `{db}`.idempotency_keys TO {gw}"),
-        format!("GRANT SELECT, INSERT, UPDATE ON `{db}`.users TO {rs}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.users TO {rs}"),
+        format!("GRANT SELECT, INSERT ON `{db}`.registration_tombstones TO {rs}"),
+        format!("GRANT SELECT, INSERT, UPDATE ON `{db}`.erased_addresses TO {rs}"),
         // No UPDATE: a retried status could not be recorded.
         format!("GRANT SELECT, INSERT ON `{db}`.request_status TO {rs}"),
         format!("GRANT SELECT, INSERT, UPDATE ON `{db}`.parked_messages TO {dw}"),

@@ -6,9 +6,11 @@ mod openapi;
 mod registrations;
 mod status;
 mod table;
+mod withdrawal;
 
 pub use metrics::metrics;
 pub use openapi::openapi;
 pub use registrations::register;
 pub use status::{registration_status, RegistrationStatus};
 pub use table::{RouteTable, ServedRoute};
+pub use withdrawal::withdraw;

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use registration_events::{RegistrationRequested, SCHEMA_VERSION};
+use registration_events::RegistrationRequested;
 use reliable_messaging::kafka::trace_context;
 use reliable_messaging::message::Header;
 use reliable_messaging::message::REQUEST_ID_HEADER;
@@ -86,7 +86,8 @@ async fn accept(
     let hashing = reliable_messaging::service::runtime::telemetry::span(|| tracing::info_span!("hash password"));
     let password_hash = state.hasher.hash(&registration.password).instrument(hashing).await?;
     let event = RegistrationRequested {
-        schema_version: SCHEMA_VERSION,
+        // The lowest version with sign-ups: readers of every version read it (rolling deploys).
+        schema_version: RegistrationRequested::VERSION,
         request_id,
         email: registration.email.as_str().to_owned(),
         name: registration.name.as_str().to_owned(),

@@ -28,7 +28,7 @@ const DB_RETRY_AFTER: Duration = Duration::from_secs(5);
 #[derive(Debug, Serialize, PartialEq)]
 pub struct RegistrationStatus {
     pub request_id: Uuid,
-    /// `pending`, `completed`, `rejected`, `retrying` or `parked`.
+    /// `pending`, `completed`, `rejected`, `retrying`, `parked`, `withdrawn` or `erased`.
     pub status: String,
     pub retry_count: u32,
     pub reason: Option<String>,
@@ -60,6 +60,17 @@ pub async fn registration_status(
 }
 
 async fn lookup(state: &AppState, request_id: Uuid) -> Result<RegistrationStatus, sqlx::Error> {
+    // A tombstone outranks everything else: the sign-up was withdrawn or erased, whatever
+    // rows about it still say (a `parked` status, a row not yet deleted).
+    if let Some((kind, reason, at)) = tombstone(state, request_id).await? {
+        return Ok(RegistrationStatus {
+            request_id,
+            status: kind,
+            retry_count: 0,
+            reason: Some(reason),
+            updated_at: Some(at.and_utc()),
+        });
+    }
     let created_at: Option<NaiveDateTime> = sqlx::query_scalar("SELECT created_at FROM users WHERE request_id = ?")
         .bind(request_id.as_bytes().to_vec())
         .fetch_optional(&state.db)
@@ -98,10 +109,21 @@ async fn lookup(state: &AppState, request_id: Uuid) -> Result<RegistrationStatus
     Ok(status)
 }
 
+/// The tombstone of `request_id`: kind (`withdrawn` or `erased`), why, and when.
+pub(super) async fn tombstone(
+    state: &AppState,
+    request_id: Uuid,
+) -> Result<Option<(String, String, NaiveDateTime)>, sqlx::Error> {
+    sqlx::query_as("SELECT kind, reason, recorded_at FROM registration_tombstones WHERE request_id = ?")
+        .bind(request_id.as_bytes().to_vec())
+        .fetch_optional(&state.db)
+        .await
+}
+
 /// `path` with every byte a URI path may not hold percent-encoded (RFC 3986 §3.3). The
 /// HTTP parser lets a few such bytes through (`"`, `{`, `|`, ...), and a `%` not followed by
 /// two hex digits is not an escape.
-fn uri_reference(path: &str) -> String {
+pub(super) fn uri_reference(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     for (i, &byte) in bytes.iter().enumerate() {
@@ -118,7 +140,7 @@ fn uri_reference(path: &str) -> String {
     out
 }
 
-fn invalid_id(instance: Option<&str>) -> Problem {
+pub(super) fn invalid_id(instance: Option<&str>) -> Problem {
     let problem = Problem::new(StatusCode::BAD_REQUEST, types::INVALID_REQUEST_ID, "Invalid request id")
         .detail("the request id must be a UUID as returned by POST /registrations");
     match instance {
@@ -130,16 +152,7 @@ fn invalid_id(instance: Option<&str>) -> Problem {
 /// The database is only a window on the outcome: when it cannot be reached the answer is
 /// "ask again later", not an error of the request.
 fn database_problem(error: sqlx::Error, instance: String) -> Problem {
-    let unreachable = matches!(
-        error,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_)
-    );
-    if unreachable {
+    if is_unreachable(&error) {
         tracing::warn!(%error, "status database unreachable");
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, types::STATUS_UNAVAILABLE, "Status temporarily unavailable")
             .detail("the status store cannot be reached; the registration itself is not affected")
@@ -149,6 +162,20 @@ fn database_problem(error: sqlx::Error, instance: String) -> Problem {
         tracing::error!(%error, "reading the registration status failed");
         Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).instance(instance)
     }
+}
+
+/// Whether `error` says the database cannot be reached (worth retrying later), not that the
+/// statement is wrong.
+pub(super) fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+    )
 }
 
 #[cfg(test)]

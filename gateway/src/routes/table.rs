@@ -5,7 +5,7 @@
 
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 /// One served route, path in OpenAPI template syntax (`/registrations/{request_id}`).
@@ -41,6 +41,15 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
     {
         self.router = self.router.route(path, post(handler));
         self.record(Method::POST, path)
+    }
+
+    pub fn delete<H, T>(mut self, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, delete(handler));
+        self.record(Method::DELETE, path)
     }
 
     /// Provides the state; the result can take routers built elsewhere.

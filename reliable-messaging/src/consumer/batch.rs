@@ -40,6 +40,20 @@ impl Batch {
         prefix
     }
 
+    /// The first `n` deliveries but those at the `held` positions (ascending), as a batch of
+    /// their own: what may be committed when some messages wait for a newer consumer.
+    pub(crate) fn prefix_except(&self, n: usize, held: &[usize]) -> Batch {
+        let mut part = Batch::default();
+        let mut held = held.iter().peekable();
+        for (i, (delivery, token)) in self.deliveries.iter().zip(&self.tokens).take(n).enumerate() {
+            if held.next_if(|&&h| h == i).is_some() {
+                continue;
+            }
+            part.push(delivery.clone(), *token);
+        }
+        part
+    }
+
     /// Orders the deliveries by topic and partition, keeping each partition's order, so that
     /// [`partition_chunks`](crate::consumer::partition_chunks::partition_chunks) can hand out plain slices. Order across partitions means nothing.
     pub(crate) fn group_by_partition(&mut self) {

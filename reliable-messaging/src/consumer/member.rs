@@ -20,6 +20,9 @@ pub(crate) struct OwnedPartitions {
     /// commits, not us.
     pub(crate) manual_commits: bool,
     pub(crate) hold: Arc<AtomicBool>,
+    /// Its waits for a newer consumer: a revoked partition's wait is over here (its new
+    /// owner, perhaps newer, reads it from the committed offset).
+    pub(crate) stats: Arc<super::ConsumerStats>,
 }
 
 impl PartitionBook for OwnedPartitions {
@@ -32,6 +35,11 @@ impl PartitionBook for OwnedPartitions {
         // be queued in between (the run loop is parked in this very poll anyway).
         let mut ownership = lock_ownership(&self.ownership);
         let positions = ownership.revoke(partitions);
+        let mut waiting = self.stats.waiting_for_newer.lock().expect("waiting lock");
+        for partition in partitions {
+            waiting.remove(partition);
+        }
+        drop(waiting);
         if self.manual_commits {
             commit(&positions);
         }

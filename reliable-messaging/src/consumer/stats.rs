@@ -6,13 +6,14 @@
 //! the consumer exists. Nor does it know how it is exported: `crate::service::endpoints::metrics` reads it at
 //! scrape time, for the service that chooses to serve it.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::consumer::stage_timings::StageTimings;
 use crate::dead_letter::HaltReason;
-use crate::kafka::group::{GroupGauges, PartitionLag};
+use crate::kafka::group::{GroupGauges, PartitionLag, TopicPartition};
 
 /// Counters of what the consumer did, for readiness, tests and `/metrics`.
 #[derive(Debug, Default)]
@@ -36,6 +37,12 @@ pub struct ConsumerStats {
     pub outages: AtomicU64,
     /// Why the consumer halted (dead-letter flood limit), if it did.
     pub halted: std::sync::Mutex<Option<HaltReason>>,
+    /// Partitions stopped before a message for a newer consumer (`Outcome::NewerThanConsumer`),
+    /// until a rebalance takes them or the consumer restarts.
+    pub waiting_for_newer: std::sync::Mutex<BTreeMap<TopicPartition, WaitingForNewer>>,
+    /// Messages taken that waited for a newer consumer instead of being settled (counted
+    /// again when fetched again).
+    pub held_for_newer: AtomicU64,
     /// Time per stage: the consumer's (`poll`, `handle`, `dead_letter`, `commit`) and any
     /// the handler records.
     pub stages: Arc<StageTimings>,
@@ -48,6 +55,15 @@ pub struct Outage {
     pub since: std::time::Instant,
 }
 
+/// Where a partition waits for a newer consumer, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingForNewer {
+    /// The first message it cannot read; nothing from it on is committed.
+    pub offset: i64,
+    /// The handler's reason, e.g. "needs a newer registration-service: ...".
+    pub reason: String,
+}
+
 /// How often [`ConsumerStats::consumer_lag`] is recomputed while the consumer runs.
 pub const LAG_REFRESH: Duration = Duration::from_secs(1);
 
@@ -57,10 +73,16 @@ impl ConsumerStats {
     /// now has to redeliver them; crash tests read it to prove a kill landed on such work.
     /// The batch prefetched while another one is handled is not counted until it is taken.
     pub fn in_flight(&self) -> u64 {
-        let settled = [&self.done, &self.rejected, &self.dead_lettered_transient, &self.dead_lettered_permanent]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum::<u64>();
+        let settled = [
+            &self.done,
+            &self.rejected,
+            &self.dead_lettered_transient,
+            &self.dead_lettered_permanent,
+            &self.held_for_newer,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum::<u64>();
         self.consumed.load(Ordering::Relaxed).saturating_sub(settled)
     }
 
@@ -71,6 +93,19 @@ impl ConsumerStats {
         }
         if let Some(outage) = self.outage.lock().expect("outage lock").as_ref() {
             return Err(format!("paused: {} down for {} s", outage.dependency, outage.since.elapsed().as_secs()));
+        }
+        let waiting = self.waiting_for_newer.lock().expect("waiting lock");
+        if let Some((partition, wait)) = waiting.iter().next() {
+            // Still in the group and consuming the other partitions; not ready, so a rollout
+            // that waits on it shows.
+            return Err(format!(
+                "{} ({} partition(s) waiting, {}[{}] at offset {})",
+                wait.reason,
+                waiting.len(),
+                partition.topic,
+                partition.partition,
+                wait.offset
+            ));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use std::fmt;
 /// | `Failed(Transient)` | short in-place retry, then the dead-letter topic, then commit |
 /// | `Failed(Permanent)` | straight to the dead-letter topic marked permanent, where the DLQ worker parks it |
 /// | `DependencyDown` | nothing is dead-lettered: the consumer pauses, probes until the dependency answers, then handles the message again |
+/// | `NewerThanConsumer` | nothing is dead-lettered or committed: the consumer stops before the message on its partition (the rest flow on) until a newer instance takes the partition or this one restarts |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
@@ -24,6 +25,12 @@ pub enum Outcome {
     DependencyDown {
         dependency: String,
         message: String,
+    },
+    /// The message was written for a newer version of this consumer (a higher schema
+    /// version, an event type it does not know): not poison, but not for this build either.
+    /// Waiting loses nothing during a rolling deploy; parking would.
+    NewerThanConsumer {
+        reason: String,
     },
 }
 
@@ -39,6 +46,12 @@ impl Outcome {
     }
     pub fn dependency_down(dependency: impl Into<String>, message: impl Into<String>) -> Self {
         Outcome::DependencyDown { dependency: dependency.into(), message: message.into() }
+    }
+    pub fn newer_than_consumer(reason: impl Into<String>) -> Self {
+        Outcome::NewerThanConsumer { reason: reason.into() }
+    }
+    pub fn is_newer_than_consumer(&self) -> bool {
+        matches!(self, Outcome::NewerThanConsumer { .. })
     }
     pub fn is_dependency_down(&self) -> bool {
         matches!(self, Outcome::DependencyDown { .. })

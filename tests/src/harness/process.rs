@@ -40,9 +40,16 @@ pub fn binary_path(name: &str) -> PathBuf {
 impl ServiceProcess {
     /// Starts binary `name` with `env` on top of the test's environment, logging JSON.
     pub fn spawn(name: &str, env: &[(&str, String)]) -> ServiceProcess {
+        Self::spawn_with_args(name, env, &[])
+    }
+
+    /// Like [`ServiceProcess::spawn`], with command-line `args` (a subcommand, or a hidden
+    /// test-only flag such as the registration-service's `--max-schema-version`).
+    pub fn spawn_with_args(name: &str, env: &[(&str, String)], args: &[&str]) -> ServiceProcess {
         let mut env = env.to_vec();
         env.push(("LOG_FORMAT", "json".to_owned()));
-        let process = ChildProcess::spawn(name, &binary_path(name), &[], &env, &target_dir().join("test-logs"))
+        let logs = target_dir().join("test-logs");
+        let process = ChildProcess::spawn_with_args(name, &binary_path(name), &[], args, &env, &logs)
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         ServiceProcess { name: name.to_owned(), log_path: process.log_path.clone(), process }
     }

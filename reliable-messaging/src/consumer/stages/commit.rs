@@ -35,15 +35,17 @@ pub(crate) fn committable(len: usize, settled: &Settled) -> usize {
 }
 
 impl Commit {
-    /// Commits what [`committable`] allows of a settled batch.
-    pub(crate) fn settled(&self, batch: &Batch, settled: &Settled) {
+    /// Commits what [`committable`] allows of a settled batch, except the `held` positions
+    /// (messages waiting for a newer consumer, and so everything after them in their partition).
+    pub(crate) fn settled(&self, batch: &Batch, settled: &Settled, held: &[usize]) {
         if !self.manual {
             return;
         }
         match committable(batch.deliveries.len(), settled) {
             0 => {}
-            n if n == batch.deliveries.len() => self.commit(batch),
-            n => self.commit(&batch.prefix(n)),
+            n if n == batch.deliveries.len() && held.is_empty() => self.commit(batch),
+            n if held.is_empty() => self.commit(&batch.prefix(n)),
+            n => self.commit(&batch.prefix_except(n, held)),
         }
     }
 
@@ -200,5 +202,17 @@ mod tests {
         assert_eq!(ownership.advance(&halted.positions), vec![at(0, 12), at(1, 21)], "offset 21 stays uncommitted");
         assert_eq!(committable(4, &Settled::Interrupted), 0, "an interrupted batch commits nothing");
         assert_eq!(committable(4, &Settled::Durable), 4);
+    }
+
+    #[test]
+    fn messages_waiting_for_a_newer_consumer_are_never_committed() {
+        let mut ownership = Ownership::default();
+        ownership.assign(&partitions(&[0, 1]));
+        let batch = polled(&ownership, &[(0, 10), (0, 11), (0, 12), (1, 20)]);
+        // Offset 11 is for a newer consumer, 12 waits behind it; partition 1 flows on.
+        let part = batch.prefix_except(4, &[1, 2]);
+        assert_eq!(ownership.advance(&part.positions), vec![at(0, 11), at(1, 21)], "partition 0 stops before 11");
+        let part = batch.prefix_except(4, &[0, 1, 2]);
+        assert_eq!(ownership.advance(&part.positions), vec![at(1, 21)], "nothing for partition 0, all of it waits");
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
+use super::newer::WaitForNewer;
 use super::outage::RideOut;
 use crate::consumer::batch::PreparedChunks;
 use crate::consumer::partition_chunks::partition_chunks;
@@ -62,6 +63,7 @@ pub(crate) struct Handle<H> {
     pub(crate) outage_policy: OutagePolicy,
     pub(crate) partition_concurrency: usize,
     pub(crate) ride_out: RideOut,
+    pub(crate) wait_for_newer: WaitForNewer,
     pub(crate) stats: Arc<ConsumerStats>,
 }
 
@@ -86,6 +88,12 @@ impl<H: Handler> Handle<H> {
         Ok(Some(outcomes))
     }
 
+    /// Stops each partition before its first message for a newer consumer; returns the
+    /// positions that wait (see `newer.rs`): the settle and commit stages leave them alone.
+    pub(crate) fn hold_for_newer(&self, batch: &[Delivery], outcomes: &mut [Outcome]) -> Vec<usize> {
+        self.wait_for_newer.hold(batch, outcomes)
+    }
+
     /// Calls the handler; transient failures are retried in place a few times with backoff.
     /// `prepared` (empty when the batch was not prepared) serves the first call, if that call
     /// is for the whole batch.
@@ -95,7 +103,10 @@ impl<H: Handler> Handle<H> {
         mut prepared: PreparedChunks,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Outcome>, ConsumerError> {
-        let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(outcome_without_handling).collect();
+        let mut outcomes: Vec<Option<Outcome>> = batch
+            .iter()
+            .map(|d| self.wait_for_newer.outcome_without_handling(d).or_else(|| outcome_without_handling(d)))
+            .collect();
         let mut pending: Vec<usize> = (0..batch.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {

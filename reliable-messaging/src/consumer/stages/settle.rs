@@ -52,6 +52,10 @@ pub(crate) struct Routing<'a> {
 pub(crate) fn route<'a>(outcomes: &'a [Outcome], guard: &mut FloodGuard) -> Routing<'a> {
     let mut routing = Routing { done: 0, rejected: Vec::new(), dead_letters: Vec::new(), halt: None };
     for (i, outcome) in outcomes.iter().enumerate() {
+        // Neither settled nor a failure: it waits for a newer consumer (`newer.rs`).
+        if outcome.is_newer_than_consumer() {
+            continue;
+        }
         let permanent = match outcome {
             Outcome::Failed(f) if f.kind == FailureKind::Permanent => Some(f.message.as_str()),
             _ => None,
@@ -65,6 +69,7 @@ pub(crate) fn route<'a>(outcomes: &'a [Outcome], guard: &mut FloodGuard) -> Rout
             Outcome::Rejected { reason } => routing.rejected.push((i, reason.as_str())),
             Outcome::Failed(failure) => routing.dead_letters.push((i, failure)),
             Outcome::DependencyDown { .. } => unreachable!("outages are ridden out before outcomes are settled"),
+            Outcome::NewerThanConsumer { .. } => unreachable!("skipped above"),
         }
     }
     routing
