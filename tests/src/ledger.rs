@@ -92,6 +92,12 @@ impl LedgerReport {
     pub fn assert_clean(&self) {
         assert!(self.is_clean(), "ledger violated: {self}");
     }
+
+    /// Stored rows beyond the 202s whose request was not among `may_be_recorded` (answered "may
+    /// have been recorded"): each is a row its client was told was not accepted.
+    pub fn stored_but_answered_not_accepted(&self, may_be_recorded: &[Uuid]) -> Vec<Uuid> {
+        self.unexpected.iter().filter(|id| !may_be_recorded.contains(id)).copied().collect()
+    }
 }
 
 impl fmt::Display for LedgerReport {

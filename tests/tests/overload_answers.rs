@@ -124,7 +124,7 @@ async fn under_a_flood_every_stored_row_was_answered_202_or_may_have_been_record
     let may_be: Vec<Uuid> = answers.iter().filter(|a| a.may_be_recorded()).filter_map(|a| a.request_id).collect();
     // ... and every stored row was answered 202 or "may have been recorded"; a row behind a
     // "not accepted" (a timeout, an overload) would be a lie told to its client.
-    let untrue: Vec<Uuid> = report.unexpected.iter().filter(|id| !may_be.contains(id)).copied().collect();
+    let untrue = report.stored_but_answered_not_accepted(&may_be);
     assert!(report.lost.is_empty() && report.duplicated.is_empty() && report.mismatched.is_empty(), "{report}");
     assert!(
         untrue.is_empty(),

@@ -240,17 +240,7 @@ mod tests {
     }
 
     fn delivery(headers: Vec<Header>) -> Delivery {
-        Delivery {
-            topic: "t".to_owned(),
-            partition: 0,
-            offset: 0,
-            key: None,
-            payload: None,
-            headers,
-            timestamp_ms: None,
-            retry: None,
-            retry_metadata_error: None,
-        }
+        Delivery { headers, ..Delivery::empty_at("t", 0, 0) }
     }
 
     #[test]

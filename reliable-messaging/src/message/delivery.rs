@@ -30,6 +30,22 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// An empty record at `topic`/`partition`@`offset`, for the stages' unit tests.
+    #[cfg(test)]
+    pub(crate) fn empty_at(topic: &str, partition: i32, offset: i64) -> Self {
+        Delivery {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            key: None,
+            payload: None,
+            headers: Vec::new(),
+            timestamp_ms: None,
+            retry: None,
+            retry_metadata_error: None,
+        }
+    }
+
     /// Copies a record out of the consumer's buffer and decodes its retry metadata.
     pub fn from_message<M: Message>(message: &M) -> Self {
         let headers = message

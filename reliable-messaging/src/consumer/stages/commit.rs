@@ -120,17 +120,7 @@ mod tests {
     }
 
     fn delivery(partition: i32, offset: i64) -> Delivery {
-        Delivery {
-            topic: "t".into(),
-            partition,
-            offset,
-            key: None,
-            payload: None,
-            headers: Vec::new(),
-            timestamp_ms: None,
-            retry: None,
-            retry_metadata_error: None,
-        }
+        Delivery::empty_at("t", partition, offset)
     }
 
     /// A batch of `(partition, offset)` polled under the current assignment.
